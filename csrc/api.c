@@ -1,0 +1,155 @@
+/* api.c — the public entry points. Each checks its sizes and pointers (a bad call returns a status,
+ * never crashes) and then runs the kernel of the ISA level in use. */
+#include <stddef.h>
+
+#include "kernels.h"
+#include "train_vocab.h"
+
+extern const tv_kernels* tv_active;
+
+#define CHECK(cond, code) \
+  do {                    \
+    if (!(cond)) return code; \
+  } while (0)
+#define NEED(p) CHECK((p) != NULL, TV_E_NULL)
+#define POS(n) CHECK((n) > 0, TV_E_SIZE)
+/* Products of int sizes must stay addressable; 2^40 floats is far beyond any model here. */
+#define FITS(prod) CHECK((prod) < ((int64_t)1 << 40), TV_E_SIZE)
+
+int tv_matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
+                      int K, int N) {
+  NEED(out); NEED(inp); NEED(weight);
+  POS(M); POS(K); POS(N);
+  FITS((int64_t)M * K); FITS((int64_t)M * N); FITS((int64_t)N * K);
+  tv_active->matmul_forward(out, inp, weight, bias, M, K, N);
+  return TV_OK;
+}
+
+int tv_matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                       const float* inp, const float* weight, int M, int K, int N) {
+  NEED(dout);
+  POS(M); POS(K); POS(N);
+  FITS((int64_t)M * K); FITS((int64_t)M * N); FITS((int64_t)N * K);
+  if (dinp) NEED(weight);
+  if (dweight) NEED(inp);
+  tv_active->matmul_backward(dinp, dweight, dbias, dout, inp, weight, M, K, N);
+  return TV_OK;
+}
+
+int tv_layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                         const float* weight, const float* bias, int M, int C) {
+  NEED(out); NEED(mean); NEED(rstd); NEED(inp); NEED(weight); NEED(bias);
+  POS(M); POS(C); FITS((int64_t)M * C);
+  tv_active->layernorm_forward(out, mean, rstd, inp, weight, bias, M, C);
+  return TV_OK;
+}
+
+int tv_layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                          const float* inp, const float* weight, const float* mean,
+                          const float* rstd, int M, int C) {
+  NEED(dinp); NEED(dout); NEED(inp); NEED(weight); NEED(mean); NEED(rstd);
+  POS(M); POS(C); FITS((int64_t)M * C);
+  tv_active->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, M, C);
+  return TV_OK;
+}
+
+int tv_gelu_forward(float* out, const float* inp, int64_t N) {
+  NEED(out); NEED(inp); POS(N); FITS(N);
+  tv_active->gelu_forward(out, inp, N);
+  return TV_OK;
+}
+
+int tv_gelu_backward(float* dinp, const float* inp, const float* dout, int64_t N) {
+  NEED(dinp); NEED(inp); NEED(dout); POS(N); FITS(N);
+  tv_active->gelu_backward(dinp, inp, dout, N);
+  return TV_OK;
+}
+
+int tv_residual_forward(float* out, const float* a, const float* b, int64_t N) {
+  NEED(out); NEED(a); NEED(b); POS(N); FITS(N);
+  tv_active->residual_forward(out, a, b, N);
+  return TV_OK;
+}
+
+int tv_residual_backward(float* da, float* db, const float* dout, int64_t N) {
+  NEED(dout); POS(N); FITS(N);
+  tv_active->residual_backward(da, db, dout, N);
+  return TV_OK;
+}
+
+static int tokens_in_range(const int32_t* tokens, int64_t n, int V) {
+  for (int64_t i = 0; i < n; i++)
+    if (tokens[i] < 0 || tokens[i] >= V) return 0;
+  return 1;
+}
+
+int tv_encoder_forward(float* out, const int32_t* tokens, const float* wte, const float* wpe,
+                       int B, int T, int C, int V, int maxT) {
+  NEED(out); NEED(tokens); NEED(wte); NEED(wpe);
+  POS(B); POS(T); POS(C); POS(V); POS(maxT);
+  CHECK(T <= maxT, TV_E_SIZE);
+  FITS((int64_t)B * T * C); FITS((int64_t)V * C);
+  CHECK(tokens_in_range(tokens, (int64_t)B * T, V), TV_E_RANGE);
+  tv_active->encoder_forward(out, tokens, wte, wpe, B, T, C);
+  return TV_OK;
+}
+
+int tv_encoder_backward(float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B,
+                        int T, int C, int V, int maxT) {
+  NEED(dout); NEED(tokens);
+  POS(B); POS(T); POS(C); POS(V); POS(maxT);
+  CHECK(T <= maxT, TV_E_SIZE);
+  FITS((int64_t)B * T * C); FITS((int64_t)V * C);
+  CHECK(tokens_in_range(tokens, (int64_t)B * T, V), TV_E_RANGE);
+  tv_active->encoder_backward(dwte, dwpe, dout, tokens, B, T, C, V);
+  return TV_OK;
+}
+
+int tv_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int C, int H) {
+  NEED(out); NEED(lse); NEED(qkv);
+  POS(B); POS(T); POS(C); POS(H);
+  CHECK(C % H == 0, TV_E_SIZE);
+  FITS((int64_t)B * T * 3 * C);
+  tv_active->attention_forward(out, lse, qkv, B, T, C, H);
+  return TV_OK;
+}
+
+int tv_attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
+                          const float* lse, int B, int T, int C, int H) {
+  NEED(dqkv); NEED(dout); NEED(qkv); NEED(out); NEED(lse);
+  POS(B); POS(T); POS(C); POS(H);
+  CHECK(C % H == 0, TV_E_SIZE);
+  FITS((int64_t)B * T * 3 * C);
+  tv_active->attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H);
+  return TV_OK;
+}
+
+int tv_crossentropy_forward_backward(float* losses, float* dlogits, const float* logits,
+                                     const int32_t* targets, int M, int V, float dloss) {
+  NEED(losses); NEED(logits); NEED(targets);
+  POS(M); POS(V); FITS((int64_t)M * V);
+  for (int m = 0; m < M; m++) CHECK(targets[m] < V, TV_E_RANGE);
+  tv_active->crossentropy_forward_backward(losses, dlogits, logits, targets, M, V, dloss);
+  return TV_OK;
+}
+
+int tv_adamw_step(float* params, float* m, float* v, const float* grads, int64_t N, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, int t) {
+  NEED(params); NEED(m); NEED(v); NEED(grads);
+  POS(N); FITS(N);
+  CHECK(t >= 1, TV_E_SIZE);
+  tv_active->adamw_step(params, m, v, grads, N, lr, beta1, beta2, eps, weight_decay, t);
+  return TV_OK;
+}
+
+int tv_sum_squares(double* out, const float* x, int64_t N) {
+  NEED(out); NEED(x); POS(N); FITS(N);
+  tv_active->sum_squares(out, x, N);
+  return TV_OK;
+}
+
+int tv_scale(float* x, int64_t N, float s) {
+  NEED(x); POS(N); FITS(N);
+  tv_active->scale(x, N, s);
+  return TV_OK;
+}

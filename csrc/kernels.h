@@ -1,0 +1,64 @@
+/* kernels.h — the per-ISA kernel table. Every file in csrc/isa/ is compiled once per ISA level
+ * (portable, avx2, avx512) with that level's compiler flags; TV_FN(name) gives each copy its own
+ * symbol (tv_k_<name>_<isa>). The public entry points in api.c validate sizes and pointers and then
+ * call through the table of the level in use, so kernels themselves assume valid arguments. */
+#ifndef TV_KERNELS_H
+#define TV_KERNELS_H
+#include <stdint.h>
+
+#define TV_CAT2(a, b) a##b
+#define TV_CAT(a, b) TV_CAT2(a, b)
+#ifdef TV_ISA_SUFFIX
+#define TV_FN(name) TV_CAT(tv_k_##name, TV_ISA_SUFFIX)
+#endif
+
+/* One X-macro list of every kernel: name, parameter list. */
+#define TV_KERNEL_LIST(X)                                                                          \
+  X(matmul_forward, (float* out, const float* inp, const float* weight, const float* bias, int M,  \
+                     int K, int N))                                                                \
+  X(matmul_backward, (float* dinp, float* dweight, float* dbias, const float* dout,                \
+                      const float* inp, const float* weight, int M, int K, int N))                 \
+  X(layernorm_forward, (float* out, float* mean, float* rstd, const float* inp,                    \
+                        const float* weight, const float* bias, int M, int C))                     \
+  X(layernorm_backward, (float* dinp, float* dweight, float* dbias, const float* dout,             \
+                         const float* inp, const float* weight, const float* mean,                 \
+                         const float* rstd, int M, int C))                                         \
+  X(gelu_forward, (float* out, const float* inp, int64_t N))                                       \
+  X(gelu_backward, (float* dinp, const float* inp, const float* dout, int64_t N))                  \
+  X(residual_forward, (float* out, const float* a, const float* b, int64_t N))                     \
+  X(residual_backward, (float* da, float* db, const float* dout, int64_t N))                       \
+  X(encoder_forward, (float* out, const int32_t* tokens, const float* wte, const float* wpe,       \
+                      int B, int T, int C))                                                        \
+  X(encoder_backward, (float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B,  \
+                       int T, int C, int V))                                                       \
+  X(attention_forward, (float* out, float* lse, const float* qkv, int B, int T, int C, int H))     \
+  X(attention_backward, (float* dqkv, const float* dout, const float* qkv, const float* out,       \
+                         const float* lse, int B, int T, int C, int H))                            \
+  X(crossentropy_forward_backward, (float* losses, float* dlogits, const float* logits,            \
+                                    const int32_t* targets, int M, int V, float dloss))            \
+  X(adamw_step, (float* params, float* m, float* v, const float* grads, int64_t N, float lr,       \
+                 float beta1, float beta2, float eps, float weight_decay, int t))                  \
+  X(sum_squares, (double* out, const float* x, int64_t N))                                         \
+  X(scale, (float* x, int64_t N, float s))
+
+typedef struct tv_kernels {
+#define TV_FIELD(name, params) void(*name) params;
+  TV_KERNEL_LIST(TV_FIELD)
+#undef TV_FIELD
+} tv_kernels;
+
+/* Declarations of every ISA's copies (weak: a level whose copy is missing has a NULL entry). */
+#define TV_DECLARE_ISA(suffix)                                                                     \
+  TV_KERNEL_LIST(TV_DECL_ONE_##suffix)
+#define TV_DECL_ONE_portable(name, params) void tv_k_##name##_portable params __attribute__((weak));
+#define TV_DECL_ONE_avx2(name, params) void tv_k_##name##_avx2 params __attribute__((weak));
+#define TV_DECL_ONE_avx512(name, params) void tv_k_##name##_avx512 params __attribute__((weak));
+
+#ifdef TV_ISA_SUFFIX
+/* Inside an ISA file: declare this level's copies with their real (strong) definitions to come. */
+#define TV_DECL_THIS(name, params) void TV_FN(name) params;
+TV_KERNEL_LIST(TV_DECL_THIS)
+#undef TV_DECL_THIS
+#endif
+
+#endif

@@ -1,0 +1,180 @@
+/* threads.c — one pool of worker threads shared by every kernel.
+ * Workers spin briefly between jobs (kernels come back to back during a training step, and a futex
+ * wake costs more than most small kernels), then sleep on a condition variable. */
+#define _GNU_SOURCE
+#include "threads.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "train_vocab.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+#define TV_MAX_THREADS 256
+#define SPIN_ROUNDS 20000
+
+static struct {
+  int nthreads; /* including the calling thread */
+  pthread_t workers[TV_MAX_THREADS];
+  _Atomic uint64_t generation;
+  _Atomic int pending;
+  _Atomic int quit;
+  tv_job_fn fn;
+  void* ctx;
+  pthread_mutex_t mu;
+  pthread_cond_t wake;
+  int sleepers; /* guarded by mu */
+} pool = {.nthreads = 0, .mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
+static _Thread_local int inside_job = 0;
+
+static void* worker_main(void* arg) {
+  int tid = (int)(intptr_t)arg;
+  uint64_t seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+  for (;;) {
+    uint64_t gen;
+    int spins = 0;
+    while ((gen = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen &&
+           !atomic_load_explicit(&pool.quit, memory_order_acquire)) {
+      if (++spins < SPIN_ROUNDS) {
+        cpu_relax();
+        continue;
+      }
+      pthread_mutex_lock(&pool.mu);
+      pool.sleepers++;
+      while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen &&
+             !atomic_load_explicit(&pool.quit, memory_order_acquire))
+        pthread_cond_wait(&pool.wake, &pool.mu);
+      pool.sleepers--;
+      pthread_mutex_unlock(&pool.mu);
+    }
+    if (atomic_load_explicit(&pool.quit, memory_order_acquire)) return NULL;
+    seen = gen;
+    inside_job = 1;
+    pool.fn(pool.ctx, tid, pool.nthreads);
+    inside_job = 0;
+    atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel);
+  }
+}
+
+static void stop_workers(void) {
+  if (pool.nthreads <= 1) return;
+  atomic_store_explicit(&pool.quit, 1, memory_order_release);
+  pthread_mutex_lock(&pool.mu);
+  pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.mu);
+  for (int i = 1; i < pool.nthreads; i++) pthread_join(pool.workers[i], NULL);
+  atomic_store_explicit(&pool.quit, 0, memory_order_release);
+}
+
+static int start_workers(int n) {
+  pool.nthreads = 1;
+  for (int i = 1; i < n; i++) {
+    if (pthread_create(&pool.workers[i], NULL, worker_main, (void*)(intptr_t)i) != 0) break;
+    pool.nthreads = i + 1;
+  }
+  return pool.nthreads;
+}
+
+static int default_threads(void) {
+  const char* env = getenv("TRAIN_VOCAB_THREADS");
+  if (env && *env) {
+    int n = atoi(env);
+    if (n >= 1 && n <= TV_MAX_THREADS) return n;
+  }
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n >= 1) return n > TV_MAX_THREADS ? TV_MAX_THREADS : n;
+  }
+#endif
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 1) n = 1;
+  return n > TV_MAX_THREADS ? TV_MAX_THREADS : (int)n;
+}
+
+static void ensure_pool(void) {
+  if (pool.nthreads == 0) start_workers(default_threads());
+}
+
+int tv_threads_set(int n) {
+  if (n < 1 || n > TV_MAX_THREADS) return TV_E_SIZE;
+  pthread_mutex_lock(&run_lock);
+  if (pool.nthreads != n) {
+    stop_workers();
+    start_workers(n);
+  }
+  pthread_mutex_unlock(&run_lock);
+  return TV_OK;
+}
+
+int tv_threads_get(void) {
+  pthread_mutex_lock(&run_lock);
+  ensure_pool();
+  int n = pool.nthreads;
+  pthread_mutex_unlock(&run_lock);
+  return n;
+}
+
+int tv_pool_threads(void) { return inside_job ? pool.nthreads : tv_threads_get(); }
+
+void tv_parallel_run(tv_job_fn fn, void* ctx) {
+  if (inside_job) {
+    fn(ctx, 0, 1);
+    return;
+  }
+  pthread_mutex_lock(&run_lock);
+  ensure_pool();
+  if (pool.nthreads == 1) {
+    pthread_mutex_unlock(&run_lock);
+    inside_job = 1;
+    fn(ctx, 0, 1);
+    inside_job = 0;
+    return;
+  }
+  pool.fn = fn;
+  pool.ctx = ctx;
+  atomic_store_explicit(&pool.pending, pool.nthreads - 1, memory_order_release);
+  atomic_fetch_add_explicit(&pool.generation, 1, memory_order_acq_rel);
+  pthread_mutex_lock(&pool.mu);
+  if (pool.sleepers) pthread_cond_broadcast(&pool.wake);
+  pthread_mutex_unlock(&pool.mu);
+  inside_job = 1;
+  fn(ctx, 0, pool.nthreads);
+  inside_job = 0;
+  while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) cpu_relax();
+  pthread_mutex_unlock(&run_lock);
+}
+
+typedef struct {
+  tv_range_fn fn;
+  void* ctx;
+  int64_t n;
+} range_job;
+
+static void range_body(void* arg, int tid, int nthreads) {
+  range_job* job = (range_job*)arg;
+  int64_t begin = job->n * tid / nthreads, end = job->n * (tid + 1) / nthreads;
+  if (end > begin) job->fn(job->ctx, begin, end);
+}
+
+void tv_parallel_for(int64_t n, tv_range_fn fn, void* ctx) {
+  if (n <= 0) return;
+  if (n == 1 || inside_job) {
+    fn(ctx, 0, n);
+    return;
+  }
+  range_job job = {fn, ctx, n};
+  tv_parallel_run(range_body, &job);
+}

@@ -1,0 +1,288 @@
+/**
+ * The native kernel library, loaded through bun:ffi: one symbol table, typed wrappers that check
+ * buffer lengths before any pointer crosses into C, and a clear error when the library is missing.
+ *
+ * The library is imported `with { type: "file" }` so that `bun build --compile` embeds it in the
+ * standalone executable; TRAIN_VOCAB_LIB points at another build (the sanitizer build in tests).
+ */
+import { dlopen, FFIType } from "bun:ffi";
+import { UserError } from "./errors.ts";
+
+const { ptr, i32, i64, f32, cstring } = FFIType;
+
+const symbols = {
+  tv_isa_best: { args: [], returns: i32 },
+  tv_isa_current: { args: [], returns: i32 },
+  tv_isa_set: { args: [i32], returns: i32 },
+  tv_isa_name: { args: [i32], returns: cstring },
+  tv_cpu_features: { args: [], returns: cstring },
+  tv_has_bf16: { args: [], returns: i32 },
+  tv_threads_set: { args: [i32], returns: i32 },
+  tv_threads_get: { args: [], returns: i32 },
+  tv_matmul_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
+  tv_matmul_backward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
+  tv_layernorm_forward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32], returns: i32 },
+  tv_layernorm_backward: {
+    args: [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i32],
+    returns: i32,
+  },
+  tv_gelu_forward: { args: [ptr, ptr, i64], returns: i32 },
+  tv_gelu_backward: { args: [ptr, ptr, ptr, i64], returns: i32 },
+  tv_residual_forward: { args: [ptr, ptr, ptr, i64], returns: i32 },
+  tv_residual_backward: { args: [ptr, ptr, ptr, i64], returns: i32 },
+  tv_encoder_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
+  tv_encoder_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
+  tv_attention_forward: { args: [ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
+  tv_attention_backward: { args: [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
+  tv_crossentropy_forward_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, f32], returns: i32 },
+  tv_adamw_step: {
+    args: [ptr, ptr, ptr, ptr, i64, f32, f32, f32, f32, f32, i32],
+    returns: i32,
+  },
+  tv_sum_squares: { args: [ptr, ptr, i64], returns: i32 },
+  tv_scale: { args: [ptr, i64, f32], returns: i32 },
+} as const;
+
+async function libraryPath(): Promise<string> {
+  const override = process.env.TRAIN_VOCAB_LIB;
+  if (override) return override;
+  try {
+    if (process.platform === "darwin") {
+      return (await import("../build/libtrain_vocab.dylib", { with: { type: "file" } })).default;
+    }
+    return (await import("../build/libtrain_vocab.so", { with: { type: "file" } })).default;
+  } catch {
+    throw new UserError(
+      "The native library build/libtrain_vocab is missing. Build it with `make` in the project folder " +
+        "(it needs a C compiler and make), then run the command again.",
+    );
+  }
+}
+
+const lib = dlopen(await libraryPath(), symbols);
+const S = lib.symbols;
+
+export type Isa = "portable" | "avx2" | "avx512";
+export const ISA_LEVELS: readonly Isa[] = ["portable", "avx2", "avx512"];
+
+/** A kernel refused its arguments: a bug in the caller, never user input. */
+export class NativeError extends Error {
+  constructor(kernel: string, status: number) {
+    const what: Record<number, string> = {
+      [-1]: "bad sizes",
+      [-2]: "a required buffer is missing",
+      [-3]: "ISA level not supported",
+      [-4]: "an index is out of range",
+    };
+    super(`${kernel} failed: ${what[status] ?? `status ${status}`}`);
+    this.name = "NativeError";
+  }
+}
+
+function check(kernel: string, status: number): void {
+  if (status !== 0) throw new NativeError(kernel, status);
+}
+
+function need(kernel: string, name: string, buf: ArrayBufferView | null, elements: number): void {
+  if (buf === null) return;
+  const length = (buf as Float32Array).length;
+  if (length < elements) {
+    throw new RangeError(`${kernel}: ${name} holds ${length} elements, needs ${elements}`);
+  }
+}
+
+function positive(kernel: string, sizes: Record<string, number>): void {
+  for (const [name, n] of Object.entries(sizes)) {
+    if (!Number.isInteger(n) || n <= 0) throw new RangeError(`${kernel}: ${name} = ${n} must be a positive integer`);
+  }
+}
+
+// ---- runtime ------------------------------------------------------------------------------
+
+export function isaBest(): Isa {
+  return ISA_LEVELS[S.tv_isa_best()]!;
+}
+export function isaCurrent(): Isa {
+  return ISA_LEVELS[S.tv_isa_current()]!;
+}
+/** Switch the kernel table; throws if the CPU or build lacks that level. */
+export function setIsa(isa: Isa): void {
+  check("tv_isa_set", S.tv_isa_set(ISA_LEVELS.indexOf(isa)));
+}
+/** Every level this machine can run, lowest first. */
+export function supportedIsas(): Isa[] {
+  return ISA_LEVELS.slice(0, S.tv_isa_best() + 1);
+}
+export function cpuFeatures(): string {
+  return String(S.tv_cpu_features());
+}
+export function hasBf16(): boolean {
+  return S.tv_has_bf16() === 1;
+}
+export function setThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError(`threads must be 1..256, got ${n}`);
+  check("tv_threads_set", S.tv_threads_set(n));
+}
+export function getThreads(): number {
+  return S.tv_threads_get();
+}
+
+// ---- kernels (shapes as in csrc/train_vocab.h) ----------------------------------------------
+
+export function matmulForward(
+  out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null,
+  M: number, K: number, N: number,
+): void {
+  const k = "matmul_forward";
+  positive(k, { M, K, N });
+  need(k, "out", out, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K); need(k, "bias", bias, N);
+  check(k, S.tv_matmul_forward(out, inp, weight, bias, M, K, N));
+}
+
+export function matmulBackward(
+  dinp: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null,
+  dout: Float32Array, inp: Float32Array, weight: Float32Array, M: number, K: number, N: number,
+): void {
+  const k = "matmul_backward";
+  positive(k, { M, K, N });
+  need(k, "dinp", dinp, M * K); need(k, "dweight", dweight, N * K); need(k, "dbias", dbias, N);
+  need(k, "dout", dout, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K);
+  check(k, S.tv_matmul_backward(dinp, dweight, dbias, dout, inp, weight, M, K, N));
+}
+
+export function layernormForward(
+  out: Float32Array, mean: Float32Array, rstd: Float32Array, inp: Float32Array,
+  weight: Float32Array, bias: Float32Array, M: number, C: number,
+): void {
+  const k = "layernorm_forward";
+  positive(k, { M, C });
+  need(k, "out", out, M * C); need(k, "mean", mean, M); need(k, "rstd", rstd, M);
+  need(k, "inp", inp, M * C); need(k, "weight", weight, C); need(k, "bias", bias, C);
+  check(k, S.tv_layernorm_forward(out, mean, rstd, inp, weight, bias, M, C));
+}
+
+export function layernormBackward(
+  dinp: Float32Array, dweight: Float32Array | null, dbias: Float32Array | null, dout: Float32Array,
+  inp: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, M: number, C: number,
+): void {
+  const k = "layernorm_backward";
+  positive(k, { M, C });
+  need(k, "dinp", dinp, M * C); need(k, "dweight", dweight, C); need(k, "dbias", dbias, C);
+  need(k, "dout", dout, M * C); need(k, "inp", inp, M * C); need(k, "weight", weight, C);
+  need(k, "mean", mean, M); need(k, "rstd", rstd, M);
+  check(k, S.tv_layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, M, C));
+}
+
+export function geluForward(out: Float32Array, inp: Float32Array, N: number): void {
+  const k = "gelu_forward";
+  positive(k, { N });
+  need(k, "out", out, N); need(k, "inp", inp, N);
+  check(k, S.tv_gelu_forward(out, inp, N));
+}
+
+export function geluBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, N: number): void {
+  const k = "gelu_backward";
+  positive(k, { N });
+  need(k, "dinp", dinp, N); need(k, "inp", inp, N); need(k, "dout", dout, N);
+  check(k, S.tv_gelu_backward(dinp, inp, dout, N));
+}
+
+export function residualForward(out: Float32Array, a: Float32Array, b: Float32Array, N: number): void {
+  const k = "residual_forward";
+  positive(k, { N });
+  need(k, "out", out, N); need(k, "a", a, N); need(k, "b", b, N);
+  check(k, S.tv_residual_forward(out, a, b, N));
+}
+
+export function residualBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, N: number): void {
+  const k = "residual_backward";
+  positive(k, { N });
+  need(k, "da", da, N); need(k, "db", db, N); need(k, "dout", dout, N);
+  check(k, S.tv_residual_backward(da, db, dout, N));
+}
+
+export function encoderForward(
+  out: Float32Array, tokens: Int32Array, wte: Float32Array, wpe: Float32Array,
+  B: number, T: number, C: number, V: number, maxT: number,
+): void {
+  const k = "encoder_forward";
+  positive(k, { B, T, C, V, maxT });
+  need(k, "out", out, B * T * C); need(k, "tokens", tokens, B * T);
+  need(k, "wte", wte, V * C); need(k, "wpe", wpe, maxT * C);
+  check(k, S.tv_encoder_forward(out, tokens, wte, wpe, B, T, C, V, maxT));
+}
+
+export function encoderBackward(
+  dwte: Float32Array | null, dwpe: Float32Array | null, dout: Float32Array, tokens: Int32Array,
+  B: number, T: number, C: number, V: number, maxT: number,
+): void {
+  const k = "encoder_backward";
+  positive(k, { B, T, C, V, maxT });
+  need(k, "dwte", dwte, V * C); need(k, "dwpe", dwpe, maxT * C);
+  need(k, "dout", dout, B * T * C); need(k, "tokens", tokens, B * T);
+  check(k, S.tv_encoder_backward(dwte, dwpe, dout, tokens, B, T, C, V, maxT));
+}
+
+export function attentionForward(
+  out: Float32Array, lse: Float32Array, qkv: Float32Array, B: number, T: number, C: number, H: number,
+): void {
+  const k = "attention_forward";
+  positive(k, { B, T, C, H });
+  need(k, "out", out, B * T * C); need(k, "lse", lse, B * H * T); need(k, "qkv", qkv, B * T * 3 * C);
+  check(k, S.tv_attention_forward(out, lse, qkv, B, T, C, H));
+}
+
+export function attentionBackward(
+  dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array,
+  B: number, T: number, C: number, H: number,
+): void {
+  const k = "attention_backward";
+  positive(k, { B, T, C, H });
+  need(k, "dqkv", dqkv, B * T * 3 * C); need(k, "dout", dout, B * T * C); need(k, "qkv", qkv, B * T * 3 * C);
+  need(k, "out", out, B * T * C); need(k, "lse", lse, B * H * T);
+  check(k, S.tv_attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H));
+}
+
+/** losses[M] = per-row cross-entropy; dlogits (may be the logits buffer itself) is overwritten with
+ * the gradient of dloss·Σ losses, or skipped when null. Targets < 0 are ignored rows. */
+export function crossEntropyForwardBackward(
+  losses: Float32Array, dlogits: Float32Array | null, logits: Float32Array, targets: Int32Array,
+  M: number, V: number, dloss: number,
+): void {
+  const k = "crossentropy_forward_backward";
+  positive(k, { M, V });
+  need(k, "losses", losses, M); need(k, "dlogits", dlogits, M * V);
+  need(k, "logits", logits, M * V); need(k, "targets", targets, M);
+  check(k, S.tv_crossentropy_forward_backward(losses, dlogits, logits, targets, M, V, dloss));
+}
+
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+export function adamwStep(
+  params: Float32Array, m: Float32Array, v: Float32Array, grads: Float32Array, h: AdamWHyper, t: number,
+): void {
+  const k = "adamw_step";
+  const N = params.length;
+  positive(k, { N, t });
+  need(k, "m", m, N); need(k, "v", v, N); need(k, "grads", grads, N);
+  check(k, S.tv_adamw_step(params, m, v, grads, N, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, t));
+}
+
+const sumSquaresOut = new Float64Array(1);
+/** Σ x² in double, thread-count independent. */
+export function sumSquares(x: Float32Array): number {
+  if (x.length === 0) return 0;
+  check("sum_squares", S.tv_sum_squares(sumSquaresOut, x, x.length));
+  return sumSquaresOut[0]!;
+}
+
+export function scale(x: Float32Array, s: number): void {
+  if (x.length === 0) return;
+  check("scale", S.tv_scale(x, x.length, s));
+}
