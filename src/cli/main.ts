@@ -1,0 +1,71 @@
+/** The cac program: global options, command registration, and the one place errors are printed. */
+import { cac, type CAC } from "cac";
+import pc from "picocolors";
+import { UserError } from "../errors.ts";
+import { registerDoctor, versionLine } from "./doctor.ts";
+import { suggestOption } from "./suggest.ts";
+
+export type Register = (cli: CAC) => void;
+
+/** Each command module adds its commands here (one line each). */
+async function registrations(): Promise<Register[]> {
+  const list: Register[] = [registerDoctor];
+  // command modules (keep one import per line):
+  return list;
+}
+
+export async function runCli(argv: string[]): Promise<void> {
+  const cli = cac("train_vocab");
+  for (const register of await registrations()) register(cli);
+  cli.help();
+  cli.option("-v, --version", "Show the version, CPU features, chosen ISA level and threads");
+  try {
+    const parsed = cli.parse(argv, { run: false });
+    if (parsed.options.version && !parsed.options.help) {
+      console.log(await versionLine());
+      return;
+    }
+    if (!cli.matchedCommand && !parsed.options.help) {
+      if (parsed.args.length > 0) {
+        throw new UserError(`Unknown command "${parsed.args[0]}". Run \`train_vocab --help\` for the list of commands.`);
+      }
+      if (argv.length <= 2) {
+        cli.outputHelp();
+        return;
+      }
+    }
+    await cli.runMatchedCommand();
+  } catch (err) {
+    process.exitCode = reportError(err, cli);
+  }
+}
+
+/** Print an error the way users should see it; returns the exit code. */
+export function reportError(err: unknown, cli?: CAC): number {
+  if (err instanceof UserError) {
+    console.error(`${pc.red("error:")} ${err.message}`);
+    return 2;
+  }
+  if (err instanceof Error && err.name === "CACError") {
+    let message = err.message;
+    const unknown = /Unknown option `([^`]+)`/.exec(message);
+    if (unknown && cli) {
+      const known = knownOptions(cli);
+      const hint = suggestOption(unknown[1]!, known);
+      if (hint) message += ` — did you mean \`${hint}\`?`;
+    }
+    console.error(`${pc.red("error:")} ${message}\nRun \`train_vocab --help\` for the options.`);
+    return 2;
+  }
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  return 1;
+}
+
+function knownOptions(cli: CAC): string[] {
+  const names = new Set<string>();
+  const commands = cli.matchedCommand ? [cli.matchedCommand, cli.globalCommand] : [...cli.commands, cli.globalCommand];
+  for (const command of commands) {
+    for (const option of command.options) for (const name of option.names) names.add(`--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  }
+  return [...names];
+}
