@@ -59,7 +59,18 @@ async function libraryPath(): Promise<string> {
   }
 }
 
-const lib = dlopen(await libraryPath(), symbols);
+function open(path: string) {
+  try {
+    return dlopen(path, symbols);
+  } catch (err) {
+    throw new UserError(
+      `Cannot load the native library ${path}: ${err instanceof Error ? err.message : String(err)}. ` +
+        "Rebuild it with `make` in the project folder.",
+    );
+  }
+}
+
+const lib = open(await libraryPath());
 const S = lib.symbols;
 
 export type Isa = "portable" | "avx2" | "avx512";
