@@ -124,6 +124,16 @@ int tv_attention_backward(float* dqkv, const float* dout, const float* qkv, cons
   return TV_OK;
 }
 
+int tv_attention_decode(float* out, const float* q, const float* k_cache, const float* v_cache,
+                        int T, int C, int H) {
+  NEED(out); NEED(q); NEED(k_cache); NEED(v_cache);
+  POS(T); POS(C); POS(H);
+  CHECK(C % H == 0 && C / H <= TV_DECODE_MAX_HEAD_DIM, TV_E_SIZE);
+  FITS((int64_t)T * C);
+  tv_active->attention_decode(out, q, k_cache, v_cache, T, C, H);
+  return TV_OK;
+}
+
 int tv_crossentropy_forward_backward(float* losses, float* dlogits, const float* logits,
                                      const int32_t* targets, int M, int V, float dloss) {
   NEED(losses); NEED(logits); NEED(targets);

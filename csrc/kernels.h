@@ -12,6 +12,9 @@
 #define TV_FN(name) TV_CAT(tv_k_##name, TV_ISA_SUFFIX)
 #endif
 
+/* Largest head dimension (C/H) the decode kernel keeps on its stack. */
+#define TV_DECODE_MAX_HEAD_DIM 1024
+
 /* One X-macro list of every kernel: name, parameter list. */
 #define TV_KERNEL_LIST(X)                                                                          \
   X(matmul_forward, (float* out, const float* inp, const float* weight, const float* bias, int M,  \
@@ -39,7 +42,9 @@
   X(adamw_step, (float* params, float* m, float* v, const float* grads, int64_t N, float lr,       \
                  float beta1, float beta2, float eps, float weight_decay, int t))                  \
   X(sum_squares, (double* out, const float* x, int64_t N))                                         \
-  X(scale, (float* x, int64_t N, float s))
+  X(scale, (float* x, int64_t N, float s))                                                         \
+  X(attention_decode, (float* out, const float* q, const float* k_cache, const float* v_cache,     \
+                       int T, int C, int H))
 
 typedef struct tv_kernels {
 #define TV_FIELD(name, params) void(*name) params;

@@ -106,6 +106,12 @@ int tv_attention_forward(float* out, float* lse, const float* qkv, int B, int T,
 int tv_attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
                           const float* lse, int B, int T, int C, int H);
 
+/* One new token's attention against a KV cache (generation, batch 1): q[C] is the new query,
+ * k_cache[T,C] and v_cache[T,C] hold the keys and values of positions 0..T−1 (the new one last);
+ * out[C] = softmax(q·Kᵀ/√(C/H))·V per head. Head dimension C/H at most 1024. */
+int tv_attention_decode(float* out, const float* q, const float* k_cache, const float* v_cache,
+                        int T, int C, int H);
+
 /* ---- softmax + cross-entropy, fused with the logits gradient ------------------------------- */
 
 /* For each row m of logits[M,V]: losses[m] = logsumexp(logits[m]) − logits[m, targets[m]].

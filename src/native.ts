@@ -34,6 +34,7 @@ const symbols = {
   tv_encoder_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
   tv_attention_forward: { args: [ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
   tv_attention_backward: { args: [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
+  tv_attention_decode: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_crossentropy_forward_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, f32], returns: i32 },
   tv_adamw_step: {
     args: [ptr, ptr, ptr, ptr, i64, f32, f32, f32, f32, f32, i32],
@@ -252,6 +253,16 @@ export function attentionBackward(
   need(k, "dqkv", dqkv, B * T * 3 * C); need(k, "dout", dout, B * T * C); need(k, "qkv", qkv, B * T * 3 * C);
   need(k, "out", out, B * T * C); need(k, "lse", lse, B * H * T);
   check(k, S.tv_attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H));
+}
+
+/** One new token's attention over a KV cache of T positions (the new one last); batch 1. */
+export function attentionDecode(
+  out: Float32Array, q: Float32Array, kCache: Float32Array, vCache: Float32Array, T: number, C: number, H: number,
+): void {
+  const k = "attention_decode";
+  positive(k, { T, C, H });
+  need(k, "out", out, C); need(k, "q", q, C); need(k, "k_cache", kCache, T * C); need(k, "v_cache", vCache, T * C);
+  check(k, S.tv_attention_decode(out, q, kCache, vCache, T, C, H));
 }
 
 /** losses[M] = per-row cross-entropy; dlogits (may be the logits buffer itself) is overwritten with
