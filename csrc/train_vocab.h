@@ -134,6 +134,65 @@ int tv_sum_squares(double* out, const float* x, int64_t N);
 /* x[N] *= s */
 int tv_scale(float* x, int64_t N, float s);
 
+/* ---- byte-level BPE (tokenizer hot loops) ---- */
+/* Not numeric kernels: these allocate (and report failure) and keep state behind opaque handles.
+ * Pre-tokenization is the GPT-2 pattern over UTF-8; a byte that is not valid UTF-8 is a character
+ * of class OTHER. Results never depend on the thread count. */
+
+#define TV_E_BPE_NOMEM (-16)   /* an allocation failed */
+#define TV_E_BPE_CLASSES (-17) /* tv_bpe_set_classes was not called */
+#define TV_E_BPE_STATE (-18)   /* call out of order (count after prepare, merge before prepare) */
+
+#define TV_BPE_CODEPOINTS 0x110000
+#define TV_BPE_OTHER 0
+#define TV_BPE_LETTER 1 /* \p{L} */
+#define TV_BPE_NUMBER 2 /* \p{N} */
+#define TV_BPE_SPACE 3  /* White_Space */
+#define TV_BPE_KIND_BYTE 0
+#define TV_BPE_KIND_MERGE 1
+#define TV_BPE_KIND_SPECIAL 2
+#define TV_BPE_MAX_VOCAB (1 << 24)
+#define TV_BPE_MAX_TOKEN_BYTES (1 << 20)
+#define TV_BPE_STAT_WORDS_TOTAL 0
+#define TV_BPE_STAT_WORDS_DISTINCT 1
+#define TV_BPE_STAT_PAIRS 2
+#define TV_BPE_STAT_MERGES 3
+
+/* classes[TV_BPE_CODEPOINTS]: the class of every code point (copied; call once before the rest). */
+int tv_bpe_set_classes(const uint8_t* classes, int64_t n);
+/* ends[cap] = end offset of each pre-token of text[len]; returns the number of pieces (may exceed cap). */
+int64_t tv_bpe_pretokenize(int64_t* ends, int64_t cap, const uint8_t* text, int64_t len);
+/* Largest p < len where the pre-tokenizer always cuts, whatever follows (0 if none): feed text in
+ * pieces ending there and the words are the same as for the whole text. */
+int64_t tv_bpe_safe_cut(const uint8_t* text, int64_t len);
+
+typedef struct tv_bpe_trainer tv_bpe_trainer;
+tv_bpe_trainer* tv_bpe_trainer_new(void);
+/* Pre-tokenize text[len] (cut where tv_bpe_safe_cut says, or a whole document) and count its words. */
+int tv_bpe_trainer_count(tv_bpe_trainer* t, const uint8_t* text, int64_t len);
+/* TV_BPE_STAT_*: words counted, distinct words, pairs, merges done. */
+int64_t tv_bpe_trainer_stat(const tv_bpe_trainer* t, int what);
+/* End counting; bytes are ids 0..255, merges get ids first_merge_id, first_merge_id+1, … */
+int tv_bpe_trainer_prepare(tv_bpe_trainer* t, int32_t first_merge_id);
+/* Up to max_merges more merges; merges[2·k], merges[2·k+1] = left and right id of merge k. Best pair =
+ * highest count, ties to the smaller left id then smaller right id; a pair whose bytes already form a
+ * token is skipped; stops when the best count < min_frequency. Returns merges done (0 = finished). */
+int32_t tv_bpe_trainer_merge(tv_bpe_trainer* t, int32_t* merges, int32_t max_merges, int64_t min_frequency);
+void tv_bpe_trainer_free(tv_bpe_trainer* t);
+
+typedef struct tv_bpe_encoder tv_bpe_encoder;
+/* A vocabulary of n_vocab tokens: kinds[n] (TV_BPE_KIND_*), left[n]/right[n] (merge parents, earlier
+ * ids; −1 otherwise), bytes of token i = bytes[offsets[i] … offsets[i+1]). Every byte value must be a
+ * token. A merge's rank is its id. NULL on error with *status set. */
+tv_bpe_encoder* tv_bpe_encoder_new(const uint8_t* kinds, const int32_t* left, const int32_t* right,
+                                   const uint8_t* bytes, const int64_t* offsets, int32_t n_vocab,
+                                   int32_t* status);
+/* out[cap] = ids of text[len] (cap >= len); returns the number of ids. Specials are never produced. */
+int64_t tv_bpe_encode(tv_bpe_encoder* e, uint32_t* out, int64_t cap, const uint8_t* text, int64_t len);
+/* out[cap] = bytes of ids[n]; returns the byte count. With out == NULL, only measures. */
+int64_t tv_bpe_decode(const tv_bpe_encoder* e, uint8_t* out, int64_t cap, const uint32_t* ids, int64_t n);
+void tv_bpe_encoder_free(tv_bpe_encoder* e);
+
 #ifdef __cplusplus
 }
 #endif

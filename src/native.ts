@@ -42,6 +42,20 @@ const symbols = {
   },
   tv_sum_squares: { args: [ptr, ptr, i64], returns: i32 },
   tv_scale: { args: [ptr, i64, f32], returns: i32 },
+  // tokenizer
+  tv_bpe_set_classes: { args: [ptr, i64], returns: i32 },
+  tv_bpe_pretokenize: { args: [ptr, i64, ptr, i64], returns: FFIType.i64_fast },
+  tv_bpe_safe_cut: { args: [ptr, i64], returns: FFIType.i64_fast },
+  tv_bpe_trainer_new: { args: [], returns: ptr },
+  tv_bpe_trainer_count: { args: [ptr, ptr, i64], returns: i32 },
+  tv_bpe_trainer_stat: { args: [ptr, i32], returns: FFIType.i64_fast },
+  tv_bpe_trainer_prepare: { args: [ptr, i32], returns: i32 },
+  tv_bpe_trainer_merge: { args: [ptr, ptr, i32, i64], returns: i32 },
+  tv_bpe_trainer_free: { args: [ptr], returns: FFIType.void },
+  tv_bpe_encoder_new: { args: [ptr, ptr, ptr, ptr, ptr, i32, ptr], returns: ptr },
+  tv_bpe_encode: { args: [ptr, ptr, i64, ptr, i64], returns: FFIType.i64_fast },
+  tv_bpe_decode: { args: [ptr, ptr, i64, ptr, i64], returns: FFIType.i64_fast },
+  tv_bpe_encoder_free: { args: [ptr], returns: FFIType.void },
 } as const;
 
 async function libraryPath(): Promise<string> {
@@ -73,6 +87,8 @@ function open(path: string) {
 
 const lib = open(await libraryPath());
 const S = lib.symbols;
+/** The raw symbol table, for modules that keep their own typed wrappers (src/tokenizer/native_bpe.ts). */
+export const nativeSymbols = S;
 
 export type Isa = "portable" | "avx2" | "avx512";
 export const ISA_LEVELS: readonly Isa[] = ["portable", "avx2", "avx512"];

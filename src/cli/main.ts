@@ -11,6 +11,7 @@ export type Register = (cli: CAC) => void;
 async function registrations(): Promise<Register[]> {
   const list: Register[] = [registerDoctor];
   // command modules (keep one import per line):
+  list.push((await import("./tokenizer.ts")).registerTokenizer);
   return list;
 }
 

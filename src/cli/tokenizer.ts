@@ -1,0 +1,184 @@
+/** `train_vocab tokenizer train|encode|decode|inspect|export-hf|import-hf`: the vocabulary on its own. */
+import type { CAC } from "cac";
+import { readFileSync, writeFileSync } from "node:fs";
+import { UserError } from "../errors.ts";
+
+const ACTIONS = ["train", "encode", "decode", "inspect", "export-hf", "import-hf"] as const;
+type Action = (typeof ACTIONS)[number];
+type Format = "text" | "u16" | "u32";
+
+interface Options {
+  data?: string;
+  vocab: string;
+  vocabSize: number;
+  minFrequency: number;
+  out?: string;
+  format: string;
+}
+
+export function registerTokenizer(cli: CAC): void {
+  cli
+    .command("tokenizer <action> [file]", `Vocabulary tools: ${ACTIONS.join("|")}`)
+    .option("--data <path>", "train: text file or folder (walked recursively, sorted)")
+    .option("--vocab <file>", "The .vocab file to write (train, import-hf) or read", { default: "outputs/tokenizer.vocab" })
+    .option("--vocab-size <n>", "train: tokens wanted, counting 256 bytes and the specials (number)", { default: 10000 })
+    .option("--min-frequency <n>", "train: stop when the best pair occurs fewer times (number)", { default: 2 })
+    .option("--out <file>", "encode/decode/export-hf: output file (default: stdout; export-hf: tokenizer.json)")
+    .option("--format <fmt>", "encode/decode: ids as text, or binary little-endian u16/u32", { default: "text" })
+    .example("train_vocab tokenizer train --data corpus/ --vocab out/tokenizer.vocab --vocab-size 32000")
+    .example("train_vocab tokenizer encode notes.txt --vocab out/tokenizer.vocab --format u32 --out notes.ids")
+    .example("train_vocab tokenizer inspect sample.txt --vocab out/tokenizer.vocab")
+    .action(async (action: string, file: string | undefined, options: Options) => {
+      if (!(ACTIONS as readonly string[]).includes(action)) {
+        throw new UserError(`tokenizer: unknown action "${action}". Use one of: ${ACTIONS.join(", ")}.`);
+      }
+      await run(action as Action, file, options);
+    });
+}
+
+function wholeNumber(flag: string, value: unknown, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag} ${String(value)}: expected a whole number >= ${min}.`);
+  return n;
+}
+
+function parseFormat(value: string): Format {
+  if (value === "text" || value === "u16" || value === "u32") return value;
+  throw new UserError(`--format ${value}: expected text, u16 or u32.`);
+}
+
+function readInput(file: string | undefined, what: string): Uint8Array {
+  if (!file || file === "-") return new Uint8Array(readFileSync(0));
+  try {
+    return new Uint8Array(readFileSync(file));
+  } catch (err) {
+    throw new UserError(`${what} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+  }
+}
+
+function writeOutput(out: string | undefined, data: Uint8Array | string): void {
+  if (!out || out === "-") {
+    if (typeof data === "string") process.stdout.write(data);
+    else writeFileSync(1, data);
+    return;
+  }
+  try {
+    writeFileSync(out, data);
+  } catch (err) {
+    throw new UserError(`--out ${out}: cannot write it (${(err as Error).message}).`);
+  }
+}
+
+async function run(action: Action, file: string | undefined, o: Options): Promise<void> {
+  const t = await import("../tokenizer/index.ts");
+  const log = (msg: string) => console.error(msg);
+  switch (action) {
+    case "train": {
+      if (!o.data) throw new UserError("tokenizer train: --data is required (a text file or a folder of them).");
+      const tok = t.trainTokenizer({
+        data: o.data,
+        vocabSize: wholeNumber("--vocab-size", o.vocabSize, 1),
+        minFrequency: wholeNumber("--min-frequency", o.minFrequency, 1),
+        log,
+      });
+      await ensureDir(o.vocab);
+      t.saveTokenizer(tok, o.vocab);
+      log(`wrote ${o.vocab} (vocab_size ${tok.vocabSize}, fingerprint ${tok.fingerprint})`);
+      return;
+    }
+    case "encode": {
+      const format = parseFormat(o.format);
+      const tok = t.loadTokenizer(o.vocab);
+      const ids = file && file !== "-" ? t.encodeFile(tok, file) : tok.encode(readInput(file, "input"));
+      writeOutput(o.out, idsToOutput(ids, format, tok.vocabSize));
+      return;
+    }
+    case "decode": {
+      const format = parseFormat(o.format);
+      const tok = t.loadTokenizer(o.vocab);
+      const ids = parseIds(readInput(file, "ids file"), format, file ?? "stdin");
+      for (let i = 0; i < ids.length; i++) {
+        if (ids[i]! >= tok.vocabSize) {
+          throw new UserError(`${file ?? "stdin"}: id ${ids[i]} (number ${i + 1}) is outside the vocabulary 0..${tok.vocabSize - 1} of ${o.vocab}.`);
+        }
+      }
+      writeOutput(o.out, tok.decodeBytes(ids));
+      return;
+    }
+    case "inspect": {
+      const tok = t.loadTokenizer(o.vocab);
+      console.log(inspectReport(tok, o.vocab));
+      if (file) {
+        const bytes = readInput(file, "sample");
+        const started = performance.now();
+        const n = file === "-" ? tok.encode(bytes).length : t.encodeFile(tok, file).length;
+        const ms = performance.now() - started;
+        console.log(`  on ${file}: ${bytes.length} bytes → ${n} tokens, ${(bytes.length / Math.max(n, 1)).toFixed(3)} bytes per token (${(bytes.length / 1e3 / Math.max(ms, 1e-3)).toFixed(1)} MB/s)`);
+      }
+      return;
+    }
+    case "export-hf": {
+      const tok = t.loadTokenizer(o.vocab);
+      const out = o.out ?? "tokenizer.json";
+      t.saveHuggingFace(tok, out);
+      log(`wrote ${out} (HuggingFace ByteLevel BPE, ${tok.vocabSize} tokens)`);
+      return;
+    }
+    case "import-hf": {
+      if (!file) throw new UserError("tokenizer import-hf: give the tokenizer.json to import.");
+      const tok = t.loadTokenizer(file);
+      await ensureDir(o.vocab);
+      t.saveTokenizer(tok, o.vocab);
+      log(`wrote ${o.vocab} (vocab_size ${tok.vocabSize}, fingerprint ${tok.fingerprint})`);
+      return;
+    }
+  }
+}
+
+async function ensureDir(path: string): Promise<void> {
+  const { mkdirSync } = await import("node:fs");
+  const { dirname } = await import("node:path");
+  mkdirSync(dirname(path), { recursive: true });
+}
+
+function idsToOutput(ids: Uint32Array, format: Format, vocabSize: number): Uint8Array | string {
+  if (format === "text") return ids.length ? ids.join(" ") + "\n" : "";
+  if (format === "u16") {
+    if (vocabSize > 65536) throw new UserError(`--format u16: the vocabulary has ${vocabSize} ids, more than u16 holds; use --format u32.`);
+    return new Uint8Array(Uint16Array.from(ids).buffer);
+  }
+  return new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength);
+}
+
+function parseIds(bytes: Uint8Array, format: Format, name: string): Uint32Array {
+  if (format === "text") {
+    const text = new TextDecoder().decode(bytes);
+    const parts = text.split(/\s+/).filter((s) => s.length > 0);
+    const ids = new Uint32Array(parts.length);
+    parts.forEach((p, i) => {
+      if (!/^\d{1,10}$/.test(p) || Number(p) > 0xffffffff) {
+        throw new UserError(`${name}: "${p.slice(0, 20)}" (item ${i + 1}) is not a token id. Text ids are whole numbers separated by spaces; use --format u16/u32 for binary files.`);
+      }
+      ids[i] = Number(p);
+    });
+    return ids;
+  }
+  const width = format === "u16" ? 2 : 4;
+  if (bytes.length % width !== 0) {
+    throw new UserError(`${name}: ${bytes.length} bytes is not a whole number of ${format} ids. Is --format right?`);
+  }
+  const copy = bytes.slice();
+  return format === "u16" ? Uint32Array.from(new Uint16Array(copy.buffer)) : new Uint32Array(copy.buffer);
+}
+
+function inspectReport(tok: import("../tokenizer/types.ts").Tokenizer, path: string): string {
+  const lines = [`${path}`, `  type:         ${tok.type}`, `  vocab_size:   ${tok.vocabSize}`, `  fingerprint:  ${tok.fingerprint}`];
+  lines.push(`  end_of_text:  ${tok.endOfTextId ?? "none"}`);
+  // the longest tokens, shown escaped
+  const lengths: [number, number][] = [];
+  for (let i = 0; i < tok.vocabSize; i++) lengths.push([tok.decodeBytes([i]).length, i]);
+  lengths.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  lines.push("  longest tokens:");
+  for (const [len, id] of lengths.slice(0, 10)) lines.push(`    ${String(id).padStart(7)}  ${len} bytes  ${JSON.stringify(tok.decode([id]))}`);
+  return lines.join("\n");
+}

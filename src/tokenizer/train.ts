@@ -1,0 +1,117 @@
+/**
+ * Vocabulary training: read the data files in large pieces cut where the pre-tokenizer always cuts,
+ * count words in C (in parallel), then learn merges in C in batches so progress can be shown.
+ */
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { UserError } from "../errors.ts";
+import { BpeTokenizer, END_OF_TEXT, vocabFromMerges } from "./bpe.ts";
+import { listDataFiles } from "./files.ts";
+import { NativeTrainer, safeCut } from "./native_bpe.ts";
+import { Progress } from "./progress.ts";
+
+export const SPECIALS = [END_OF_TEXT];
+export const MIN_VOCAB_SIZE = 256 + SPECIALS.length + 1;
+export const MAX_TRAIN_VOCAB_SIZE = 1 << 22;
+/** Bytes read per call into C: large enough to keep both threads busy, small enough for memory. */
+const READ_CHUNK = 32 << 20;
+const MERGE_BATCH = 2000;
+
+export interface TrainOptions {
+  /** A file, or a folder walked recursively. */
+  data: string;
+  /** Counts the 256 byte tokens and the specials. */
+  vocabSize: number;
+  /** Stop merging when the best pair occurs fewer times than this. */
+  minFrequency: number;
+  log?: (msg: string) => void;
+}
+
+export function trainTokenizer(opts: TrainOptions): BpeTokenizer {
+  const { vocabSize, minFrequency } = opts;
+  if (!Number.isInteger(vocabSize) || vocabSize < MIN_VOCAB_SIZE || vocabSize > MAX_TRAIN_VOCAB_SIZE) {
+    throw new UserError(`--vocab-size ${vocabSize}: must be a whole number in ${MIN_VOCAB_SIZE}..${MAX_TRAIN_VOCAB_SIZE} (it counts the 256 byte tokens and ${SPECIALS.length} special).`);
+  }
+  if (!Number.isInteger(minFrequency) || minFrequency < 1) {
+    throw new UserError(`--min-frequency ${minFrequency}: must be a whole number >= 1.`);
+  }
+  const log = opts.log ?? (() => {});
+  const files = listDataFiles(opts.data);
+  const totalBytes = files.reduce((s, f) => s + statSync(f).size, 0);
+  const trainer = new NativeTrainer();
+  const progress = new Progress();
+  try {
+    let read = 0;
+    const buf = new Uint8Array(READ_CHUNK);
+    for (const file of files) {
+      read += countFile(trainer, file, buf, (n) => {
+        progress.update(`reading: ${mb(read + n)} / ${mb(totalBytes)}, ${trainer.wordsTotal.toLocaleString()} words`);
+      });
+    }
+    progress.done();
+    log(`counted ${trainer.wordsTotal.toLocaleString()} words (${trainer.wordsDistinct.toLocaleString()} distinct at most) in ${files.length} file(s), ${mb(read)}`);
+    trainer.prepare(256 + SPECIALS.length);
+    const wanted = vocabSize - 256 - SPECIALS.length;
+    const merges: Int32Array[] = [];
+    let done = 0;
+    while (done < wanted) {
+      const batch = trainer.merge(Math.min(MERGE_BATCH, wanted - done), minFrequency);
+      if (batch.length === 0) break;
+      merges.push(batch);
+      done += batch.length / 2;
+      progress.update(`merging: ${done.toLocaleString()} / ${wanted.toLocaleString()} merges`);
+    }
+    progress.done();
+    const all = new Int32Array(2 * done);
+    let o = 0;
+    for (const m of merges) {
+      all.set(m, o);
+      o += m.length;
+    }
+    const tok = new BpeTokenizer(vocabFromMerges(SPECIALS, all));
+    if (tok.vocabSize < vocabSize) {
+      log(`vocabulary has ${tok.vocabSize} tokens, fewer than --vocab-size ${vocabSize}: no remaining pair occurs --min-frequency ${minFrequency} times (more data or a lower --min-frequency gives more)`);
+    } else {
+      log(`vocabulary has ${tok.vocabSize} tokens (256 bytes, ${SPECIALS.length} special, ${done} merges)`);
+    }
+    return tok;
+  } finally {
+    progress.done();
+    trainer.free();
+  }
+}
+
+/** Feed one file (one document) to the trainer; returns its size. */
+function countFile(trainer: NativeTrainer, path: string, buf: Uint8Array, onProgress: (n: number) => void): number {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (err) {
+    throw new UserError(`--data ${path}: cannot read it (${(err as Error).message}).`);
+  }
+  try {
+    let filled = 0; // bytes in buf not yet counted
+    let total = 0;
+    for (;;) {
+      const n = readSync(fd, buf, filled, buf.length - filled, null);
+      total += n;
+      filled += n;
+      if (n === 0 || filled === buf.length) {
+        // the end of a file is always a cut; otherwise cut where the words cannot change
+        let cut = n === 0 ? filled : safeCut(buf.subarray(0, filled));
+        if (cut === 0) cut = filled; // a 32 MB stretch with no safe cut: accept a split word
+        trainer.count(buf.subarray(0, cut));
+        buf.copyWithin(0, cut, filled);
+        filled -= cut;
+        onProgress(total);
+      }
+      if (n === 0) break;
+    }
+    return total;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function mb(n: number): string {
+  return `${(n / 1e6).toFixed(1)} MB`;
+}
