@@ -1,0 +1,141 @@
+/**
+ * Crash-safe file replacement: write a temp file in the target's folder, fsync it, rename it over the
+ * target, fsync the folder. Readers see either the old file or the new one, never a half-written one,
+ * and a failed write (full disk, file-size limit, permissions) leaves the old file untouched.
+ */
+import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { UserError } from "../errors.ts";
+
+export type Chunk = string | ArrayBufferView;
+
+/** Largest single write: write(2) on Linux moves at most ~2 GiB per call anyway. */
+const MAX_WRITE = 1 << 30;
+
+/**
+ * Replace `path` with the concatenation of `chunks`. Chunks are written as they come, so a large file
+ * can be streamed from views of existing buffers without being assembled in memory first.
+ * Throws a UserError naming the path and the cause when the file cannot be written.
+ */
+export function atomicWrite(path: string, chunks: Chunk | Iterable<Chunk>): void {
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
+  let fd: number | null = null;
+  try {
+    fd = openSync(tmp, "wx", existingMode(path));
+    for (const chunk of asIterable(chunks)) writeAll(fd, chunk);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = null;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== null) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already failing; the close error adds nothing
+      }
+    }
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // the temp file may never have been created
+    }
+    // Only system errors (they carry a code) are the user's environment; anything else is a bug.
+    if (errCode(err) === undefined) throw err;
+    throw new UserError(`Could not write ${path}: ${describeFsError(err)}. ${hintFor(err)}`);
+  }
+  syncFolder(dir);
+}
+
+function asIterable(chunks: Chunk | Iterable<Chunk>): Iterable<Chunk> {
+  if (typeof chunks === "string" || ArrayBuffer.isView(chunks)) return [chunks];
+  return chunks;
+}
+
+function writeAll(fd: number, chunk: Chunk): void {
+  const bytes =
+    typeof chunk === "string" ? Buffer.from(chunk, "utf8") : new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const n = writeSync(fd, bytes, done, Math.min(MAX_WRITE, bytes.byteLength - done));
+    // write(2) returning 0 for a regular file means no progress is possible; do not spin.
+    if (n <= 0) throw Object.assign(new Error("write made no progress"), { code: "EIO" });
+    done += n;
+  }
+}
+
+/** Keep the permissions of the file being replaced (a user may have made it read-only for others). */
+function existingMode(path: string): number {
+  try {
+    return statSync(path).mode & 0o7777;
+  } catch {
+    return 0o644;
+  }
+}
+
+/** The rename is only durable once the folder entry is on disk. Some filesystems refuse to fsync a
+ * folder; the data itself is already synced, so that is not worth failing the write for. */
+function syncFolder(dir: string): void {
+  let fd: number | null = null;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    // see above
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+function errCode(err: unknown): string | undefined {
+  if (typeof err === "object" && err !== null && "code" in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === "string" ? code : undefined;
+  }
+  return undefined;
+}
+
+export function describeFsError(err: unknown): string {
+  switch (errCode(err)) {
+    case "ENOSPC":
+      return "no space left on the device";
+    case "EDQUOT":
+      return "the disk quota is exceeded";
+    case "EFBIG":
+      return "the file is larger than the file-size limit allows";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "EROFS":
+      return "the file system is read-only";
+    case "ENOENT":
+      return "the folder does not exist";
+    case "ENOTDIR":
+      return "a part of the path is not a folder";
+    case "EISDIR":
+      return "the path is a folder";
+    case "EIO":
+      return "an input/output error occurred";
+    default:
+      return err instanceof Error ? err.message : String(err);
+  }
+}
+
+function hintFor(err: unknown): string {
+  switch (errCode(err)) {
+    case "ENOSPC":
+    case "EDQUOT":
+      return "Free some space or choose another output folder; the previous file (if any) is unchanged.";
+    case "EFBIG":
+      return "Raise the limit (ulimit -f) or choose another output folder; the previous file (if any) is unchanged.";
+    case "EACCES":
+    case "EPERM":
+    case "EROFS":
+      return "Choose a folder you can write to; the previous file (if any) is unchanged.";
+    case "ENOENT":
+      return "Create the folder first or check the path.";
+    default:
+      return "The previous file (if any) is unchanged.";
+  }
+}

@@ -1,0 +1,32 @@
+/** The checkpoint module: our safetensors checkpoint, the seed's LOPOS v1 files, atomic writes. */
+export { atomicWrite, type Chunk } from "./atomic.ts";
+export { CHECKSUM_ALGORITHM, ChainedChecksum } from "./checksum.ts";
+export {
+  ADAM_M_PREFIX,
+  ADAM_V_PREFIX,
+  type AdamMoments,
+  type CheckpointData,
+  type CheckpointFormat,
+  type CheckpointHeader,
+  type CheckpointInput,
+  type ChecksumInfo,
+  type LoadedCheckpoint,
+  notFoundMessage,
+  readCheckpoint,
+  readCheckpointHeader,
+  toCheckpointData,
+  writeCheckpoint,
+} from "./checkpoint.ts";
+export { LOPOS_MAGIC, LOPOS_VERSION, loposMatrices, writeLopos } from "./lopos.ts";
+export { DTYPE_SIZES, encodeHeader, readHeader, type SafetensorsHeader, type TensorDecl, type TensorEntry } from "./safetensors.ts";
+export {
+  architectureSchema,
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  type CheckpointMetadata,
+  metadataSchema,
+  type StageRecord,
+  type TokenizerIdentity,
+  type TrainingPlan,
+  type TrainingState,
+} from "./schema.ts";

@@ -1,0 +1,152 @@
+/**
+ * What our checkpoint says about itself, stored as one JSON string under __metadata__.train_vocab
+ * (safetensors metadata values must be strings). Validated on read before any tensor byte is touched,
+ * and on write so a bug cannot produce a file we would later refuse (JSON turns NaN into null).
+ */
+import { z } from "zod";
+import type { Architecture } from "../model/layout.ts";
+
+export const CHECKPOINT_FORMAT = "train-vocab-checkpoint";
+export const CHECKPOINT_VERSION = 1;
+
+export interface TokenizerIdentity {
+  type: string;
+  vocab_size: number;
+  fingerprint: string;
+}
+
+/** Everything that decides the optimizer's trajectory for one training stage. */
+export interface TrainingPlan {
+  data_fingerprint: string;
+  epochs: number;
+  peak_lr: number;
+  min_lr: number;
+  warmup_steps: number;
+  total_steps: number;
+  steps_per_epoch: number;
+  batch_size: number;
+  seq_len: number;
+  weight_decay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  grad_clip: number;
+  seed: number;
+  schedule: "cosine";
+}
+
+export interface StageRecord {
+  stage: number;
+  data_fingerprint: string;
+  epochs: number;
+  peak_lr: number;
+}
+
+export interface TrainingState {
+  global_step: number;
+  stage: number;
+  epoch: number;
+  step_in_epoch: number;
+  tokens_seen: number;
+  rng_state: string;
+  stage_complete: boolean;
+  plan: TrainingPlan;
+  history?: StageRecord[];
+}
+
+export interface CheckpointMetadata {
+  format: string;
+  version: number;
+  arch: Architecture;
+  tokenizer: TokenizerIdentity | null;
+  training: TrainingState | null;
+}
+
+const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+const positive = (max: number) => z.number().int().positive().max(max);
+const finite = z.number().finite();
+
+// Upper bounds keep a damaged header from asking for absurd amounts of work or memory before the
+// tensor table (which the file size bounds) is compared with the architecture.
+export const architectureSchema: z.ZodType<Architecture> = z
+  .object({
+    d_model: positive(1 << 16),
+    num_heads: positive(1 << 12),
+    num_layers: positive(1 << 10),
+    d_ff: positive(1 << 18),
+    vocab_size: positive(1 << 24),
+    max_seq_len: positive(1 << 20),
+    tied_embeddings: z.boolean(),
+    attention_bias: z.boolean(),
+  })
+  .refine((a) => a.d_model % a.num_heads === 0, { message: "d_model must be a multiple of num_heads", path: ["d_model"] });
+
+export const tokenizerSchema: z.ZodType<TokenizerIdentity> = z.object({
+  type: z.string().min(1),
+  vocab_size: positive(1 << 24),
+  fingerprint: z.string().min(1),
+});
+
+export const planSchema: z.ZodType<TrainingPlan> = z.object({
+  data_fingerprint: z.string(),
+  epochs: count,
+  peak_lr: finite.positive(),
+  min_lr: finite.nonnegative(),
+  warmup_steps: count,
+  total_steps: count,
+  steps_per_epoch: count,
+  batch_size: positive(1 << 20),
+  seq_len: positive(1 << 20),
+  weight_decay: finite.nonnegative(),
+  beta1: finite.min(0).lt(1),
+  beta2: finite.min(0).lt(1),
+  eps: finite.positive(),
+  grad_clip: finite.nonnegative(),
+  seed: count,
+  schedule: z.literal("cosine"),
+});
+
+const stageRecordSchema: z.ZodType<StageRecord> = z.object({
+  stage: count,
+  data_fingerprint: z.string(),
+  epochs: count,
+  peak_lr: finite.positive(),
+});
+
+export const trainingSchema: z.ZodType<TrainingState> = z
+  .object({
+    global_step: count,
+    stage: count,
+    epoch: count,
+    step_in_epoch: count,
+    tokens_seen: count,
+    rng_state: z.string(),
+    stage_complete: z.boolean(),
+    plan: planSchema,
+    history: z.array(stageRecordSchema).optional(),
+  })
+  .refine((t) => t.plan.steps_per_epoch === 0 || t.step_in_epoch <= t.plan.steps_per_epoch, {
+    message: "step_in_epoch is past the end of the epoch",
+    path: ["step_in_epoch"],
+  });
+
+export const metadataSchema: z.ZodType<CheckpointMetadata> = z
+  .object({
+    format: z.literal(CHECKPOINT_FORMAT),
+    version: z.literal(CHECKPOINT_VERSION),
+    arch: architectureSchema,
+    tokenizer: tokenizerSchema.nullable(),
+    training: trainingSchema.nullable(),
+  })
+  .refine((m) => m.tokenizer === null || m.tokenizer.vocab_size <= m.arch.vocab_size, {
+    message: "the tokenizer has more ids than the model's vocab_size",
+    path: ["tokenizer", "vocab_size"],
+  });
+
+/** "training.plan.peak_lr: Number must be greater than 0" — the first few problems, one line. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.length > 0 ? i.path.join(".") : "(root)"}: ${i.message}`)
+    .join("; ");
+}
