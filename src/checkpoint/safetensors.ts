@@ -157,10 +157,10 @@ function checkEntry(name: string, value: unknown, problem: Problem): TensorEntry
   let bytes = DTYPE_SIZES[dtype]!;
   for (const d of shape as number[]) {
     bytes *= d;
-    if (!Number.isSafeInteger(bytes)) throw problem(`tensor "${name}" declares an impossible size (shape ${JSON.stringify(shape)})`);
+    if (!Number.isSafeInteger(bytes)) throw problem(`tensor "${name}" declares an impossible size (shape [${shape.join(", ")}])`);
   }
   if (bytes !== end - begin) {
-    throw problem(`tensor "${name}" has shape ${JSON.stringify(shape)} (${bytes} bytes of ${dtype}) but data_offsets span ${end - begin} bytes`);
+    throw problem(`tensor "${name}" has shape [${shape.join(", ")}] (${bytes} bytes of ${dtype}) but data_offsets span ${end - begin} bytes`);
   }
   return { name, dtype, shape: shape as number[], begin, end };
 }
