@@ -26,6 +26,7 @@ static struct {
   int nthreads; /* including the calling thread */
   pthread_t workers[TV_MAX_THREADS];
   _Atomic uint64_t generation;
+  uint64_t start_generation; /* the generation new workers start from (set before they are created) */
   _Atomic int pending;
   _Atomic int quit;
   tv_job_fn fn;
@@ -40,7 +41,10 @@ static _Thread_local int inside_job = 0;
 
 static void* worker_main(void* arg) {
   int tid = (int)(intptr_t)arg;
-  uint64_t seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+  /* Not the current generation: a job may already have been posted between pthread_create and
+   * here, and a worker that took it for "seen" would wait for the next one while the caller waits
+   * for it. */
+  uint64_t seen = pool.start_generation;
   for (;;) {
     uint64_t gen;
     int spins = 0;
@@ -79,6 +83,7 @@ static void stop_workers(void) {
 
 static int start_workers(int n) {
   pool.nthreads = 1;
+  pool.start_generation = atomic_load_explicit(&pool.generation, memory_order_acquire);
   for (int i = 1; i < n; i++) {
     if (pthread_create(&pool.workers[i], NULL, worker_main, (void*)(intptr_t)i) != 0) break;
     pool.nthreads = i + 1;
