@@ -1,0 +1,425 @@
+/* matmul.c — the three matrix products of a linear layer, y = x·Wᵀ + b:
+ *   forward  out[M,N]      = inp[M,K] · weight[N,K]ᵀ (+ bias)
+ *   dinp     dinp[M,K]    += dout[M,N] · weight[N,K]
+ *   dweight  dweight[N,K] += dout[M,N]ᵀ · inp[M,K]
+ * All three are one GEMM, C(i,j) (+)= Σ_p A(i,p)·B(p,j), with A and B described by strides, so one
+ * blocked, packed, register-tiled engine serves them (the classic Goto/BLIS loop nest):
+ *
+ *   for jc in N by NC:            B block KC×NC packed once, lives in L3 / L2
+ *     for pc in K by KC:          (the reduction is blocked; blocks are added to C in order)
+ *       pack B block
+ *       for ic in M by MC:        A block MC×KC packed once, lives in L2
+ *         pack A block
+ *         for jr in NC by NR:     one B micro-panel KC×NR stays in L1 ...
+ *           for ir in MC by MR:   ... while MR-row micro-panels of A stream past it
+ *             MR×NR micro-kernel, accumulators in registers
+ *
+ * Packing copes with every layout (transposing where a layout needs it), so the micro-kernel always
+ * reads two contiguous, aligned streams. Edge tiles go through a padded scratch tile and the same
+ * micro-kernel, so every element of C sees exactly the same sequence of floating-point operations.
+ *
+ * Threads: the output is cut into row ranges (or column ranges) of whole tiles, one per thread, each
+ * thread with its own packing buffers. The reduction order of an element depends only on K and the
+ * fixed KC blocking, never on which thread computes it, so results are bit-identical for any thread
+ * count. (Buffers are indexed by the pool's thread index: this kernel must not be called from inside
+ * another parallel job.) Kernels never allocate: the buffers are static. */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../kernels.h"
+#include "../threads.h"
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+/* ---- blocking parameters per ISA ------------------------------------------------------------- */
+#if defined(__AVX512F__)
+/* 6×64: 24 zmm accumulators + 4 B vectors + 1 broadcast = 29 of 32 registers; per k step 24 FMAs
+ * (12 cycles at two FMAs per cycle) against 4 vector loads and 6 broadcasts. A KC×64 B micro-panel
+ * of 32 KiB stays in the 48 KiB L1. */
+#define MR 6
+#define NR 64
+#define KC 128
+#define MC 192
+#define NC 2048
+#elif defined(__AVX2__)
+/* 6×16: 12 ymm accumulators + 2 B vectors + 1 broadcast. */
+#define MR 6
+#define NR 16
+#define KC 256
+#define MC 96
+#define NC 2048
+#else
+/* Plain C the compiler vectorizes (SSE2 on x86-64, NEON on arm64): 4×16 accumulators. */
+#define MR 4
+#define NR 16
+#define KC 256
+#define MC 64
+#define NC 1024
+#endif
+
+/* Packing buffers for at most this many threads; more threads than this leave the rest idle
+ * (harmless: the partition never changes results). */
+#define GEMM_SLOTS 16
+
+static float pack_a[GEMM_SLOTS][MC * KC] __attribute__((aligned(64)));
+static float pack_b[GEMM_SLOTS][KC * NC] __attribute__((aligned(64)));
+
+/* What the micro-kernel does with C after summing its KC block. */
+#define C_LOAD 1 /* add the existing C (accumulate, or a later K block) */
+#define C_BIAS 2 /* add bias[j] (forward, first K block) */
+
+typedef struct {
+  const float* a; /* A(i,p) = a[i*a_rs + p*a_cs] */
+  int64_t a_rs, a_cs;
+  const float* b; /* B(p,j) = b[p*b_rs + j*b_cs] */
+  int64_t b_rs, b_cs;
+  float* c; /* C(i,j) = c[i*ldc + j] */
+  int64_t ldc;
+  const float* bias; /* [n] or NULL */
+  int accumulate;    /* C += A·B rather than C = A·B */
+  int m, n, k;
+  int split_cols; /* threads take column ranges rather than row ranges */
+} gemm_args;
+
+/* ---- micro-kernels: C[MR×NR] (ldc) = Σ_p Ap[p][0..MR) ⊗ Bp[p][0..NR) (+ C) (+ bias) ---------- */
+#if defined(__AVX512F__)
+static inline void micro_kernel(int kc, const float* restrict ap, const float* restrict bp, float* c,
+                                int64_t ldc, int flags, const float* bias) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+  /* C is added after the loop, so its cache lines have the whole loop to arrive. */
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++) {
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 16), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 32), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 48), _MM_HINT_T0);
+  }
+#pragma GCC unroll 2
+  for (int p = 0; p < kc; p++) {
+    __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+    __m512 b2 = _mm512_load_ps(bp + 32), b3 = _mm512_load_ps(bp + 48);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+      __m512 a = _mm512_set1_ps(ap[i]);
+      acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(a, b2, acc[i][2]);
+      acc[i][3] = _mm512_fmadd_ps(a, b3, acc[i][3]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      __m512 v = acc[i][j];
+      if (flags & C_LOAD) v = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc + 16 * j), v);
+      if (flags & C_BIAS) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + 16 * j));
+      _mm512_storeu_ps(c + i * ldc + 16 * j, v);
+    }
+  }
+}
+#elif defined(__AVX2__)
+static inline void micro_kernel(int kc, const float* restrict ap, const float* restrict bp, float* c,
+                                int64_t ldc, int flags, const float* bias) {
+  __m256 acc[MR][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 2
+  for (int p = 0; p < kc; p++) {
+    __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+      __m256 a = _mm256_broadcast_ss(ap + i);
+      acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+    }
+    ap += MR;
+    bp += NR;
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+      __m256 v = acc[i][j];
+      if (flags & C_LOAD) v = _mm256_add_ps(_mm256_loadu_ps(c + i * ldc + 8 * j), v);
+      if (flags & C_BIAS) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + 8 * j));
+      _mm256_storeu_ps(c + i * ldc + 8 * j, v);
+    }
+  }
+}
+#else
+static inline void micro_kernel(int kc, const float* restrict ap, const float* restrict bp, float* c,
+                                int64_t ldc, int flags, const float* bias) {
+  float acc[MR][NR];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) acc[i][j] = 0.0f;
+  for (int p = 0; p < kc; p++) {
+    for (int i = 0; i < MR; i++) {
+      float a = ap[i];
+      for (int j = 0; j < NR; j++) acc[i][j] += a * bp[j];
+    }
+    ap += MR;
+    bp += NR;
+  }
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) {
+      float v = acc[i][j];
+      if (flags & C_LOAD) v = c[i * ldc + j] + v;
+      if (flags & C_BIAS) v = v + bias[j];
+      c[i * ldc + j] = v;
+    }
+}
+#endif
+
+/* An edge tile (mr < MR or nr < NR): run the same micro-kernel on a padded copy, so the arithmetic
+ * of every element is exactly that of a full tile. */
+static void edge_kernel(int kc, const float* ap, const float* bp, float* c, int64_t ldc, int mr,
+                        int nr, int flags, const float* bias) {
+  float tile[MR * NR] __attribute__((aligned(64)));
+  float bias_pad[NR] __attribute__((aligned(64)));
+  memset(tile, 0, sizeof(tile));
+  memset(bias_pad, 0, sizeof(bias_pad));
+  if (flags & C_LOAD)
+    for (int i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * ldc, (size_t)nr * sizeof(float));
+  if (flags & C_BIAS) memcpy(bias_pad, bias, (size_t)nr * sizeof(float));
+  micro_kernel(kc, ap, bp, tile, NR, flags, bias_pad);
+  for (int i = 0; i < mr; i++) memcpy(c + i * ldc, tile + i * NR, (size_t)nr * sizeof(float));
+}
+
+/* ---- packing --------------------------------------------------------------------------------- */
+
+/* A block rows [0,mc) × depth [0,kc) (from a, already offset) into MR-row micro-panels, each stored
+ * depth-major: panel[p*MR + i]. Rows past mc are zero. */
+static void pack_a_block(float* restrict dst, const float* a, int64_t rs, int64_t cs, int mc, int kc) {
+  for (int i0 = 0; i0 < mc; i0 += MR) {
+    int mr = mc - i0 < MR ? mc - i0 : MR;
+    const float* src = a + (int64_t)i0 * rs;
+    if (cs == 1) {
+      /* Rows contiguous in depth (forward, dinp): a transpose; read each row once, write strided. */
+      for (int i = 0; i < mr; i++) {
+        const float* row = src + (int64_t)i * rs;
+        for (int p = 0; p < kc; p++) dst[p * MR + i] = row[p];
+      }
+      for (int i = mr; i < MR; i++)
+        for (int p = 0; p < kc; p++) dst[p * MR + i] = 0.0f;
+    } else if (rs == 1) {
+      /* Columns contiguous (dweight: dout viewed transposed): straight copies of mr floats. */
+      for (int p = 0; p < kc; p++) {
+        const float* col = src + (int64_t)p * cs;
+        for (int i = 0; i < mr; i++) dst[p * MR + i] = col[i];
+        for (int i = mr; i < MR; i++) dst[p * MR + i] = 0.0f;
+      }
+    } else {
+      for (int p = 0; p < kc; p++)
+        for (int i = 0; i < MR; i++) dst[p * MR + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
+    }
+    dst += (size_t)MR * kc;
+  }
+}
+
+/* B block depth [0,kc) × cols [0,nc) into NR-column micro-panels, each depth-major: panel[p*NR + j].
+ * Columns past nc are zero. */
+static void pack_b_block(float* restrict dst, const float* b, int64_t rs, int64_t cs, int kc, int nc) {
+  for (int j0 = 0; j0 < nc; j0 += NR) {
+    int nr = nc - j0 < NR ? nc - j0 : NR;
+    const float* src = b + (int64_t)j0 * cs;
+    if (cs == 1) {
+      /* Rows contiguous in j (dinp: weight; dweight: inp): copies of NR floats. */
+      for (int p = 0; p < kc; p++) {
+        const float* row = src + (int64_t)p * rs;
+        float* d = dst + (size_t)p * NR;
+        if (nr == NR) {
+          for (int j = 0; j < NR; j++) d[j] = row[j];
+        } else {
+          for (int j = 0; j < nr; j++) d[j] = row[j];
+          for (int j = nr; j < NR; j++) d[j] = 0.0f;
+        }
+      }
+    } else if (rs == 1) {
+      /* Columns contiguous in depth (forward: weight rows): a transpose. */
+      for (int j = 0; j < nr; j++) {
+        const float* col = src + (int64_t)j * cs;
+        for (int p = 0; p < kc; p++) dst[p * NR + j] = col[p];
+      }
+      for (int j = nr; j < NR; j++)
+        for (int p = 0; p < kc; p++) dst[p * NR + j] = 0.0f;
+    } else {
+      for (int p = 0; p < kc; p++)
+        for (int j = 0; j < NR; j++) dst[p * NR + j] = j < nr ? src[p * rs + j * cs] : 0.0f;
+    }
+    dst += (size_t)NR * kc;
+  }
+}
+
+/* ---- the loop nest over one thread's part of C ------------------------------------------------ */
+
+/* The K blocking depends only on K: blocks of nearly equal size, at most KC deep. */
+static int k_block(int k) {
+  int nblocks = (k + KC - 1) / KC;
+  return (k + nblocks - 1) / nblocks;
+}
+
+static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin, int j_end, int slot) {
+  float* pa = pack_a[slot];
+  float* pb = pack_b[slot];
+  const int kb = k_block(g->k);
+  for (int jc = j_begin; jc < j_end; jc += NC) {
+    int nc = j_end - jc < NC ? j_end - jc : NC;
+    for (int pc = 0; pc < g->k; pc += kb) {
+      int kc = g->k - pc < kb ? g->k - pc : kb;
+      int flags = (pc > 0 || g->accumulate) ? C_LOAD : 0;
+      if (pc == 0 && g->bias) flags |= C_BIAS;
+      pack_b_block(pb, g->b + pc * g->b_rs + jc * g->b_cs, g->b_rs, g->b_cs, kc, nc);
+      for (int ic = i_begin; ic < i_end; ic += MC) {
+        int mc = i_end - ic < MC ? i_end - ic : MC;
+        pack_a_block(pa, g->a + ic * g->a_rs + pc * g->a_cs, g->a_rs, g->a_cs, mc, kc);
+        for (int jr = 0; jr < nc; jr += NR) {
+          int nr = nc - jr < NR ? nc - jr : NR;
+          const float* bp = pb + (size_t)jr * kc;
+          const float* bias = g->bias ? g->bias + jc + jr : NULL;
+          for (int ir = 0; ir < mc; ir += MR) {
+            int mr = mc - ir < MR ? mc - ir : MR;
+            const float* ap = pa + (size_t)ir * kc;
+            float* c = g->c + (int64_t)(ic + ir) * g->ldc + jc + jr;
+            if (mr == MR && nr == NR) micro_kernel(kc, ap, bp, c, g->ldc, flags, bias);
+            else edge_kernel(kc, ap, bp, c, g->ldc, mr, nr, flags, bias);
+          }
+        }
+      }
+    }
+  }
+}
+
+static void gemm_job(void* arg, int tid, int nthreads) {
+  const gemm_args* g = (const gemm_args*)arg;
+  int nt = nthreads < GEMM_SLOTS ? nthreads : GEMM_SLOTS;
+  if (tid >= nt) return;
+  /* Whole tiles per thread, so no tile straddles two threads (the result would not change if one
+   * did, but the edge path would be taken more often). */
+  if (g->split_cols) {
+    int tiles = (g->n + NR - 1) / NR;
+    int t0 = (int)((int64_t)tiles * tid / nt), t1 = (int)((int64_t)tiles * (tid + 1) / nt);
+    int j0 = t0 * NR, j1 = t1 * NR < g->n ? t1 * NR : g->n;
+    if (j1 > j0) gemm_region(g, 0, g->m, j0, j1, tid);
+  } else {
+    int tiles = (g->m + MR - 1) / MR;
+    int t0 = (int)((int64_t)tiles * tid / nt), t1 = (int)((int64_t)tiles * (tid + 1) / nt);
+    int i0 = t0 * MR, i1 = t1 * MR < g->m ? t1 * MR : g->m;
+    if (i1 > i0) gemm_region(g, i0, i1, 0, g->n, tid);
+  }
+}
+
+static void gemm(gemm_args* g) {
+  /* Each thread packs the whole of the operand that is not split, so split the larger side. */
+  g->split_cols = g->n > g->m;
+  if ((int64_t)g->m * g->n * g->k < 32 * 1024) gemm_job(g, 0, 1); /* not worth waking threads */
+  else tv_parallel_run(gemm_job, g);
+}
+
+/* ---- small M (generation): out = W·x is a matrix-vector product, bound by reading W once ------ */
+
+typedef struct {
+  float* out;
+  const float* inp;
+  const float* weight;
+  const float* bias;
+  int M, K, N;
+} gemv_args;
+
+#define GEMV_MAX_M 4
+#define GEMV_LANES 32
+
+/* Dot product with GEMV_LANES independent partial sums (vectorizable without reassociation),
+ * folded in a fixed order. */
+static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
+  const gemv_args* g = (const gemv_args*)arg;
+  const int K = g->K, kv = K / GEMV_LANES * GEMV_LANES;
+  for (int64_t n = n0; n < n1; n++) {
+    const float* w = g->weight + n * K;
+    for (int m = 0; m < g->M; m++) {
+      const float* x = g->inp + (int64_t)m * K;
+      float part[GEMV_LANES];
+      for (int l = 0; l < GEMV_LANES; l++) part[l] = 0.0f;
+      for (int k = 0; k < kv; k += GEMV_LANES)
+        for (int l = 0; l < GEMV_LANES; l++) part[l] += w[k + l] * x[k + l];
+      for (int k = kv; k < K; k++) part[k - kv] += w[k] * x[k];
+      for (int width = GEMV_LANES / 2; width > 0; width /= 2)
+        for (int l = 0; l < width; l++) part[l] += part[l + width];
+      g->out[(int64_t)m * g->N + n] = g->bias ? part[0] + g->bias[n] : part[0];
+    }
+  }
+}
+
+/* ---- entry points ------------------------------------------------------------------------------ */
+
+void TV_FN(matmul_forward)(float* out, const float* inp, const float* weight, const float* bias,
+                           int M, int K, int N) {
+  if (M <= GEMV_MAX_M) {
+    gemv_args g = {out, inp, weight, bias, M, K, N};
+    if ((int64_t)N * K < 65536) gemv_rows(&g, 0, N);
+    else tv_parallel_for(N, gemv_rows, &g);
+    return;
+  }
+  /* C = out[M,N], A = inp (row i, depth p: inp[i*K + p]), B(p,j) = weight[j*K + p]. */
+  gemm_args g = {.a = inp, .a_rs = K, .a_cs = 1, .b = weight, .b_rs = 1, .b_cs = K,
+                 .c = out, .ldc = N, .bias = bias, .accumulate = 0, .m = M, .n = N, .k = K};
+  gemm(&g);
+}
+
+typedef struct {
+  float* dbias;
+  const float* dout;
+  int M, N;
+} dbias_args;
+
+#define DBIAS_COLS 64
+
+/* Column sums, one chunk of columns at a time; rows are summed in order for every column. */
+static void dbias_cols(void* arg, int64_t c0, int64_t c1) {
+  const dbias_args* g = (const dbias_args*)arg;
+  for (int64_t chunk = c0; chunk < c1; chunk++) {
+    int64_t j0 = chunk * DBIAS_COLS;
+    int w = g->N - j0 < DBIAS_COLS ? (int)(g->N - j0) : DBIAS_COLS;
+    float acc[DBIAS_COLS];
+    for (int j = 0; j < DBIAS_COLS; j++) acc[j] = 0.0f;
+    for (int m = 0; m < g->M; m++) {
+      const float* row = g->dout + (int64_t)m * g->N + j0;
+      if (w == DBIAS_COLS)
+        for (int j = 0; j < DBIAS_COLS; j++) acc[j] += row[j];
+      else
+        for (int j = 0; j < w; j++) acc[j] += row[j];
+    }
+    for (int j = 0; j < w; j++) g->dbias[j0 + j] += acc[j];
+  }
+}
+
+void TV_FN(matmul_backward)(float* dinp, float* dweight, float* dbias, const float* dout,
+                            const float* inp, const float* weight, int M, int K, int N) {
+  if (dinp) {
+    /* C = dinp[M,K], depth N: A(i,p) = dout[i*N + p], B(p,j) = weight[p*K + j]. */
+    gemm_args g = {.a = dout, .a_rs = N, .a_cs = 1, .b = weight, .b_rs = K, .b_cs = 1,
+                   .c = dinp, .ldc = K, .bias = NULL, .accumulate = 1, .m = M, .n = K, .k = N};
+    gemm(&g);
+  }
+  if (dweight) {
+    /* C = dweight[N,K], depth M: A(i,p) = dout[p*N + i], B(p,j) = inp[p*K + j]. */
+    gemm_args g = {.a = dout, .a_rs = 1, .a_cs = N, .b = inp, .b_rs = K, .b_cs = 1,
+                   .c = dweight, .ldc = K, .bias = NULL, .accumulate = 1, .m = N, .n = K, .k = M};
+    gemm(&g);
+  }
+  if (dbias) {
+    dbias_args g = {dbias, dout, M, N};
+    int64_t chunks = (N + DBIAS_COLS - 1) / DBIAS_COLS;
+    if ((int64_t)M * N < 65536) dbias_cols(&g, 0, chunks);
+    else tv_parallel_for(chunks, dbias_cols, &g);
+  }
+}
