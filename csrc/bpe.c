@@ -136,14 +136,21 @@ int64_t tv_bpe_pretokenize(int64_t* ends, int64_t cap, const uint8_t* text, int6
 static inline int is_ascii_space(uint8_t c) { return c == ' ' || (c >= 9 && c <= 13); }
 static inline int is_ascii_letter(uint8_t c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
 
+/* Can a byte end a whitespace character? (ASCII spaces, or the last byte of U+0085, U+00A0, U+1680,
+ * U+2000–U+200A, U+2028, U+2029, U+202F, U+205F, U+3000.) Conservative: may say yes wrongly. */
+static inline int may_end_space(uint8_t c) {
+  if (c < 0x80) return is_ascii_space(c);
+  return c == 0x85 || c == 0xA0 || (c >= 0x80 && c <= 0x8A) || c == 0xA8 || c == 0xA9 || c == 0xAF || c == 0x9F;
+}
+
 /* Is p a place where the pre-tokenizer always cuts, whatever comes before or after the window?
- * (a) after '\n' and before an ASCII non-space byte: the whitespace run ends at p and its last
- *     character '\n' is never a leading space; (b) between an ASCII letter and " x" (x an ASCII
- *     letter): the letter run ends at p and the space joins the next word. */
+ * (a) after a lone '\n' (no whitespace before it) and before an ASCII non-space byte: that '\n' is a
+ *     piece of its own both in the whole text and at the end of the left part; (b) between an ASCII
+ *     letter and " x" (x an ASCII letter): the letter run ends at p and the space joins the next word. */
 static inline int safe_cut_at(const uint8_t* s, int64_t len, int64_t p) {
   if (p <= 0 || p >= len) return 0;
   uint8_t a = s[p - 1], b = s[p];
-  if (a == '\n' && b < 0x80 && !is_ascii_space(b)) return 1;
+  if (a == '\n' && b < 0x80 && !is_ascii_space(b) && (p == 1 || !may_end_space(s[p - 2]))) return 1;
   if (b == ' ' && p + 1 < len && is_ascii_letter(a) && is_ascii_letter(s[p + 1])) {
     /* "'s t": the letter may belong to a contraction, which also ends at p: still a cut. */
     return 1;
