@@ -12,6 +12,7 @@ async function registrations(): Promise<Register[]> {
   const list: Register[] = [registerDoctor];
   // command modules (keep one import per line):
   list.push((await import("./tokenizer.ts")).registerTokenizer);
+  list.push((await import("./generate.ts")).registerGenerate);
   return list;
 }
 

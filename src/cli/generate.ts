@@ -1,0 +1,91 @@
+/** `train_vocab generate`: stream text from a checkpoint, with a KV cache. */
+import type { CAC } from "cac";
+import { UserError } from "../errors.ts";
+import { realNumber, text, wholeNumber } from "./use_flags.ts";
+
+const DEFAULT_CHECKPOINT = "outputs/autoregressive/model_checkpoint.bin";
+
+interface Options {
+  checkpoint: unknown;
+  vocab: unknown;
+  prompt?: unknown;
+  maxTokens: unknown;
+  temperature: unknown;
+  topK: unknown;
+  topP: unknown;
+  seed?: unknown;
+  echo: boolean;
+  dumpLogits?: unknown;
+}
+
+export function registerGenerate(cli: CAC): void {
+  cli
+    .command("generate", "Write text with a trained model (alias: gen)")
+    .alias("gen")
+    .option("--checkpoint <file>", "Model checkpoint (ours or the seed's LOPOS) (path)", { default: DEFAULT_CHECKPOINT })
+    .option("--vocab <file>", "Vocabulary the model was trained with (path)", { default: "outputs/tokenizer.vocab" })
+    .option("--prompt <text>", "Text to continue (string; `-` or omitted with piped input: read stdin; empty: start of a document)")
+    .option("--max-tokens <n>", "Stop after this many new tokens (integer >= 0)", { default: 200 })
+    .option("--temperature <t>", "Sampling temperature; 0 = greedy, always the most likely token (number >= 0)", { default: 0.8 })
+    .option("--top-k <k>", "Sample only among the k most likely tokens; 0 = off (integer >= 0)", { default: 40 })
+    .option("--top-p <p>", "Sample only from the smallest set of tokens with this much probability; 1 = off (number in (0, 1])", { default: 0.95 })
+    .option("--seed <n>", "Sampling seed (integer; default: from the clock, printed at the end so a run can be repeated)")
+    .option("--no-echo", "Print the prompt before the new text (boolean; --no-echo prints only the new text)")
+    .option("--dump-logits <file>", "Also write the tokens and the logits each new token was drawn from (safetensors; for reference checks)")
+    .example(`train_vocab generate --prompt "Once upon a time" --max-tokens 100`)
+    .example(`echo "The meaning of" | train_vocab gen --checkpoint run/model_checkpoint.bin --vocab run/tokenizer.vocab --temperature 0`)
+    .action(async (options: Options) => run(options));
+}
+
+async function readPrompt(value: unknown): Promise<string> {
+  const given = value === undefined ? undefined : text("--prompt", value === true ? "" : value);
+  if (given === "-" || (given === undefined && !process.stdin.isTTY)) return await Bun.stdin.text();
+  return given ?? "";
+}
+
+async function run(o: Options): Promise<void> {
+  const checkpoint = text("--checkpoint", o.checkpoint)!;
+  const vocab = text("--vocab", o.vocab)!;
+  const maxTokens = wholeNumber("--max-tokens", o.maxTokens, 0);
+  const temperature = realNumber("--temperature", o.temperature, 0, 1e6, "0 means greedy");
+  const topK = wholeNumber("--top-k", o.topK, 0);
+  const topP = realNumber("--top-p", o.topP, Number.MIN_VALUE, 1, "1 means off");
+  const seed = o.seed === undefined ? Date.now() % 0x100000000 : wholeNumber("--seed", o.seed, 0, 0xffffffff);
+  const dumpPath = text("--dump-logits", o.dumpLogits, false);
+  const prompt = await readPrompt(o.prompt);
+
+  const { loadModel } = await import("../generate/load.ts");
+  const { InferenceEngine } = await import("../generate/engine.ts");
+  const { generate } = await import("../generate/generate.ts");
+  const { checkpoint: ckpt, tokenizer } = loadModel(checkpoint, vocab);
+  if (tokenizer.endOfTextId === null && maxTokens > 0 && prompt.length === 0) {
+    throw new UserError("--prompt is empty and this vocabulary has no end-of-text token to start from: give some text to continue.");
+  }
+  const engine = new InferenceEngine(ckpt.arch, ckpt.params);
+  const write = (s: string) => process.stdout.write(s);
+  const result = generate(engine, tokenizer, prompt, {
+    maxTokens,
+    temperature,
+    topK,
+    topP,
+    seed,
+    recordLogits: dumpPath !== undefined,
+    onNotice: (m) => console.error(m),
+    onText: write,
+    // Echo what the model continues: the user's text, or what is left of it after a cut.
+    onPrompt: (ids, cut) => {
+      if (o.echo) write(cut ? tokenizer.decode(ids) : prompt);
+    },
+  });
+  write("\n");
+  if (dumpPath) {
+    const { writeLogitsDump } = await import("../generate/dump.ts");
+    writeLogitsDump(dumpPath, [...result.promptIds, ...result.generated], result.promptIds.length - 1, result.logits, ckpt.arch.vocab_size);
+  }
+  const n = result.generated.length;
+  const rate = result.decodeSeconds > 0 ? n / result.decodeSeconds : 0;
+  console.error(
+    `[${n} tokens in ${result.decodeSeconds.toFixed(2)} s: ${rate.toFixed(1)} tokens/s · prompt ${result.promptIds.length} tokens in ` +
+      `${(result.prefillSeconds * 1000).toFixed(1)} ms · stopped at ${result.stop} · seed ${seed}]`,
+  );
+}

@@ -1,0 +1,182 @@
+/**
+ * Batch-1 inference with a KV cache. `prefill` runs the whole prompt through the model at once (matrix
+ * products over all its rows, causal attention over the prompt) and keeps every layer's keys and
+ * values; `step` then feeds one token: each layer computes one row and attends over the cache, so a
+ * new token costs one token's forward however long the prefix is.
+ *
+ * Every operation is a native kernel call on preallocated buffers: the per-token path allocates nothing.
+ */
+import type { Architecture } from "../model/layout.ts";
+import {
+  attentionDecode,
+  attentionForward,
+  encoderForward,
+  geluForward,
+  layernormForward,
+  matmulForward,
+  residualForward,
+} from "../native.ts";
+import { type LayerWeights, type ModelWeights, resolveWeights } from "./weights.ts";
+
+/** Activations for up to `rows` positions at once. */
+class Scratch {
+  readonly x: Float32Array; // residual stream [rows, C]
+  readonly xn: Float32Array; // layernorm output [rows, C]
+  readonly qkv: Float32Array; // [rows, 3C]
+  readonly att: Float32Array; // attention output [rows, C]
+  readonly tmp: Float32Array; // projection output [rows, C]
+  readonly fc: Float32Array; // [rows, F]
+  readonly fcg: Float32Array; // GELU(fc) [rows, F]
+  readonly mean: Float32Array;
+  readonly rstd: Float32Array;
+  readonly lse: Float32Array; // [H, rows]
+
+  constructor(readonly rows: number, arch: Architecture) {
+    const { d_model: C, d_ff: F, num_heads: H } = arch;
+    this.x = new Float32Array(rows * C);
+    this.xn = new Float32Array(rows * C);
+    this.qkv = new Float32Array(rows * 3 * C);
+    this.att = new Float32Array(rows * C);
+    this.tmp = new Float32Array(rows * C);
+    this.fc = new Float32Array(rows * F);
+    this.fcg = new Float32Array(rows * F);
+    this.mean = new Float32Array(rows);
+    this.rstd = new Float32Array(rows);
+    this.lse = new Float32Array(H * rows);
+  }
+}
+
+export class InferenceEngine {
+  readonly arch: Architecture;
+  readonly weights: ModelWeights;
+  /** Per layer: keys and values of positions 0..length−1, [max_seq_len, C] each. */
+  private readonly kCache: Float32Array[];
+  private readonly vCache: Float32Array[];
+  private readonly one: Scratch;
+  private many: Scratch | null = null;
+  private readonly logits: Float32Array;
+  private pos = 0;
+
+  constructor(arch: Architecture, params: Float32Array) {
+    this.arch = arch;
+    this.weights = resolveWeights(arch, params);
+    const { d_model: C, max_seq_len: P, vocab_size: V } = arch;
+    this.kCache = this.weights.layers.map(() => new Float32Array(P * C));
+    this.vCache = this.weights.layers.map(() => new Float32Array(P * C));
+    this.one = new Scratch(1, arch);
+    this.logits = new Float32Array(V);
+  }
+
+  /** Tokens in the cache: the position the next `step` writes. */
+  get length(): number {
+    return this.pos;
+  }
+
+  get contextSize(): number {
+    return this.arch.max_seq_len;
+  }
+
+  /** Forget the cache. */
+  reset(): void {
+    this.pos = 0;
+  }
+
+  /**
+   * Run `tokens` (1..max_seq_len of them) from position 0, filling the cache. Returns the logits of
+   * the last position ([V], a buffer reused by the next call). With `allLogits` ([T, V]) the logits
+   * of every position are written there too (evaluation, reference dumps).
+   */
+  prefill(tokens: ArrayLike<number>, allLogits?: Float32Array): Float32Array {
+    const T = tokens.length;
+    const { d_model: C, num_heads: H, d_ff: F, vocab_size: V, max_seq_len: P } = this.arch;
+    if (T < 1 || T > P) throw new RangeError(`prefill: ${T} tokens, the context holds 1..${P}`);
+    const ids = this.checkedIds(tokens);
+    const s = this.scratchFor(T);
+    const w = this.weights;
+    encoderForward(s.x, ids, w.wte, w.wpe, 1, T, C, V, P);
+    w.layers.forEach((lw, l) => {
+      layernormForward(s.xn, s.mean, s.rstd, s.x, lw.ln1w, lw.ln1b, T, C);
+      matmulForward(s.qkv, s.xn, lw.qkvW, lw.qkvB, T, C, 3 * C);
+      attentionForward(s.att, s.lse, s.qkv, 1, T, C, H);
+      const k = this.kCache[l]!, v = this.vCache[l]!;
+      for (let t = 0; t < T; t++) {
+        const row = t * 3 * C;
+        k.set(s.qkv.subarray(row + C, row + 2 * C), t * C);
+        v.set(s.qkv.subarray(row + 2 * C, row + 3 * C), t * C);
+      }
+      this.mlpAndProjection(s, lw, T, C, F);
+    });
+    this.pos = T;
+    if (allLogits) {
+      if (allLogits.length < T * V) throw new RangeError(`prefill: allLogits holds ${allLogits.length}, needs ${T * V}`);
+      layernormForward(s.xn, s.mean, s.rstd, s.x, w.lnfw, w.lnfb, T, C);
+      matmulForward(allLogits, s.xn, w.lmHead, null, T, C, V);
+      this.logits.set(allLogits.subarray((T - 1) * V, T * V));
+      return this.logits;
+    }
+    // Only the last position's logits are needed to continue: normalise and project one row.
+    const last = s.x.subarray((T - 1) * C, T * C);
+    return this.head(last);
+  }
+
+  /** Feed one token at position `length`; returns its logits ([V], reused by the next call). */
+  step(token: number): Float32Array {
+    const { d_model: C, num_heads: H, d_ff: F, vocab_size: V, max_seq_len: P } = this.arch;
+    if (this.pos >= P) throw new RangeError(`step: the cache is full (${P} positions); prefill again from a shorter prefix`);
+    if (!Number.isInteger(token) || token < 0 || token >= V) throw new RangeError(`step: token ${token} is outside 0..${V - 1}`);
+    const s = this.one;
+    const w = this.weights;
+    const t = this.pos;
+    residualForward(s.x, w.wte.subarray(token * C, token * C + C), w.wpe.subarray(t * C, t * C + C), C);
+    w.layers.forEach((lw, l) => {
+      layernormForward(s.xn, s.mean, s.rstd, s.x, lw.ln1w, lw.ln1b, 1, C);
+      matmulForward(s.qkv, s.xn, lw.qkvW, lw.qkvB, 1, C, 3 * C);
+      const k = this.kCache[l]!, v = this.vCache[l]!;
+      k.set(s.qkv.subarray(C, 2 * C), t * C);
+      v.set(s.qkv.subarray(2 * C, 3 * C), t * C);
+      attentionDecode(s.att, s.qkv, k, v, t + 1, C, H);
+      this.mlpAndProjection(s, lw, 1, C, F);
+    });
+    this.pos = t + 1;
+    return this.head(s.x);
+  }
+
+  /** Attention output projection + residual, then the MLP block + residual, for `rows` rows. */
+  private mlpAndProjection(s: Scratch, lw: LayerWeights, rows: number, C: number, F: number): void {
+    matmulForward(s.tmp, s.att, lw.projW, lw.projB, rows, C, C);
+    residualForward(s.x, s.x, s.tmp, rows * C);
+    layernormForward(s.xn, s.mean, s.rstd, s.x, lw.ln2w, lw.ln2b, rows, C);
+    matmulForward(s.fc, s.xn, lw.fcW, lw.fcB, rows, C, F);
+    geluForward(s.fcg, s.fc, rows * F);
+    matmulForward(s.tmp, s.fcg, lw.mlpProjW, lw.mlpProjB, rows, F, C);
+    residualForward(s.x, s.x, s.tmp, rows * C);
+  }
+
+  /** Final layernorm and LM head of one residual row [C] → logits [V]. */
+  private head(row: Float32Array): Float32Array {
+    const { d_model: C, vocab_size: V } = this.arch;
+    const s = this.one;
+    const w = this.weights;
+    layernormForward(s.xn, s.mean, s.rstd, row, w.lnfw, w.lnfb, 1, C);
+    matmulForward(this.logits, s.xn, w.lmHead, null, 1, C, V);
+    return this.logits;
+  }
+
+  private scratchFor(rows: number): Scratch {
+    if (rows === 1) return this.one;
+    // Sized for the whole context on first use, so repeated prefills (sliding context, eval windows) reuse it.
+    if (!this.many) this.many = new Scratch(this.arch.max_seq_len, this.arch);
+    return this.many;
+  }
+
+  private checkedIds(tokens: ArrayLike<number>): Int32Array {
+    const V = this.arch.vocab_size;
+    const ids = new Int32Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) {
+      const id = tokens[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`token ${id} at position ${i} is outside 0..${V - 1}`);
+      ids[i] = id;
+    }
+    return ids;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The generation loop: encode the prompt (cut from the left to fit the context), prefill it, then
+ * sample one token at a time, feeding each back through the KV cache, until end-of-text or the limit.
+ * When prompt + output outgrow the context, the cache is rebuilt from the most recent half of the
+ * context (learned positions cannot be shifted in place), so long outputs cost one prefill per
+ * half-context of tokens rather than one per token.
+ */
+import { UserError } from "../errors.ts";
+import type { Tokenizer } from "../tokenizer/index.ts";
+import type { InferenceEngine } from "./engine.ts";
+import { Sampler, type SamplerOptions } from "./sampler.ts";
+import { TextStream } from "./stream.ts";
+
+export interface GenerateOptions extends SamplerOptions {
+  maxTokens: number;
+  /** Called with each piece of text as soon as it is known. */
+  onText?: (text: string) => void;
+  /** Called once with the prompt ids the model will see (after any cut), before the first forward. */
+  onPrompt?: (ids: number[], cut: boolean) => void;
+  /** One-line notices for the user (prompt cut, context slid). */
+  onNotice?: (message: string) => void;
+  /** Keep a copy of the logits every token was sampled from (reference checks). */
+  recordLogits?: boolean;
+}
+
+export interface GenerateResult {
+  /** The prompt as the model saw it (after any cut). */
+  promptIds: number[];
+  generated: number[];
+  stop: "end-of-text" | "max-tokens";
+  prefillSeconds: number;
+  /** Time from the first sample to the last token: sampling, streaming and the per-token forwards. */
+  decodeSeconds: number;
+  /** Logits before each generated token while the context never slid: logits[i] predicts generated[i]. */
+  logits: Float32Array[];
+}
+
+export function generate(engine: InferenceEngine, tok: Tokenizer, prompt: string, opts: GenerateOptions): GenerateResult {
+  const notice = opts.onNotice ?? (() => {});
+  const context = engine.contextSize;
+  let ids = Array.from(tok.encode(prompt));
+  if (ids.length === 0) {
+    if (tok.endOfTextId === null) throw new UserError("The prompt is empty and this vocabulary has no end-of-text token to start from. Give --prompt some text.");
+    ids = [tok.endOfTextId]; // GPT-2's convention for unconditional samples
+  }
+  const cut = ids.length > context;
+  if (cut) {
+    notice(`The prompt is ${ids.length} tokens; the model's context holds ${context}: using the last ${context}.`);
+    ids = ids.slice(ids.length - context);
+  }
+  opts.onPrompt?.(ids, cut);
+  const sampler = new Sampler(opts);
+  const stream = new TextStream(tok, ids[ids.length - 1]!);
+  const emit = opts.onText ?? (() => {});
+  const record = opts.recordLogits === true;
+  const vocab = Math.min(tok.vocabSize, engine.arch.vocab_size);
+
+  const t0 = performance.now();
+  let logits = engine.prefill(ids);
+  const t1 = performance.now();
+  const result: GenerateResult = { promptIds: ids, generated: [], stop: "max-tokens", prefillSeconds: (t1 - t0) / 1000, decodeSeconds: 0, logits: [] };
+  let slid = false;
+  const recent = ids.slice(); // the context, for rebuilding the cache when it is full
+  for (let i = 0; i < opts.maxTokens; i++) {
+    if (record && !slid) result.logits.push(logits.slice(0, engine.arch.vocab_size));
+    const id = sampler.sample(logits, vocab);
+    if (id === tok.endOfTextId) {
+      result.stop = "end-of-text";
+      break;
+    }
+    result.generated.push(id);
+    recent.push(id);
+    const text = stream.push(id);
+    if (text) emit(text);
+    if (i + 1 === opts.maxTokens) break; // the last token's successor is never needed
+    if (engine.length < context) {
+      logits = engine.step(id);
+      continue;
+    }
+    const keep = Math.ceil(context / 2);
+    if (!slid) notice(`\n[context of ${context} tokens full: continuing from the last ${keep}]`);
+    slid = true;
+    recent.splice(0, recent.length - keep);
+    logits = engine.prefill(recent);
+  }
+  const tail = stream.end();
+  if (tail) emit(tail);
+  result.decodeSeconds = (performance.now() - t1) / 1000;
+  return result;
+}

@@ -1,0 +1,121 @@
+/**
+ * Picking the next token from logits: greedy (temperature 0), or sampling from softmax(logits / T)
+ * restricted to the k most likely tokens (top-k) and then to the smallest set whose probability
+ * reaches p (top-p, nucleus). Ties go to the lower id, so greedy decoding is fully determined.
+ *
+ * Cost per token is one pass over the vocabulary plus a sort of the candidates only: top-k keeps k of
+ * them, and top-p first drops tokens too unlikely to ever be in the nucleus (the llama2.c trick), so
+ * the full vocabulary is never sorted.
+ */
+import { Rng } from "./rng.ts";
+
+export interface SamplerOptions {
+  /** 0 = greedy. */
+  temperature: number;
+  /** 0 = off. */
+  topK: number;
+  /** 1 = off. */
+  topP: number;
+  seed: number;
+}
+
+export class Sampler {
+  private readonly rng: Rng;
+  private probs = new Float32Array(0);
+  private order = new Int32Array(0);
+
+  constructor(readonly options: SamplerOptions) {
+    const { temperature, topK, topP } = options;
+    if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new RangeError(`temperature ${temperature} must be >= 0`);
+    if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`topK ${topK} must be a whole number >= 0`);
+    if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP ${topP} must be in (0, 1]`);
+    this.rng = new Rng(options.seed);
+  }
+
+  /** The next token id. `vocab` limits the choice to ids below it (a model may have spare rows). */
+  sample(logits: Float32Array, vocab = logits.length): number {
+    if (this.options.temperature === 0) return argmax(logits, vocab);
+    return this.sampleTempered(logits, vocab);
+  }
+
+  private sampleTempered(logits: Float32Array, n: number): number {
+    const { temperature, topK, topP } = this.options;
+    if (this.probs.length < n) {
+      this.probs = new Float32Array(n);
+      this.order = new Int32Array(n);
+    }
+    const probs = this.probs;
+    // softmax(logits / T) in double accumulation, shifted by the maximum for stability.
+    const max = logits[argmax(logits, n)]!;
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Math.exp((logits[i]! - max) / temperature);
+      probs[i] = e;
+      sum += e;
+    }
+    const k = topK > 0 && topK < n ? topK : n;
+    if (k === n && topP >= 1) return this.draw(probs, sum, n);
+
+    // Candidates: a token below this share of the mass can be neither in the top-k nor in the nucleus
+    // unless fewer than k tokens survive the cut, in which case everything is kept.
+    let cutoff = topP < 1 ? ((1 - topP) / Math.max(1, n - 1)) * sum : 0;
+    let m = this.collect(probs, n, cutoff);
+    if (m < k && cutoff > 0) {
+      cutoff = 0;
+      m = this.collect(probs, n, 0);
+    }
+    const cand = this.order.subarray(0, m);
+    cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
+    let keep = Math.min(k, m);
+    let kept = 0;
+    for (let i = 0; i < keep; i++) kept += probs[cand[i]!]!;
+    if (topP < 1) {
+      const target = topP * kept;
+      let acc = 0;
+      for (let i = 0; i < keep; i++) {
+        acc += probs[cand[i]!]!;
+        if (acc >= target) {
+          keep = i + 1;
+          kept = acc;
+          break;
+        }
+      }
+    }
+    let r = this.rng.nextFloat() * kept;
+    for (let i = 0; i < keep; i++) {
+      r -= probs[cand[i]!]!;
+      if (r < 0) return cand[i]!;
+    }
+    return cand[keep - 1]!; // rounding left a sliver of mass: the last kept token
+  }
+
+  private collect(probs: Float32Array, n: number, cutoff: number): number {
+    let m = 0;
+    for (let i = 0; i < n; i++) if (probs[i]! >= cutoff) this.order[m++] = i;
+    return m;
+  }
+
+  /** Inverse-CDF draw over all n ids. */
+  private draw(probs: Float32Array, sum: number, n: number): number {
+    let r = this.rng.nextFloat() * sum;
+    for (let i = 0; i < n; i++) {
+      r -= probs[i]!;
+      if (r < 0) return i;
+    }
+    for (let i = n - 1; i >= 0; i--) if (probs[i]! > 0) return i;
+    return 0;
+  }
+}
+
+/** Index of the largest value among the first n; the lowest index wins ties. */
+export function argmax(values: Float32Array, n = values.length): number {
+  let best = 0;
+  let bestValue = values[0]!;
+  for (let i = 1; i < n; i++) {
+    if (values[i]! > bestValue) {
+      bestValue = values[i]!;
+      best = i;
+    }
+  }
+  return best;
+}

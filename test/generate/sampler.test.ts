@@ -1,0 +1,98 @@
+import { describe, expect, test } from "bun:test";
+import { argmax, Sampler } from "../../src/generate/sampler.ts";
+import { Rng } from "../../src/generate/rng.ts";
+
+const logitsOf = (probs: number[]) => Float32Array.from(probs.map(Math.log));
+const counts = (s: Sampler, logits: Float32Array, n: number) => {
+  const c = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const id = s.sample(logits);
+    c.set(id, (c.get(id) ?? 0) + 1);
+  }
+  return c;
+};
+
+describe("Rng", () => {
+  test("a seed gives the same stream; different seeds differ; values lie in [0, 1)", () => {
+    const a = new Rng(42), b = new Rng(42), c = new Rng(43);
+    const xs = Array.from({ length: 1000 }, () => a.nextFloat());
+    expect(Array.from({ length: 1000 }, () => b.nextFloat())).toEqual(xs);
+    expect(Array.from({ length: 1000 }, () => c.nextFloat())).not.toEqual(xs);
+    expect(xs.every((x) => x >= 0 && x < 1)).toBe(true);
+    const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+    expect(Math.abs(mean - 0.5)).toBeLessThan(0.05);
+  });
+});
+
+describe("Sampler", () => {
+  test("temperature 0 is greedy and ties go to the lowest id", () => {
+    const s = new Sampler({ temperature: 0, topK: 0, topP: 1, seed: 1 });
+    expect(s.sample(Float32Array.of(0.1, 3, -2, 3, 1))).toBe(1);
+    expect(argmax(Float32Array.of(5, 5, 5))).toBe(0);
+  });
+
+  test("the vocab limit keeps ids a tokenizer cannot decode out of reach", () => {
+    const s = new Sampler({ temperature: 0, topK: 0, topP: 1, seed: 1 });
+    expect(s.sample(Float32Array.of(1, 2, 9), 2)).toBe(1);
+  });
+
+  test("same seed, same draws; another seed, other draws", () => {
+    const logits = Float32Array.from({ length: 100 }, (_, i) => Math.sin(i));
+    const draw = (seed: number) => {
+      const s = new Sampler({ temperature: 1, topK: 0, topP: 1, seed });
+      return Array.from({ length: 50 }, () => s.sample(logits));
+    };
+    expect(draw(5)).toEqual(draw(5));
+    expect(draw(5)).not.toEqual(draw(6));
+  });
+
+  test("plain sampling follows softmax(logits / temperature)", () => {
+    const probs = [0.5, 0.3, 0.15, 0.05];
+    const c = counts(new Sampler({ temperature: 1, topK: 0, topP: 1, seed: 9 }), logitsOf(probs), 20000);
+    probs.forEach((p, i) => expect(Math.abs((c.get(i) ?? 0) / 20000 - p)).toBeLessThan(0.015));
+    // temperature 0.5 squares the probabilities (then renormalises)
+    const sq = probs.map((p) => p * p), z = sq.reduce((a, b) => a + b, 0);
+    const c2 = counts(new Sampler({ temperature: 0.5, topK: 0, topP: 1, seed: 9 }), logitsOf(probs), 20000);
+    sq.forEach((p, i) => expect(Math.abs((c2.get(i) ?? 0) / 20000 - p / z)).toBeLessThan(0.015));
+  });
+
+  test("top-k keeps exactly the k most likely tokens, in proportion", () => {
+    const probs = [0.05, 0.3, 0.15, 0.5];
+    const c = counts(new Sampler({ temperature: 1, topK: 2, topP: 1, seed: 3 }), logitsOf(probs), 16000);
+    expect([...c.keys()].sort()).toEqual([1, 3]);
+    expect(Math.abs(c.get(3)! / 16000 - 0.5 / 0.8)).toBeLessThan(0.02);
+    const one = counts(new Sampler({ temperature: 5, topK: 1, topP: 1, seed: 3 }), logitsOf(probs), 200);
+    expect([...one.keys()]).toEqual([3]);
+  });
+
+  test("top-p keeps the smallest set reaching p, including the token that crosses it", () => {
+    const probs = [0.5, 0.3, 0.15, 0.05];
+    const c = counts(new Sampler({ temperature: 1, topK: 0, topP: 0.7, seed: 4 }), logitsOf(probs), 16000);
+    expect([...c.keys()].sort()).toEqual([0, 1]);
+    expect(Math.abs(c.get(0)! / 16000 - 0.5 / 0.8)).toBeLessThan(0.02);
+    const exact = counts(new Sampler({ temperature: 1, topK: 0, topP: 0.5, seed: 4 }), logitsOf(probs), 500);
+    expect([...exact.keys()]).toEqual([0]);
+    const wide = counts(new Sampler({ temperature: 1, topK: 0, topP: 0.96, seed: 4 }), logitsOf(probs), 4000);
+    expect([...wide.keys()].sort()).toEqual([0, 1, 2, 3]);
+  });
+
+  test("top-k and top-p together: the nucleus is taken within the top k", () => {
+    const probs = [0.4, 0.3, 0.2, 0.1];
+    const c = counts(new Sampler({ temperature: 1, topK: 3, topP: 0.75, seed: 2 }), logitsOf(probs), 8000);
+    // top-3 mass 0.9; 0.75·0.9 = 0.675 is crossed by the second token
+    expect([...c.keys()].sort()).toEqual([0, 1]);
+  });
+
+  test("top-p over a large flat vocabulary still samples from the whole nucleus", () => {
+    const logits = new Float32Array(5000); // uniform: the nucleus at p=0.5 is 2500 tokens
+    const c = counts(new Sampler({ temperature: 1, topK: 0, topP: 0.5, seed: 8 }), logits, 1000);
+    expect(c.size).toBeGreaterThan(600);
+    expect(Math.max(...c.keys())).toBeLessThan(2500);
+  });
+
+  test("bad settings are refused", () => {
+    expect(() => new Sampler({ temperature: -1, topK: 0, topP: 1, seed: 0 })).toThrow();
+    expect(() => new Sampler({ temperature: 1, topK: 1.5, topP: 1, seed: 0 })).toThrow();
+    expect(() => new Sampler({ temperature: 1, topK: 0, topP: 0, seed: 0 })).toThrow();
+  });
+});
