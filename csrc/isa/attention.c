@@ -1,0 +1,426 @@
+/* attention.c — fused causal multi-head self-attention, forward and backward, flash-style.
+ *
+ * For each batch b and head h (hs = C/H, scale = 1/√hs), with q, k, v the head's slices of qkv:
+ *   S = scale·q·kᵀ (causal: key j ≤ query i),  P = softmax(S) per row,  out = P·v,
+ *   lse[i] = log Σ_j e^S[i,j].
+ * Nothing of size T×T is ever stored. The forward walks key blocks with an online softmax (running
+ * max m and sum l per query row, the output accumulator rescaled when m grows), as in FlashAttention.
+ * The backward recomputes P = e^(S − lse) block by block and uses D[i] = Σ dout[i]·out[i]
+ * (= Σ_j P[i,j]·dP[i,j]) so that dS = P∘(dP − D) needs no row pass:
+ *   dv[j] += Σ_i P[i,j]·dout[i],  dk[j] += Σ_i dS[i,j]·scale·q[i],  dq[i] += Σ_j dS[i,j]·scale·k[j].
+ *
+ * Tiles: BQ query rows × BK keys, both BT = min(64, 4096/HSP) where HSP is hs rounded up to 16, so
+ * every tile holds at most 4096 floats and lives on the stack (about 80 KiB forward, 160 KiB
+ * backward). Tiles are padded with zeros to whole vectors, so the inner products run on full
+ * vectors for any hs. The products inside a tile are small register-blocked kernels written with
+ * GCC vector extensions, which become zmm, ymm or xmm code for each ISA level.
+ * A head dimension above MAX_TILED_HEAD_DIM takes a plain untiled path (slower, no scratch).
+ *
+ * Threads: the forward splits (b, h, query block) items, the backward (b, h) pairs, because dk and
+ * dv sum over all queries of a head. Items are dealt round-robin (causal blocks differ in cost) and
+ * each item's arithmetic is the same whichever thread runs it: bit-identical for any thread count. */
+#include <math.h>
+#include <string.h>
+
+#include "../kernels.h"
+#include "../threads.h"
+#include "simd.h"
+
+#define MAX_TILED_HEAD_DIM 256
+#define TILE_FLOATS 4096
+#define MAX_BT 64
+
+#if defined(__AVX512F__)
+#define VW 16
+#elif defined(__AVX2__)
+#define VW 8
+#else
+#define VW 4
+#endif
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef float vf_u __attribute__((vector_size(VW * 4), aligned(4)));
+static inline vf vload(const float* p) { return *(const vf_u*)p; }
+static inline void vstore(float* p, vf v) { *(vf_u*)p = v; }
+static inline vf vbcast(float x) { return (vf){0} + x; }
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* ---- tile products ---------------------------------------------------------------------------- */
+
+/* s[4][NV·VW] = a[4][hs] · bt[hs][NV·VW]  (a rows lda apart, bt rows ldb apart, s rows lds apart) */
+static ALWAYS_INLINE void mk_abt(float* s, int lds, const float* a, int lda, const float* bt, int ldb,
+                                 int hs, const int NV) {
+  vf c0[4], c1[4], c2[4], c3[4];
+  for (int v = 0; v < NV; v++) c0[v] = c1[v] = c2[v] = c3[v] = (vf){0};
+  for (int d = 0; d < hs; d++) {
+    vf b[4];
+    for (int v = 0; v < NV; v++) b[v] = vload(bt + (int64_t)d * ldb + v * VW);
+    vf x0 = vbcast(a[d]), x1 = vbcast(a[lda + d]), x2 = vbcast(a[2 * lda + d]), x3 = vbcast(a[3 * lda + d]);
+    for (int v = 0; v < NV; v++) {
+      c0[v] += x0 * b[v];
+      c1[v] += x1 * b[v];
+      c2[v] += x2 * b[v];
+      c3[v] += x3 * b[v];
+    }
+  }
+  for (int v = 0; v < NV; v++) {
+    vstore(s + v * VW, c0[v]);
+    vstore(s + lds + v * VW, c1[v]);
+    vstore(s + 2 * lds + v * VW, c2[v]);
+    vstore(s + 3 * lds + v * VW, c3[v]);
+  }
+}
+
+/* s[nr][bt] = a[nr][hs] · kt[hs][bt]; nr a multiple of 4, bt a multiple of 16. */
+static void tile_abt(float* s, const float* a, int lda, const float* kt, int hs, int nr, int bt) {
+  for (int r = 0; r < nr; r += 4) {
+    for (int c = 0; c < bt; c += 4 * VW) {
+      int nv = (bt - c) / VW < 4 ? (bt - c) / VW : 4;
+      float* so = s + r * bt + c;
+      const float* ar = a + r * lda;
+      switch (nv) {
+        case 1: mk_abt(so, bt, ar, lda, kt + c, bt, hs, 1); break;
+        case 2: mk_abt(so, bt, ar, lda, kt + c, bt, hs, 2); break;
+        case 3: mk_abt(so, bt, ar, lda, kt + c, bt, hs, 3); break;
+        default: mk_abt(so, bt, ar, lda, kt + c, bt, hs, 4); break;
+      }
+    }
+  }
+}
+
+/* y[4][NV·VW] += Σ_m w(r, m)·x[m][NV·VW], w(r, m) = w[r·wr + m·wm], for m < nm. */
+static ALWAYS_INLINE void mk_wx(float* y, int ldy, const float* w, int wr, int wm, const float* x,
+                                int ldx, int nm, const int NV) {
+  vf c0[4], c1[4], c2[4], c3[4];
+  for (int v = 0; v < NV; v++) {
+    c0[v] = vload(y + v * VW);
+    c1[v] = vload(y + ldy + v * VW);
+    c2[v] = vload(y + 2 * ldy + v * VW);
+    c3[v] = vload(y + 3 * ldy + v * VW);
+  }
+  for (int m = 0; m < nm; m++) {
+    vf xv[4];
+    for (int v = 0; v < NV; v++) xv[v] = vload(x + (int64_t)m * ldx + v * VW);
+    const float* wp = w + (int64_t)m * wm;
+    vf w0 = vbcast(wp[0]), w1 = vbcast(wp[wr]), w2 = vbcast(wp[2 * wr]), w3 = vbcast(wp[3 * wr]);
+    for (int v = 0; v < NV; v++) {
+      c0[v] += w0 * xv[v];
+      c1[v] += w1 * xv[v];
+      c2[v] += w2 * xv[v];
+      c3[v] += w3 * xv[v];
+    }
+  }
+  for (int v = 0; v < NV; v++) {
+    vstore(y + v * VW, c0[v]);
+    vstore(y + ldy + v * VW, c1[v]);
+    vstore(y + 2 * ldy + v * VW, c2[v]);
+    vstore(y + 3 * ldy + v * VW, c3[v]);
+  }
+}
+
+/* y[ny][hsp] += W·x[nm][hsp] with W(r, m) = w[r·wr + m·wm]: W = P for out and dq (wr = row stride,
+ * wm = 1), W = Pᵀ for dv and dk (wr = 1, wm = row stride). ny a multiple of 4, hsp of 16. */
+static void tile_wx(float* y, int ny, int hsp, const float* w, int wr, int wm, const float* x, int nm) {
+  for (int r = 0; r < ny; r += 4) {
+    for (int c = 0; c < hsp; c += 4 * VW) {
+      int nv = (hsp - c) / VW < 4 ? (hsp - c) / VW : 4;
+      float* yo = y + r * hsp + c;
+      const float* wo = w + (int64_t)r * wr;
+      switch (nv) {
+        case 1: mk_wx(yo, hsp, wo, wr, wm, x + c, hsp, nm, 1); break;
+        case 2: mk_wx(yo, hsp, wo, wr, wm, x + c, hsp, nm, 2); break;
+        case 3: mk_wx(yo, hsp, wo, wr, wm, x + c, hsp, nm, 3); break;
+        default: mk_wx(yo, hsp, wo, wr, wm, x + c, hsp, nm, 4); break;
+      }
+    }
+  }
+}
+
+/* ---- shared setup ---------------------------------------------------------------------------- */
+
+typedef struct {
+  float* out;        /* forward: out[B,T,C] */
+  float* lse;        /* forward: lse[B,H,T] */
+  float* dqkv;       /* backward: dqkv[B,T,3C] (+=) */
+  const float* dout; /* backward: dout[B,T,C] */
+  const float* fout; /* backward: the forward's out[B,T,C] */
+  const float* clse; /* backward: lse[B,H,T] */
+  const float* qkv;  /* [B,T,3C] */
+  int B, T, C, H, hs, hsp, bt, nblocks;
+  float scale;
+} attn_ctx;
+
+static void setup(attn_ctx* c, int B, int T, int C, int H) {
+  c->B = B, c->T = T, c->C = C, c->H = H;
+  c->hs = C / H;
+  c->hsp = (c->hs + 15) & ~15;
+  c->bt = TILE_FLOATS / c->hsp;
+  if (c->bt > MAX_BT) c->bt = MAX_BT;
+  c->bt &= ~15;
+  if (c->bt < 16) c->bt = 16; /* only for hs > MAX_TILED_HEAD_DIM, whose path has no tiles */
+  c->nblocks = (T + c->bt - 1) / c->bt;
+  c->scale = 1.0f / sqrtf((float)c->hs);
+}
+
+/* dst[nr][ld] = src rows (stride 3C) columns 0..hs−1 times mul, zero elsewhere up to rows_total. */
+static void load_rows(float* dst, int ld, const float* src, int64_t stride, int nr, int rows_total,
+                      int hs, float mul) {
+  for (int r = 0; r < rows_total; r++) {
+    float* d = dst + r * ld;
+    if (r < nr) {
+      const float* s = src + r * stride;
+      for (int i = 0; i < hs; i++) d[i] = s[i] * mul;
+      for (int i = hs; i < ld; i++) d[i] = 0.0f;
+    } else {
+      memset(d, 0, sizeof(float) * (size_t)ld);
+    }
+  }
+}
+
+/* dst[hs][bt] = transpose of src rows (stride 3C) columns 0..hs−1, columns ≥ nr zero. */
+static void load_transposed(float* dst, int bt, const float* src, int64_t stride, int nr, int hs) {
+  for (int d = 0; d < hs; d++) memset(dst + d * bt + nr, 0, sizeof(float) * (size_t)(bt - nr));
+  for (int j = 0; j < nr; j++) {
+    const float* s = src + j * stride;
+    for (int d = 0; d < hs; d++) dst[d * bt + j] = s[d];
+  }
+}
+
+/* ---- forward --------------------------------------------------------------------------------- */
+
+static void forward_block(const attn_ctx* c, int b, int h, int qb) {
+  float qs[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] scaled queries */
+  float o[TILE_FLOATS] __attribute__((aligned(64)));       /* [bt][hsp] output accumulator */
+  float kt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] keys, transposed */
+  float vb[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] values */
+  float s[MAX_BT * MAX_BT] __attribute__((aligned(64)));   /* [bt][bt] scores, then P */
+  float mrow[MAX_BT], lrow[MAX_BT];
+  const int T = c->T, C = c->C, hs = c->hs, hsp = c->hsp, bt = c->bt;
+  const int64_t stride = 3 * (int64_t)C;
+  const float* base = c->qkv + (int64_t)b * T * stride + (int64_t)h * hs;
+  const int i0 = qb * bt, nq = T - i0 < bt ? T - i0 : bt;
+
+  load_rows(qs, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale);
+  memset(o, 0, sizeof(float) * (size_t)(bt * hsp));
+  for (int r = 0; r < bt; r++) mrow[r] = -INFINITY, lrow[r] = 0.0f;
+
+  for (int j0 = 0; j0 < i0 + nq; j0 += bt) {
+    const int nk = i0 + nq - j0 < bt ? i0 + nq - j0 : bt;
+    load_transposed(kt, bt, base + C + j0 * stride, stride, nk, hs);
+    load_rows(vb, hsp, base + 2 * C + j0 * stride, stride, nk, bt, hs, 1.0f);
+    tile_abt(s, qs, hsp, kt, hs, bt, bt);
+    for (int r = 0; r < bt; r++) {
+      float* p = s + r * bt;
+      /* keys j0 .. i are visible to query i = i0 + r */
+      int valid = r < nq ? i0 + r - j0 + 1 : 0;
+      if (valid > nk) valid = nk;
+      if (valid <= 0) {
+        memset(p, 0, sizeof(float) * (size_t)bt);
+        continue;
+      }
+      float mx = tv_row_max(p, valid);
+      if (mrow[r] > mx) mx = mrow[r];
+      const float corr = expf(mrow[r] - mx);
+      const float psum = tv_exp_shift_sum(p, p, valid, mx);
+      memset(p + valid, 0, sizeof(float) * (size_t)(bt - valid));
+      lrow[r] = lrow[r] * corr + psum;
+      mrow[r] = mx;
+      if (corr != 1.0f) {
+        float* orow = o + r * hsp;
+        for (int i = 0; i < hsp; i++) orow[i] *= corr;
+      }
+    }
+    tile_wx(o, bt, hsp, s, bt, 1, vb, nk);
+  }
+
+  for (int r = 0; r < nq; r++) {
+    float* out = c->out + ((int64_t)b * T + i0 + r) * C + (int64_t)h * hs;
+    const float inv = 1.0f / lrow[r];
+    for (int i = 0; i < hs; i++) out[i] = o[r * hsp + i] * inv;
+    c->lse[((int64_t)b * c->H + h) * T + i0 + r] = mrow[r] + logf(lrow[r]);
+  }
+}
+
+/* Untiled fallback for large heads: one query row at a time with an online softmax, the output
+ * row itself as the accumulator. */
+static void forward_row(const attn_ctx* c, int b, int h, int i) {
+  const int T = c->T, C = c->C, hs = c->hs;
+  const int64_t stride = 3 * (int64_t)C;
+  const float* base = c->qkv + (int64_t)b * T * stride + (int64_t)h * hs;
+  const float* q = base + i * stride;
+  float* out = c->out + ((int64_t)b * T + i) * C + (int64_t)h * hs;
+  float m = -INFINITY, l = 0.0f;
+  for (int d = 0; d < hs; d++) out[d] = 0.0f;
+  for (int j = 0; j <= i; j++) {
+    const float* k = base + C + j * stride;
+    const float* v = base + 2 * C + j * stride;
+    float sc = tv_row_dot(q, k, hs) * c->scale;
+    if (sc > m) {
+      float corr = expf(m - sc);
+      l *= corr;
+      for (int d = 0; d < hs; d++) out[d] *= corr;
+      m = sc;
+    }
+    float p = expf(sc - m);
+    l += p;
+    for (int d = 0; d < hs; d++) out[d] += p * v[d];
+  }
+  for (int d = 0; d < hs; d++) out[d] /= l;
+  c->lse[((int64_t)b * c->H + h) * T + i] = m + logf(l);
+}
+
+static void forward_job(void* arg, int tid, int nthreads) {
+  const attn_ctx* c = (const attn_ctx*)arg;
+  if (c->hs > MAX_TILED_HEAD_DIM) {
+    int64_t n = (int64_t)c->B * c->H * c->T;
+    for (int64_t it = tid; it < n; it += nthreads)
+      forward_row(c, (int)(it / ((int64_t)c->H * c->T)), (int)(it / c->T % c->H), (int)(it % c->T));
+    return;
+  }
+  int64_t n = (int64_t)c->B * c->H * c->nblocks;
+  for (int64_t it = tid; it < n; it += nthreads) {
+    int qb = (int)(it % c->nblocks);
+    int64_t bh = it / c->nblocks;
+    forward_block(c, (int)(bh / c->H), (int)(bh % c->H), qb);
+  }
+}
+
+void TV_FN(attention_forward)(float* out, float* lse, const float* qkv, int B, int T, int C, int H) {
+  attn_ctx c = {0};
+  setup(&c, B, T, C, H);
+  c.out = out, c.lse = lse, c.qkv = qkv;
+  if ((int64_t)B * H * c.nblocks == 1) forward_job(&c, 0, 1);
+  else tv_parallel_run(forward_job, &c);
+}
+
+/* ---- backward -------------------------------------------------------------------------------- */
+
+static void backward_head(const attn_ctx* c, int b, int h) {
+  float qs[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] scaled queries */
+  float dot[TILE_FLOATS] __attribute__((aligned(64)));     /* [bt][hsp] dout rows */
+  float dq[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] this block's dq */
+  float kt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] keys, transposed */
+  float vt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] values, transposed */
+  float kb[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] keys */
+  float dk[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] */
+  float dv[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] */
+  float s[MAX_BT * MAX_BT] __attribute__((aligned(64)));   /* [bt][bt] scores, then P */
+  float dp[MAX_BT * MAX_BT] __attribute__((aligned(64)));  /* [bt][bt] dP, then dS */
+  float lse[MAX_BT], D[MAX_BT];
+  const int T = c->T, C = c->C, hs = c->hs, hsp = c->hsp, bt = c->bt;
+  const int64_t stride = 3 * (int64_t)C;
+  const int64_t hoff = (int64_t)h * hs;
+  const float* base = c->qkv + (int64_t)b * T * stride + hoff;
+  float* dbase = c->dqkv + (int64_t)b * T * stride + hoff;
+  const float* lse_bh = c->clse + ((int64_t)b * c->H + h) * T;
+
+  for (int j0 = 0; j0 < T; j0 += bt) {
+    const int nk = T - j0 < bt ? T - j0 : bt;
+    load_transposed(kt, bt, base + C + j0 * stride, stride, nk, hs);
+    load_transposed(vt, bt, base + 2 * C + j0 * stride, stride, nk, hs);
+    load_rows(kb, hsp, base + C + j0 * stride, stride, nk, bt, hs, 1.0f);
+    memset(dk, 0, sizeof(float) * (size_t)(bt * hsp));
+    memset(dv, 0, sizeof(float) * (size_t)(bt * hsp));
+
+    /* Query blocks at or after the key block: the ones that see any of its keys. */
+    for (int i0 = j0; i0 < T; i0 += bt) {
+      const int nq = T - i0 < bt ? T - i0 : bt;
+      load_rows(qs, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale);
+      for (int r = 0; r < bt; r++) {
+        float* d = dot + r * hsp;
+        if (r < nq) {
+          const int64_t row = ((int64_t)b * T + i0 + r) * C + hoff;
+          const float* g = c->dout + row;
+          for (int i = 0; i < hs; i++) d[i] = g[i];
+          for (int i = hs; i < hsp; i++) d[i] = 0.0f;
+          D[r] = tv_row_dot(g, c->fout + row, hs);
+          lse[r] = lse_bh[i0 + r];
+        } else {
+          memset(d, 0, sizeof(float) * (size_t)hsp);
+        }
+      }
+      tile_abt(s, qs, hsp, kt, hs, bt, bt);
+      tile_abt(dp, dot, hsp, vt, hs, bt, bt);
+      for (int r = 0; r < bt; r++) {
+        float* p = s + r * bt;
+        float* ds = dp + r * bt;
+        int valid = r < nq ? i0 + r - j0 + 1 : 0;
+        if (valid > nk) valid = nk;
+        if (valid > 0) {
+          tv_exp_shift_sum(p, p, valid, lse[r]);
+          const float Dr = D[r];
+          for (int j = 0; j < valid; j++) ds[j] = p[j] * (ds[j] - Dr);
+        } else {
+          valid = 0;
+        }
+        memset(p + valid, 0, sizeof(float) * (size_t)(bt - valid));
+        memset(ds + valid, 0, sizeof(float) * (size_t)(bt - valid));
+      }
+      /* dv += Pᵀ·dout, dk += dSᵀ·(scale·q): rows of the key block, reduced over the queries. */
+      tile_wx(dv, bt, hsp, s, 1, bt, dot, bt);
+      tile_wx(dk, bt, hsp, dp, 1, bt, qs, bt);
+      /* dq += scale·dS·k for this query block. */
+      memset(dq, 0, sizeof(float) * (size_t)(bt * hsp));
+      tile_wx(dq, bt, hsp, dp, bt, 1, kb, bt);
+      for (int r = 0; r < nq; r++) {
+        float* g = dbase + (int64_t)(i0 + r) * stride;
+        const float* src = dq + r * hsp;
+        for (int i = 0; i < hs; i++) g[i] += src[i] * c->scale;
+      }
+    }
+    for (int j = 0; j < nk; j++) {
+      float* gk = dbase + C + (int64_t)(j0 + j) * stride;
+      float* gv = dbase + 2 * C + (int64_t)(j0 + j) * stride;
+      for (int i = 0; i < hs; i++) gk[i] += dk[j * hsp + i];
+      for (int i = 0; i < hs; i++) gv[i] += dv[j * hsp + i];
+    }
+  }
+}
+
+/* Untiled fallback for large heads: every (i, j ≤ i) pair in turn, straight into dqkv. */
+static void backward_head_untiled(const attn_ctx* c, int b, int h) {
+  const int T = c->T, C = c->C, hs = c->hs;
+  const int64_t stride = 3 * (int64_t)C;
+  const int64_t hoff = (int64_t)h * hs;
+  const float* base = c->qkv + (int64_t)b * T * stride + hoff;
+  float* dbase = c->dqkv + (int64_t)b * T * stride + hoff;
+  const float* lse_bh = c->clse + ((int64_t)b * c->H + h) * T;
+  for (int i = 0; i < T; i++) {
+    const int64_t row = ((int64_t)b * T + i) * C + hoff;
+    const float* g = c->dout + row;
+    const float Di = tv_row_dot(g, c->fout + row, hs);
+    const float* q = base + i * stride;
+    float* dq = dbase + i * stride;
+    for (int j = 0; j <= i; j++) {
+      const float* k = base + C + j * stride;
+      const float* v = base + 2 * C + j * stride;
+      float p = expf(tv_row_dot(q, k, hs) * c->scale - lse_bh[i]);
+      float ds = p * (tv_row_dot(g, v, hs) - Di) * c->scale;
+      float* dk = dbase + C + j * stride;
+      float* dv = dbase + 2 * C + j * stride;
+      for (int d = 0; d < hs; d++) {
+        dq[d] += ds * k[d];
+        dk[d] += ds * q[d];
+        dv[d] += p * g[d];
+      }
+    }
+  }
+}
+
+static void backward_job(void* arg, int tid, int nthreads) {
+  const attn_ctx* c = (const attn_ctx*)arg;
+  int64_t n = (int64_t)c->B * c->H;
+  for (int64_t it = tid; it < n; it += nthreads) {
+    if (c->hs > MAX_TILED_HEAD_DIM) backward_head_untiled(c, (int)(it / c->H), (int)(it % c->H));
+    else backward_head(c, (int)(it / c->H), (int)(it % c->H));
+  }
+}
+
+void TV_FN(attention_backward)(float* dqkv, const float* dout, const float* qkv, const float* out,
+                               const float* lse, int B, int T, int C, int H) {
+  attn_ctx c = {0};
+  setup(&c, B, T, C, H);
+  c.dqkv = dqkv, c.dout = dout, c.fout = out, c.clse = lse, c.qkv = qkv;
+  if ((int64_t)B * H == 1) backward_job(&c, 0, 1);
+  else tv_parallel_run(backward_job, &c);
+}

@@ -1,0 +1,107 @@
+// tv_layernorm_forward / tv_layernorm_backward on every ISA level: against the float64 reference,
+// against finite differences of the reference forward, the += and NULL-skipping contract,
+// bit-identical results for 1 and 2 threads, and refused sizes.
+import { describe, expect, test } from "bun:test";
+import * as native from "../../src/native.ts";
+import * as ref from "./reference.ts";
+import { Rng } from "./rng.ts";
+
+const SHAPES: [number, number][] = [[1, 1], [2, 3], [3, 17], [5, 31], [7, 64], [4, 97], [64, 300]];
+
+function inputs(M: number, C: number, seed: number) {
+  const r = new Rng(seed);
+  // An offset in the input checks that the variance does not suffer from cancellation.
+  const inp = Float32Array.from(r.floats(M * C, -2, 2), (x) => x + 3);
+  return { r, inp, weight: r.floats(C, 0.5, 1.5), bias: r.floats(C, -0.5, 0.5), dout: r.floats(M * C) };
+}
+
+describe("layernorm", () => {
+  test("forward and backward match the float64 reference on every ISA level", () => {
+    ref.forEachIsa((isa) => {
+      for (const [M, C] of SHAPES) {
+        const { r, inp, weight, bias, dout } = inputs(M, C, M * 1000 + C);
+        const out = new Float32Array(M * C), mean = new Float32Array(M), rstd = new Float32Array(M);
+        native.layernormForward(out, mean, rstd, inp, weight, bias, M, C);
+        const want = ref.layernormForward(inp, weight, bias, M, C);
+        const label = `${isa} M=${M} C=${C}`;
+        ref.within(ref.worst(out, want.out, 1e-5, 1e-4), `${label} out`);
+        ref.within(ref.worst(mean, want.mean, 1e-6, 1e-5), `${label} mean`);
+        ref.within(ref.worst(rstd, want.rstd, 1e-6, 1e-4), `${label} rstd`);
+
+        // Backward accumulates on top of whatever the gradients hold.
+        const base = { dinp: r.floats(M * C), dweight: r.floats(C), dbias: r.floats(C) };
+        const dinp = base.dinp.slice(), dweight = base.dweight.slice(), dbias = base.dbias.slice();
+        native.layernormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, M, C);
+        const g = ref.layernormBackward(dout, inp, weight, M, C);
+        const scale = 1e-5 * (1 + ref.maxAbs(g.dinp));
+        ref.within(ref.worst(dinp, g.dinp, scale, 1e-4, base.dinp), `${label} dinp`);
+        ref.within(ref.worst(dweight, g.dweight, 1e-5 * Math.sqrt(M) * (1 + ref.maxAbs(g.dweight)), 1e-4, base.dweight), `${label} dweight`);
+        ref.within(ref.worst(dbias, g.dbias, 1e-5 * Math.sqrt(M) * (1 + ref.maxAbs(g.dbias)), 1e-4, base.dbias), `${label} dbias`);
+      }
+    });
+  });
+
+  test("backward matches finite differences of the reference forward (loss = Σ out·R)", () => {
+    ref.forEachIsa((isa) => {
+      for (const [M, C] of [[1, 3], [3, 17], [4, 33]] as const) {
+        const label = `${isa} M=${M} C=${C}`;
+        const { r, inp, weight, bias } = inputs(M, C, 7 * C + M);
+        const R = r.floats(M * C); // dout = R
+        const out = new Float32Array(M * C), mean = new Float32Array(M), rstd = new Float32Array(M);
+        native.layernormForward(out, mean, rstd, inp, weight, bias, M, C);
+        const dinp = new Float32Array(M * C), dweight = new Float32Array(C), dbias = new Float32Array(C);
+        native.layernormBackward(dinp, dweight, dbias, R, inp, weight, mean, rstd, M, C);
+        const rand = () => r.next();
+        const fdInp = ref.finiteDiff((x) => ref.layernormForward(x, weight, bias, M, C).out, inp, R, ref.sampleIndices(M * C, 40, rand));
+        const fdW = ref.finiteDiff((w) => ref.layernormForward(inp, w, bias, M, C).out, weight, R, ref.sampleIndices(C, 20, rand));
+        const fdB = ref.finiteDiff((b) => ref.layernormForward(inp, weight, b, M, C).out, bias, R, ref.sampleIndices(C, 20, rand));
+        ref.within(ref.worstFd(dinp, fdInp, 1e-4, 1e-3), `${label} dinp vs finite differences`);
+        ref.within(ref.worstFd(dweight, fdW, 1e-4, 1e-3), `${label} dweight vs finite differences`);
+        ref.within(ref.worstFd(dbias, fdB, 1e-4, 1e-3), `${label} dbias vs finite differences`);
+      }
+    });
+  });
+
+  test("NULL dweight/dbias are skipped and dinp is unchanged by skipping them", () => {
+    ref.forEachIsa(() => {
+      const [M, C] = [9, 45];
+      const { inp, weight, bias, dout } = inputs(M, C, 99);
+      const out = new Float32Array(M * C), mean = new Float32Array(M), rstd = new Float32Array(M);
+      native.layernormForward(out, mean, rstd, inp, weight, bias, M, C);
+      const full = new Float32Array(M * C), dw = new Float32Array(C), db = new Float32Array(C);
+      native.layernormBackward(full, dw, db, dout, inp, weight, mean, rstd, M, C);
+      const only = new Float32Array(M * C), dw2 = new Float32Array(C);
+      native.layernormBackward(only, null, null, dout, inp, weight, mean, rstd, M, C);
+      expect(ref.sameBytes(full, only)).toBe(true);
+      native.layernormBackward(only.fill(0), dw2, null, dout, inp, weight, mean, rstd, M, C);
+      expect(ref.sameBytes(dw, dw2)).toBe(true);
+    });
+  });
+
+  test("1 and 2 threads give identical bytes", () => {
+    ref.forEachIsa(() => {
+      const [M, C] = [131, 389];
+      const { inp, weight, bias, dout } = inputs(M, C, 5);
+      const run = () => {
+        const out = new Float32Array(M * C), mean = new Float32Array(M), rstd = new Float32Array(M);
+        native.layernormForward(out, mean, rstd, inp, weight, bias, M, C);
+        const dinp = new Float32Array(M * C).fill(0.25), dw = new Float32Array(C).fill(1), db = new Float32Array(C).fill(-1);
+        native.layernormBackward(dinp, dw, db, dout, inp, weight, mean, rstd, M, C);
+        return [out, mean, rstd, dinp, dw, db];
+      };
+      const a = ref.withThreads(1, run), b = ref.withThreads(2, run);
+      for (let i = 0; i < a.length; i++) expect(ref.sameBytes(a[i]!, b[i]!)).toBe(true);
+    });
+  });
+
+  test("bad sizes and missing buffers are refused", () => {
+    const f = new Float32Array(16);
+    expect(() => native.layernormForward(f, f, f, f, f, f, 0, 4)).toThrow(RangeError);
+    expect(() => native.layernormForward(f, f, f, f, f, f, 2, 9)).toThrow(RangeError);
+    const S = native.nativeSymbols;
+    expect(S.tv_layernorm_forward(f, f, f, f, f, f, -1, 4)).toBe(-1);
+    expect(S.tv_layernorm_forward(f, f, f, f, null, f, 2, 4)).toBe(-2);
+    expect(S.tv_layernorm_backward(f, null, null, f, f, f, f, f, 2, 0)).toBe(-1);
+    expect(S.tv_layernorm_backward(null, null, null, f, f, f, f, f, 2, 4)).toBe(-2);
+  });
+});

@@ -1,0 +1,313 @@
+// Plain float64 reference implementations of the layer kernels (csrc/isa/*.c), written the
+// straightforward way (attention materializes the whole T×T score matrix), plus the comparison and
+// finite-difference helpers the kernel tests share. Shapes and semantics as in csrc/train_vocab.h.
+import * as native from "../../src/native.ts";
+
+type Vec = ArrayLike<number>;
+
+// ---- comparison helpers --------------------------------------------------------------------
+
+/** Worst |got − (base + want)| / (atol + rtol·|base + want|) over all elements; ≤ 1 passes. NaN → Infinity. */
+export function worst(got: Vec, want: Vec, atol: number, rtol: number, base?: Vec): number {
+  if (got.length < want.length) return Infinity;
+  let w = 0;
+  for (let i = 0; i < want.length; i++) {
+    const target = (base ? base[i]! : 0) + want[i]!;
+    const e = Math.abs(got[i]! - target) / (atol + rtol * Math.abs(target));
+    if (!(e <= w)) w = Number.isNaN(e) ? Infinity : e;
+  }
+  return w;
+}
+
+/** Fails the running test with a label naming the case when an error ratio from worst() exceeds 1. */
+export function within(err: number, label: string): void {
+  if (!(err <= 1)) throw new Error(`${label}: error ${err.toPrecision(3)} × tolerance`);
+}
+
+/** Largest |x| in a vector (to scale absolute tolerances). */
+export function maxAbs(x: Vec): number {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]!));
+  return m;
+}
+
+export function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** Run fn with the pool at n threads, restoring the previous count. */
+export function withThreads<T>(n: number, fn: () => T): T {
+  const before = native.getThreads();
+  native.setThreads(n);
+  try {
+    return fn();
+  } finally {
+    native.setThreads(before);
+  }
+}
+
+/** Run fn once per ISA level this machine supports, restoring the best level afterwards. */
+export function forEachIsa(fn: (isa: native.Isa) => void): void {
+  const best = native.isaBest();
+  try {
+    for (const isa of native.supportedIsas()) {
+      native.setIsa(isa);
+      fn(isa);
+    }
+  } finally {
+    native.setIsa(best);
+  }
+}
+
+/**
+ * Central finite differences of loss(x) = Σ f(x)·R at the given indices of x (float64 throughout).
+ * h is relative to max(1, |x_i|).
+ */
+export function finiteDiff(f: (x: Float64Array) => Float64Array, x: Vec, R: Vec, indices: number[], h = 1e-5): Map<number, number> {
+  const xs = Float64Array.from(x);
+  const loss = () => {
+    const out = f(xs);
+    let s = 0;
+    for (let i = 0; i < out.length; i++) s += out[i]! * R[i]!;
+    return s;
+  };
+  const grads = new Map<number, number>();
+  for (const i of indices) {
+    const x0 = xs[i]!;
+    const step = h * Math.max(1, Math.abs(x0));
+    xs[i] = x0 + step;
+    const up = loss();
+    xs[i] = x0 - step;
+    const down = loss();
+    xs[i] = x0;
+    grads.set(i, (up - down) / (2 * step));
+  }
+  return grads;
+}
+
+/** Some distinct indices in [0, n): all when n is small, else a seeded sample. */
+export function sampleIndices(n: number, count: number, rand: () => number): number[] {
+  if (n <= count) return Array.from({ length: n }, (_, i) => i);
+  const set = new Set<number>();
+  while (set.size < count) set.add(Math.floor(rand() * n));
+  return [...set];
+}
+
+/** Worst |got_i − fd_i| / (atol + rtol·|fd_i|) over the finite-difference points. */
+export function worstFd(got: Vec, fd: Map<number, number>, atol: number, rtol: number, base?: Vec): number {
+  let w = 0;
+  for (const [i, g] of fd) {
+    const e = Math.abs(got[i]! - (base ? base[i]! : 0) - g) / (atol + rtol * Math.abs(g));
+    if (!(e <= w)) w = Number.isNaN(e) ? Infinity : e;
+  }
+  return w;
+}
+
+// ---- layernorm -----------------------------------------------------------------------------
+
+export const LN_EPS = 1e-5;
+
+export function layernormForward(inp: Vec, weight: Vec, bias: Vec, M: number, C: number) {
+  const out = new Float64Array(M * C), mean = new Float64Array(M), rstd = new Float64Array(M);
+  for (let m = 0; m < M; m++) {
+    let mu = 0;
+    for (let i = 0; i < C; i++) mu += inp[m * C + i]!;
+    mu /= C;
+    let v = 0;
+    for (let i = 0; i < C; i++) v += (inp[m * C + i]! - mu) ** 2;
+    v /= C;
+    const s = 1 / Math.sqrt(v + LN_EPS);
+    for (let i = 0; i < C; i++) out[m * C + i] = (inp[m * C + i]! - mu) * s * weight[i]! + bias[i]!;
+    mean[m] = mu;
+    rstd[m] = s;
+  }
+  return { out, mean, rstd };
+}
+
+export function layernormBackward(dout: Vec, inp: Vec, weight: Vec, M: number, C: number) {
+  const { mean, rstd } = layernormForward(inp, weight, new Float64Array(C), M, C);
+  const dinp = new Float64Array(M * C), dweight = new Float64Array(C), dbias = new Float64Array(C);
+  for (let m = 0; m < M; m++) {
+    let mg = 0, mgn = 0;
+    for (let i = 0; i < C; i++) {
+      const n = (inp[m * C + i]! - mean[m]!) * rstd[m]!;
+      const g = dout[m * C + i]! * weight[i]!;
+      mg += g;
+      mgn += g * n;
+      dweight[i] += dout[m * C + i]! * n;
+      dbias[i] += dout[m * C + i]!;
+    }
+    mg /= C;
+    mgn /= C;
+    for (let i = 0; i < C; i++) {
+      const n = (inp[m * C + i]! - mean[m]!) * rstd[m]!;
+      dinp[m * C + i] = rstd[m]! * (dout[m * C + i]! * weight[i]! - mg - n * mgn);
+    }
+  }
+  return { dinp, dweight, dbias };
+}
+
+// ---- GELU (tanh approximation) ----------------------------------------------------------------
+
+const GELU_K0 = Math.sqrt(2 / Math.PI);
+const GELU_K1 = 0.044715;
+
+export function gelu(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(GELU_K0 * (x + GELU_K1 * x ** 3)));
+}
+
+export function geluGrad(x: number): number {
+  const th = Math.tanh(GELU_K0 * (x + GELU_K1 * x ** 3));
+  return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * GELU_K0 * (1 + 3 * GELU_K1 * x * x);
+}
+
+export function geluForward(inp: Vec): Float64Array {
+  return Float64Array.from(inp, gelu);
+}
+
+// ---- residual --------------------------------------------------------------------------------
+
+export function residualForward(a: Vec, b: Vec): Float64Array {
+  return Float64Array.from({ length: a.length }, (_, i) => a[i]! + b[i]!);
+}
+
+// ---- encoder ---------------------------------------------------------------------------------
+
+export function encoderForward(tokens: Vec, wte: Vec, wpe: Vec, B: number, T: number, C: number): Float64Array {
+  const out = new Float64Array(B * T * C);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) {
+      const tok = tokens[b * T + t]!;
+      for (let i = 0; i < C; i++) out[(b * T + t) * C + i] = wte[tok * C + i]! + wpe[t * C + i]!;
+    }
+  return out;
+}
+
+export function encoderBackward(dout: Vec, tokens: Vec, B: number, T: number, C: number, V: number, maxT: number) {
+  const dwte = new Float64Array(V * C), dwpe = new Float64Array(maxT * C);
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++) {
+      const tok = tokens[b * T + t]!;
+      for (let i = 0; i < C; i++) {
+        dwte[tok * C + i] += dout[(b * T + t) * C + i]!;
+        dwpe[t * C + i] += dout[(b * T + t) * C + i]!;
+      }
+    }
+  return { dwte, dwpe };
+}
+
+// ---- attention (materializes the full T×T matrices) -------------------------------------------
+
+export function attentionForward(qkv: Vec, B: number, T: number, C: number, H: number) {
+  const hs = C / H, scale = 1 / Math.sqrt(hs);
+  const out = new Float64Array(B * T * C), lse = new Float64Array(B * H * T);
+  const P = new Float64Array(B * H * T * T); // P[b,h,i,j], zero above the diagonal
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < T; i++) {
+        const q = (b * T + i) * 3 * C + h * hs;
+        const s = new Float64Array(i + 1);
+        let mx = -Infinity;
+        for (let j = 0; j <= i; j++) {
+          const k = (b * T + j) * 3 * C + C + h * hs;
+          let d = 0;
+          for (let x = 0; x < hs; x++) d += qkv[q + x]! * qkv[k + x]!;
+          s[j] = d * scale;
+          mx = Math.max(mx, s[j]!);
+        }
+        let sum = 0;
+        for (let j = 0; j <= i; j++) sum += Math.exp(s[j]! - mx);
+        lse[(b * H + h) * T + i] = mx + Math.log(sum);
+        const prow = ((b * H + h) * T + i) * T;
+        for (let j = 0; j <= i; j++) {
+          const p = Math.exp(s[j]! - mx) / sum;
+          P[prow + j] = p;
+          const v = (b * T + j) * 3 * C + 2 * C + h * hs;
+          for (let x = 0; x < hs; x++) out[(b * T + i) * C + h * hs + x] += p * qkv[v + x]!;
+        }
+      }
+  return { out, lse, P };
+}
+
+export function attentionBackward(dout: Vec, qkv: Vec, B: number, T: number, C: number, H: number): Float64Array {
+  const hs = C / H, scale = 1 / Math.sqrt(hs);
+  const { P } = attentionForward(qkv, B, T, C, H);
+  const dqkv = new Float64Array(B * T * 3 * C);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < T; i++) {
+        const prow = ((b * H + h) * T + i) * T;
+        const g = (b * T + i) * C + h * hs;
+        // dP[i,j] = dout[i]·v[j];  dS = P∘(dP − Σ_j P·dP)
+        const dP = new Float64Array(i + 1);
+        let rowsum = 0;
+        for (let j = 0; j <= i; j++) {
+          const v = (b * T + j) * 3 * C + 2 * C + h * hs;
+          let d = 0;
+          for (let x = 0; x < hs; x++) d += dout[g + x]! * qkv[v + x]!;
+          dP[j] = d;
+          rowsum += P[prow + j]! * d;
+        }
+        const q = (b * T + i) * 3 * C + h * hs;
+        for (let j = 0; j <= i; j++) {
+          const p = P[prow + j]!;
+          const dS = p * (dP[j]! - rowsum) * scale;
+          const k = (b * T + j) * 3 * C + C + h * hs;
+          const v = k + C;
+          for (let x = 0; x < hs; x++) {
+            dqkv[q + x] += dS * qkv[k + x]!;
+            dqkv[k + x] += dS * qkv[q + x]!;
+            dqkv[v + x] += p * dout[g + x]!;
+          }
+        }
+      }
+  return dqkv;
+}
+
+// ---- cross-entropy ---------------------------------------------------------------------------
+
+export function crossEntropy(logits: Vec, targets: Vec, M: number, V: number, dloss: number) {
+  const losses = new Float64Array(M), dlogits = new Float64Array(M * V);
+  for (let m = 0; m < M; m++) {
+    const t = targets[m]!;
+    if (t < 0) continue;
+    let mx = -Infinity;
+    for (let i = 0; i < V; i++) mx = Math.max(mx, logits[m * V + i]!);
+    let sum = 0;
+    for (let i = 0; i < V; i++) sum += Math.exp(logits[m * V + i]! - mx);
+    losses[m] = mx + Math.log(sum) - logits[m * V + t]!;
+    for (let i = 0; i < V; i++) dlogits[m * V + i] = (Math.exp(logits[m * V + i]! - mx) / sum - (i === t ? 1 : 0)) * dloss;
+  }
+  return { losses, dlogits };
+}
+
+// ---- optimizer -------------------------------------------------------------------------------
+
+export interface AdamW {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+/** One AdamW step in float64; returns new params, m, v. */
+export function adamwStep(params: Vec, m: Vec, v: Vec, grads: Vec, h: AdamW, t: number) {
+  const n = params.length;
+  const p2 = new Float64Array(n), m2 = new Float64Array(n), v2 = new Float64Array(n);
+  const bc1 = 1 - h.beta1 ** t, bc2 = 1 - h.beta2 ** t;
+  for (let i = 0; i < n; i++) {
+    const g = grads[i]!;
+    m2[i] = h.beta1 * m[i]! + (1 - h.beta1) * g;
+    v2[i] = h.beta2 * v[i]! + (1 - h.beta2) * g * g;
+    const update = m2[i]! / bc1 / (Math.sqrt(v2[i]! / bc2) + h.eps);
+    p2[i] = params[i]! - h.lr * (update + h.weightDecay * params[i]!);
+  }
+  return { params: p2, m: m2, v: v2 };
+}
+
+export function sumSquares(x: Vec): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!;
+  return s;
+}
