@@ -1,7 +1,7 @@
 /** `train_vocab generate`: stream text from a checkpoint, with a KV cache. */
 import type { CAC } from "cac";
 import { UserError } from "../errors.ts";
-import { realNumber, text, wholeNumber } from "./use_flags.ts";
+import { realNumber, requireFile, text, wholeNumber } from "./use_flags.ts";
 
 const DEFAULT_CHECKPOINT = "outputs/autoregressive/model_checkpoint.bin";
 
@@ -52,6 +52,8 @@ async function run(o: Options): Promise<void> {
   const topP = realNumber("--top-p", o.topP, Number.MIN_VALUE, 1, "1 means off");
   const seed = o.seed === undefined ? Date.now() % 0x100000000 : wholeNumber("--seed", o.seed, 0, 0xffffffff);
   const dumpPath = text("--dump-logits", o.dumpLogits, false);
+  requireFile(checkpoint, "checkpoint", "--checkpoint");
+  requireFile(vocab, "vocab", "--vocab");
   const prompt = await readPrompt(o.prompt);
 
   const { loadModel } = await import("../generate/load.ts");

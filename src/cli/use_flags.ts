@@ -1,6 +1,7 @@
 /** Flag parsing shared by the commands that use a trained model (generate, eval, inspect, export,
  * import): cac hands over whatever mri guessed (a number, a string, an array when repeated), so
  * each value is checked here and a bad one becomes a UserError that names the flag. */
+import { existsSync } from "node:fs";
 import { UserError } from "../errors.ts";
 
 /** The last value when a flag was given twice (later wins, as in most CLIs). */
@@ -33,4 +34,17 @@ export function text(flag: string, value: unknown, required = true): string | un
   }
   if (v === true || v === false) throw new UserError(`${flag} needs a value.`);
   return String(v);
+}
+
+const HINTS: Record<string, string> = {
+  checkpoint: "Check the path: training writes <output dir>/model_checkpoint.bin (default outputs/autoregressive/)",
+  vocab: "Pass the vocab file the model was trained with (default outputs/tokenizer.vocab)",
+  data: "Give a text file or a folder of text files",
+};
+
+/** Fail early, with the seed's wording for a missing checkpoint and a hint on where to look. */
+export function requireFile(path: string, kind: "checkpoint" | "vocab" | "data", flag?: string): void {
+  if (existsSync(path)) return;
+  const what = kind === "checkpoint" ? "Checkpoint file" : kind === "vocab" ? "Vocabulary file" : "Data file";
+  throw new UserError(`${what} not found: ${path}${flag ? ` (${flag})` : ""}. ${HINTS[kind]}.`);
 }
