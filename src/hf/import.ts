@@ -1,0 +1,108 @@
+/**
+ * A HuggingFace GPT-2 folder (config.json, model.safetensors or shards, tokenizer files) into our
+ * architecture and flat parameter buffer. Every tensor GPT-2 has must be present with the shape the
+ * config implies, and nothing else may be (the causal-mask buffers of older files excepted), so a
+ * model that is not plain GPT-2 is refused instead of silently mis-run.
+ *
+ * Two choices are made from the tensors: attention biases that are all exactly zero (our exports of
+ * bias-free models) are dropped, which is the same function and gives back the original layout; and a
+ * tied config means the embedding is the head, whatever lm_head.weight says (as transformers does).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UserError } from "../errors.ts";
+import { type Architecture, parameterCount, tensorSpecs, viewsOf } from "../model/layout.ts";
+import type { BpeTokenizer } from "../tokenizer/index.ts";
+import { parseHfConfig } from "./config.ts";
+import { canonicalKey, hfTensors, isBufferKey, transpose } from "./names.ts";
+import { type LazyTensor, readSafetensorsFile, weightFiles } from "./read_tensors.ts";
+import { readTokenizerFiles } from "./tokenizer_files.ts";
+
+export interface ImportResult {
+  arch: Architecture;
+  params: Float32Array;
+  tokenizer: BpeTokenizer | null;
+  notices: string[];
+}
+
+export function importHf(dir: string): ImportResult {
+  const configPath = join(dir, "config.json");
+  if (!existsSync(dir)) throw new UserError(`Model folder not found: ${dir}. Give a folder saved by save_pretrained or by train_vocab export.`);
+  if (!existsSync(configPath)) throw new UserError(`${dir}: no config.json. Give a folder saved by save_pretrained or by train_vocab export.`);
+  let configJson: unknown;
+  try {
+    configJson = JSON.parse(readFileSync(configPath, "utf8"));
+  } catch (err) {
+    throw new UserError(`${configPath}: not valid JSON (${(err as Error).message}).`);
+  }
+  const { arch: partial } = parseHfConfig(configJson, configPath);
+  const notices: string[] = [];
+
+  const tensors = new Map<string, LazyTensor>();
+  for (const file of weightFiles(dir)) {
+    for (const t of readSafetensorsFile(file)) {
+      if (isBufferKey(t.key)) continue;
+      const key = canonicalKey(t.key);
+      if (tensors.has(key)) throw new UserError(`${dir}: tensor ${key} appears twice in the weight files.`);
+      tensors.set(key, t);
+    }
+  }
+  const biasesZero = allAttentionBiasesZero(tensors, partial.num_layers);
+  const arch: Architecture = { ...partial, attention_bias: !biasesZero };
+  if (biasesZero) notices.push("Every attention bias is zero: imported without attention biases (the same function).");
+  if (arch.tied_embeddings && tensors.has("lm_head.weight")) {
+    const head = tensors.get("lm_head.weight")!.read();
+    const wte = tensors.get("transformer.wte.weight")?.read();
+    if (wte && !sameValues(head, wte)) notices.push("lm_head.weight differs from wte but the config ties them: the embedding is used, as transformers does.");
+    tensors.delete("lm_head.weight");
+  }
+
+  const params = new Float32Array(parameterCount(arch));
+  const views = viewsOf(params, arch);
+  const shapes = new Map(tensorSpecs(arch).map((s) => [s.name, s.shape]));
+  for (const spec of hfTensors(arch)) {
+    const t = tensors.get(spec.hf);
+    tensors.delete(spec.hf);
+    const view = views.get(spec.ours);
+    if (!view) continue; // a zero bias we dropped
+    if (!t) throw new UserError(`${dir}: tensor ${spec.hf} is missing. The folder is not a complete GPT2LMHeadModel${spec.hf === "lm_head.weight" ? " (tie_word_embeddings is false but there is no lm_head.weight)" : ""}.`);
+    const ours = shapes.get(spec.ours)!;
+    const expected = spec.transposed ? [ours[1]!, ours[0]!] : ours;
+    if (t.shape.join() !== expected.join()) {
+      throw new UserError(`${dir}: tensor ${spec.hf} has shape [${t.shape}] but config.json implies [${expected}]. The config and the weights do not belong together.`);
+    }
+    const data = t.read();
+    if (spec.transposed) transpose(data, expected[0]!, expected[1]!, view);
+    else view.set(data);
+  }
+  for (let l = 0; l < arch.num_layers; l++) {
+    tensors.delete(`transformer.h.${l}.attn.c_attn.bias`);
+    tensors.delete(`transformer.h.${l}.attn.c_proj.bias`);
+  }
+  if (tensors.size > 0) {
+    const extra = [...tensors.keys()].slice(0, 3).join(", ");
+    throw new UserError(`${dir}: the weights hold tensors GPT-2 does not have (${extra}${tensors.size > 3 ? ", …" : ""}). Only plain GPT-2-shaped models can be imported.`);
+  }
+  const tokenizer = readTokenizerFiles(dir);
+  if (tokenizer && tokenizer.vocabSize > arch.vocab_size) {
+    throw new UserError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${arch.vocab_size} rows. They do not belong together.`);
+  }
+  return { arch, params, tokenizer, notices };
+}
+
+function allAttentionBiasesZero(tensors: Map<string, LazyTensor>, layers: number): boolean {
+  for (let l = 0; l < layers; l++) {
+    for (const name of ["c_attn", "c_proj"]) {
+      const t = tensors.get(`transformer.h.${l}.attn.${name}.bias`);
+      if (!t) return false; // missing: reported as such when the tensors are placed
+      if (t.read().some((x) => x !== 0)) return false;
+    }
+  }
+  return true;
+}
+
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
