@@ -6,6 +6,7 @@
  * Results never depend on the thread count: counting sums per-thread tables and sorts the words;
  * encoding cuts the text only where the pre-tokenizer always cuts; the merge loop is sequential.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "train_vocab.h"
 
 #define MAX_THREADS 256
+#define PARTS_PER_THREAD 8 /* text is cut into this many parts per thread, taken in turn */
 
 /* ---- character classes (set once from TypeScript, which owns the Unicode tables) ----------- */
 
@@ -207,6 +209,22 @@ static inline uint64_t hash_bytes(const uint8_t* p, int64_t n) {
   return mix64(h ^ v);
 }
 
+/* Equality of two short byte strings without a libc call (most words are a few bytes). */
+static inline int bytes_eq(const uint8_t* a, const uint8_t* b, int64_t n) {
+  while (n >= 8) {
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    if (x != y) return 0;
+    a += 8;
+    b += 8;
+    n -= 8;
+  }
+  for (int64_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
+}
+
 /* A growable byte/int arena. */
 typedef struct {
   uint8_t* data;
@@ -264,7 +282,7 @@ static int wt_add(word_table* t, const uint8_t* w, int64_t n, uint64_t h, int64_
   for (;;) {
     word_slot* s = &t->slots[j];
     if (s->off < 0) break;
-    if (s->hash == h && s->len == n && memcmp(t->bytes.data + s->off, w, (size_t)n) == 0) {
+    if (s->hash == h && s->len == n && bytes_eq(t->bytes.data + s->off, w, n)) {
       s->count += count;
       return 1;
     }
@@ -345,12 +363,13 @@ typedef struct {
   const uint8_t* text;
   int64_t* cuts;
   int nparts;
+  _Atomic int next_part; /* parts are taken in turn: a busy core does fewer (results do not depend on who) */
 } count_job;
 
 static void count_body(void* arg, int tid, int nthreads) {
   count_job* job = (count_job*)arg;
   word_table* wt = &job->t->tables[tid];
-  for (int part = tid; part < job->nparts; part += nthreads) {
+  for (int part; (part = atomic_fetch_add(&job->next_part, 1)) < job->nparts;) {
     const uint8_t* s = job->text + job->cuts[part];
     int64_t len = job->cuts[part + 1] - job->cuts[part];
     for (int64_t i = 0; i < len && !wt->failed;) {
@@ -372,10 +391,10 @@ int tv_bpe_trainer_count(tv_bpe_trainer* t, const uint8_t* text, int64_t len) {
   if (t->failed) return TV_E_BPE_NOMEM;
   int threads = tv_pool_threads();
   if (threads > MAX_THREADS) threads = MAX_THREADS;
-  int64_t cuts[4 * MAX_THREADS + 1];
-  int parts = len < (1 << 16) ? 1 : 4 * threads;
+  int64_t cuts[PARTS_PER_THREAD * MAX_THREADS + 1];
+  int parts = len < (1 << 16) ? 1 : PARTS_PER_THREAD * threads;
   int nparts = split_text(text, len, parts, cuts);
-  count_job job = {t, text, cuts, nparts};
+  count_job job = {t, text, cuts, nparts, 0};
   if (nparts == 1)
     count_body(&job, 0, 1);
   else
@@ -781,23 +800,24 @@ void tv_bpe_trainer_free(tv_bpe_trainer* t) {
 
 /* ---- encoder / decoder ---------------------------------------------------------------------- */
 
-#define CACHE_MAX_WORD 64           /* longer pieces skip the cache */
-#define CACHE_MAX_ENTRIES (1 << 18) /* then the cache starts over */
-#define SHORT_WORD 48               /* up to this many bytes: quadratic merging on the stack */
+#define CACHE_KEY 22           /* pieces up to this many bytes go through the cache … */
+#define CACHE_IDS 7            /* … when they encode to at most this many ids */
+#define CACHE_SLOTS (1 << 17)  /* 64-byte slots: 8 MB per thread */
+#define CACHE_WAYS 4           /* a piece lives in one of 4 neighbouring slots; a full set evicts one */
+#define SHORT_WORD 48          /* up to this many bytes: quadratic merging on the stack */
 
+/* One cache line: the piece's bytes inline (zero-padded) and its ids. */
 typedef struct {
-  uint64_t hash;
-  int64_t key_off; /* -1 empty */
-  int64_t ids_off;
-  int32_t key_len, n_ids;
+  uint32_t hash; /* 0 = empty */
+  uint8_t key_len, n_ids;
+  uint8_t key[CACHE_KEY];
+  int32_t ids[CACHE_IDS];
+  int32_t pad;
 } cache_slot;
 
 typedef struct {
   cache_slot* slots;
-  int64_t cap, used;
-  arena keys;
-  int32_t* ids;
-  int64_t ids_len, ids_cap;
+  int failed;
 } word_cache;
 
 struct tv_bpe_encoder {
@@ -831,11 +851,7 @@ void tv_bpe_encoder_free(tv_bpe_encoder* e) {
   free(e->mval);
   free(e->tok_bytes);
   free(e->tok_off);
-  for (int i = 0; i < MAX_THREADS; i++) {
-    free(e->caches[i].slots);
-    free(e->caches[i].keys.data);
-    free(e->caches[i].ids);
-  }
+  for (int i = 0; i < MAX_THREADS; i++) free(e->caches[i].slots);
   free(e);
 }
 
@@ -1026,53 +1042,42 @@ static int64_t bpe_piece(const tv_bpe_encoder* e, const uint8_t* w, int64_t n, i
   return bpe_long(e, w, n, out);
 }
 
-static void cache_reset(word_cache* c) {
-  for (int64_t i = 0; i < c->cap; i++) c->slots[i].key_off = -1;
-  c->used = 0;
-  c->keys.len = 0;
-  c->ids_len = 0;
+/* Ids of a short piece through the per-thread cache; returns the count or a negative status. */
+static inline uint64_t cache_hash(const uint8_t* w, int64_t n) {
+  uint8_t key[CACHE_KEY] = {0};
+  memcpy(key, w, (size_t)n);
+  return hash_bytes(key, CACHE_KEY);
 }
 
-/* Ids of a short piece through the per-thread cache; returns the count or a negative status. */
-static int64_t encode_cached(const tv_bpe_encoder* e, word_cache* c, const uint8_t* w, int64_t n, int32_t* out) {
+static int64_t encode_cached(const tv_bpe_encoder* e, word_cache* c, const uint8_t* w, int64_t n, uint64_t h64,
+                             int32_t* out) {
   if (!c->slots) {
-    c->cap = 2 * CACHE_MAX_ENTRIES;
-    c->slots = (cache_slot*)malloc((size_t)c->cap * sizeof(cache_slot));
-    if (!c->slots) {
-      c->cap = 0;
+    if (c->failed || !(c->slots = (cache_slot*)calloc(CACHE_SLOTS, sizeof(cache_slot)))) {
+      c->failed = 1;
       return bpe_piece(e, w, n, out);
     }
-    cache_reset(c);
   }
-  uint64_t h = hash_bytes(w, n);
-  int64_t j = (int64_t)(h & (uint64_t)(c->cap - 1));
-  while (c->slots[j].key_off >= 0) {
-    cache_slot* s = &c->slots[j];
-    if (s->hash == h && s->key_len == n && memcmp(c->keys.data + s->key_off, w, (size_t)n) == 0) {
-      memcpy(out, c->ids + s->ids_off, (size_t)s->n_ids * sizeof(int32_t));
+  uint8_t key[CACHE_KEY] = {0};
+  memcpy(key, w, (size_t)n);
+  uint32_t h = (uint32_t)(h64 >> 32) | 1;
+  cache_slot* set = c->slots + ((h64 & (CACHE_SLOTS - 1)) & ~(uint64_t)(CACHE_WAYS - 1));
+  cache_slot* empty = NULL;
+  for (int k = 0; k < CACHE_WAYS; k++) {
+    cache_slot* s = &set[k];
+    if (s->hash == h && s->key_len == n && memcmp(s->key, key, CACHE_KEY) == 0) { /* fixed size: inlined */
+      for (int i = 0; i < s->n_ids; i++) out[i] = s->ids[i];
       return s->n_ids;
     }
-    j = (j + 1) & (c->cap - 1);
+    if (!s->hash && !empty) empty = s;
   }
   int64_t k = bpe_piece(e, w, n, out);
-  if (k <= 0) return k;
-  if (c->used >= CACHE_MAX_ENTRIES) { /* full: start over rather than grow without bound */
-    cache_reset(c);
-    j = (int64_t)(h & (uint64_t)(c->cap - 1));
-  }
-  if (!arena_reserve(&c->keys, n) || !grow_array((void**)&c->ids, &c->ids_cap, c->ids_len + k, sizeof(int32_t)))
-    return k;
-  cache_slot* s = &c->slots[j];
+  if (k <= 0 || k > CACHE_IDS) return k;
+  cache_slot* s = empty ? empty : &set[(h >> 8) & (CACHE_WAYS - 1)];
   s->hash = h;
-  s->key_off = c->keys.len;
-  s->key_len = (int32_t)n;
-  s->ids_off = c->ids_len;
-  s->n_ids = (int32_t)k;
-  memcpy(c->keys.data + c->keys.len, w, (size_t)n);
-  c->keys.len += n;
-  memcpy(c->ids + c->ids_len, out, (size_t)k * sizeof(int32_t));
-  c->ids_len += k;
-  c->used++;
+  s->key_len = (uint8_t)n;
+  s->n_ids = (uint8_t)k;
+  memcpy(s->key, key, CACHE_KEY);
+  for (int i = 0; i < k; i++) s->ids[i] = out[i];
   return k;
 }
 
@@ -1083,29 +1088,46 @@ typedef struct {
   int64_t* cuts;
   int64_t* written; /* per part */
   int nparts;
+  _Atomic int next_part;
   int status[MAX_THREADS];
 } encode_job;
 
 static void encode_body(void* arg, int tid, int nthreads) {
   encode_job* job = (encode_job*)arg;
   word_cache* cache = &job->e->caches[tid];
-  for (int part = tid; part < job->nparts; part += nthreads) {
+  for (int part; (part = atomic_fetch_add(&job->next_part, 1)) < job->nparts;) {
     int64_t begin = job->cuts[part], end = job->cuts[part + 1];
     const uint8_t* s = job->text + begin;
     int64_t len = end - begin;
     /* each id covers at least one byte, so a part's ids fit in out[begin, end) */
     int32_t* out = (int32_t*)(job->out + begin);
     int64_t o = 0;
+    /* Pieces go in batches: find a batch's pieces and prefetch their cache sets, then encode them,
+     * so the cache misses of a batch overlap instead of queueing. */
+    enum { BATCH = 16 };
+    int64_t starts[BATCH + 1];
+    uint64_t hashes[BATCH];
     for (int64_t i = 0; i < len;) {
-      int64_t p = piece_end(s, len, i);
-      int64_t k = p - i <= CACHE_MAX_WORD ? encode_cached(job->e, cache, s + i, p - i, out + o)
-                                          : bpe_piece(job->e, s + i, p - i, out + o);
-      if (k < 0) {
-        job->status[tid] = (int)k;
-        return;
+      int nb = 0;
+      starts[0] = i;
+      while (nb < BATCH && i < len) {
+        int64_t p = piece_end(s, len, i);
+        if (p - i <= CACHE_KEY) {
+          hashes[nb] = cache_hash(s + i, p - i);
+          if (cache->slots) __builtin_prefetch(cache->slots + ((hashes[nb] & (CACHE_SLOTS - 1)) & ~(uint64_t)(CACHE_WAYS - 1)));
+        }
+        starts[++nb] = p;
+        i = p;
       }
-      o += k;
-      i = p;
+      for (int b = 0; b < nb; b++) {
+        int64_t a = starts[b], n = starts[b + 1] - a;
+        int64_t k = n <= CACHE_KEY ? encode_cached(job->e, cache, s + a, n, hashes[b], out + o) : bpe_piece(job->e, s + a, n, out + o);
+        if (k < 0) {
+          job->status[tid] = (int)k;
+          return;
+        }
+        o += k;
+      }
     }
     job->written[part] = o;
   }
@@ -1119,8 +1141,8 @@ int64_t tv_bpe_encode(tv_bpe_encoder* e, uint32_t* out, int64_t cap, const uint8
   if (!text || !out) return TV_E_NULL;
   int threads = tv_pool_threads();
   if (threads > MAX_THREADS) threads = MAX_THREADS;
-  int64_t cuts[4 * MAX_THREADS + 1], written[4 * MAX_THREADS];
-  int parts = len < (1 << 16) ? 1 : 4 * threads;
+  int64_t cuts[PARTS_PER_THREAD * MAX_THREADS + 1], written[PARTS_PER_THREAD * MAX_THREADS];
+  int parts = len < (1 << 16) ? 1 : PARTS_PER_THREAD * threads;
   encode_job job;
   memset(&job, 0, sizeof(job));
   job.e = e;
