@@ -90,3 +90,11 @@ bench: deps lib
 
 clean:
 	rm -rf $(BUILD) train_vocab
+
+# Independent check of the HuggingFace export: GPT-2 rebuilt in plain PyTorch from the exported files
+# must give our logits to 1e-4 (needs PyTorch: `apt-get install python3-torch` on Debian).
+TORCH_PYTHON ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import torch' >/dev/null 2>&1 && { echo $$p; break; }; done)
+.PHONY: verify-hf
+verify-hf: deps lib
+	@test -n "$(TORCH_PYTHON)" || { echo "verify-hf needs PyTorch: apt-get install -y python3-torch (or pip install torch numpy)"; exit 2; }
+	$(TORCH_PYTHON) scripts/verify_hf_export.py

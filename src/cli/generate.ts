@@ -15,6 +15,7 @@ interface Options {
   topP: unknown;
   seed?: unknown;
   echo: boolean;
+  ignoreEnd?: boolean;
   dumpLogits?: unknown;
 }
 
@@ -31,6 +32,7 @@ export function registerGenerate(cli: CAC): void {
     .option("--top-p <p>", "Sample only from the smallest set of tokens with this much probability; 1 = off (number in (0, 1])", { default: 0.95 })
     .option("--seed <n>", "Sampling seed (integer; default: from the clock, printed at the end so a run can be repeated)")
     .option("--no-echo", "Print the prompt before the new text (boolean; --no-echo prints only the new text)")
+    .option("--ignore-end", "Keep writing past end-of-text until --max-tokens (boolean)")
     .option("--dump-logits <file>", "Also write the tokens and the logits each new token was drawn from (safetensors; for reference checks)")
     .example(`train_vocab generate --prompt "Once upon a time" --max-tokens 100`)
     .example(`echo "The meaning of" | train_vocab gen --checkpoint run/model_checkpoint.bin --vocab run/tokenizer.vocab --temperature 0`)
@@ -67,6 +69,7 @@ async function run(o: Options): Promise<void> {
   const write = (s: string) => process.stdout.write(s);
   const result = generate(engine, tokenizer, prompt, {
     maxTokens,
+    ignoreEnd: o.ignoreEnd === true,
     temperature,
     topK,
     topP,

@@ -13,6 +13,8 @@ import { TextStream } from "./stream.ts";
 
 export interface GenerateOptions extends SamplerOptions {
   maxTokens: number;
+  /** Keep going past end-of-text (default: stop there). */
+  ignoreEnd?: boolean;
   /** Called with each piece of text as soon as it is known. */
   onText?: (text: string) => void;
   /** Called once with the prompt ids the model will see (after any cut), before the first forward. */
@@ -64,7 +66,7 @@ export function generate(engine: InferenceEngine, tok: Tokenizer, prompt: string
   for (let i = 0; i < opts.maxTokens; i++) {
     if (record && !slid) result.logits.push(logits.slice(0, engine.arch.vocab_size));
     const id = sampler.sample(logits, vocab);
-    if (id === tok.endOfTextId) {
+    if (id === tok.endOfTextId && opts.ignoreEnd !== true) {
       result.stop = "end-of-text";
       break;
     }
