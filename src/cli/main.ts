@@ -16,6 +16,7 @@ async function registrations(): Promise<Register[]> {
   list.push((await import("./inspect.ts")).registerInspect);
   list.push((await import("./export.ts")).registerExport);
   list.push((await import("./import.ts")).registerImport);
+  list.push((await import("./eval.ts")).registerEval);
   return list;
 }
 
