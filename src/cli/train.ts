@@ -1,0 +1,76 @@
+/**
+ * The seed's train_vocab command line: the default command (`train_vocab --data …`), the same as
+ * `train_vocab train-vocab …`, and `train_vocab resume <checkpoint> …` (alias `continue`), which is
+ * `--resume <checkpoint>`. Defaults are applied by the option schema, not by cac, so the run knows
+ * which options were actually given (architecture flags are ignored with a warning on resume).
+ */
+import type { CAC, Command } from "cac";
+import { UserError } from "../errors.ts";
+
+function trainOptions(cmd: Command): Command {
+  return cmd
+    .option("--data <path>", "Training text: a file, or a folder walked recursively (path; required unless --resume)")
+    .option("--vocab <file>", "Vocabulary file; built from --data when missing on a fresh run (path, default: outputs/tokenizer.vocab)")
+    .option("--vocab-size <n>", "Tokens when building the vocabulary, specials included (integer, default: 10000)")
+    .option("--min-frequency <n>", "Vocabulary building: least count for a merge (integer, default: 2)")
+    .option("--output <dir>", "Output folder: model_checkpoint.bin, metrics.jsonl, loss_curve.svg (path, default: outputs/autoregressive)")
+    .option("--resume <file>", "Continue from a checkpoint (ours or the seed's LOPOS v1); the architecture comes from it (path)")
+    .option("--d-model <n>", "Model width (integer, default: 256; ignored with --resume)")
+    .option("--num-heads <n>", "Attention heads; must divide --d-model (integer, default: 8; ignored with --resume)")
+    .option("--num-layers <n>", "Transformer blocks (integer, default: 2; ignored with --resume)")
+    .option("--d-ff <n>", "Feed-forward width (integer, default: 1024; ignored with --resume)")
+    .option("--learning-rate <f>", "Peak learning rate (number, default: 0.0001; on resume: the previous stage's)")
+    .option("--epochs <n>", "Epochs in this stage (integer, default: 3)")
+    .option("--max-length <n>", "Training sequence length in tokens (integer, default: 256)")
+    .option("--batch-size <n>", "Sequences per optimizer step (integer, default: 16)")
+    .option("--threads <n>", "Kernel threads (integer, default: all CPUs)")
+    .option("--config <file>", "JSON file of options, keys as the flags (d_model, learning_rate, …); flags win (path)")
+    .option("--seed <n>", "Seed for initialisation and data order (integer, default: 1337)")
+    .option("--save-every <n>", "Also save every n steps; 0 = only at epoch ends (integer, default: 200)")
+    .option("--max-steps <n>", "Stop this run after n optimizer steps, with a resumable checkpoint (integer)")
+    .option("--val-fraction <f>", "Share of the data held out for validation (number in [0, 0.5], default: 0.05)")
+    .option("--weight-decay <f>", "AdamW decoupled weight decay on matrices (number, default: 0.1)")
+    .option("--grad-clip <f>", "Clip the gradient norm to this; 0 = off (number, default: 1.0)")
+    .option("--warmup-steps <n>", "Linear warmup steps (integer, default: 5% of the stage, at most 200)")
+    .option("--log-every <n>", "Without a terminal: a progress line every n steps (integer, default: 10)");
+}
+
+type Flags = Record<string, unknown>;
+
+async function train(flags: Flags): Promise<void> {
+  const { resolveOptions } = await import("../train/options.ts");
+  const { runTraining } = await import("../train/run.ts");
+  const code = await runTraining(resolveOptions(flags));
+  if (code !== 0) process.exitCode = code;
+}
+
+export function registerTrain(cli: CAC): void {
+  trainOptions(cli.command("[...args]", "Train a model (the seed's train_vocab; see `train_vocab train-vocab --help`)"))
+    .usage("--data <path> [options]")
+    .example("train_vocab --data corpus.txt --vocab outputs/tokenizer.vocab --epochs 3")
+    .action(async (args: string[], flags: Flags) => {
+      if (args.length > 0) {
+        throw new UserError(`Unknown command "${args[0]}". Run \`train_vocab --help\` for the list of commands.`);
+      }
+      // No command and no options: show the help rather than complain about --data.
+      if (Object.keys(flags).filter((k) => k !== "--").length === 0) {
+        cli.outputHelp();
+        return;
+      }
+      await train(flags);
+    });
+
+  trainOptions(cli.command("train-vocab", "Train a model, or continue one with --resume (alias: vocab-train)").alias("vocab-train"))
+    .example("train_vocab train-vocab --data data/text.txt --vocab outputs/tokenizer.vocab --epochs 3")
+    .example("train_vocab train-vocab --resume outputs/autoregressive/model_checkpoint.bin --data more.txt --epochs 2")
+    .action(async (flags: Flags) => train(flags));
+
+  trainOptions(cli.command("resume <checkpoint>", "Continue training from a checkpoint (alias: continue)").alias("continue"))
+    .example("train_vocab resume outputs/autoregressive/model_checkpoint.bin --data new.txt --vocab outputs/tokenizer.vocab --epochs 5")
+    .action(async (checkpoint: string, flags: Flags) => {
+      if (flags.resume !== undefined && String(flags.resume) !== String(checkpoint)) {
+        throw new UserError(`resume ${checkpoint}: --resume ${String(flags.resume)} names another checkpoint; give it once.`);
+      }
+      await train({ ...flags, resume: String(checkpoint) });
+    });
+}

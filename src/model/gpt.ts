@@ -1,0 +1,185 @@
+/**
+ * The GPT-2-style decoder: pre-LN blocks (x + Attn(LN1(x)), then + MLP(LN2(x))), learned positions,
+ * GELU, a final LayerNorm and an LM head (tied to wte, or the seed's separate matrix).
+ *
+ * One flat buffer each for parameters and gradients (layout.ts); activations live in one arena sized
+ * for the largest batch. Each layer's forward and backward sit side by side below, so the saved
+ * tensors each backward step reads are easy to check against what its forward wrote.
+ * Every kernel's backward ACCUMULATES into its gradients, so scratch gradients are zeroed before use.
+ */
+import * as K from "../native.ts";
+import { allocateActivations, type Activations, type BlockActivations } from "./activations.ts";
+import { type Architecture, parameterCount } from "./layout.ts";
+import { type BlockTensors, modelTensors, type ModelTensors } from "./weights.ts";
+
+export class GPT {
+  readonly arch: Architecture;
+  readonly params: Float32Array;
+  readonly grads: Float32Array;
+  private readonly w: ModelTensors;
+  private readonly g: ModelTensors;
+  private acts: Activations | null = null;
+  /** Rows (B·T) and tokens of the last forward, for backward. */
+  private lastB = 0;
+  private lastT = 0;
+  private lastHadTargets = false;
+
+  constructor(arch: Architecture, params?: Float32Array) {
+    this.arch = arch;
+    const n = parameterCount(arch);
+    if (params && params.length !== n) throw new Error(`GPT: ${params.length} parameters given, the architecture has ${n}`);
+    this.params = params ?? new Float32Array(n);
+    this.grads = new Float32Array(n);
+    this.w = modelTensors(arch, this.params);
+    this.g = modelTensors(arch, this.grads);
+  }
+
+  /** Make room for batches of up to B sequences of up to T tokens (allocates once per shape). */
+  reserve(B: number, T: number): void {
+    if (T > this.arch.max_seq_len) throw new RangeError(`sequence length ${T} exceeds max_seq_len ${this.arch.max_seq_len}`);
+    if (this.acts && this.acts.B >= B && this.acts.T >= T && this.acts.B * this.acts.T >= B * T) return;
+    this.acts = allocateActivations(this.arch, B, T);
+  }
+
+  /** Input ids [B·T] (row-major) go here before forward; targets too (−1 ignores a position). */
+  get inputs(): { tokens: Int32Array; targets: Int32Array } {
+    if (!this.acts) throw new Error("GPT: reserve(B, T) first");
+    return { tokens: this.acts.tokens, targets: this.acts.targets };
+  }
+
+  /** Logits [B·T, V] of the last forward without targets (after a forward with targets, they hold dlogits). */
+  get logits(): Float32Array {
+    if (!this.acts) throw new Error("GPT: reserve(B, T) first");
+    return this.acts.logits;
+  }
+
+  /**
+   * Forward pass over `inputs.tokens`. With `withTargets`, returns the mean cross-entropy over the
+   * positions whose target is >= 0 and leaves d(mean loss)/d(logits) in the logits buffer, ready for
+   * backward; otherwise returns NaN and leaves the logits.
+   */
+  forward(B: number, T: number, withTargets: boolean): number {
+    const a = this.acts;
+    if (!a || B * T > a.B * a.T || T > a.T) throw new Error(`GPT: forward(${B}, ${T}) needs reserve(${B}, ${T}) first`);
+    const { d_model: C, vocab_size: V, max_seq_len: P, num_heads: H, d_ff: F } = this.arch;
+    const M = B * T;
+    const w = this.w;
+    K.encoderForward(a.encoded, a.tokens, w.wte, w.wpe, B, T, C, V, P);
+    let x = a.encoded;
+    for (let l = 0; l < this.arch.num_layers; l++) {
+      blockForward(a.blocks[l]!, w.blocks[l]!, x, B, T, C, H, F);
+      x = a.blocks[l]!.resid3;
+    }
+    K.layernormForward(a.lnf, a.lnfMean, a.lnfRstd, x, w.lnfw, w.lnfb, M, C);
+    K.matmulForward(a.logits, a.lnf, w.lmHead, null, M, C, V);
+    this.lastB = B;
+    this.lastT = T;
+    this.lastHadTargets = withTargets;
+    if (!withTargets) return NaN;
+
+    let counted = 0;
+    for (let i = 0; i < M; i++) if (a.targets[i]! >= 0) counted++;
+    if (counted === 0) return NaN;
+    // Overwrites the logits with the gradient of the MEAN loss: dloss = 1/counted per row.
+    K.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, M, V, 1 / counted);
+    let sum = 0;
+    for (let i = 0; i < M; i++) sum += a.losses[i]!;
+    return sum / counted;
+  }
+
+  /** Mean loss without touching the gradients (validation). */
+  evaluate(B: number, T: number): { sum: number; count: number } {
+    const a = this.acts!;
+    this.forward(B, T, false);
+    const { vocab_size: V } = this.arch;
+    const M = B * T;
+    K.crossEntropyForwardBackward(a.losses, null, a.logits, a.targets, M, V, 1);
+    let sum = 0, count = 0;
+    for (let i = 0; i < M; i++) {
+      if (a.targets[i]! < 0) continue;
+      sum += a.losses[i]!;
+      count++;
+    }
+    return { sum, count };
+  }
+
+  zeroGrad(): void {
+    this.grads.fill(0);
+  }
+
+  /** Accumulate d(mean loss)/d(params) into `grads` from the last forward (which had targets). */
+  backward(): void {
+    if (!this.lastHadTargets) throw new Error("GPT: backward() needs a forward with targets");
+    const a = this.acts!;
+    const B = this.lastB, T = this.lastT, M = B * T;
+    const { d_model: C, vocab_size: V, max_seq_len: P, num_heads: H, d_ff: F, num_layers: L } = this.arch;
+    const w = this.w, g = this.g;
+    const dLnf = a.dLn.subarray(0, M * C);
+    const dRes = a.dResidual.subarray(0, M * C);
+    const lastX = L > 0 ? a.blocks[L - 1]!.resid3 : a.encoded;
+
+    // LM head: with tied embeddings g.lmHead is g.wte, which the encoder's scatter adds to below.
+    dLnf.fill(0);
+    K.matmulBackward(dLnf, g.lmHead, null, a.logits, a.lnf, w.lmHead, M, C, V);
+    dRes.fill(0);
+    K.layernormBackward(dRes, g.lnfw, g.lnfb, dLnf, lastX, w.lnfw, a.lnfMean, a.lnfRstd, M, C);
+    for (let l = L - 1; l >= 0; l--) {
+      const x = l > 0 ? a.blocks[l - 1]!.resid3 : a.encoded;
+      blockBackward(a, a.blocks[l]!, w.blocks[l]!, g.blocks[l]!, x, B, T, C, H, F);
+    }
+    K.encoderBackward(g.wte, g.wpe, dRes, a.tokens, B, T, C, V, P);
+    this.lastHadTargets = false; // the logits now hold gradients; a second backward would be wrong
+  }
+}
+
+// ---- one transformer block ------------------------------------------------------------------
+
+function blockForward(a: BlockActivations, w: BlockTensors, x: Float32Array, B: number, T: number, C: number, H: number, F: number): void {
+  const M = B * T;
+  K.layernormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w.ln1w, w.ln1b, M, C);
+  K.matmulForward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C);
+  K.attentionForward(a.atty, a.attLse, a.qkv, B, T, C, H);
+  K.matmulForward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C);
+  K.residualForward(a.resid2, x, a.attProj, M * C);
+  K.layernormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.resid2, w.ln2w, w.ln2b, M, C);
+  K.matmulForward(a.fch, a.ln2, w.fcW, w.fcB, M, C, F);
+  K.geluForward(a.fchGelu, a.fch, M * F);
+  K.matmulForward(a.mlpProj, a.fchGelu, w.mlpProjW, w.mlpProjB, M, F, C);
+  K.residualForward(a.resid3, a.resid2, a.mlpProj, M * C);
+}
+
+/**
+ * On entry acts.dResidual holds d(loss)/d(block output); on exit d(loss)/d(block input).
+ * A residual add passes its gradient unchanged to both inputs, so the stream's gradient is read as
+ * the branch's output gradient and then accumulated into by the branch's LayerNorm backward.
+ */
+function blockBackward(
+  acts: Activations, a: BlockActivations, w: BlockTensors, g: BlockTensors, x: Float32Array,
+  B: number, T: number, C: number, H: number, F: number,
+): void {
+  const M = B * T;
+  const dRes = acts.dResidual.subarray(0, M * C);
+  const dLn = acts.dLn.subarray(0, M * C);
+  const dFchGelu = acts.dFchGelu.subarray(0, M * F);
+  const dFch = acts.dFch.subarray(0, M * F);
+  const dAtty = acts.dAtty.subarray(0, M * C);
+  const dQkv = acts.dQkv.subarray(0, 3 * M * C);
+
+  // MLP branch: resid3 = resid2 + mlpProj(gelu(fc(ln2(resid2))))
+  dFchGelu.fill(0);
+  K.matmulBackward(dFchGelu, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C);
+  dFch.fill(0);
+  K.geluBackward(dFch, a.fch, dFchGelu, M * F);
+  dLn.fill(0);
+  K.matmulBackward(dLn, g.fcW, g.fcB, dFch, a.ln2, w.fcW, M, C, F);
+  K.layernormBackward(dRes, g.ln2w, g.ln2b, dLn, a.resid2, w.ln2w, a.ln2Mean, a.ln2Rstd, M, C);
+
+  // Attention branch: resid2 = x + attnProj(attention(qkv(ln1(x))))
+  dAtty.fill(0);
+  K.matmulBackward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C);
+  dQkv.fill(0);
+  K.attentionBackward(dQkv, dAtty, a.qkv, a.atty, a.attLse, B, T, C, H);
+  dLn.fill(0);
+  K.matmulBackward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C);
+  K.layernormBackward(dRes, g.ln1w, g.ln1b, dLn, x, w.ln1w, a.ln1Mean, a.ln1Rstd, M, C);
+}

@@ -1,0 +1,58 @@
+/**
+ * Named views into a flat parameter (or gradient) buffer, resolved once so the forward and backward
+ * passes do no map lookups. The same function gives the parameters' views and the gradients' views,
+ * so `w.layers[l].qkvW` and `g.layers[l].qkvW` always describe the same tensor.
+ */
+import { type Architecture, parameterCount, viewsOf } from "./layout.ts";
+
+export interface BlockTensors {
+  ln1w: Float32Array; ln1b: Float32Array;
+  qkvW: Float32Array; qkvB: Float32Array | null;
+  attnProjW: Float32Array; attnProjB: Float32Array | null;
+  ln2w: Float32Array; ln2b: Float32Array;
+  fcW: Float32Array; fcB: Float32Array;
+  mlpProjW: Float32Array; mlpProjB: Float32Array;
+}
+
+export interface ModelTensors {
+  wte: Float32Array;
+  wpe: Float32Array;
+  blocks: BlockTensors[];
+  lnfw: Float32Array;
+  lnfb: Float32Array;
+  /** [V, C]; the very same view as wte when the embeddings are tied. */
+  lmHead: Float32Array;
+}
+
+export function modelTensors(arch: Architecture, buffer: Float32Array): ModelTensors {
+  if (buffer.length !== parameterCount(arch)) {
+    throw new Error(`modelTensors: buffer has ${buffer.length} floats, the architecture has ${parameterCount(arch)}`);
+  }
+  const views = viewsOf(buffer, arch);
+  const get = (name: string): Float32Array => {
+    const t = views.get(name);
+    if (!t) throw new Error(`modelTensors: no tensor ${name}`);
+    return t;
+  };
+  const maybe = (name: string): Float32Array | null => views.get(name) ?? null;
+  const blocks: BlockTensors[] = [];
+  for (let l = 0; l < arch.num_layers; l++) {
+    const h = `h.${l}`;
+    blocks.push({
+      ln1w: get(`${h}.ln_1.weight`), ln1b: get(`${h}.ln_1.bias`),
+      qkvW: get(`${h}.attn.qkv.weight`), qkvB: maybe(`${h}.attn.qkv.bias`),
+      attnProjW: get(`${h}.attn.proj.weight`), attnProjB: maybe(`${h}.attn.proj.bias`),
+      ln2w: get(`${h}.ln_2.weight`), ln2b: get(`${h}.ln_2.bias`),
+      fcW: get(`${h}.mlp.fc.weight`), fcB: get(`${h}.mlp.fc.bias`),
+      mlpProjW: get(`${h}.mlp.proj.weight`), mlpProjB: get(`${h}.mlp.proj.bias`),
+    });
+  }
+  return {
+    wte: get("wte"),
+    wpe: get("wpe"),
+    blocks,
+    lnfw: get("ln_f.weight"),
+    lnfb: get("ln_f.bias"),
+    lmHead: arch.tied_embeddings ? get("wte") : get("lm_head.weight"),
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * The training loop for one stage, from wherever its state says it is. Everything that decides the
+ * math — data order (from seed, stage, epoch), learning rate (from the step), AdamW's step count
+ * (the global step) — comes from the state, which every checkpoint saves, so a stage resumed from
+ * any save point computes exactly what the uninterrupted run computed.
+ */
+import type { TrainingState } from "../checkpoint/index.ts";
+import type { TokenWindows } from "../data/windows.ts";
+import { epochOrder } from "../data/windows.ts";
+import type { GPT } from "../model/gpt.ts";
+import type { MetricsLog } from "./metrics.ts";
+import { AdamW } from "./optimizer.ts";
+import type { TrainingProgress } from "./progress.ts";
+import { Xoshiro128 } from "./rng.ts";
+import { learningRate } from "./schedule.ts";
+import { stageStep } from "./stage.ts";
+
+export type SaveReason = "periodic" | "epoch" | "max-steps" | "signal" | "end";
+export type StopReason = "complete" | "max-steps" | "signal";
+
+export interface LoopParts {
+  model: GPT;
+  optimizer: AdamW;
+  windows: TokenWindows;
+  /** Updated in place as training goes. */
+  state: TrainingState;
+  /** Stop after this many optimizer steps in this invocation (null: no limit). */
+  maxSteps: number | null;
+  /** Save every this many global steps (0: only at epoch ends, the end, and on signals). */
+  saveEvery: number;
+  progress: TrainingProgress;
+  metrics: MetricsLog;
+  save(reason: SaveReason): void;
+  onEpochEnd(epoch: number, valLoss: number | null): void;
+  /** The signal that asked us to stop, if any (checked between steps). */
+  stopRequested(): NodeJS.Signals | null;
+}
+
+/** Loss or gradient norm stopped being a finite number: nothing of this step was applied. */
+export class DivergedError extends Error {
+  constructor(readonly step: number, readonly what: string) {
+    super(`${what} at step ${step}`);
+    this.name = "DivergedError";
+  }
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export function epochRng(seed: number, stage: number, epoch: number): Xoshiro128 {
+  return Xoshiro128.derive(seed, stage, epoch, 0x0de7);
+}
+
+export async function trainStage(p: LoopParts): Promise<StopReason> {
+  const { model, windows, state } = p;
+  const plan = state.plan;
+  const B = plan.batch_size, T = plan.seq_len;
+  model.reserve(B, T);
+  const { tokens, targets } = model.inputs;
+  let stepsThisRun = 0;
+  let dirty = false;
+  const started = performance.now();
+  let lastTick = started;
+
+  const saveIfDirty = (reason: SaveReason) => {
+    if (!dirty) return;
+    p.metrics.flush();
+    p.save(reason);
+    dirty = false;
+  };
+
+  while (state.epoch < plan.epochs) {
+    const order = epochOrder(windows.trainCount, epochRng(plan.seed, state.stage, state.epoch));
+    while (state.step_in_epoch < plan.steps_per_epoch) {
+      if (p.stopRequested()) {
+        saveIfDirty("signal");
+        return "signal";
+      }
+      if (p.maxSteps !== null && stepsThisRun >= p.maxSteps) {
+        saveIfDirty("max-steps");
+        return "max-steps";
+      }
+      const first = state.step_in_epoch * B;
+      const batch = order.subarray(first, Math.min(first + B, windows.trainCount));
+      const rows = batch.length;
+      windows.fill(batch, tokens, targets);
+
+      model.zeroGrad();
+      const loss = model.forward(rows, T, true);
+      const step = state.global_step + 1;
+      if (!Number.isFinite(loss)) throw new DivergedError(step, `the loss is ${loss}`);
+      model.backward();
+      const gradNorm = AdamW.gradNorm(model.grads);
+      if (!Number.isFinite(gradNorm)) throw new DivergedError(step, `the gradient norm is ${gradNorm}`);
+      const sStep = stageStep(state);
+      const lr = learningRate(sStep, plan);
+      p.optimizer.step(model.params, model.grads, gradNorm, lr, step, plan);
+
+      state.global_step = step;
+      state.step_in_epoch++;
+      state.tokens_seen += rows * T;
+      stepsThisRun++;
+      dirty = true;
+
+      const now = performance.now();
+      const tokensPerSec = (rows * T) / Math.max(1e-9, (now - lastTick) / 1000);
+      lastTick = now;
+      const perStep = (now - started) / 1000 / stepsThisRun;
+      const left = plan.total_steps - stageStep(state);
+      const leftThisRun = p.maxSteps === null ? left : Math.min(left, p.maxSteps - stepsThisRun);
+      p.metrics.add({ step, stage: state.stage, epoch: state.epoch, loss, lr, grad_norm: gradNorm, tokens_per_sec: Math.round(tokensPerSec) });
+      p.progress.step({
+        step, stageStep: sStep + 1, stageSteps: plan.total_steps, epoch: state.epoch, epochs: plan.epochs,
+        stepInEpoch: state.step_in_epoch, stepsPerEpoch: plan.steps_per_epoch, loss, lr, tokensPerSec,
+        etaSeconds: leftThisRun * perStep,
+      });
+      if (p.saveEvery > 0 && step % p.saveEvery === 0 && state.step_in_epoch < plan.steps_per_epoch) saveIfDirty("periodic");
+      await yieldToEventLoop(); // lets SIGINT/SIGTERM handlers run between steps
+    }
+
+    const valLoss = validationLoss(model, windows, B, T);
+    if (valLoss !== null) p.metrics.add({ step: state.global_step, stage: state.stage, epoch: state.epoch, val_loss: valLoss });
+    const finished = state.epoch;
+    state.epoch++;
+    state.step_in_epoch = 0;
+    if (state.epoch === plan.epochs) state.stage_complete = true;
+    dirty = true;
+    saveIfDirty(state.stage_complete ? "end" : "epoch");
+    p.onEpochEnd(finished, valLoss);
+  }
+  return "complete";
+}
+
+/** Mean loss over the held-out windows, in batches of B; null when none are held out. */
+export function validationLoss(model: GPT, windows: TokenWindows, B: number, T: number): number | null {
+  if (windows.valCount === 0) return null;
+  const { tokens, targets } = model.inputs;
+  let sum = 0, count = 0;
+  const idx = new Uint32Array(B);
+  for (let first = windows.trainCount; first < windows.count; first += B) {
+    const rows = Math.min(B, windows.count - first);
+    for (let i = 0; i < rows; i++) idx[i] = first + i;
+    windows.fill(idx.subarray(0, rows), tokens, targets);
+    const r = model.evaluate(rows, T);
+    sum += r.sum;
+    count += r.count;
+  }
+  return sum / count;
+}

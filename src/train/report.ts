@@ -1,0 +1,38 @@
+/** The lines a person reads about a checkpoint: the seed's architecture block and our training state. */
+import type { TrainingState } from "../checkpoint/index.ts";
+import type { Architecture } from "../model/layout.ts";
+
+/** Exactly the seed's block (its users grep for it). */
+export function architectureBlock(arch: Architecture): string {
+  return [
+    "Loaded architecture from checkpoint:",
+    `  d_model:    ${arch.d_model}`,
+    `  num_heads:  ${arch.num_heads}`,
+    `  num_layers: ${arch.num_layers}`,
+    `  d_ff:       ${arch.d_ff}`,
+    `  vocab_size: ${arch.vocab_size}`,
+  ].join("\n");
+}
+
+export function architectureDetails(arch: Architecture): string {
+  return (
+    `  max_seq_len: ${arch.max_seq_len}, LM head ${arch.tied_embeddings ? "tied to the token embedding" : "separate (untied)"}, ` +
+    `attention ${arch.attention_bias ? "with" : "without"} biases`
+  );
+}
+
+export function trainingStateLine(t: TrainingState | null, format: string): string {
+  if (!t) {
+    return format === "lopos"
+      ? "Training state: none stored (a seed LOPOS v1 checkpoint holds weights only); training starts a new stage"
+      : "Training state: none stored (weights only)";
+  }
+  const p = t.plan;
+  const where = t.stage_complete
+    ? `complete (${p.epochs} epoch${p.epochs === 1 ? "" : "s"})`
+    : `interrupted at epoch ${t.epoch + 1}/${p.epochs}, step ${t.step_in_epoch}/${p.steps_per_epoch} of the epoch`;
+  return (
+    `Training state: stage ${t.stage} ${where}; global step ${t.global_step}, ` +
+    `${t.tokens_seen.toLocaleString("en-US")} tokens seen; peak lr ${p.peak_lr}, batch ${p.batch_size} × ${p.seq_len}`
+  );
+}

@@ -1,0 +1,199 @@
+/**
+ * One train_vocab invocation, in the seed's order: (1) with --resume, read the checkpoint and take
+ * the architecture from it; (2) the vocabulary; (3–4) the model and its weights; (5) without --data,
+ * report and stop; (6) otherwise tokenize, train the stage, save. Returns the process exit code.
+ */
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { type LoadedCheckpoint, readCheckpoint, type TrainingState, writeCheckpoint } from "../checkpoint/index.ts";
+import { dataFingerprint } from "../data/fingerprint.ts";
+import { tokenizeWithCache } from "../data/token_cache.ts";
+import { TokenWindows } from "../data/windows.ts";
+import { UserError } from "../errors.ts";
+import { GPT } from "../model/gpt.ts";
+import { initParameters } from "../model/init.ts";
+import { type Architecture, parameterCount } from "../model/layout.ts";
+import { setThreads } from "../native.ts";
+import { listDataFiles, type Tokenizer } from "../tokenizer/index.ts";
+import { writeLossCurve } from "./loss_curve.ts";
+import { DivergedError, type SaveReason, trainStage } from "./loop.ts";
+import { MetricsLog, readMetrics } from "./metrics.ts";
+import { AdamW } from "./optimizer.ts";
+import { ARCHITECTURE_OPTIONS, flagName, type ResolvedOptions } from "./options.ts";
+import { TrainingProgress } from "./progress.ts";
+import { architectureBlock, architectureDetails, trainingStateLine } from "./report.ts";
+import { Xoshiro128 } from "./rng.ts";
+import { SIGNAL_EXIT_CODES, StopSignals } from "./signals.ts";
+import { decideStage, stageShape } from "./stage.ts";
+import { identityOf, vocabularyForFreshRun, vocabularyForResume } from "./vocabulary.ts";
+
+export const CHECKPOINT_NAME = "model_checkpoint.bin";
+export const METRICS_NAME = "metrics.jsonl";
+export const LOSS_CURVE_NAME = "loss_curve.svg";
+
+export interface RunIo {
+  log(message: string): void;
+  warn(message: string): void;
+}
+
+const consoleIo: RunIo = { log: (m) => console.log(m), warn: (m) => console.error(m) };
+
+export async function runTraining({ values: o, given }: ResolvedOptions, io: RunIo = consoleIo): Promise<number> {
+  if (o.threads !== undefined) setThreads(o.threads);
+
+  // (1) the checkpoint decides the architecture
+  let loaded: LoadedCheckpoint | null = null;
+  if (o.resume) {
+    loaded = readCheckpoint(o.resume);
+    io.log(architectureBlock(loaded.arch));
+    io.log(architectureDetails(loaded.arch));
+    const ignored = ARCHITECTURE_OPTIONS.filter((n) => given.has(n));
+    if (ignored.length > 0) {
+      io.warn(`Warning: ${ignored.map(flagName).join(", ")} ignored with --resume: the architecture comes from the checkpoint.`);
+    }
+  } else if (!o.data) {
+    throw new UserError("--data is required (a text file, or a folder of them) unless --resume names a checkpoint to load.");
+  }
+
+  // (2) the vocabulary
+  const tokenizer = loaded
+    ? vocabularyForResume(loaded, o.vocab)
+    : vocabularyForFreshRun({
+        vocabPath: o.vocab, data: o.data!, vocabSize: o.vocabSize, vocabSizeGiven: given.has("vocabSize"),
+        minFrequency: o.minFrequency, log: io.log,
+      });
+
+  // (5) no data: load, verify, report; a converted copy when --output names another folder
+  if (!o.data) {
+    const ckpt = loaded!;
+    io.log(trainingStateLine(ckpt.training, ckpt.format));
+    io.log(`Checkpoint verified: ${ckpt.format === "lopos" ? "LOPOS v1 (no checksum in that format)" : `checksum ${ckpt.checksum.value} ok`}, ${parameterCount(ckpt.arch).toLocaleString("en-US")} parameters`);
+    if (given.has("output") && resolve(o.output) !== resolve(dirname(o.resume!))) {
+      const out = join(o.output, CHECKPOINT_NAME);
+      mkdirSync(o.output, { recursive: true });
+      writeCheckpoint(out, { arch: ckpt.arch, tokenizer: ckpt.tokenizer ?? identityOf(tokenizer), training: ckpt.training, params: ckpt.params, adam: ckpt.adam });
+      io.log(`Wrote ${out} (train-vocab checkpoint${ckpt.format === "lopos" ? ", converted from LOPOS v1" : ""})`);
+    }
+    io.log("No training data provided - model loaded but not trained");
+    return 0;
+  }
+
+  // (6) data, model, stage
+  mkdirSync(o.output, { recursive: true });
+  const files = listDataFiles(o.data);
+  const dataFp = dataFingerprint(files);
+  const tokens = tokenizeWithCache(files, tokenizer, dataFp, o.output);
+  io.log(
+    `Data: ${tokens.ids.length.toLocaleString("en-US")} tokens from ${files.length} file(s)` +
+      (tokens.fromCache ? ` (cached ids ${tokens.cacheFile})` : ` (tokenized; ids cached in ${tokens.cacheFile})`),
+  );
+
+  const previous: TrainingState | null = loaded?.training ?? null;
+  const shape = stageShape(o, given, previous);
+  const arch: Architecture = loaded?.arch ?? {
+    d_model: o.dModel, num_heads: o.numHeads, num_layers: o.numLayers, d_ff: o.dFf,
+    vocab_size: tokenizer.vocabSize, max_seq_len: shape.seqLen, tied_embeddings: true, attention_bias: true,
+  };
+  if (shape.seqLen > arch.max_seq_len) {
+    throw new UserError(`--max-length ${shape.seqLen} is longer than the checkpoint's max_seq_len ${arch.max_seq_len} (its position embeddings end there). Use --max-length ${arch.max_seq_len} or less.`);
+  }
+  const windows = new TokenWindows(tokens.ids, shape.seqLen, o.valFraction);
+  const stepsPerEpoch = Math.ceil(windows.trainCount / shape.batchSize);
+  const initRng = Xoshiro128.fromSeed(o.seed);
+  const params = loaded ? loaded.params : initParameters(arch, initRng);
+  const decision = decideStage({ previous, options: o, given, dataFingerprint: dataFp, stepsPerEpoch, shape, rngState: initRng.serialize() });
+  const state = decision.state;
+  const plan = state.plan;
+
+  const model = new GPT(arch, params);
+  const optimizer = new AdamW(arch, loaded?.adam ?? null);
+  io.log(
+    `Model: ${parameterCount(arch).toLocaleString("en-US")} parameters (d_model ${arch.d_model}, num_heads ${arch.num_heads}, ` +
+      `num_layers ${arch.num_layers}, d_ff ${arch.d_ff}, vocab_size ${arch.vocab_size}, max_seq_len ${arch.max_seq_len})`,
+  );
+  io.log(`Windows: ${windows.trainCount} for training, ${windows.valCount} held out for validation (${plan.seq_len} tokens each)`);
+  if (previous) io.log(trainingStateLine(previous, loaded!.format));
+  if (decision.notContinuedBecause) io.log(`Not continuing the checkpoint's interrupted stage ${previous!.stage}: ${decision.notContinuedBecause}.`);
+  io.log(
+    decision.continued
+      ? `Continuing stage ${state.stage} at epoch ${state.epoch + 1}/${plan.epochs}, step ${state.step_in_epoch}/${plan.steps_per_epoch} (global step ${state.global_step})`
+      : `Stage ${state.stage}: ${plan.epochs} epoch(s) × ${plan.steps_per_epoch} steps (batch ${plan.batch_size} × ${plan.seq_len}), ` +
+          `peak lr ${plan.peak_lr}, warmup ${plan.warmup_steps} steps, cosine to ${plan.min_lr}` +
+          (loaded?.adam ? ", optimizer state carried over" : ""),
+  );
+
+  const checkpointPath = join(o.output, CHECKPOINT_NAME);
+  const metrics = new MetricsLog(join(o.output, METRICS_NAME));
+  prepareMetrics(metrics, loaded, o.resume, state.global_step);
+  const progress = new TrainingProgress(o.logEvery);
+  let lastSave: { step: number; path: string } | null = null;
+  const identity = identityOf(tokenizer);
+  const save = (reason: SaveReason) => {
+    writeCheckpoint(checkpointPath, { arch, tokenizer: identity, training: state, params: model.params, adam: { m: optimizer.m, v: optimizer.v } });
+    lastSave = { step: state.global_step, path: checkpointPath };
+    if (reason !== "periodic") progress.log(`Saved ${checkpointPath} (step ${state.global_step}, ${reason})`);
+  };
+  const signals = new StopSignals((sig) => progress.log(`${sig}: finishing this step, then saving (send it again to quit at once)`));
+  signals.install();
+  let stop;
+  try {
+    stop = await trainStage({
+      model, optimizer, windows, state, maxSteps: o.maxSteps ?? null, saveEvery: o.saveEvery, progress, metrics, save,
+      stopRequested: () => signals.signal,
+      onEpochEnd: (epoch, valLoss) => {
+        const last = readMetrics(metrics.path).filter((r) => r.step === state.global_step && "loss" in r).pop();
+        progress.log(
+          `Epoch ${epoch + 1}/${plan.epochs} done: step ${state.global_step}` +
+            (last && "loss" in last ? `, loss ${last.loss.toFixed(4)}` : "") +
+            (valLoss !== null ? `, val loss ${valLoss.toFixed(4)}` : ""),
+        );
+        writeLossCurve(join(o.output, LOSS_CURVE_NAME), readMetrics(metrics.path));
+      },
+    });
+  } catch (err) {
+    if (!(err instanceof DivergedError)) throw err;
+    progress.clear();
+    const saved = lastSave as { step: number; path: string } | null;
+    const kept = saved
+      ? `The last good checkpoint is ${saved.path} (step ${saved.step}).`
+      : o.resume
+        ? `Nothing was saved in this run; ${o.resume} is unchanged.`
+        : "No checkpoint had been saved yet.";
+    throw new UserError(
+      `Training stopped at step ${err.step}: ${err.what.replace(/ at step \d+$/, "")} (not finite). Nothing from this step was applied. ${kept}\n` +
+        `Try a lower --learning-rate (now ${plan.peak_lr}; e.g. ${plan.peak_lr / 10}) or a smaller --grad-clip.`,
+    );
+  } finally {
+    metrics.flush();
+    signals.remove();
+    progress.clear();
+  }
+
+  const resumeHint = `train_vocab resume ${checkpointPath} --data ${o.data} --vocab ${o.vocab}`;
+  if (stop === "signal") {
+    io.log(`Interrupted by ${signals.signal}: saved ${checkpointPath} at step ${state.global_step}. Continue with: ${resumeHint}`);
+    return SIGNAL_EXIT_CODES[signals.signal!] ?? 1;
+  }
+  if (stop === "max-steps") {
+    io.log(`Stopped after --max-steps ${o.maxSteps}: saved ${checkpointPath} at step ${state.global_step} (stage ${state.stage}, epoch ${state.epoch + 1}/${plan.epochs}). Continue with: ${resumeHint}`);
+    return 0;
+  }
+  io.log(`Training complete: stage ${state.stage}, global step ${state.global_step}. Checkpoint: ${checkpointPath}`);
+  return signals.signal ? (SIGNAL_EXIT_CODES[signals.signal] ?? 1) : 0;
+}
+
+/**
+ * metrics.jsonl: a fresh run starts it empty; a resume keeps what came before its checkpoint's step
+ * (from the output folder, or copied from the checkpoint's folder when training into a new one).
+ */
+function prepareMetrics(metrics: MetricsLog, loaded: LoadedCheckpoint | null, resumePath: string | undefined, step: number): void {
+  if (!loaded || !resumePath) {
+    metrics.open(0, true);
+    return;
+  }
+  const source = join(dirname(resumePath), METRICS_NAME);
+  if (!existsSync(metrics.path) && existsSync(source) && resolve(source) !== resolve(metrics.path)) copyFileSync(source, metrics.path);
+  metrics.open(step, false);
+}
+
+export type { Tokenizer };
