@@ -1,0 +1,57 @@
+/**
+ * Exact resume: a run stopped by --max-steps, by SIGTERM or by SIGINT and then resumed ends with the
+ * same checkpoint bytes (weights, AdamW moments, training state) and the same loss log as the run
+ * that was never stopped.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { learnableText, runCli, runCliAndSignal, tempFolder, TINY, writeText } from "./helpers.ts";
+
+const tmp = tempFolder();
+const dir = tmp.dir;
+let data: string;
+const vocab = () => join(dir, "tok.vocab");
+const common = () => ["--data", data, "--vocab", vocab(), ...TINY, "--epochs", "2", "--save-every", "7"];
+
+/** The loss log without the wall-clock field. */
+function lossLog(folder: string): unknown[] {
+  return readFileSync(join(dir, folder, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => {
+    const { tokens_per_sec: _ignored, ...rest } = JSON.parse(l) as Record<string, unknown>;
+    return rest;
+  });
+}
+
+beforeAll(async () => {
+  data = writeText(dir, "data.txt", learnableText(400));
+  const r = await runCli([...common(), "--output", join(dir, "straight")], dir);
+  expect(r.code).toBe(0);
+});
+afterAll(() => tmp.cleanup());
+
+test("--max-steps then resume: same checkpoint bytes and loss log as the uninterrupted run", async () => {
+  const out = join(dir, "steps");
+  const first = await runCli([...common(), "--output", out, "--max-steps", "23"], dir);
+  expect(first.code).toBe(0);
+  expect(first.stdout).toContain("Stopped after --max-steps 23");
+  const second = await runCli(["resume", join(out, "model_checkpoint.bin"), "--data", data, "--vocab", vocab(), "--output", out, "--threads", "1"], dir);
+  expect(second.code).toBe(0);
+  expect(second.stdout).toContain("Continuing stage 0 at epoch 1/2, step 23/");
+  expect(Buffer.compare(readFileSync(join(out, "model_checkpoint.bin")), readFileSync(join(dir, "straight", "model_checkpoint.bin")))).toBe(0);
+  expect(lossLog("steps")).toEqual(lossLog("straight"));
+});
+
+for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+  test(`${signal} finishes the step, saves, exits ${code}; resuming gives the uninterrupted run's bytes`, async () => {
+    const out = join(dir, signal);
+    // Two threads here: the results must not depend on the thread count either.
+    const args = [...common().filter((a, i, all) => a !== "--threads" && all[i - 1] !== "--threads"), "--output", out, "--log-every", "1"];
+    const stopped = await runCliAndSignal(args, dir, /step 30 /, signal);
+    expect(stopped.code).toBe(code);
+    expect(stopped.stdout).toContain(`Interrupted by ${signal}: saved`);
+    const resumed = await runCli(["--resume", join(out, "model_checkpoint.bin"), "--data", data, "--vocab", vocab(), "--output", out], dir);
+    expect(resumed.code).toBe(0);
+    expect(Buffer.compare(readFileSync(join(out, "model_checkpoint.bin")), readFileSync(join(dir, "straight", "model_checkpoint.bin")))).toBe(0);
+    expect(lossLog(signal)).toEqual(lossLog("straight"));
+  });
+}
