@@ -71,6 +71,9 @@ function asJson(h: CheckpointHeader, v: Verdict, verify: boolean) {
 }
 
 const int = (n: number) => n.toLocaleString("en-US");
+/** Rates and rates of decay without float noise (3e-4 · 0.1 prints as 0.00003, not 0.000030000000000000004). */
+const num = (x: number) => String(Number(x.toPrecision(6)));
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 function bytes(n: number, exact = true): string {
   const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
@@ -108,12 +111,12 @@ function asText(h: CheckpointHeader, v: Verdict, verify: boolean): string {
       ["training", `step ${int(t.global_step)} · stage ${t.stage} · epoch ${t.epoch}${epochStep} · tokens seen ${int(t.tokens_seen)}${t.stage_complete ? " · stage complete" : ""}`],
       [
         "lr plan",
-        `${p.schedule}: peak ${p.peak_lr} → min ${p.min_lr}, warmup ${int(p.warmup_steps)} of ${int(p.total_steps)} steps, ${p.epochs} epochs`,
+        `${p.schedule}: peak ${num(p.peak_lr)} → min ${num(p.min_lr)}, warmup ${int(p.warmup_steps)} of ${int(p.total_steps)} steps, ${plural(p.epochs, "epoch")}`,
       ],
-      ["", `batch ${p.batch_size} × seq_len ${p.seq_len} · weight decay ${p.weight_decay} · betas ${p.beta1}/${p.beta2} · eps ${p.eps} · grad clip ${p.grad_clip} · seed ${p.seed}`],
+      ["", `batch ${p.batch_size} × seq_len ${p.seq_len} · weight decay ${num(p.weight_decay)} · betas ${num(p.beta1)}/${num(p.beta2)} · eps ${num(p.eps)} · grad clip ${num(p.grad_clip)} · seed ${p.seed}`],
       ["data", p.data_fingerprint || "(none)"],
     );
-    for (const s of t.history ?? []) rows.push(["earlier stage", `stage ${s.stage}: ${s.epochs} epochs at peak lr ${s.peak_lr} (data ${s.data_fingerprint})`]);
+    for (const s of t.history ?? []) rows.push(["earlier stage", `stage ${s.stage}: ${plural(s.epochs, "epoch")} at peak lr ${num(s.peak_lr)} (data ${s.data_fingerprint})`]);
   }
   const tok = h.tokenizer;
   rows.push(["tokenizer", tok ? `${tok.type}, ${int(tok.vocab_size)} tokens, fingerprint ${tok.fingerprint}` : "not recorded (any vocab of the right size is accepted)"]);
