@@ -1,0 +1,86 @@
+/** The seed's LOPOS v1 checkpoints (written here by the test) load, convert and resume, with the seed's word vocabulary. */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readCheckpoint, writeLopos } from "../../src/checkpoint/index.ts";
+import { initParameters } from "../../src/model/init.ts";
+import { type Architecture, viewsOf } from "../../src/model/layout.ts";
+import { Xoshiro128 } from "../../src/train/rng.ts";
+import { learnableText, runCli, tempFolder, writeText } from "./helpers.ts";
+
+const tmp = tempFolder();
+const dir = tmp.dir;
+const SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>"];
+const WORDS = [...new Set(learnableText(50).replace(/\./g, " ").split(/\s+/).filter(Boolean))].sort();
+const entries = [...SPECIALS, ".", ...WORDS];
+const arch: Architecture = {
+  d_model: 16, num_heads: 2, num_layers: 2, d_ff: 32, vocab_size: entries.length, max_seq_len: 512,
+  tied_embeddings: false, attention_bias: false,
+};
+const seedCkpt = () => join(dir, "seed_model.bin");
+const seedVocab = () => join(dir, "seed.vocab");
+let data: string;
+let params: Float32Array;
+
+function seedVocabText(words: string[]): string {
+  return `# Tokenizer Vocabulary\n# Format: token_id word frequency\nvocab_size=${words.length}\nnext_id=${words.length}\ntotal_tokens=1000\n---\n` +
+    words.map((w, i) => `${i}\t${w}`).join("\n") + "\n";
+}
+
+beforeAll(() => {
+  data = writeText(dir, "data.txt", learnableText(300));
+  writeFileSync(seedVocab(), seedVocabText(entries));
+  params = initParameters(arch, Xoshiro128.fromSeed(5));
+  writeLopos(seedCkpt(), arch, params);
+});
+afterAll(() => tmp.cleanup());
+
+test("a LOPOS v1 file loads: the seed's architecture block, then a converted copy with --output", async () => {
+  const r = await runCli(["train-vocab", "--resume", seedCkpt(), "--vocab", seedVocab(), "--output", join(dir, "converted")], dir);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain(`Loaded architecture from checkpoint:\n  d_model:    16\n  num_heads:  2\n  num_layers: 2\n  d_ff:       32\n  vocab_size: ${entries.length}\n`);
+  expect(r.stdout).toContain("a seed LOPOS v1 checkpoint holds weights only");
+  const converted = readCheckpoint(join(dir, "converted", "model_checkpoint.bin"));
+  expect(converted.format).toBe("train-vocab-checkpoint");
+  expect(converted.arch).toEqual(arch);
+  expect(converted.params).toEqual(params);
+  expect(converted.tokenizer?.type).toBe("seed-word");
+});
+
+test("a LOPOS v1 file with a vocabulary of another size: the seed's message", async () => {
+  const other = join(dir, "other.vocab");
+  writeFileSync(other, seedVocabText([...entries, "extra"]));
+  const r = await runCli(["resume", seedCkpt(), "--vocab", other, "--data", data], dir);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain(`Vocabulary size mismatch! Checkpoint expects ${entries.length} but vocab file has ${entries.length + 1}`);
+});
+
+test("--resume on a LOPOS v1 file trains the whole untied model and lowers its loss", async () => {
+  const out = join(dir, "resumed");
+  const r = await runCli(
+    ["resume", seedCkpt(), "--data", data, "--vocab", seedVocab(), "--output", out, "--epochs", "2", "--learning-rate", "0.003",
+      "--max-length", "16", "--batch-size", "4", "--threads", "1", "--log-every", "1000"],
+    dir,
+  );
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("Stage 0: 2 epoch(s)");
+  const after = readCheckpoint(join(out, "model_checkpoint.bin"));
+  expect(after.arch).toEqual(arch);
+  expect(after.training!.stage_complete).toBe(true);
+  expect(after.adam).not.toBeNull();
+  // every tensor moved: the separate LM head, attention, norms and embeddings are all trained
+  const was = viewsOf(params, arch);
+  for (const [name, now] of viewsOf(after.params, arch)) {
+    if (name === "wpe") continue; // only the first 16 of 512 positions are used: checked just below
+    expect({ name, changed: !now.every((x, i) => x === was.get(name)![i]) }).toEqual({ name, changed: true });
+  }
+  const usedPositions = 16 * arch.d_model;
+  expect(viewsOf(after.params, arch).get("wpe")!.subarray(0, usedPositions)).not.toEqual(was.get("wpe")!.subarray(0, usedPositions));
+  const lines = (await Bun.file(join(out, "metrics.jsonl")).text()).trim().split("\n").map((l) => JSON.parse(l) as { loss?: number; val_loss?: number });
+  const losses = lines.filter((l) => l.loss !== undefined).map((l) => l.loss!);
+  const head = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
+  const tail = losses.slice(-5).reduce((a, b) => a + b) / 5;
+  expect(tail).toBeLessThan(head * 0.6);
+  // and the seed file itself was never touched
+  expect(readCheckpoint(seedCkpt()).params).toEqual(params);
+});
