@@ -4,7 +4,8 @@
  * values; `step` then feeds one token: each layer computes one row and attends over the cache, so a
  * new token costs one token's forward however long the prefix is.
  *
- * Every operation is a native kernel call on preallocated buffers: the per-token path allocates nothing.
+ * Every operation is a native kernel call on preallocated buffers: the per-token path allocates nothing
+ * and calls the kernel table directly (decode_step.ts).
  */
 import type { Architecture } from "../model/layout.ts";
 import {
@@ -16,6 +17,7 @@ import {
   matmulForward,
   residualForward,
 } from "../native.ts";
+import { DecodeStep } from "./decode_step.ts";
 import { type LayerWeights, type ModelWeights, resolveWeights } from "./weights.ts";
 
 /** Activations for up to `rows` positions at once. */
@@ -56,6 +58,7 @@ export class InferenceEngine {
   private many: Scratch | null = null;
   private readonly logits: Float32Array;
   private pos = 0;
+  private readonly decoder: DecodeStep;
 
   constructor(arch: Architecture, params: Float32Array) {
     this.arch = arch;
@@ -65,6 +68,7 @@ export class InferenceEngine {
     this.vCache = this.weights.layers.map(() => new Float32Array(P * C));
     this.one = new Scratch(1, arch);
     this.logits = new Float32Array(V);
+    this.decoder = new DecodeStep(arch, this.weights, this.kCache, this.vCache, this.one, this.logits);
   }
 
   /** Tokens in the cache: the position the next `step` writes. */
@@ -121,24 +125,12 @@ export class InferenceEngine {
 
   /** Feed one token at position `length`; returns its logits ([V], reused by the next call). */
   step(token: number): Float32Array {
-    const { d_model: C, num_heads: H, d_ff: F, vocab_size: V, max_seq_len: P } = this.arch;
+    const { vocab_size: V, max_seq_len: P } = this.arch;
     if (this.pos >= P) throw new RangeError(`step: the cache is full (${P} positions); prefill again from a shorter prefix`);
     if (!Number.isInteger(token) || token < 0 || token >= V) throw new RangeError(`step: token ${token} is outside 0..${V - 1}`);
-    const s = this.one;
-    const w = this.weights;
-    const t = this.pos;
-    residualForward(s.x, w.wte.subarray(token * C, token * C + C), w.wpe.subarray(t * C, t * C + C), C);
-    w.layers.forEach((lw, l) => {
-      layernormForward(s.xn, s.mean, s.rstd, s.x, lw.ln1w, lw.ln1b, 1, C);
-      matmulForward(s.qkv, s.xn, lw.qkvW, lw.qkvB, 1, C, 3 * C);
-      const k = this.kCache[l]!, v = this.vCache[l]!;
-      k.set(s.qkv.subarray(C, 2 * C), t * C);
-      v.set(s.qkv.subarray(2 * C, 3 * C), t * C);
-      attentionDecode(s.att, s.qkv, k, v, t + 1, C, H);
-      this.mlpAndProjection(s, lw, 1, C, F);
-    });
-    this.pos = t + 1;
-    return this.head(s.x);
+    const logits = this.decoder.run(token, this.pos);
+    this.pos++;
+    return logits;
   }
 
   /** Attention output projection + residual, then the MLP block + residual, for `rows` rows. */
