@@ -41,9 +41,15 @@
  * of 32 KiB stays in the 48 KiB L1. */
 #define MR 6
 #define NR 64
-#define KC 128
+#ifndef KC
+#define KC 256
+#endif
+#ifndef MC
 #define MC 192
+#endif
+#ifndef NC
 #define NC 2048
+#endif
 #elif defined(__AVX2__)
 /* 6×16: 12 ymm accumulators + 2 B vectors + 1 broadcast. */
 #define MR 6
@@ -86,8 +92,9 @@ typedef struct {
 
 /* ---- micro-kernels: C[MR×NR] (ldc) = Σ_p Ap[p][0..MR) ⊗ Bp[p][0..NR) (+ C) (+ bias) ---------- */
 #if defined(__AVX512F__)
-static inline void micro_kernel(int kc, const float* restrict ap, const float* restrict bp, float* c,
-                                int64_t ldc, int flags, const float* bias) {
+static inline __attribute__((always_inline)) void micro_kernel_t(
+    int kc, const float* restrict ap, int64_t a_rs, int64_t a_cs, const float* restrict bp, float* c,
+    int64_t ldc, int flags, const float* bias) {
   __m512 acc[MR][4];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; i++)
@@ -107,13 +114,13 @@ static inline void micro_kernel(int kc, const float* restrict ap, const float* r
     __m512 b2 = _mm512_load_ps(bp + 32), b3 = _mm512_load_ps(bp + 48);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
-      __m512 a = _mm512_set1_ps(ap[i]);
+      __m512 a = _mm512_set1_ps(ap[i * a_rs]);
       acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
       acc[i][2] = _mm512_fmadd_ps(a, b2, acc[i][2]);
       acc[i][3] = _mm512_fmadd_ps(a, b3, acc[i][3]);
     }
-    ap += MR;
+    ap += a_cs;
     bp += NR;
   }
 #pragma GCC unroll 6
@@ -128,8 +135,9 @@ static inline void micro_kernel(int kc, const float* restrict ap, const float* r
   }
 }
 #elif defined(__AVX2__)
-static inline void micro_kernel(int kc, const float* restrict ap, const float* restrict bp, float* c,
-                                int64_t ldc, int flags, const float* bias) {
+static inline __attribute__((always_inline)) void micro_kernel_t(
+    int kc, const float* restrict ap, int64_t a_rs, int64_t a_cs, const float* restrict bp, float* c,
+    int64_t ldc, int flags, const float* bias) {
   __m256 acc[MR][2];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -138,11 +146,11 @@ static inline void micro_kernel(int kc, const float* restrict ap, const float* r
     __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
-      __m256 a = _mm256_broadcast_ss(ap + i);
+      __m256 a = _mm256_broadcast_ss(ap + i * a_rs);
       acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
     }
-    ap += MR;
+    ap += a_cs;
     bp += NR;
   }
 #pragma GCC unroll 6
@@ -157,17 +165,18 @@ static inline void micro_kernel(int kc, const float* restrict ap, const float* r
   }
 }
 #else
-static inline void micro_kernel(int kc, const float* restrict ap, const float* restrict bp, float* c,
-                                int64_t ldc, int flags, const float* bias) {
+static inline __attribute__((always_inline)) void micro_kernel_t(
+    int kc, const float* restrict ap, int64_t a_rs, int64_t a_cs, const float* restrict bp, float* c,
+    int64_t ldc, int flags, const float* bias) {
   float acc[MR][NR];
   for (int i = 0; i < MR; i++)
     for (int j = 0; j < NR; j++) acc[i][j] = 0.0f;
   for (int p = 0; p < kc; p++) {
     for (int i = 0; i < MR; i++) {
-      float a = ap[i];
+      float a = ap[i * a_rs];
       for (int j = 0; j < NR; j++) acc[i][j] += a * bp[j];
     }
-    ap += MR;
+    ap += a_cs;
     bp += NR;
   }
   for (int i = 0; i < MR; i++)
@@ -179,6 +188,20 @@ static inline void micro_kernel(int kc, const float* restrict ap, const float* r
     }
 }
 #endif
+
+/* A from a packed micro-panel: ap[p*MR + i]. */
+static void micro_kernel(int kc, const float* ap, const float* bp, float* c, int64_t ldc, int flags,
+                         const float* bias) {
+  micro_kernel_t(kc, ap, 1, MR, bp, c, ldc, flags, bias);
+}
+
+/* A read in place from rows contiguous in depth (forward: inp, dinp: dout): a[i*lda + p]. Packing
+ * such an A would be a transpose, as costly as a tenth of the whole product when N is small; read
+ * in place, each row streams through L1 once per B micro-panel instead. */
+static void micro_kernel_rows(int kc, const float* a, int64_t lda, const float* bp, float* c,
+                              int64_t ldc, int flags, const float* bias) {
+  micro_kernel_t(kc, a, lda, 1, bp, c, ldc, flags, bias);
+}
 
 /* An edge tile (mr < MR or nr < NR): run the same micro-kernel on a padded copy, so the arithmetic
  * of every element is exactly that of a full tile. */
@@ -195,29 +218,56 @@ static void edge_kernel(int kc, const float* ap, const float* bp, float* c, int6
   for (int i = 0; i < mr; i++) memcpy(c + i * ldc, tile + i * NR, (size_t)nr * sizeof(float));
 }
 
+static void edge_kernel_rows(int kc, const float* a, int64_t lda, const float* bp, float* c,
+                             int64_t ldc, int nr, int flags, const float* bias) {
+  float tile[MR * NR] __attribute__((aligned(64)));
+  float bias_pad[NR] __attribute__((aligned(64)));
+  memset(tile, 0, sizeof(tile));
+  memset(bias_pad, 0, sizeof(bias_pad));
+  if (flags & C_LOAD)
+    for (int i = 0; i < MR; i++) memcpy(tile + i * NR, c + i * ldc, (size_t)nr * sizeof(float));
+  if (flags & C_BIAS) memcpy(bias_pad, bias, (size_t)nr * sizeof(float));
+  micro_kernel_rows(kc, a, lda, bp, tile, NR, flags, bias_pad);
+  for (int i = 0; i < MR; i++) memcpy(c + i * ldc, tile + i * NR, (size_t)nr * sizeof(float));
+}
+
 /* ---- packing --------------------------------------------------------------------------------- */
 
 /* A block rows [0,mc) × depth [0,kc) (from a, already offset) into MR-row micro-panels, each stored
  * depth-major: panel[p*MR + i]. Rows past mc are zero. */
 static void pack_a_block(float* restrict dst, const float* a, int64_t rs, int64_t cs, int mc, int kc) {
+#ifdef NOPACKA
+  return;
+#endif
+  if (rs == 1) {
+    /* Rows of the block contiguous in memory along i (dweight: dout viewed transposed, so depth p
+     * walks dout's rows). Walk p outermost so each source row streams once and in order — walking
+     * one panel at a time would stride through memory a row per step — and deal its MR-wide pieces
+     * into the panels. */
+    const int full = mc / MR, rest = mc % MR;
+    for (int p = 0; p < kc; p++) {
+      const float* row = a + (int64_t)p * cs;
+      float* d = dst + (size_t)p * MR;
+      for (int t = 0; t < full; t++) memcpy(d + (size_t)t * MR * kc, row + t * MR, MR * sizeof(float));
+      if (rest) {
+        float* e = d + (size_t)full * MR * kc;
+        for (int i = 0; i < MR; i++) e[i] = i < rest ? row[full * MR + i] : 0.0f;
+      }
+    }
+    return;
+  }
   for (int i0 = 0; i0 < mc; i0 += MR) {
     int mr = mc - i0 < MR ? mc - i0 : MR;
     const float* src = a + (int64_t)i0 * rs;
     if (cs == 1) {
-      /* Rows contiguous in depth (forward, dinp): a transpose; read each row once, write strided. */
+      /* Rows contiguous in depth: a transpose, read each row once and write strided. Only edge
+       * panels come here: full ones are read in place (micro_kernel_rows). */
       for (int i = 0; i < mr; i++) {
         const float* row = src + (int64_t)i * rs;
         for (int p = 0; p < kc; p++) dst[p * MR + i] = row[p];
       }
       for (int i = mr; i < MR; i++)
         for (int p = 0; p < kc; p++) dst[p * MR + i] = 0.0f;
-    } else if (rs == 1) {
-      /* Columns contiguous (dweight: dout viewed transposed): straight copies of mr floats. */
-      for (int p = 0; p < kc; p++) {
-        const float* col = src + (int64_t)p * cs;
-        for (int i = 0; i < mr; i++) dst[p * MR + i] = col[i];
-        for (int i = mr; i < MR; i++) dst[p * MR + i] = 0.0f;
-      }
     } else {
       for (int p = 0; p < kc; p++)
         for (int i = 0; i < MR; i++) dst[p * MR + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
@@ -229,6 +279,9 @@ static void pack_a_block(float* restrict dst, const float* a, int64_t rs, int64_
 /* B block depth [0,kc) × cols [0,nc) into NR-column micro-panels, each depth-major: panel[p*NR + j].
  * Columns past nc are zero. */
 static void pack_b_block(float* restrict dst, const float* b, int64_t rs, int64_t cs, int kc, int nc) {
+#ifdef NOPACKB
+  return;
+#endif
   for (int j0 = 0; j0 < nc; j0 += NR) {
     int nr = nc - j0 < NR ? nc - j0 : NR;
     const float* src = b + (int64_t)j0 * cs;
@@ -272,6 +325,7 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
   float* pa = pack_a[slot];
   float* pb = pack_b[slot];
   const int kb = k_block(g->k);
+  const int direct_a = g->a_cs == 1;
   for (int jc = j_begin; jc < j_end; jc += NC) {
     int nc = j_end - jc < NC ? j_end - jc : NC;
     for (int pc = 0; pc < g->k; pc += kb) {
@@ -281,7 +335,20 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
       pack_b_block(pb, g->b + pc * g->b_rs + jc * g->b_cs, g->b_rs, g->b_cs, kc, nc);
       for (int ic = i_begin; ic < i_end; ic += MC) {
         int mc = i_end - ic < MC ? i_end - ic : MC;
-        pack_a_block(pa, g->a + ic * g->a_rs + pc * g->a_cs, g->a_rs, g->a_cs, mc, kc);
+        /* In place when rows are contiguous: only a last partial row panel gets packed (padded). */
+        if (!direct_a) pack_a_block(pa, g->a + ic * g->a_rs + pc * g->a_cs, g->a_rs, g->a_cs, mc, kc);
+        else if (mc % MR)
+          pack_a_block(pa + (size_t)(mc / MR * MR) * kc, g->a + (ic + mc / MR * MR) * g->a_rs + pc,
+                       g->a_rs, 1, mc % MR, kc);
+#ifdef IR_OUTER
+        for (int ir = 0; ir < mc; ir += MR) {
+          int mr = mc - ir < MR ? mc - ir : MR;
+          const float* ap = pa + (size_t)ir * kc;
+        for (int jr = 0; jr < nc; jr += NR) {
+          int nr = nc - jr < NR ? nc - jr : NR;
+          const float* bp = pb + (size_t)jr * kc;
+          const float* bias = g->bias ? g->bias + jc + jr : NULL;
+#else
         for (int jr = 0; jr < nc; jr += NR) {
           int nr = nc - jr < NR ? nc - jr : NR;
           const float* bp = pb + (size_t)jr * kc;
@@ -289,9 +356,17 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
           for (int ir = 0; ir < mc; ir += MR) {
             int mr = mc - ir < MR ? mc - ir : MR;
             const float* ap = pa + (size_t)ir * kc;
+#endif
             float* c = g->c + (int64_t)(ic + ir) * g->ldc + jc + jr;
-            if (mr == MR && nr == NR) micro_kernel(kc, ap, bp, c, g->ldc, flags, bias);
-            else edge_kernel(kc, ap, bp, c, g->ldc, mr, nr, flags, bias);
+            if (direct_a && mr == MR) {
+              const float* a = g->a + (int64_t)(ic + ir) * g->a_rs + pc;
+              if (nr == NR) micro_kernel_rows(kc, a, g->a_rs, bp, c, g->ldc, flags, bias);
+              else edge_kernel_rows(kc, a, g->a_rs, bp, c, g->ldc, nr, flags, bias);
+            } else if (mr == MR && nr == NR) {
+              micro_kernel(kc, ap, bp, c, g->ldc, flags, bias);
+            } else {
+              edge_kernel(kc, ap, bp, c, g->ldc, mr, nr, flags, bias);
+            }
           }
         }
       }
