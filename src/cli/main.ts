@@ -14,6 +14,7 @@ async function registrations(): Promise<Register[]> {
   list.push((await import("./tokenizer.ts")).registerTokenizer);
   list.push((await import("./generate.ts")).registerGenerate);
   list.push((await import("./train.ts")).registerTrain);
+  list.push((await import("./demo.ts")).registerDemo);
   list.push((await import("./inspect.ts")).registerInspect);
   list.push((await import("./export.ts")).registerExport);
   list.push((await import("./import.ts")).registerImport);
