@@ -1,0 +1,82 @@
+/**
+ * The standalone executable (bun build --compile, native library embedded), copied away from the
+ * project and run from another folder: it trains, stops and resumes, loads without training, and
+ * speaks the seed's errors. scripts/run_cli.sh drives the same executable through its subcommands.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { learnableText, runCli, tempFolder, TINY, writeText } from "./helpers.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+const tmp = tempFolder("tv-exe-");
+const exeDir = join(tmp.dir, "bin");
+const work = join(tmp.dir, "elsewhere");
+const exe = join(exeDir, "train_vocab");
+let data: string;
+
+beforeAll(async () => {
+  const build = Bun.spawnSync(["bun", "build", "--compile", join(ROOT, "bin/train-vocab.ts"), "--outfile", exe], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
+  Bun.spawnSync(["mkdir", "-p", work]);
+  data = writeText(work, "story.txt", learnableText(300));
+}, 120_000);
+afterAll(() => tmp.cleanup());
+
+test("the compiled executable, run from another folder, trains, stops, resumes exactly and loads", async () => {
+  const run = (args: string[]) => runCli(args, work, [exe]);
+  const args = ["--data", "story.txt", "--vocab", "outputs/tokenizer.vocab", ...TINY, "--epochs", "1"];
+  const straight = await run([...args, "--output", "straight"]);
+  expect(straight.code).toBe(0);
+  expect(straight.stdout).toContain("Saved vocabulary to outputs/tokenizer.vocab");
+
+  const stopped = await run([...args, "--max-steps", "9"]); // default --output outputs/autoregressive
+  expect(stopped.code).toBe(0);
+  const ckpt = "outputs/autoregressive/model_checkpoint.bin";
+  const resumed = await run(["resume", ckpt, "--data", "story.txt", "--vocab", "outputs/tokenizer.vocab", "--threads", "1"]);
+  expect(resumed.code).toBe(0);
+  expect(Buffer.compare(readFileSync(join(work, ckpt)), readFileSync(join(work, "straight/model_checkpoint.bin")))).toBe(0);
+
+  const loaded = await run(["--resume", ckpt, "--vocab", "outputs/tokenizer.vocab"]);
+  expect(loaded.code).toBe(0);
+  expect(loaded.stdout).toContain("Loaded architecture from checkpoint:\n  d_model:    32");
+  expect(loaded.stdout).toContain("No training data provided - model loaded but not trained");
+
+  const missing = await run(["resume", "nope.bin", "--vocab", "outputs/tokenizer.vocab"]);
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain("Checkpoint file not found: nope.bin");
+});
+
+test("scripts/run_cli.sh: train-vocab, vocab-train, resume, continue, generate and help reach the executable", async () => {
+  const script = join(ROOT, "scripts/run_cli.sh");
+  const env = { ...process.env, TRAIN_VOCAB_BIN: exe, NO_COLOR: "1" };
+  const sh = async (args: string[], cwd = work) => {
+    const p = Bun.spawn(["bash", script, ...args], { cwd, env, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    return { stdout, stderr, code };
+  };
+  const train = ["--data", data, "--vocab", "sh/tok.vocab", ...TINY, "--epochs", "1", "--output", "sh"];
+  expect((await sh(["train-vocab", ...train, "--max-steps", "3"])).code).toBe(0);
+  expect((await sh(["vocab-train", ...train, "--max-steps", "3"])).code).toBe(0);
+  const r1 = await sh(["resume", "sh/model_checkpoint.bin", "--data", data, "--vocab", "sh/tok.vocab", "--output", "sh", "--max-steps", "2"]);
+  expect(r1.code).toBe(0);
+  expect(r1.stdout).toContain("Continuing stage 0");
+  const r2 = await sh(["continue", "sh/model_checkpoint.bin", "--vocab", "sh/tok.vocab"]);
+  expect(r2.code).toBe(0);
+  expect(r2.stdout).toContain("No training data provided - model loaded but not trained");
+  const gen = await sh(["gen", "sh/model_checkpoint.bin", "--vocab", "sh/tok.vocab", "--prompt", "the cat", "--max-tokens", "5", "--seed", "1"]);
+  expect(gen.code).toBe(0);
+  expect(gen.stdout).toStartWith("the cat");
+  // without a checkpoint argument, the seed's default path (missing in this folder)
+  const defaultGen = await sh(["generate", "--vocab", join(work, "sh/tok.vocab"), "--prompt", "x"], exeDir);
+  expect(defaultGen.code).toBe(2);
+  expect(defaultGen.stderr).toContain("Checkpoint file not found: outputs/autoregressive/model_checkpoint.bin");
+  const help = await sh(["help"]);
+  expect(help.code).toBe(0);
+  expect(help.stdout).toContain("resume <checkpoint> [options]");
+  const menuless = await sh([]); // no terminal: the usage instead of the menu
+  expect(menuless.stdout).toContain("Usage: scripts/run_cli.sh");
+  const bad = await sh(["resume"]);
+  expect(bad.code).toBe(2);
+  expect(existsSync(join(work, "sh/model_checkpoint.bin"))).toBe(true);
+});
