@@ -55,3 +55,15 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
     expect(lossLog(signal)).toEqual(lossLog("straight"));
   });
 }
+
+test("a crash (SIGKILL) after a periodic save: resume continues from that save and still ends bit-identical", async () => {
+  const out = join(dir, "killed");
+  const args = [...common(), "--output", out, "--log-every", "1"];
+  const killed = await runCliAndSignal(args, dir, /step 30 /, "SIGKILL");
+  expect(killed.code).not.toBe(0);
+  const resumed = await runCli(["resume", join(out, "model_checkpoint.bin"), "--data", data, "--vocab", vocab(), "--output", out, "--threads", "1"], dir);
+  expect(resumed.code).toBe(0);
+  expect(resumed.stdout).toMatch(/Continuing stage 0 at epoch 1\/2, step (28|35)\//); // the last multiple of --save-every 7
+  expect(Buffer.compare(readFileSync(join(out, "model_checkpoint.bin")), readFileSync(join(dir, "straight", "model_checkpoint.bin")))).toBe(0);
+  expect(lossLog("killed")).toEqual(lossLog("straight"));
+});
