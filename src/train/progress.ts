@@ -20,6 +20,7 @@ export interface StepView {
 export class TrainingProgress {
   private readonly tty: boolean;
   private drawn = false;
+  private lastDraw = 0;
 
   constructor(private readonly logEvery: number, private readonly out: NodeJS.WriteStream = process.stdout) {
     this.tty = Boolean(out.isTTY) && !process.env.CI;
@@ -30,6 +31,10 @@ export class TrainingProgress {
       `step ${v.step} (${v.stageStep}/${v.stageSteps}) · epoch ${v.epoch + 1}/${v.epochs} [${v.stepInEpoch}/${v.stepsPerEpoch}] · ` +
       `loss ${v.loss.toFixed(4)} · lr ${v.lr.toExponential(2)} · ${Math.round(v.tokensPerSec).toLocaleString("en-US")} tok/s · ETA ${duration(v.etaSeconds)}`;
     if (this.tty) {
+      // At most ten redraws a second: tiny models take thousands of steps per second.
+      const now = performance.now();
+      if (now - this.lastDraw < 100 && v.stepInEpoch !== v.stepsPerEpoch) return;
+      this.lastDraw = now;
       this.out.write(`\r\x1b[2K${line}`);
       this.drawn = true;
     } else if (v.stageStep % this.logEvery === 0 || v.stepInEpoch === v.stepsPerEpoch || v.stageStep === 1) {

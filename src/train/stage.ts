@@ -1,7 +1,7 @@
 /**
  * Which stage a run trains, and its plan. The seed's rules, made exact:
  *  - a checkpoint whose stage was interrupted, given the same data and no new --epochs or
- *    --learning-rate (nor a different batch size or sequence length), CONTINUES that stage: same
+ *    --learning-rate (nor another batch size, sequence length, seed or optimizer setting), CONTINUES that stage: same
  *    plan, same position, so the result is bit-identical to a run that was never stopped;
  *  - anything else starts a NEW stage: --epochs more epochs on --data, at --learning-rate (default:
  *    the previous stage's peak), with the optimizer's moments carried over.
@@ -53,6 +53,10 @@ export function decideStage(args: {
     if (given.has("learningRate")) reasons.push("--learning-rate was given");
     if (shape.batchSize !== prev.plan.batch_size) reasons.push("--batch-size differs");
     if (shape.seqLen !== prev.plan.seq_len) reasons.push("--max-length differs");
+    if (given.has("seed") && o.seed !== prev.plan.seed) reasons.push("--seed differs");
+    if (given.has("weightDecay") && o.weightDecay !== prev.plan.weight_decay) reasons.push("--weight-decay differs");
+    if (given.has("gradClip") && o.gradClip !== prev.plan.grad_clip) reasons.push("--grad-clip differs");
+    if (given.has("warmupSteps") && o.warmupSteps !== prev.plan.warmup_steps) reasons.push("--warmup-steps differs");
     if (reasons.length === 0 && stepsPerEpoch !== prev.plan.steps_per_epoch) reasons.push("--val-fraction splits the data differently");
     if (reasons.length === 0) return { state: structuredClone(prev), continued: true, notContinuedBecause: null };
     notContinuedBecause = reasons.join(", ");
