@@ -3,20 +3,21 @@
  *   dinp     dinp[M,K]    += dout[M,N] · weight[N,K]
  *   dweight  dweight[N,K] += dout[M,N]ᵀ · inp[M,K]
  * All three are one GEMM, C(i,j) (+)= Σ_p A(i,p)·B(p,j), with A and B described by strides, so one
- * blocked, packed, register-tiled engine serves them (the classic Goto/BLIS loop nest):
+ * blocked, register-tiled engine serves them (the Goto/BLIS loop nest):
  *
- *   for jc in N by NC:            B block KC×NC packed once, lives in L3 / L2
- *     for pc in K by KC:          (the reduction is blocked; blocks are added to C in order)
+ *   for jc in N by NC:            B block KC×NC packed (L3 / L2)
+ *     for pc in K by KC:          the reduction is blocked; blocks are added to C in order
  *       pack B block
- *       for ic in M by MC:        A block MC×KC packed once, lives in L2
- *         pack A block
- *         for jr in NC by NR:     one B micro-panel KC×NR stays in L1 ...
- *           for ir in MC by MR:   ... while MR-row micro-panels of A stream past it
+ *       for ic in M by MC:        MC rows of A, read in place (stay in L2)
+ *         for jr in NC by NR:     one B micro-panel KC×NR ...
+ *           for ir in MC by MR:   ... meets MR-row panels of A in turn
  *             MR×NR micro-kernel, accumulators in registers
  *
- * Packing copes with every layout (transposing where a layout needs it), so the micro-kernel always
- * reads two contiguous, aligned streams. Edge tiles go through a padded scratch tile and the same
- * micro-kernel, so every element of C sees exactly the same sequence of floating-point operations.
+ * B is packed into depth-major micro-panels (transposed with 16×16 register transposes where the
+ * layout needs it: the forward pass's weight). A is not packed at all (see micro_kernel_a): in every
+ * layout one of its strides is 1, and measured, its packing cost up to 15% of the product. Edge tiles
+ * go through a padded scratch tile and the same micro-kernel, so every element of C sees exactly the
+ * same sequence of floating-point operations.
  *
  * Threads: the output is cut into row ranges (or column ranges) of whole tiles, one per thread, each
  * thread with its own packing buffers. The reduction order of an element depends only on K and the
@@ -37,19 +38,14 @@
 /* ---- blocking parameters per ISA ------------------------------------------------------------- */
 #if defined(__AVX512F__)
 /* 6×64: 24 zmm accumulators + 4 B vectors + 1 broadcast = 29 of 32 registers; per k step 24 FMAs
- * (12 cycles at two FMAs per cycle) against 4 vector loads and 6 broadcasts. A KC×64 B micro-panel
- * of 32 KiB stays in the 48 KiB L1. */
+ * (12 cycles at two FMAs per cycle) against 4 vector loads and 6 broadcasts. KC = 256 measured
+ * better than 128 (which would keep a B micro-panel in the 48 KiB L1): half the C traffic, and L2
+ * feeds the B stream fast enough. */
 #define MR 6
 #define NR 64
-#ifndef KC
 #define KC 256
-#endif
-#ifndef MC
 #define MC 192
-#endif
-#ifndef NC
 #define NC 2048
-#endif
 #elif defined(__AVX2__)
 /* 6×16: 12 ymm accumulators + 2 B vectors + 1 broadcast. */
 #define MR 6
@@ -70,7 +66,7 @@
  * (harmless: the partition never changes results). */
 #define GEMM_SLOTS 16
 
-static float pack_a[GEMM_SLOTS][MC * KC] __attribute__((aligned(64)));
+static float pack_a[GEMM_SLOTS][MR * KC] __attribute__((aligned(64)));
 static float pack_b[GEMM_SLOTS][KC * NC] __attribute__((aligned(64)));
 
 /* What the micro-kernel does with C after summing its KC block. */
@@ -189,24 +185,22 @@ static inline __attribute__((always_inline)) void micro_kernel_t(
 }
 #endif
 
-/* A from a packed micro-panel: ap[p*MR + i]. */
-static void micro_kernel(int kc, const float* ap, const float* bp, float* c, int64_t ldc, int flags,
-                         const float* bias) {
-  micro_kernel_t(kc, ap, 1, MR, bp, c, ldc, flags, bias);
+/* A is never copied: A(i,p) = a[i*rs + p*cs] is read in place, and in every layout here one of the
+ * strides is 1. Rows contiguous in depth (forward: inp, dinp: dout) would need a transpose to pack,
+ * which measured at a tenth of the whole product when N is small; dweight's A (dout seen
+ * transposed) is contiguous along i, six neighbours per depth step. Either way the MR rows of a
+ * panel stream through L1 once per B micro-panel. Only a last partial panel is copied, zero-padded,
+ * into a small buffer (rs = 1, cs = MR). */
+static void micro_kernel_a(int kc, const float* a, int64_t rs, int64_t cs, const float* bp, float* c,
+                           int64_t ldc, int flags, const float* bias) {
+  if (cs == 1) micro_kernel_t(kc, a, rs, 1, bp, c, ldc, flags, bias);
+  else micro_kernel_t(kc, a, 1, cs, bp, c, ldc, flags, bias);
 }
 
-/* A read in place from rows contiguous in depth (forward: inp, dinp: dout): a[i*lda + p]. Packing
- * such an A would be a transpose, as costly as a tenth of the whole product when N is small; read
- * in place, each row streams through L1 once per B micro-panel instead. */
-static void micro_kernel_rows(int kc, const float* a, int64_t lda, const float* bp, float* c,
-                              int64_t ldc, int flags, const float* bias) {
-  micro_kernel_t(kc, a, lda, 1, bp, c, ldc, flags, bias);
-}
-
-/* An edge tile (mr < MR or nr < NR): run the same micro-kernel on a padded copy, so the arithmetic
- * of every element is exactly that of a full tile. */
-static void edge_kernel(int kc, const float* ap, const float* bp, float* c, int64_t ldc, int mr,
-                        int nr, int flags, const float* bias) {
+/* An edge tile (nr < NR): run the same micro-kernel on a padded copy of C, so the arithmetic of
+ * every element is exactly that of a full tile. */
+static void edge_kernel(int kc, const float* a, int64_t rs, int64_t cs, const float* bp, float* c,
+                        int64_t ldc, int mr, int nr, int flags, const float* bias) {
   float tile[MR * NR] __attribute__((aligned(64)));
   float bias_pad[NR] __attribute__((aligned(64)));
   memset(tile, 0, sizeof(tile));
@@ -214,74 +208,51 @@ static void edge_kernel(int kc, const float* ap, const float* bp, float* c, int6
   if (flags & C_LOAD)
     for (int i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * ldc, (size_t)nr * sizeof(float));
   if (flags & C_BIAS) memcpy(bias_pad, bias, (size_t)nr * sizeof(float));
-  micro_kernel(kc, ap, bp, tile, NR, flags, bias_pad);
+  micro_kernel_a(kc, a, rs, cs, bp, tile, NR, flags, bias_pad);
   for (int i = 0; i < mr; i++) memcpy(c + i * ldc, tile + i * NR, (size_t)nr * sizeof(float));
-}
-
-static void edge_kernel_rows(int kc, const float* a, int64_t lda, const float* bp, float* c,
-                             int64_t ldc, int nr, int flags, const float* bias) {
-  float tile[MR * NR] __attribute__((aligned(64)));
-  float bias_pad[NR] __attribute__((aligned(64)));
-  memset(tile, 0, sizeof(tile));
-  memset(bias_pad, 0, sizeof(bias_pad));
-  if (flags & C_LOAD)
-    for (int i = 0; i < MR; i++) memcpy(tile + i * NR, c + i * ldc, (size_t)nr * sizeof(float));
-  if (flags & C_BIAS) memcpy(bias_pad, bias, (size_t)nr * sizeof(float));
-  micro_kernel_rows(kc, a, lda, bp, tile, NR, flags, bias_pad);
-  for (int i = 0; i < MR; i++) memcpy(c + i * ldc, tile + i * NR, (size_t)nr * sizeof(float));
 }
 
 /* ---- packing --------------------------------------------------------------------------------- */
 
-/* A block rows [0,mc) × depth [0,kc) (from a, already offset) into MR-row micro-panels, each stored
- * depth-major: panel[p*MR + i]. Rows past mc are zero. */
-static void pack_a_block(float* restrict dst, const float* a, int64_t rs, int64_t cs, int mc, int kc) {
-#ifdef NOPACKA
-  return;
-#endif
-  if (rs == 1) {
-    /* Rows of the block contiguous in memory along i (dweight: dout viewed transposed, so depth p
-     * walks dout's rows). Walk p outermost so each source row streams once and in order — walking
-     * one panel at a time would stride through memory a row per step — and deal its MR-wide pieces
-     * into the panels. */
-    const int full = mc / MR, rest = mc % MR;
-    for (int p = 0; p < kc; p++) {
-      const float* row = a + (int64_t)p * cs;
-      float* d = dst + (size_t)p * MR;
-      for (int t = 0; t < full; t++) memcpy(d + (size_t)t * MR * kc, row + t * MR, MR * sizeof(float));
-      if (rest) {
-        float* e = d + (size_t)full * MR * kc;
-        for (int i = 0; i < MR; i++) e[i] = i < rest ? row[full * MR + i] : 0.0f;
-      }
-    }
-    return;
+/* The last mr < MR rows of A, depth [0,kc), as one zero-padded panel: dst[p*MR + i]. */
+static void pack_a_edge(float* restrict dst, const float* a, int64_t rs, int64_t cs, int mr, int kc) {
+  for (int p = 0; p < kc; p++)
+    for (int i = 0; i < MR; i++) dst[p * MR + i] = i < mr ? a[i * rs + p * cs] : 0.0f;
+}
+
+#if defined(__AVX512F__)
+/* dst[q*ldd + r] = src[r*lds + q] for a 16×16 block, in registers: 64 shuffles instead of 256
+ * scalar strided stores (the forward pass packs the whole weight matrix this way). */
+static inline void transpose16(float* dst, int64_t ldd, const float* src, int64_t lds) {
+  __m512 r[16], a[16], b[16];
+  for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+  /* a[2i], a[2i+1]: rows 2i and 2i+1 interleaved within each 128-bit lane. */
+  for (int i = 0; i < 8; i++) {
+    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
   }
-  for (int i0 = 0; i0 < mc; i0 += MR) {
-    int mr = mc - i0 < MR ? mc - i0 : MR;
-    const float* src = a + (int64_t)i0 * rs;
-    if (cs == 1) {
-      /* Rows contiguous in depth: a transpose, read each row once and write strided. Only edge
-       * panels come here: full ones are read in place (micro_kernel_rows). */
-      for (int i = 0; i < mr; i++) {
-        const float* row = src + (int64_t)i * rs;
-        for (int p = 0; p < kc; p++) dst[p * MR + i] = row[p];
-      }
-      for (int i = mr; i < MR; i++)
-        for (int p = 0; p < kc; p++) dst[p * MR + i] = 0.0f;
-    } else {
-      for (int p = 0; p < kc; p++)
-        for (int i = 0; i < MR; i++) dst[p * MR + i] = i < mr ? src[i * rs + p * cs] : 0.0f;
-    }
-    dst += (size_t)MR * kc;
+  /* b[4g+c]: lane L holds column 4L+c of rows 4g..4g+3. */
+  for (int g = 0; g < 4; g++) {
+    b[4 * g + 0] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0x44);
+    b[4 * g + 1] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0xEE);
+    b[4 * g + 2] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0x44);
+    b[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
+  }
+  /* Output row 4L+c gathers lane L of b[c], b[4+c], b[8+c], b[12+c]: a 4×4 transpose of lanes. */
+  for (int c = 0; c < 4; c++) {
+    __m512 t0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44), t1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
+    __m512 t2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44), t3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
+    _mm512_storeu_ps(dst + (0 + c) * ldd, _mm512_shuffle_f32x4(t0, t2, 0x88));
+    _mm512_storeu_ps(dst + (4 + c) * ldd, _mm512_shuffle_f32x4(t0, t2, 0xDD));
+    _mm512_storeu_ps(dst + (8 + c) * ldd, _mm512_shuffle_f32x4(t1, t3, 0x88));
+    _mm512_storeu_ps(dst + (12 + c) * ldd, _mm512_shuffle_f32x4(t1, t3, 0xDD));
   }
 }
+#endif
 
 /* B block depth [0,kc) × cols [0,nc) into NR-column micro-panels, each depth-major: panel[p*NR + j].
  * Columns past nc are zero. */
 static void pack_b_block(float* restrict dst, const float* b, int64_t rs, int64_t cs, int kc, int nc) {
-#ifdef NOPACKB
-  return;
-#endif
   for (int j0 = 0; j0 < nc; j0 += NR) {
     int nr = nc - j0 < NR ? nc - j0 : NR;
     const float* src = b + (int64_t)j0 * cs;
@@ -299,6 +270,17 @@ static void pack_b_block(float* restrict dst, const float* b, int64_t rs, int64_
       }
     } else if (rs == 1) {
       /* Columns contiguous in depth (forward: weight rows): a transpose. */
+#if defined(__AVX512F__)
+      if (nr == NR) {
+        int p = 0;
+        for (; p + 16 <= kc; p += 16)
+          for (int j = 0; j < NR; j += 16) transpose16(dst + (size_t)p * NR + j, NR, src + (int64_t)j * cs + p, cs);
+        for (; p < kc; p++)
+          for (int j = 0; j < NR; j++) dst[p * NR + j] = src[j * cs + p];
+        dst += (size_t)NR * kc;
+        continue;
+      }
+#endif
       for (int j = 0; j < nr; j++) {
         const float* col = src + (int64_t)j * cs;
         for (int p = 0; p < kc; p++) dst[p * NR + j] = col[p];
@@ -325,7 +307,6 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
   float* pa = pack_a[slot];
   float* pb = pack_b[slot];
   const int kb = k_block(g->k);
-  const int direct_a = g->a_cs == 1;
   for (int jc = j_begin; jc < j_end; jc += NC) {
     int nc = j_end - jc < NC ? j_end - jc : NC;
     for (int pc = 0; pc < g->k; pc += kb) {
@@ -333,39 +314,25 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
       int flags = (pc > 0 || g->accumulate) ? C_LOAD : 0;
       if (pc == 0 && g->bias) flags |= C_BIAS;
       pack_b_block(pb, g->b + pc * g->b_rs + jc * g->b_cs, g->b_rs, g->b_cs, kc, nc);
+      /* MC rows of A at a time, so the part of A that meets every B micro-panel stays in L2. */
       for (int ic = i_begin; ic < i_end; ic += MC) {
         int mc = i_end - ic < MC ? i_end - ic : MC;
-        /* In place when rows are contiguous: only a last partial row panel gets packed (padded). */
-        if (!direct_a) pack_a_block(pa, g->a + ic * g->a_rs + pc * g->a_cs, g->a_rs, g->a_cs, mc, kc);
-        else if (mc % MR)
-          pack_a_block(pa + (size_t)(mc / MR * MR) * kc, g->a + (ic + mc / MR * MR) * g->a_rs + pc,
-                       g->a_rs, 1, mc % MR, kc);
-#ifdef IR_OUTER
-        for (int ir = 0; ir < mc; ir += MR) {
-          int mr = mc - ir < MR ? mc - ir : MR;
-          const float* ap = pa + (size_t)ir * kc;
-        for (int jr = 0; jr < nc; jr += NR) {
-          int nr = nc - jr < NR ? nc - jr : NR;
-          const float* bp = pb + (size_t)jr * kc;
-          const float* bias = g->bias ? g->bias + jc + jr : NULL;
-#else
+        int full = mc / MR * MR;
+        if (full < mc)
+          pack_a_edge(pa, g->a + (int64_t)(ic + full) * g->a_rs + (int64_t)pc * g->a_cs, g->a_rs,
+                      g->a_cs, mc - full, kc);
         for (int jr = 0; jr < nc; jr += NR) {
           int nr = nc - jr < NR ? nc - jr : NR;
           const float* bp = pb + (size_t)jr * kc;
           const float* bias = g->bias ? g->bias + jc + jr : NULL;
           for (int ir = 0; ir < mc; ir += MR) {
-            int mr = mc - ir < MR ? mc - ir : MR;
-            const float* ap = pa + (size_t)ir * kc;
-#endif
             float* c = g->c + (int64_t)(ic + ir) * g->ldc + jc + jr;
-            if (direct_a && mr == MR) {
-              const float* a = g->a + (int64_t)(ic + ir) * g->a_rs + pc;
-              if (nr == NR) micro_kernel_rows(kc, a, g->a_rs, bp, c, g->ldc, flags, bias);
-              else edge_kernel_rows(kc, a, g->a_rs, bp, c, g->ldc, nr, flags, bias);
-            } else if (mr == MR && nr == NR) {
-              micro_kernel(kc, ap, bp, c, g->ldc, flags, bias);
+            if (ir < full) {
+              const float* a = g->a + (int64_t)(ic + ir) * g->a_rs + (int64_t)pc * g->a_cs;
+              if (nr == NR) micro_kernel_a(kc, a, g->a_rs, g->a_cs, bp, c, g->ldc, flags, bias);
+              else edge_kernel(kc, a, g->a_rs, g->a_cs, bp, c, g->ldc, MR, nr, flags, bias);
             } else {
-              edge_kernel(kc, ap, bp, c, g->ldc, mr, nr, flags, bias);
+              edge_kernel(kc, pa, 1, MR, bp, c, g->ldc, mc - full, nr, flags, bias);
             }
           }
         }
@@ -413,7 +380,64 @@ typedef struct {
 #define GEMV_MAX_M 4
 #define GEMV_LANES 32
 
-/* Dot product with GEMV_LANES independent partial sums (vectorizable without reassociation),
+#if defined(__AVX512F__)
+/* One output row block at a time (4 rows of W, then single rows), all M inputs against it while those
+ * rows are in cache, so W is read from memory once. Each dot product keeps two accumulators (k and
+ * k+16) whatever block it is in, so an element's arithmetic does not depend on the split. */
+static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
+  const gemv_args* g = (const gemv_args*)arg;
+  const int K = g->K, k32 = K & ~31, rem = K - k32;
+  const __mmask16 m0 = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+  const __mmask16 m1 = rem > 16 ? (__mmask16)((1u << (rem - 16)) - 1) : 0;
+  int64_t n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const float* w = g->weight + n * K;
+    for (int m = 0; m < g->M; m++) {
+      const float* x = g->inp + (int64_t)m * K;
+      __m512 acc[4][2];
+      for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+      for (int k = 0; k < k32; k += 32) {
+        __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+          acc[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * K + k), x0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * K + k + 16), x1, acc[r][1]);
+        }
+      }
+      if (rem) {
+        __m512 x0 = _mm512_maskz_loadu_ps(m0, x + k32), x1 = _mm512_maskz_loadu_ps(m1, x + k32 + 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+          acc[r][0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, w + r * K + k32), x0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, w + r * K + k32 + 16), x1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < 4; r++) {
+        float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+        g->out[(int64_t)m * g->N + n + r] = g->bias ? v + g->bias[n + r] : v;
+      }
+    }
+  }
+  for (; n < n1; n++) {
+    const float* w = g->weight + n * K;
+    for (int m = 0; m < g->M; m++) {
+      const float* x = g->inp + (int64_t)m * K;
+      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+      for (int k = 0; k < k32; k += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
+      }
+      if (rem) {
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, w + k32), _mm512_maskz_loadu_ps(m0, x + k32), a0);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, w + k32 + 16), _mm512_maskz_loadu_ps(m1, x + k32 + 16), a1);
+      }
+      float v = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+      g->out[(int64_t)m * g->N + n] = g->bias ? v + g->bias[n] : v;
+    }
+  }
+}
+#else
+/* Dot products with GEMV_LANES independent partial sums (vectorizable without reassociation),
  * folded in a fixed order. */
 static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
   const gemv_args* g = (const gemv_args*)arg;
@@ -433,6 +457,7 @@ static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
     }
   }
 }
+#endif
 
 /* ---- entry points ------------------------------------------------------------------------------ */
 
