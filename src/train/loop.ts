@@ -60,7 +60,10 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
   let dirty = false;
   const started = performance.now();
   let lastTick = started;
-  let smoothedRate = 0; // tokens/s, an exponential moving average so the display does not flicker
+  // Shown tokens/s: the average since the first step of this run ended (the first step pays for
+  // page faults and cache warm-up, and per-step rates flicker).
+  let firstStepEnd = 0;
+  let tokensAfterFirst = 0;
 
   const saveIfDirty = (reason: SaveReason) => {
     if (!dirty) return;
@@ -105,14 +108,16 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
       const now = performance.now();
       const tokensPerSec = (rows * T) / Math.max(1e-9, (now - lastTick) / 1000);
       lastTick = now;
-      smoothedRate = stepsThisRun === 1 ? tokensPerSec : 0.9 * smoothedRate + 0.1 * tokensPerSec;
-      const perStep = (now - started) / 1000 / stepsThisRun;
+      if (stepsThisRun === 1) firstStepEnd = now;
+      else tokensAfterFirst += rows * T;
+      const shownRate = stepsThisRun === 1 ? tokensPerSec : tokensAfterFirst / Math.max(1e-9, (now - firstStepEnd) / 1000);
+      const perStep = stepsThisRun === 1 ? (now - started) / 1000 : (now - firstStepEnd) / 1000 / (stepsThisRun - 1);
       const left = plan.total_steps - stageStep(state);
       const leftThisRun = p.maxSteps === null ? left : Math.min(left, p.maxSteps - stepsThisRun);
       p.metrics.add({ step, stage: state.stage, epoch: state.epoch, loss, lr, grad_norm: gradNorm, tokens_per_sec: Math.round(tokensPerSec) });
       p.progress.step({
         step, stageStep: sStep + 1, stageSteps: plan.total_steps, epoch: state.epoch, epochs: plan.epochs,
-        stepInEpoch: state.step_in_epoch, stepsPerEpoch: plan.steps_per_epoch, loss, lr, tokensPerSec: smoothedRate,
+        stepInEpoch: state.step_in_epoch, stepsPerEpoch: plan.steps_per_epoch, loss, lr, tokensPerSec: shownRate,
         etaSeconds: leftThisRun * perStep,
       });
       if (p.saveEvery > 0 && step % p.saveEvery === 0 && state.step_in_epoch < plan.steps_per_epoch) saveIfDirty("periodic");
