@@ -46,7 +46,7 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
     const out = join(dir, signal);
     // Two threads here: the results must not depend on the thread count either.
     const args = [...common().filter((a, i, all) => a !== "--threads" && all[i - 1] !== "--threads"), "--output", out, "--log-every", "1"];
-    const stopped = await runCliAndSignal(args, dir, /step 30 /, signal);
+    const stopped = await runCliAndSignal(args, dir, /step 10 /, signal); // early: the run has ~150 steps
     expect(stopped.code).toBe(code);
     expect(stopped.stdout).toContain(`Interrupted by ${signal}: saved`);
     const resumed = await runCli(["--resume", join(out, "model_checkpoint.bin"), "--data", data, "--vocab", vocab(), "--output", out], dir);
@@ -59,11 +59,12 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
 test("a crash (SIGKILL) after a periodic save: resume continues from that save and still ends bit-identical", async () => {
   const out = join(dir, "killed");
   const args = [...common(), "--output", out, "--log-every", "1"];
-  const killed = await runCliAndSignal(args, dir, /step 30 /, "SIGKILL");
+  const killed = await runCliAndSignal(args, dir, /step 10 /, "SIGKILL");
   expect(killed.code).not.toBe(0);
   const resumed = await runCli(["resume", join(out, "model_checkpoint.bin"), "--data", data, "--vocab", vocab(), "--output", out, "--threads", "1"], dir);
   expect(resumed.code).toBe(0);
-  expect(resumed.stdout).toMatch(/Continuing stage 0 at epoch 1\/2, step (28|35)\//); // the last multiple of --save-every 7
+  const at = /Continuing stage 0 at epoch \d\/2, step (\d+)\//.exec(resumed.stdout);
+  expect(Number(at?.[1]) % 7).toBe(0); // the last multiple of --save-every 7
   expect(Buffer.compare(readFileSync(join(out, "model_checkpoint.bin")), readFileSync(join(dir, "straight", "model_checkpoint.bin")))).toBe(0);
   expect(lossLog("killed")).toEqual(lossLog("straight"));
 });
