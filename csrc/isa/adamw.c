@@ -16,7 +16,7 @@
 #define SERIAL_BELOW 32768
 #define BLOCK 1024
 #define SSQ_CHUNK 16384
-#define SSQ_ROUND 512
+#define SSQ_ROUND 64
 
 typedef struct {
   float* params;      /* [N] */

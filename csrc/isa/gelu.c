@@ -2,12 +2,11 @@
  *
  *   gelu(x) = ½·x·(1 + tanh(u)),  u = √(2/π)·(x + 0.044715·x³)
  *
- * The vector paths use the identity ½·(1 + tanh(u)) = σ(2u) = 1/(1 + e^(−2u)): one exp and one
- * division, and no cancellation near u = 0 (1 + tanh(u) computed as written loses bits when
- * tanh(u) ≈ −1, i.e. for negative x). For the derivative, with s = σ(2u):
+ * Every path uses the identity ½·(1 + tanh(u)) = σ(2u) = 1/(1 + e^(−2u)): one exp and one
+ * division, and no cancellation (1 + tanh(u) computed as written loses bits when tanh(u) ≈ −1,
+ * i.e. for negative x). For the derivative, with s = σ(2u):
  *   gelu'(x) = s + x·2s(1−s)·du/dx,  1 − s = e^(−2u)·s,  du/dx = √(2/π)·(1 + 3·0.044715·x²).
- * The portable path keeps the textbook tanhf form. Element-wise, so any thread split gives the
- * same bytes. */
+ * The vector paths take exp from simd.h. Element-wise, so any thread split gives the same bytes. */
 #include <math.h>
 #include <stddef.h>
 
@@ -60,6 +59,15 @@ static inline __m256 gelu_vec(__m256 x, __m256* grad, int want_grad) {
 }
 #endif
 
+#if !defined(__AVX512F__) && !defined(__AVX2__)
+/* σ(2u) for the scalar path; *e = e^(−2u), its argument capped so that e·σ never is inf·0. */
+static inline float sigmoid_2u(float x, float* e) {
+  float m2u = -2.0f * GELU_K0 * (x + GELU_K1 * x * x * x);
+  *e = expf(m2u < 88.0f ? m2u : 88.0f);
+  return 1.0f / (1.0f + *e);
+}
+#endif
+
 static void fwd_range(void* arg, int64_t k0, int64_t k1) {
   const gelu_ctx* c = (const gelu_ctx*)arg;
   int64_t i = k0 * BLOCK, i1 = k1 * BLOCK < c->N ? k1 * BLOCK : c->N;
@@ -79,9 +87,8 @@ static void fwd_range(void* arg, int64_t k0, int64_t k1) {
   }
 #else
   for (; i < i1; i++) {
-    float x = inp[i];
-    float u = GELU_K0 * (x + GELU_K1 * x * x * x);
-    out[i] = 0.5f * x * (1.0f + tanhf(u));
+    float x = inp[i], e;
+    out[i] = x * sigmoid_2u(x, &e);
   }
 #endif
 }
@@ -118,12 +125,10 @@ static void bwd_range(void* arg, int64_t k0, int64_t k1) {
   }
 #else
   for (; i < i1; i++) {
-    float x = inp[i];
-    float u = GELU_K0 * (x + GELU_K1 * x * x * x);
-    float th = tanhf(u);
-    float sech2 = 1.0f - th * th;
-    float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K0 * (1.0f + 3.0f * GELU_K1 * x * x);
-    dinp[i] += grad * dout[i];
+    float x = inp[i], e;
+    float s = sigmoid_2u(x, &e);
+    float dudx = GELU_K0 * (1.0f + 3.0f * GELU_K1 * x * x);
+    dinp[i] += (s + 2.0f * x * s * (e * s) * dudx) * dout[i];
   }
 #endif
 }
