@@ -3,10 +3,13 @@
  * project and run from another folder: it trains, stops and resumes, loads without training, and
  * speaks the seed's errors. scripts/run_cli.sh drives the same executable through its subcommands.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { learnableText, runCli, tempFolder, TINY, writeText } from "./helpers.ts";
+
+// Each test starts CLI processes that train; a loaded machine can make that slow.
+setDefaultTimeout(120_000);
 
 const ROOT = resolve(import.meta.dir, "../..");
 const tmp = tempFolder("tv-exe-");

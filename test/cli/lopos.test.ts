@@ -1,5 +1,5 @@
 /** The seed's LOPOS v1 checkpoints (written here by the test) load, convert and resume, with the seed's word vocabulary. */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readCheckpoint, writeLopos } from "../../src/checkpoint/index.ts";
@@ -7,6 +7,9 @@ import { initParameters } from "../../src/model/init.ts";
 import { type Architecture, viewsOf } from "../../src/model/layout.ts";
 import { Xoshiro128 } from "../../src/train/rng.ts";
 import { learnableText, runCli, tempFolder, writeText } from "./helpers.ts";
+
+// Each test starts CLI processes that train; a loaded machine can make that slow.
+setDefaultTimeout(120_000);
 
 const tmp = tempFolder();
 const dir = tmp.dir;

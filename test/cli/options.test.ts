@@ -1,9 +1,12 @@
 /** Flags and config files: one schema, clear errors naming the flag, flags over the file, example configs valid. */
-import { expect, test } from "bun:test";
+import { expect, test, setDefaultTimeout } from "bun:test";
 import { readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { optionsFromConfigFile, resolveOptions } from "../../src/train/options.ts";
 import { learnableText, runCli, tempFolder, TINY, writeText } from "./helpers.ts";
+
+// Each test starts CLI processes that train; a loaded machine can make that slow.
+setDefaultTimeout(120_000);
 
 test("every bad flag is a one-line error that names it (type, range, divisibility)", async () => {
   const { dir, cleanup } = tempFolder();

@@ -3,10 +3,13 @@
  * same checkpoint bytes (weights, AdamW moments, training state) and the same loss log as the run
  * that was never stopped.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { learnableText, runCli, runCliAndSignal, tempFolder, TINY, writeText } from "./helpers.ts";
+
+// Each test starts CLI processes that train; a loaded machine can make that slow.
+setDefaultTimeout(120_000);
 
 const tmp = tempFolder();
 const dir = tmp.dir;

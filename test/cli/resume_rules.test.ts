@@ -1,9 +1,12 @@
 /** The seed's resume rules and messages, word for word, and what we add: fingerprints, stages, damage. */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readCheckpoint } from "../../src/checkpoint/index.ts";
 import { learnableText, runCli, tempFolder, TINY, writeText } from "./helpers.ts";
+
+// Each test starts CLI processes that train; a loaded machine can make that slow.
+setDefaultTimeout(120_000);
 
 const tmp = tempFolder();
 const dir = tmp.dir;
