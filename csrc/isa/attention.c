@@ -9,11 +9,13 @@
  * (= Σ_j P[i,j]·dP[i,j]) so that dS = P∘(dP − D) needs no row pass:
  *   dv[j] += Σ_i P[i,j]·dout[i],  dk[j] += Σ_i dS[i,j]·scale·q[i],  dq[i] += Σ_j dS[i,j]·scale·k[j].
  *
- * Tiles: BQ query rows × BK keys, both BT = min(64, 4096/HSP) where HSP is hs rounded up to 16, so
+ * Tiles: bt query rows × bt keys, bt = min(64, 4096/HSP) where HSP is hs rounded up to 16, so
  * every tile holds at most 4096 floats and lives on the stack (about 80 KiB forward, 160 KiB
  * backward). Tiles are padded with zeros to whole vectors, so the inner products run on full
  * vectors for any hs. The products inside a tile are small register-blocked kernels written with
- * GCC vector extensions, which become zmm, ymm or xmm code for each ISA level.
+ * GCC vector extensions, which become zmm, ymm or xmm code for each ISA level. Whichever operand of
+ * a product is reused most is the one transposed into a tile: the queries in the forward (scores
+ * are built key-major), the keys and values of the outer key block in the backward.
  * A head dimension above MAX_TILED_HEAD_DIM takes a plain untiled path (slower, no scratch).
  *
  * Threads: the forward splits (b, h, query block) items, the backward (b, h) pairs, because dk and
@@ -188,49 +190,90 @@ static void load_transposed(float* dst, int bt, const float* src, int64_t stride
 
 /* ---- forward --------------------------------------------------------------------------------- */
 
+static inline vf vexp(vf x) {
+#if defined(__AVX512F__)
+  return (vf)tv_exp512((__m512)x);
+#elif defined(__AVX2__)
+  return (vf)tv_exp256((__m256)x);
+#else
+  vf r = x;
+  for (int i = 0; i < VW; i++) r[i] = expf(x[i]);
+  return r;
+#endif
+}
+
+static inline vf vmax(vf a, vf b) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(__AVX2__)
+  return (vf)_mm256_max_ps((__m256)a, (__m256)b);
+#else
+  vf r = a;
+  for (int i = 0; i < VW; i++) r[i] = a[i] > b[i] ? a[i] : b[i];
+  return r;
+#endif
+}
+
+/* One block of bt queries against every key block up to the diagonal. The scores are computed
+ * transposed, St[key][query] = k·(scale·q), so the queries are transposed once per block and the
+ * keys are used as rows straight from qkv (a transpose per key block would cost as much as the
+ * products); the online softmax then runs down the columns, bt queries per vector. */
 static void forward_block(const attn_ctx* c, int b, int h, int qb) {
-  float qs[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] scaled queries */
+  float qt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] scaled queries, transposed */
   float o[TILE_FLOATS] __attribute__((aligned(64)));       /* [bt][hsp] output accumulator */
-  float kt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] keys, transposed */
+  float kb[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] keys */
   float vb[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] values */
-  float s[MAX_BT * MAX_BT] __attribute__((aligned(64)));   /* [bt][bt] scores, then P */
-  float mrow[MAX_BT], lrow[MAX_BT];
+  float st[MAX_BT * MAX_BT] __attribute__((aligned(64)));  /* [bt keys][bt queries] scores, then P */
+  float mrow[MAX_BT] __attribute__((aligned(64)));         /* running max per query */
+  float lrow[MAX_BT] __attribute__((aligned(64)));         /* running Σ e^(S − max) per query */
+  float corr[MAX_BT] __attribute__((aligned(64)));         /* this block's rescaling per query */
   const int T = c->T, C = c->C, hs = c->hs, hsp = c->hsp, bt = c->bt;
   const int64_t stride = 3 * (int64_t)C;
   const float* base = c->qkv + (int64_t)b * T * stride + (int64_t)h * hs;
   const int i0 = qb * bt, nq = T - i0 < bt ? T - i0 : bt;
 
-  load_rows(qs, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale);
+  /* qt[d][r] = scale·q[i0 + r][d]; padding queries r >= nq are zero and their results dropped. */
+  for (int d = 0; d < hs; d++) memset(qt + d * bt + nq, 0, sizeof(float) * (size_t)(bt - nq));
+  for (int r = 0; r < nq; r++) {
+    const float* q = base + (i0 + r) * stride;
+    for (int d = 0; d < hs; d++) qt[d * bt + r] = q[d] * c->scale;
+  }
   memset(o, 0, sizeof(float) * (size_t)(bt * hsp));
   for (int r = 0; r < bt; r++) mrow[r] = -INFINITY, lrow[r] = 0.0f;
 
   for (int j0 = 0; j0 < i0 + nq; j0 += bt) {
     const int nk = i0 + nq - j0 < bt ? i0 + nq - j0 : bt;
-    load_transposed(kt, bt, base + C + j0 * stride, stride, nk, hs);
-    load_rows(vb, hsp, base + 2 * C + j0 * stride, stride, nk, bt, hs, 1.0f);
-    tile_abt(s, qs, hsp, kt, hs, bt, bt);
-    for (int r = 0; r < bt; r++) {
-      float* p = s + r * bt;
-      /* keys j0 .. i are visible to query i = i0 + r */
-      int valid = r < nq ? i0 + r - j0 + 1 : 0;
-      if (valid > nk) valid = nk;
-      if (valid <= 0) {
-        memset(p, 0, sizeof(float) * (size_t)bt);
-        continue;
+    const int nk4 = (nk + 3) & ~3; /* the products take key rows four at a time */
+    load_rows(kb, hsp, base + C + j0 * stride, stride, nk, nk4, hs, 1.0f);
+    load_rows(vb, hsp, base + 2 * C + j0 * stride, stride, nk, nk4, hs, 1.0f);
+    tile_abt(st, kb, hsp, qt, hs, nk4, bt);
+    /* Causal mask, only where the block reaches past the diagonal: key j0+jj hidden from query i0+r < j0+jj. */
+    if (j0 + nk - 1 > i0)
+      for (int jj = 0; jj < nk; jj++)
+        for (int r = 0; r < bt && i0 + r < j0 + jj; r++) st[jj * bt + r] = -INFINITY;
+    for (int v = 0; v < bt; v += VW) {
+      vf m_old = vload(mrow + v), mx = m_old;
+      for (int jj = 0; jj < nk; jj++) mx = vmax(mx, vload(st + jj * bt + v));
+      /* Every real query sees key 0 in the first block, so mx is finite from then on; m_old = −inf
+       * gives a factor of 0 on an accumulator that is still 0. */
+      vf f = vexp(m_old - mx), sum = (vf){0};
+      for (int jj = 0; jj < nk; jj++) {
+        vf p = vexp(vload(st + jj * bt + v) - mx);
+        vstore(st + jj * bt + v, p);
+        sum += p;
       }
-      float mx = tv_row_max(p, valid);
-      if (mrow[r] > mx) mx = mrow[r];
-      const float corr = expf(mrow[r] - mx);
-      const float psum = tv_exp_shift_sum(p, p, valid, mx);
-      memset(p + valid, 0, sizeof(float) * (size_t)(bt - valid));
-      lrow[r] = lrow[r] * corr + psum;
-      mrow[r] = mx;
-      if (corr != 1.0f) {
-        float* orow = o + r * hsp;
-        for (int i = 0; i < hsp; i++) orow[i] *= corr;
-      }
+      vstore(lrow + v, vload(lrow + v) * f + sum);
+      vstore(mrow + v, mx);
+      vstore(corr + v, f);
     }
-    tile_wx(o, bt, hsp, s, bt, 1, vb, nk);
+    for (int r = 0; r < nq; r++) {
+      if (corr[r] == 1.0f) continue;
+      float* orow = o + r * hsp;
+      const vf f = vbcast(corr[r]);
+      for (int i = 0; i < hsp; i += VW) vstore(orow + i, vload(orow + i) * f);
+    }
+    /* o[r] += Σ_j P[r][j]·v[j], P[r][j] = st[j·bt + r] */
+    tile_wx(o, bt, hsp, st, 1, bt, vb, nk);
   }
 
   for (int r = 0; r < nq; r++) {
