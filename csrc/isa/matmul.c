@@ -54,9 +54,10 @@
 #define MC 96
 #define NC 2048
 #else
-/* Plain C the compiler vectorizes (SSE2 on x86-64, NEON on arm64): 4×16 accumulators. */
+/* Portable vectors (SSE2 on x86-64, NEON on arm64): 4×8, eight 4-wide accumulators, which with the
+ * two B vectors fit the 16 registers of SSE2. */
 #define MR 4
-#define NR 16
+#define NR 8
 #define KC 256
 #define MC 64
 #define NC 1024
@@ -161,26 +162,38 @@ static inline __attribute__((always_inline)) void micro_kernel_t(
   }
 }
 #else
+/* GCC/Clang vector extensions: SSE2 on x86-64, NEON on arm64, scalar code elsewhere. Written with
+ * explicit vectors because the compiler, left to itself, vectorized the wrong loop and kept the
+ * accumulators in memory (6 GFLOP/s). */
+typedef float v4f __attribute__((vector_size(16)));
+static inline v4f load4(const float* p) {
+  v4f v;
+  memcpy(&v, p, sizeof(v));
+  return v;
+}
 static inline __attribute__((always_inline)) void micro_kernel_t(
     int kc, const float* restrict ap, int64_t a_rs, int64_t a_cs, const float* restrict bp, float* c,
     int64_t ldc, int flags, const float* bias) {
-  float acc[MR][NR];
+  v4f acc[MR][NR / 4];
   for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) acc[i][j] = 0.0f;
+    for (int j = 0; j < NR / 4; j++) acc[i][j] = (v4f){0, 0, 0, 0};
   for (int p = 0; p < kc; p++) {
+    v4f b[NR / 4];
+    for (int j = 0; j < NR / 4; j++) b[j] = load4(bp + 4 * j);
     for (int i = 0; i < MR; i++) {
       float a = ap[i * a_rs];
-      for (int j = 0; j < NR; j++) acc[i][j] += a * bp[j];
+      v4f av = {a, a, a, a};
+      for (int j = 0; j < NR / 4; j++) acc[i][j] += av * b[j];
     }
     ap += a_cs;
     bp += NR;
   }
   for (int i = 0; i < MR; i++)
-    for (int j = 0; j < NR; j++) {
-      float v = acc[i][j];
-      if (flags & C_LOAD) v = c[i * ldc + j] + v;
-      if (flags & C_BIAS) v = v + bias[j];
-      c[i * ldc + j] = v;
+    for (int j = 0; j < NR / 4; j++) {
+      v4f v = acc[i][j];
+      if (flags & C_LOAD) v = load4(c + i * ldc + 4 * j) + v;
+      if (flags & C_BIAS) v = v + load4(bias + 4 * j);
+      memcpy(c + i * ldc + 4 * j, &v, sizeof(v));
     }
 }
 #endif
