@@ -55,7 +55,9 @@ describe("attention_decode", () => {
 
   test("bad sizes are refused before reaching C", () => {
     const b = new Float32Array(8);
-    expect(() => native.attentionDecode(b, b, b, b, 2, 8, 3)).toThrow(/bad sizes/);
+    const cache = new Float32Array(16);
+    // 8 channels do not split into 3 heads: refused even when every buffer is long enough.
+    expect(() => native.attentionDecode(b, b, cache, cache, 2, 8, 3)).toThrow(/bad sizes/);
     expect(() => native.attentionDecode(b, b, b, b, 2, 8, 2)).toThrow(/k_cache holds 8 elements, needs 16/);
   });
 
