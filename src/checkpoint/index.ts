@@ -25,6 +25,7 @@ export {
   CHECKPOINT_VERSION,
   type CheckpointMetadata,
   metadataSchema,
+  type Precision,
   type StageRecord,
   type TokenizerIdentity,
   type TrainingPlan,

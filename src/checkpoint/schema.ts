@@ -33,7 +33,11 @@ export interface TrainingPlan {
   grad_clip: number;
   seed: number;
   schedule: "cosine";
+  /** Matmul arithmetic: "fp32", or "bf16" (bf16 products, fp32 accumulation and master weights). Absent = fp32. */
+  precision?: Precision;
 }
+
+export type Precision = "fp32" | "bf16";
 
 export interface StageRecord {
   stage: number;
@@ -104,6 +108,7 @@ export const planSchema: z.ZodType<TrainingPlan> = z.object({
   grad_clip: finite.nonnegative(),
   seed: count,
   schedule: z.literal("cosine"),
+  precision: z.enum(["fp32", "bf16"]).optional(),
 });
 
 const stageRecordSchema: z.ZodType<StageRecord> = z.object({

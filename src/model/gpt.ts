@@ -12,6 +12,9 @@ import { allocateActivations, type Activations, type BlockActivations } from "./
 import { type Architecture, parameterCount } from "./layout.ts";
 import { type BlockTensors, modelTensors, type ModelTensors } from "./weights.ts";
 
+/** Matmul arithmetic: fp32 throughout, or bf16 products with fp32 accumulation (weights stay fp32). */
+export type Precision = "fp32" | "bf16";
+
 export class GPT {
   readonly arch: Architecture;
   readonly params: Float32Array;
@@ -24,8 +27,11 @@ export class GPT {
   private lastT = 0;
   private lastHadTargets = false;
 
-  constructor(arch: Architecture, params?: Float32Array) {
+  readonly precision: Precision;
+
+  constructor(arch: Architecture, params?: Float32Array, options: { precision?: Precision } = {}) {
     this.arch = arch;
+    this.precision = options.precision ?? "fp32";
     const n = parameterCount(arch);
     if (params && params.length !== n) throw new Error(`GPT: ${params.length} parameters given, the architecture has ${n}`);
     this.params = params ?? new Float32Array(n);

@@ -56,6 +56,10 @@ export const trainOptionsSchema = z
     gradClip: real((n) => n.min(0, "must be at least 0 (0 turns clipping off)")),
     warmupSteps: whole(0),
     logEvery: whole(1),
+    precision: z.preprocess(
+      (v) => (typeof lastOf(v) === "string" ? String(lastOf(v)).toLowerCase() : lastOf(v)),
+      z.enum(["fp32", "bf16"], { errorMap: () => ({ message: "expected fp32 or bf16" }) }),
+    ),
   })
   .partial()
   .strict();
@@ -83,9 +87,12 @@ export const DEFAULTS = {
   weightDecay: 0.1,
   gradClip: 1.0,
   logEvery: 10,
+  precision: "fp32",
 } as const;
 
-export type TrainOptions = GivenOptions & { -readonly [K in keyof typeof DEFAULTS]: (typeof DEFAULTS)[K] extends string ? string : number };
+export type TrainOptions = GivenOptions & {
+  -readonly [K in Exclude<keyof typeof DEFAULTS, "precision">]: (typeof DEFAULTS)[K] extends string ? string : number;
+} & { precision: "fp32" | "bf16" };
 
 export interface ResolvedOptions {
   values: TrainOptions;

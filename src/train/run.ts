@@ -105,7 +105,7 @@ export async function runTraining({ values: o, given }: ResolvedOptions, io: Run
   const state = decision.state;
   const plan = state.plan;
 
-  const model = new GPT(arch, params);
+  const model = new GPT(arch, params, { precision: plan.precision ?? "fp32" });
   const optimizer = new AdamW(arch, loaded?.adam ?? null);
   io.log(
     `Model: ${parameterCount(arch).toLocaleString("en-US")} parameters (d_model ${arch.d_model}, num_heads ${arch.num_heads}, ` +

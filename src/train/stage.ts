@@ -57,6 +57,7 @@ export function decideStage(args: {
     if (given.has("weightDecay") && o.weightDecay !== prev.plan.weight_decay) reasons.push("--weight-decay differs");
     if (given.has("gradClip") && o.gradClip !== prev.plan.grad_clip) reasons.push("--grad-clip differs");
     if (given.has("warmupSteps") && o.warmupSteps !== prev.plan.warmup_steps) reasons.push("--warmup-steps differs");
+    if (given.has("precision") && o.precision !== (prev.plan.precision ?? "fp32")) reasons.push("--precision differs");
     if (reasons.length === 0 && stepsPerEpoch !== prev.plan.steps_per_epoch) reasons.push("--val-fraction splits the data differently");
     if (reasons.length === 0) return { state: structuredClone(prev), continued: true, notContinuedBecause: null };
     notContinuedBecause = reasons.join(", ");
@@ -83,6 +84,7 @@ export function decideStage(args: {
     grad_clip: keep("gradClip", o.gradClip, prev?.plan.grad_clip),
     seed: keep("seed", o.seed, prev?.plan.seed),
     schedule: "cosine",
+    precision: keep("precision", o.precision, prev?.plan.precision),
   };
   const stage = prev ? prev.stage + 1 : 0;
   const history: StageRecord[] = [...(prev?.history ?? []), { stage, data_fingerprint: dataFingerprint, epochs: o.epochs, peak_lr: peak }];
