@@ -36,6 +36,28 @@ int tv_matmul_backward(float* dinp, float* dweight, float* dbias, const float* d
   return TV_OK;
 }
 
+int tv_matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
+                           int M, int K, int N) {
+  NEED(out); NEED(inp); NEED(weight);
+  POS(M); POS(K); POS(N);
+  FITS((int64_t)M * K); FITS((int64_t)M * N); FITS((int64_t)N * K);
+  if (tv_has_bf16()) tv_active->matmul_forward_bf16(out, inp, weight, bias, M, K, N);
+  else tv_active->matmul_forward(out, inp, weight, bias, M, K, N);
+  return TV_OK;
+}
+
+int tv_matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
+                            const float* inp, const float* weight, int M, int K, int N) {
+  NEED(dout);
+  POS(M); POS(K); POS(N);
+  FITS((int64_t)M * K); FITS((int64_t)M * N); FITS((int64_t)N * K);
+  if (dinp) NEED(weight);
+  if (dweight) NEED(inp);
+  if (tv_has_bf16()) tv_active->matmul_backward_bf16(dinp, dweight, dbias, dout, inp, weight, M, K, N);
+  else tv_active->matmul_backward(dinp, dweight, dbias, dout, inp, weight, M, K, N);
+  return TV_OK;
+}
+
 int tv_layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
                          const float* weight, const float* bias, int M, int C) {
   NEED(out); NEED(mean); NEED(rstd); NEED(inp); NEED(weight); NEED(bias);

@@ -21,6 +21,10 @@
                      int K, int N))                                                                \
   X(matmul_backward, (float* dinp, float* dweight, float* dbias, const float* dout,                \
                       const float* inp, const float* weight, int M, int K, int N))                 \
+  X(matmul_forward_bf16, (float* out, const float* inp, const float* weight, const float* bias,   \
+                          int M, int K, int N))                                                    \
+  X(matmul_backward_bf16, (float* dinp, float* dweight, float* dbias, const float* dout,           \
+                           const float* inp, const float* weight, int M, int K, int N))            \
   X(layernorm_forward, (float* out, float* mean, float* rstd, const float* inp,                    \
                         const float* weight, const float* bias, int M, int C))                     \
   X(layernorm_backward, (float* dinp, float* dweight, float* dbias, const float* dout,             \

@@ -61,6 +61,15 @@ int tv_matmul_forward(float* out, const float* inp, const float* weight, const f
 int tv_matmul_backward(float* dinp, float* dweight, float* dbias,
                        const float* dout, const float* inp, const float* weight,
                        int M, int K, int N);
+/* The same two products with bf16 operands (fp32 inputs rounded to nearest even) and fp32
+ * accumulation; bias, dbias and the gradients' existing content stay fp32. Where BF16 dot products
+ * are unavailable (tv_has_bf16() == 0: the CPU lacks them, or a lower ISA level is in use) these
+ * are exactly tv_matmul_forward / tv_matmul_backward. */
+int tv_matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
+                           int M, int K, int N);
+int tv_matmul_backward_bf16(float* dinp, float* dweight, float* dbias,
+                            const float* dout, const float* inp, const float* weight,
+                            int M, int K, int N);
 
 /* ---- layernorm (eps = 1e-5) ---------------------------------------------------------------- */
 

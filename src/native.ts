@@ -21,6 +21,8 @@ const symbols = {
   tv_threads_get: { args: [], returns: i32 },
   tv_matmul_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_matmul_backward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
+  tv_matmul_forward_bf16: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
+  tv_matmul_backward_bf16: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_layernorm_forward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32], returns: i32 },
   tv_layernorm_backward: {
     args: [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i32],
@@ -176,6 +178,31 @@ export function matmulBackward(
   need(k, "dinp", dinp, M * K); need(k, "dweight", dweight, N * K); need(k, "dbias", dbias, N);
   need(k, "dout", dout, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K);
   check(k, S.tv_matmul_backward(dinp, dweight, dbias, dout, inp, weight, M, K, N));
+}
+
+/** matmulForward with bf16 operands (rounded to nearest even) and fp32 accumulation; exactly
+ * matmulForward where hasBf16() is false. */
+export function matmulForwardBf16(
+  out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null,
+  M: number, K: number, N: number,
+): void {
+  const k = "matmul_forward_bf16";
+  positive(k, { M, K, N });
+  need(k, "out", out, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K); need(k, "bias", bias, N);
+  check(k, S.tv_matmul_forward_bf16(out, inp, weight, bias, M, K, N));
+}
+
+/** matmulBackward with bf16 operands and fp32 accumulation (dbias stays fp32); exactly
+ * matmulBackward where hasBf16() is false. */
+export function matmulBackwardBf16(
+  dinp: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null,
+  dout: Float32Array, inp: Float32Array, weight: Float32Array, M: number, K: number, N: number,
+): void {
+  const k = "matmul_backward_bf16";
+  positive(k, { M, K, N });
+  need(k, "dinp", dinp, M * K); need(k, "dweight", dweight, N * K); need(k, "dbias", dbias, N);
+  need(k, "dout", dout, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K);
+  check(k, S.tv_matmul_backward_bf16(dinp, dweight, dbias, dout, inp, weight, M, K, N));
 }
 
 export function layernormForward(
