@@ -9,6 +9,16 @@ import { UserError } from "../errors.ts";
 
 export type Chunk = string | ArrayBufferView;
 
+/**
+ * Test hook, read once: TRAIN_VOCAB_TEST_WRITE_DELAY_MS=n pauses n ms after each chunk of an atomic
+ * write, so the crash-safety tests can kill a process while a temp file is half written. Not for users.
+ */
+const WRITE_DELAY_MS = Math.min(10_000, Math.max(0, Number(process.env.TRAIN_VOCAB_TEST_WRITE_DELAY_MS) || 0));
+
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /** Largest single write: write(2) on Linux moves at most ~2 GiB per call anyway. */
 const MAX_WRITE = 1 << 30;
 
@@ -23,7 +33,10 @@ export function atomicWrite(path: string, chunks: Chunk | Iterable<Chunk>): void
   let fd: number | null = null;
   try {
     fd = openSync(tmp, "wx", existingMode(path));
-    for (const chunk of asIterable(chunks)) writeAll(fd, chunk);
+    for (const chunk of asIterable(chunks)) {
+      writeAll(fd, chunk);
+      if (WRITE_DELAY_MS > 0) pause(WRITE_DELAY_MS);
+    }
     fsyncSync(fd);
     closeSync(fd);
     fd = null;

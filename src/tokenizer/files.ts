@@ -1,6 +1,7 @@
 /** Files in and out: data discovery, size-checked reads, atomic writes. */
-import { closeSync, fsyncSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { atomicWrite as writeAtomically } from "../checkpoint/atomic.ts";
 import { UserError } from "../errors.ts";
 
 /** `path` itself if it is a file; every file under it (recursively, sorted by path) if a directory. */
@@ -51,32 +52,8 @@ export function readFileLimited(path: string, maxBytes: number, what: string): U
   return new Uint8Array(readFileSync(path));
 }
 
-/** Write `data` to `path` atomically: a temp file in the same folder, fsync, rename. */
+/** Write `data` to `path` atomically (temp file in the same folder, fsync, rename); a failure is a
+ * UserError naming the path and the cause, and leaves the previous file untouched. */
 export function atomicWrite(path: string, data: Uint8Array | string): void {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  let fd: number;
-  try {
-    fd = openSync(tmp, "w", 0o644);
-  } catch (err) {
-    throw new UserError(`cannot write ${path}: ${(err as Error).message}. Check that the folder exists and is writable.`);
-  }
-  try {
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, Math.min(bytes.length - off, 1 << 26));
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {}
-    throw new UserError(`cannot write ${path}: ${(err as Error).message}`);
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  try { // make the rename itself durable
-    const dfd = openSync(dirname(path), "r");
-    fsyncSync(dfd);
-    closeSync(dfd);
-  } catch {}
+  writeAtomically(path, data);
 }

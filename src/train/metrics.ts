@@ -4,7 +4,9 @@
  * past the checkpoint's step (written after the last save by a run that then died), so the file
  * reads the same as if the run had never stopped.
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { atomicWrite, describeFsError } from "../checkpoint/atomic.ts";
+import { UserError } from "../errors.ts";
 
 export interface StepRecord {
   step: number;
@@ -36,12 +38,13 @@ export class MetricsLog {
 
   /** Keep only records up to `step` (all of them with keepThrough = Infinity); start empty if `fresh`. */
   open(keepThrough: number, fresh: boolean): void {
+    // Rewritten atomically: a crash here leaves the old log, never a half-written one.
     if (fresh || !existsSync(this.path)) {
-      writeFileSync(this.path, "");
+      atomicWrite(this.path, "");
       return;
     }
     const kept = readMetrics(this.path).filter((r) => r.step <= keepThrough);
-    writeFileSync(this.path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
+    atomicWrite(this.path, kept.map((r) => JSON.stringify(r) + "\n").join(""));
   }
 
   add(record: MetricsRecord): void {
@@ -52,8 +55,14 @@ export class MetricsLog {
 
   flush(): void {
     if (this.pending.length === 0) return;
-    appendFileSync(this.path, this.pending.join(""));
+    const text = this.pending.join("");
     this.pending = [];
+    try {
+      appendFileSync(this.path, text);
+    } catch (err) {
+      if (typeof err !== "object" || err === null || !("code" in err)) throw err;
+      throw new UserError(`Could not append to ${this.path}: ${describeFsError(err)}. Free some space or choose another --output; the last checkpoint is unchanged.`);
+    }
   }
 }
 

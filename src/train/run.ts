@@ -15,6 +15,7 @@ import { initParameters } from "../model/init.ts";
 import { type Architecture, parameterCount } from "../model/layout.ts";
 import { setThreads } from "../native.ts";
 import { listDataFiles, type Tokenizer } from "../tokenizer/index.ts";
+import { acquireOutputLock } from "./lock.ts";
 import { writeLossCurve } from "./loss_curve.ts";
 import { DivergedError, type SaveReason, trainStage } from "./loop.ts";
 import { MetricsLog, readMetrics } from "./metrics.ts";
@@ -38,7 +39,19 @@ export interface RunIo {
 
 const consoleIo: RunIo = { log: (m) => console.log(m), warn: (m) => console.error(m) };
 
-export async function runTraining({ values: o, given }: ResolvedOptions, io: RunIo = consoleIo): Promise<number> {
+export async function runTraining(options: ResolvedOptions, io: RunIo = consoleIo): Promise<number> {
+  const { values: o, given } = options;
+  // One writer per output folder: taken before anything is written there, released however the run ends.
+  const writes = o.data !== undefined || (o.resume !== undefined && given.has("output") && resolve(o.output) !== resolve(dirname(o.resume)));
+  const lock = writes ? acquireOutputLock(o.output, io.warn) : null;
+  try {
+    return await runLocked(options, io);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo): Promise<number> {
   if (o.threads !== undefined) setThreads(o.threads);
 
   // (1) the checkpoint decides the architecture
