@@ -39,14 +39,20 @@ export interface Activations {
   dFchGelu: Float32Array;  // [M,F]
 }
 
+/** Floats in the activation arena for batches of B sequences of T tokens. */
+export function activationFloats(arch: Architecture, B: number, T: number): number {
+  const { d_model: C, d_ff: F, vocab_size: V, num_heads: H } = arch;
+  const M = B * T;
+  const block = [M * C, M, M, 3 * M * C, M * C, B * H * T, M * C, M * C, M * C, M, M, M * F, M * F, M * C, M * C];
+  const tail = [M * C, M * C, M, M, M * V, M, M * C, M * C, M * C, 3 * M * C, M * F, M * F];
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return arch.num_layers * sum(block) + sum(tail);
+}
+
 export function allocateActivations(arch: Architecture, B: number, T: number): Activations {
   const { d_model: C, d_ff: F, vocab_size: V, num_heads: H } = arch;
   const M = B * T;
-  const sizes: number[] = [];
-  const blockSizes = [M * C, M, M, 3 * M * C, M * C, B * H * T, M * C, M * C, M * C, M, M, M * F, M * F, M * C, M * C];
-  for (let l = 0; l < arch.num_layers; l++) sizes.push(...blockSizes);
-  const tail = [M * C, M * C, M, M, M * V, M, M * C, M * C, M * C, 3 * M * C, M * F, M * F];
-  const total = [...sizes, ...tail].reduce((a, b) => a + b, 0);
+  const total = activationFloats(arch, B, T);
   if (!Number.isSafeInteger(total) || total > 2 ** 32) {
     throw new RangeError(`activations for batch ${B} × ${T} need ${total} floats; use a smaller --batch-size or --max-length`);
   }

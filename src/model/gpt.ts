@@ -10,6 +10,7 @@
 import * as K from "../native.ts";
 import { allocateActivations, type Activations, type BlockActivations } from "./activations.ts";
 import { type Architecture, parameterCount } from "./layout.ts";
+import type { StepProfile } from "./profile.ts";
 import { type BlockTensors, modelTensors, type ModelTensors } from "./weights.ts";
 
 /** Matmul arithmetic: fp32 throughout, or bf16 products with fp32 accumulation (weights stay fp32). */
@@ -28,6 +29,8 @@ export class GPT {
   private lastHadTargets = false;
 
   readonly precision: Precision;
+  /** When set, every native call of forward and backward is timed into it (the training benchmark). */
+  profile: StepProfile | null = null;
 
   constructor(arch: Architecture, params?: Float32Array, options: { precision?: Precision } = {}) {
     this.arch = arch;
@@ -70,14 +73,21 @@ export class GPT {
     const { d_model: C, vocab_size: V, max_seq_len: P, num_heads: H, d_ff: F } = this.arch;
     const M = B * T;
     const w = this.w;
+    const p = this.profile;
+    p?.begin();
     K.encoderForward(a.encoded, a.tokens, w.wte, w.wpe, B, T, C, V, P);
+    p?.end("encoder fwd");
     let x = a.encoded;
     for (let l = 0; l < this.arch.num_layers; l++) {
-      blockForward(a.blocks[l]!, w.blocks[l]!, x, B, T, C, H, F);
+      blockForward(a.blocks[l]!, w.blocks[l]!, x, B, T, C, H, F, p);
       x = a.blocks[l]!.resid3;
     }
+    p?.begin();
     K.layernormForward(a.lnf, a.lnfMean, a.lnfRstd, x, w.lnfw, w.lnfb, M, C);
+    p?.end("layernorm fwd");
+    p?.begin();
     K.matmulForward(a.logits, a.lnf, w.lmHead, null, M, C, V);
+    p?.end("lm head fwd");
     this.lastB = B;
     this.lastT = T;
     this.lastHadTargets = withTargets;
@@ -87,7 +97,9 @@ export class GPT {
     for (let i = 0; i < M; i++) if (a.targets[i]! >= 0) counted++;
     if (counted === 0) return NaN;
     // Overwrites the logits with the gradient of the MEAN loss: dloss = 1/counted per row.
+    p?.begin();
     K.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, M, V, 1 / counted);
+    p?.end("cross-entropy fwd+bwd");
     let sum = 0;
     for (let i = 0; i < M; i++) sum += a.losses[i]!;
     return sum / counted;
@@ -123,35 +135,65 @@ export class GPT {
     const dLnf = a.dLn.subarray(0, M * C);
     const dRes = a.dResidual.subarray(0, M * C);
     const lastX = L > 0 ? a.blocks[L - 1]!.resid3 : a.encoded;
+    const p = this.profile;
 
     // LM head: with tied embeddings g.lmHead is g.wte, which the encoder's scatter adds to below.
     dLnf.fill(0);
+    p?.begin();
     K.matmulBackward(dLnf, g.lmHead, null, a.logits, a.lnf, w.lmHead, M, C, V);
+    p?.end("lm head bwd");
     dRes.fill(0);
+    p?.begin();
     K.layernormBackward(dRes, g.lnfw, g.lnfb, dLnf, lastX, w.lnfw, a.lnfMean, a.lnfRstd, M, C);
+    p?.end("layernorm bwd");
     for (let l = L - 1; l >= 0; l--) {
       const x = l > 0 ? a.blocks[l - 1]!.resid3 : a.encoded;
-      blockBackward(a, a.blocks[l]!, w.blocks[l]!, g.blocks[l]!, x, B, T, C, H, F);
+      blockBackward(a, a.blocks[l]!, w.blocks[l]!, g.blocks[l]!, x, B, T, C, H, F, p);
     }
+    p?.begin();
     K.encoderBackward(g.wte, g.wpe, dRes, a.tokens, B, T, C, V, P);
+    p?.end("encoder bwd");
     this.lastHadTargets = false; // the logits now hold gradients; a second backward would be wrong
   }
 }
 
 // ---- one transformer block ------------------------------------------------------------------
 
-function blockForward(a: BlockActivations, w: BlockTensors, x: Float32Array, B: number, T: number, C: number, H: number, F: number): void {
+function blockForward(
+  a: BlockActivations, w: BlockTensors, x: Float32Array, B: number, T: number, C: number, H: number, F: number,
+  p: StepProfile | null,
+): void {
   const M = B * T;
+  p?.begin();
   K.layernormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w.ln1w, w.ln1b, M, C);
+  p?.end("layernorm fwd");
+  p?.begin();
   K.matmulForward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C);
+  p?.end("matmul qkv fwd");
+  p?.begin();
   K.attentionForward(a.atty, a.attLse, a.qkv, B, T, C, H);
+  p?.end("attention fwd");
+  p?.begin();
   K.matmulForward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C);
+  p?.end("matmul attn.proj fwd");
+  p?.begin();
   K.residualForward(a.resid2, x, a.attProj, M * C);
+  p?.end("residual fwd");
+  p?.begin();
   K.layernormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.resid2, w.ln2w, w.ln2b, M, C);
+  p?.end("layernorm fwd");
+  p?.begin();
   K.matmulForward(a.fch, a.ln2, w.fcW, w.fcB, M, C, F);
+  p?.end("matmul fc fwd");
+  p?.begin();
   K.geluForward(a.fchGelu, a.fch, M * F);
+  p?.end("gelu fwd");
+  p?.begin();
   K.matmulForward(a.mlpProj, a.fchGelu, w.mlpProjW, w.mlpProjB, M, F, C);
+  p?.end("matmul mlp.proj fwd");
+  p?.begin();
   K.residualForward(a.resid3, a.resid2, a.mlpProj, M * C);
+  p?.end("residual fwd");
 }
 
 /**
@@ -161,7 +203,7 @@ function blockForward(a: BlockActivations, w: BlockTensors, x: Float32Array, B: 
  */
 function blockBackward(
   acts: Activations, a: BlockActivations, w: BlockTensors, g: BlockTensors, x: Float32Array,
-  B: number, T: number, C: number, H: number, F: number,
+  B: number, T: number, C: number, H: number, F: number, p: StepProfile | null,
 ): void {
   const M = B * T;
   const dRes = acts.dResidual.subarray(0, M * C);
@@ -173,19 +215,35 @@ function blockBackward(
 
   // MLP branch: resid3 = resid2 + mlpProj(gelu(fc(ln2(resid2))))
   dFchGelu.fill(0);
+  p?.begin();
   K.matmulBackward(dFchGelu, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C);
+  p?.end("matmul mlp.proj bwd");
   dFch.fill(0);
+  p?.begin();
   K.geluBackward(dFch, a.fch, dFchGelu, M * F);
+  p?.end("gelu bwd");
   dLn.fill(0);
+  p?.begin();
   K.matmulBackward(dLn, g.fcW, g.fcB, dFch, a.ln2, w.fcW, M, C, F);
+  p?.end("matmul fc bwd");
+  p?.begin();
   K.layernormBackward(dRes, g.ln2w, g.ln2b, dLn, a.resid2, w.ln2w, a.ln2Mean, a.ln2Rstd, M, C);
+  p?.end("layernorm bwd");
 
   // Attention branch: resid2 = x + attnProj(attention(qkv(ln1(x))))
   dAtty.fill(0);
+  p?.begin();
   K.matmulBackward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C);
+  p?.end("matmul attn.proj bwd");
   dQkv.fill(0);
+  p?.begin();
   K.attentionBackward(dQkv, dAtty, a.qkv, a.atty, a.attLse, B, T, C, H);
+  p?.end("attention bwd");
   dLn.fill(0);
+  p?.begin();
   K.matmulBackward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C);
+  p?.end("matmul qkv bwd");
+  p?.begin();
   K.layernormBackward(dRes, g.ln1w, g.ln1b, dLn, x, w.ln1w, a.ln1Mean, a.ln1Rstd, M, C);
+  p?.end("layernorm bwd");
 }
