@@ -111,7 +111,8 @@ function commandLine(): string {
 }
 
 function fsProblem(dir: string, err: unknown): UserError {
-  return new UserError(`Cannot use the output folder ${dir}: ${describeFsError(err)}. Choose a folder you can write to (--output).`);
+  const why = (err as { code?: string }).code === "EEXIST" ? "it exists and is not a folder" : describeFsError(err);
+  return new UserError(`Cannot use the output folder ${dir}: ${why}. Choose a folder you can write to (--output).`);
 }
 
 /**
