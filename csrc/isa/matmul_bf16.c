@@ -15,74 +15,323 @@
 #include "../threads.h"
 
 #if defined(__AVX512BF16__)
+#include <immintrin.h>
 
-/* fp32 → bf16 → fp32, round to nearest even; NaN stays NaN (quiet). */
-static inline float bf16_round(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof(u));
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) u |= 0x00400000u;
-  else u += 0x7FFFu + ((u >> 16) & 1u);
-  u &= 0xFFFF0000u;
-  memcpy(&x, &u, sizeof(x));
-  return x;
-}
+/* The same Goto/BLIS loop nest as matmul.c, on bf16 pairs. vdpbf16ps takes, per fp32 lane, two
+ * bf16 products: acc[j] += a[2q]·b[2q][j] + a[2q+1]·b[2q+1][j]. So the depth is walked in pairs:
+ *   B is packed into NR-column micro-panels of pairs, panel[q][j] = (B(2q,j), B(2q+1,j)) as one
+ *     32-bit word (the low half the even depth), 16 columns to a vector;
+ *   A is packed per MC×KC block into 32-bit pairs (A(i,2q), A(i,2q+1)), one broadcast per row;
+ *   an odd depth is padded with a zero, which adds exact zeros.
+ * Both operands are rounded to bf16 (nearest even, vcvtne2ps2bf16) while they are packed, so the
+ * rounding costs O(MK + NK) against the product's O(MNK), and the packed data is half the bytes.
+ * The micro-kernel is 6×64 as in fp32: 24 accumulators, per pair step 4 vector loads of B,
+ * 6 broadcasts of A, 24 dot products (768 flops).
+ *
+ * Determinism: the K blocking depends only on K (even-sized blocks, so pairs never straddle two),
+ * every element of C goes through the same pair sums in the same order whatever tile, block or
+ * thread computes it, and edge tiles use a padded copy of C with the same micro-kernel. */
+#define MR 6
+#define NR 64
+#define KC 256 /* depth elements per block (even) */
+#define KQ (KC / 2)
+#define MC 192 /* a multiple of MR and of 16 */
+#define NC 2048
+#define GEMM_SLOTS 16
+
+static uint32_t pack_a[GEMM_SLOTS][MC * KQ] __attribute__((aligned(64)));
+static uint32_t pack_b[GEMM_SLOTS][KQ * NC] __attribute__((aligned(64)));
+
+#define C_LOAD 1
+#define C_BIAS 2
 
 typedef struct {
-  float* out;
-  float* dinp;
-  float* dweight;
-  const float* inp;
-  const float* weight;
+  const float* a; /* A(i,p) = a[i*a_rs + p*a_cs] */
+  int64_t a_rs, a_cs;
+  const float* b; /* B(p,j) = b[p*b_rs + j*b_cs] */
+  int64_t b_rs, b_cs;
+  float* c; /* C(i,j) = c[i*ldc + j] */
+  int64_t ldc;
   const float* bias;
-  const float* dout;
-  int M, K, N;
-} bf16_args;
+  int accumulate;
+  int m, n, k;
+  int split_cols;
+} gemm_args;
 
-static void forward_rows(void* arg, int64_t m0, int64_t m1) {
-  const bf16_args* g = (const bf16_args*)arg;
-  const int K = g->K, N = g->N;
-  for (int64_t m = m0; m < m1; m++)
-    for (int n = 0; n < N; n++) {
-      float s = 0.0f;
-      for (int k = 0; k < K; k++) s += bf16_round(g->inp[m * K + k]) * bf16_round(g->weight[(int64_t)n * K + k]);
-      g->out[m * N + n] = g->bias ? s + g->bias[n] : s;
-    }
+static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+/* 16 pairs from 32 consecutive floats, of which the first n are read (the rest are zero):
+ * word l = bf16(p[2l]) | bf16(p[2l+1]) << 16. */
+static inline __m512i pairs_contiguous(const float* p, int n) {
+  __m512 lo = _mm512_maskz_loadu_ps(lanes(n), p), hi = _mm512_maskz_loadu_ps(lanes(n - 16), p + 16);
+  return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
-static void dinp_rows(void* arg, int64_t m0, int64_t m1) {
-  const bf16_args* g = (const bf16_args*)arg;
-  const int K = g->K, N = g->N;
-  for (int64_t m = m0; m < m1; m++)
-    for (int k = 0; k < K; k++) {
-      float s = 0.0f;
-      for (int n = 0; n < N; n++) s += bf16_round(g->dout[m * N + n]) * bf16_round(g->weight[(int64_t)n * K + k]);
-      g->dinp[m * K + k] += s;
-    }
+/* 16 pairs from two vectors: word l = bf16(even[l]) | bf16(odd[l]) << 16. */
+static inline __m512i pairs_interleaved(__m512 even, __m512 odd) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
 }
 
-static void dweight_rows(void* arg, int64_t n0, int64_t n1) {
-  const bf16_args* g = (const bf16_args*)arg;
-  const int K = g->K, N = g->N, M = g->M;
-  for (int64_t n = n0; n < n1; n++)
-    for (int k = 0; k < K; k++) {
-      float s = 0.0f;
-      for (int m = 0; m < M; m++) s += bf16_round(g->dout[(int64_t)m * N + n]) * bf16_round(g->inp[(int64_t)m * K + k]);
-      g->dweight[n * K + k] += s;
+/* dst[q*ldd + r] = word q of r[r] for a 16×16 block of 32-bit words, in registers. */
+static inline void transpose16_store(__m512i* rr, uint32_t* dst, int64_t ldd) {
+  __m512 r[16], a[16], b[16];
+  for (int i = 0; i < 16; i++) r[i] = _mm512_castsi512_ps(rr[i]);
+  for (int i = 0; i < 8; i++) {
+    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; g++) {
+    b[4 * g + 0] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0x44);
+    b[4 * g + 1] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0xEE);
+    b[4 * g + 2] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0x44);
+    b[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
+  }
+  float* d = (float*)dst;
+  for (int c = 0; c < 4; c++) {
+    __m512 t0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44), t1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
+    __m512 t2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44), t3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
+    _mm512_store_ps(d + (0 + c) * ldd, _mm512_shuffle_f32x4(t0, t2, 0x88));
+    _mm512_store_ps(d + (4 + c) * ldd, _mm512_shuffle_f32x4(t0, t2, 0xDD));
+    _mm512_store_ps(d + (8 + c) * ldd, _mm512_shuffle_f32x4(t1, t3, 0x88));
+    _mm512_store_ps(d + (12 + c) * ldd, _mm512_shuffle_f32x4(t1, t3, 0xDD));
+  }
+}
+
+/* ---- micro-kernel: C[MR×NR] (+)= Σ_q A pairs ⊗ B pairs ------------------------------------------- */
+static inline __attribute__((always_inline)) void micro_kernel_t(
+    int kq, const uint32_t* restrict ap, int64_t a_rs, int64_t a_cs, const uint32_t* restrict bp,
+    float* c, int64_t ldc, int flags, const float* bias) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++) {
+    _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 16), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 32), _MM_HINT_T0);
+    _mm_prefetch((const char*)(c + i * ldc + 48), _MM_HINT_T0);
+  }
+#pragma GCC unroll 2
+  for (int q = 0; q < kq; q++) {
+    __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 16);
+    __m512bh b2 = (__m512bh)_mm512_load_si512(bp + 32), b3 = (__m512bh)_mm512_load_si512(bp + 48);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+      __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[i * a_rs]);
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+      acc[i][2] = _mm512_dpbf16_ps(acc[i][2], a, b2);
+      acc[i][3] = _mm512_dpbf16_ps(acc[i][3], a, b3);
     }
+    ap += a_cs;
+    bp += NR;
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+      __m512 v = acc[i][j];
+      if (flags & C_LOAD) v = _mm512_add_ps(_mm512_loadu_ps(c + i * ldc + 16 * j), v);
+      if (flags & C_BIAS) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + 16 * j));
+      _mm512_storeu_ps(c + i * ldc + 16 * j, v);
+    }
+  }
+}
+
+static void micro_kernel(int kq, const uint32_t* ap, int64_t a_rs, int64_t a_cs, const uint32_t* bp,
+                         float* c, int64_t ldc, int flags, const float* bias) {
+  if (a_cs == 1) micro_kernel_t(kq, ap, a_rs, 1, bp, c, ldc, flags, bias);
+  else micro_kernel_t(kq, ap, 1, a_cs, bp, c, ldc, flags, bias);
+}
+
+/* An edge tile: the same micro-kernel on a padded copy of C. */
+static void edge_kernel(int kq, const uint32_t* ap, int64_t a_rs, int64_t a_cs, const uint32_t* bp,
+                        float* c, int64_t ldc, int mr, int nr, int flags, const float* bias) {
+  float tile[MR * NR] __attribute__((aligned(64)));
+  float bias_pad[NR] __attribute__((aligned(64)));
+  memset(tile, 0, sizeof(tile));
+  memset(bias_pad, 0, sizeof(bias_pad));
+  if (flags & C_LOAD)
+    for (int i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * ldc, (size_t)nr * sizeof(float));
+  if (flags & C_BIAS) memcpy(bias_pad, bias, (size_t)nr * sizeof(float));
+  micro_kernel(kq, ap, a_rs, a_cs, bp, tile, NR, flags, bias_pad);
+  for (int i = 0; i < mr; i++) memcpy(c + i * ldc, tile + i * NR, (size_t)nr * sizeof(float));
+}
+
+/* ---- packing ------------------------------------------------------------------------------------ */
+
+/* B depth [0,kc) × cols [0,nc) into NR-column micro-panels of kq = ⌈kc/2⌉ pair rows each:
+ * panel[q*NR + j]. Columns past nc and the pad of an odd depth are zero. */
+static void pack_b_block(uint32_t* restrict dst, const float* b, int64_t rs, int64_t cs, int kc, int nc) {
+  const int kq = (kc + 1) / 2;
+  for (int j0 = 0; j0 < nc; j0 += NR, dst += (size_t)kq * NR) {
+    const int nr = nc - j0 < NR ? nc - j0 : NR;
+    if (cs == 1) {
+      /* Rows contiguous in j (dinp: weight; dweight: inp): two depth rows interleaved. */
+      const float* src = b + j0;
+      for (int q = 0; q < kq; q++) {
+        const float* r0 = src + (int64_t)(2 * q) * rs;
+        const float* r1 = r0 + rs;
+        const int odd = 2 * q + 1 < kc;
+        for (int v = 0; v < NR / 16; v++) {
+          __mmask16 m = lanes(nr - 16 * v);
+          __m512 e = _mm512_maskz_loadu_ps(m, r0 + 16 * v);
+          __m512 o = odd ? _mm512_maskz_loadu_ps(m, r1 + 16 * v) : _mm512_setzero_ps();
+          _mm512_store_si512(dst + (size_t)q * NR + 16 * v, pairs_interleaved(e, o));
+        }
+      }
+    } else {
+      /* Columns contiguous in depth (forward: weight rows): pairs are neighbours in memory;
+       * 16 columns × 16 pairs at a time, transposed in registers. */
+      const float* src = b + (int64_t)j0 * cs;
+      for (int q0 = 0; q0 < kq; q0 += 16) {
+        const int qn = kq - q0 < 16 ? kq - q0 : 16;
+        for (int jb = 0; jb < NR; jb += 16) {
+          __m512i r[16];
+          for (int t = 0; t < 16; t++)
+            r[t] = jb + t < nr ? pairs_contiguous(src + (int64_t)(jb + t) * cs + 2 * q0, kc - 2 * q0)
+                               : _mm512_setzero_si512();
+          if (qn == 16) {
+            transpose16_store(r, dst + (size_t)q0 * NR + jb, NR);
+          } else {
+            uint32_t tmp[16 * 16] __attribute__((aligned(64)));
+            transpose16_store(r, tmp, 16);
+            for (int u = 0; u < qn; u++) memcpy(dst + (size_t)(q0 + u) * NR + jb, tmp + 16 * u, 64);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* A rows [0,mc) × depth [0,kc) into pairs. Depth-contiguous rows (forward: inp, dinp: dout) give
+ * dst[i*kq + q] (rows padded with zeros to a multiple of MR); row-contiguous depth (dweight: dout
+ * seen transposed) gives dst[q*mcp + i], mcp = mc rounded up to 16. Sets the strides (in words)
+ * the micro-kernel reads with. */
+static void pack_a_block(uint32_t* restrict dst, const float* a, int64_t rs, int64_t cs, int mc, int kc,
+                         int64_t* a_rs, int64_t* a_cs) {
+  const int kq = (kc + 1) / 2;
+  if (cs == 1) {
+    const int mcp = (mc + MR - 1) / MR * MR;
+    for (int i = 0; i < mcp; i++) {
+      uint32_t* d = dst + (size_t)i * kq;
+      if (i < mc) {
+        const float* src = a + (int64_t)i * rs;
+        int q0 = 0;
+        for (; q0 + 16 <= kq; q0 += 16) _mm512_storeu_si512(d + q0, pairs_contiguous(src + 2 * q0, kc - 2 * q0));
+        if (q0 < kq) _mm512_mask_storeu_epi32(d + q0, lanes(kq - q0), pairs_contiguous(src + 2 * q0, kc - 2 * q0));
+      } else {
+        memset(d, 0, (size_t)kq * sizeof(uint32_t));
+      }
+    }
+    *a_rs = kq;
+    *a_cs = 1;
+  } else {
+    const int mcp = (mc + 15) / 16 * 16;
+    for (int q = 0; q < kq; q++) {
+      const float* r0 = a + (int64_t)(2 * q) * cs;
+      const float* r1 = r0 + cs;
+      const int odd = 2 * q + 1 < kc;
+      for (int i0 = 0; i0 < mcp; i0 += 16) {
+        __mmask16 m = lanes(mc - i0);
+        __m512 e = _mm512_maskz_loadu_ps(m, r0 + i0);
+        __m512 o = odd ? _mm512_maskz_loadu_ps(m, r1 + i0) : _mm512_setzero_ps();
+        _mm512_store_si512(dst + (size_t)q * mcp + i0, pairs_interleaved(e, o));
+      }
+    }
+    *a_rs = 1;
+    *a_cs = mcp;
+  }
+}
+
+/* ---- the loop nest ---------------------------------------------------------------------------- */
+
+/* Depth blocks of nearly equal, even size, at most KC: a function of K alone. */
+static int k_block(int k) {
+  int nblocks = (k + KC - 1) / KC;
+  int kb = (k + nblocks - 1) / nblocks;
+  return (kb + 1) & ~1;
+}
+
+static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin, int j_end, int slot) {
+  uint32_t* pa = pack_a[slot];
+  uint32_t* pb = pack_b[slot];
+  const int kb = k_block(g->k);
+  for (int jc = j_begin; jc < j_end; jc += NC) {
+    const int nc = j_end - jc < NC ? j_end - jc : NC;
+    for (int pc = 0; pc < g->k; pc += kb) {
+      const int kc = g->k - pc < kb ? g->k - pc : kb, kq = (kc + 1) / 2;
+      int flags = (pc > 0 || g->accumulate) ? C_LOAD : 0;
+      if (pc == 0 && g->bias) flags |= C_BIAS;
+      pack_b_block(pb, g->b + pc * g->b_rs + jc * g->b_cs, g->b_rs, g->b_cs, kc, nc);
+      for (int ic = i_begin; ic < i_end; ic += MC) {
+        const int mc = i_end - ic < MC ? i_end - ic : MC;
+        int64_t a_rs, a_cs;
+        pack_a_block(pa, g->a + (int64_t)ic * g->a_rs + (int64_t)pc * g->a_cs, g->a_rs, g->a_cs, mc, kc,
+                     &a_rs, &a_cs);
+        for (int jr = 0; jr < nc; jr += NR) {
+          const int nr = nc - jr < NR ? nc - jr : NR;
+          const uint32_t* bp = pb + (size_t)jr * kq;
+          const float* bias = g->bias ? g->bias + jc + jr : NULL;
+          for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = mc - ir < MR ? mc - ir : MR;
+            const uint32_t* ap = pa + ir * a_rs;
+            float* c = g->c + (int64_t)(ic + ir) * g->ldc + jc + jr;
+            if (mr == MR && nr == NR) micro_kernel(kq, ap, a_rs, a_cs, bp, c, g->ldc, flags, bias);
+            else edge_kernel(kq, ap, a_rs, a_cs, bp, c, g->ldc, mr, nr, flags, bias);
+          }
+        }
+      }
+    }
+  }
+}
+
+static void gemm_job(void* arg, int tid, int nthreads) {
+  const gemm_args* g = (const gemm_args*)arg;
+  int nt = nthreads < GEMM_SLOTS ? nthreads : GEMM_SLOTS;
+  if (tid >= nt) return;
+  if (g->split_cols) {
+    int tiles = (g->n + NR - 1) / NR;
+    int t0 = (int)((int64_t)tiles * tid / nt), t1 = (int)((int64_t)tiles * (tid + 1) / nt);
+    int j0 = t0 * NR, j1 = t1 * NR < g->n ? t1 * NR : g->n;
+    if (j1 > j0) gemm_region(g, 0, g->m, j0, j1, tid);
+  } else {
+    int tiles = (g->m + MR - 1) / MR;
+    int t0 = (int)((int64_t)tiles * tid / nt), t1 = (int)((int64_t)tiles * (tid + 1) / nt);
+    int i0 = t0 * MR, i1 = t1 * MR < g->m ? t1 * MR : g->m;
+    if (i1 > i0) gemm_region(g, i0, i1, 0, g->n, tid);
+  }
+}
+
+static void gemm(gemm_args* g) {
+  g->split_cols = g->n > g->m;
+  if ((int64_t)g->m * g->n * g->k < 32 * 1024) gemm_job(g, 0, 1);
+  else tv_parallel_run(gemm_job, g);
 }
 
 void TV_FN(matmul_forward_bf16)(float* out, const float* inp, const float* weight, const float* bias,
                                 int M, int K, int N) {
-  bf16_args g = {.out = out, .inp = inp, .weight = weight, .bias = bias, .M = M, .K = K, .N = N};
-  tv_parallel_for(M, forward_rows, &g);
+  gemm_args g = {.a = inp, .a_rs = K, .a_cs = 1, .b = weight, .b_rs = 1, .b_cs = K,
+                 .c = out, .ldc = N, .bias = bias, .accumulate = 0, .m = M, .n = N, .k = K};
+  gemm(&g);
 }
 
 void TV_FN(matmul_backward_bf16)(float* dinp, float* dweight, float* dbias, const float* dout,
                                  const float* inp, const float* weight, int M, int K, int N) {
-  bf16_args g = {.dinp = dinp, .dweight = dweight, .inp = inp, .weight = weight, .dout = dout,
-                 .M = M, .K = K, .N = N};
-  if (dinp) tv_parallel_for(M, dinp_rows, &g);
-  if (dweight) tv_parallel_for(N, dweight_rows, &g);
+  if (dinp) {
+    gemm_args g = {.a = dout, .a_rs = N, .a_cs = 1, .b = weight, .b_rs = K, .b_cs = 1,
+                   .c = dinp, .ldc = K, .bias = NULL, .accumulate = 1, .m = M, .n = K, .k = N};
+    gemm(&g);
+  }
+  if (dweight) {
+    gemm_args g = {.a = dout, .a_rs = 1, .a_cs = N, .b = inp, .b_rs = K, .b_cs = 1,
+                   .c = dweight, .ldc = K, .bias = NULL, .accumulate = 1, .m = N, .n = K, .k = M};
+    gemm(&g);
+  }
   /* The bias gradient has no products: the fp32 column sums. */
   if (dbias) TV_FN(matmul_backward)(NULL, NULL, dbias, dout, inp, weight, M, K, N);
 }
