@@ -1,7 +1,9 @@
 // bun run bench:kernels — matmul throughput against the machine's measured FP32 FMA peak and against
 // OpenBLAS sgemm run side by side in the same process, for the shapes a GPT-2-small-like model
-// trains with (M = B·T = 2048 rows) in its three layouts, plus matrix-vector products (generation).
-// Writes build/bench-kernels.json as well.
+// trains with (M = B·T = 2048 rows) in its three layouts, plus matrix-vector products (generation);
+// the bf16 kernels (--precision bf16) on the same shapes against the measured BF16 dot-product peak
+// and against our fp32; and attention forward+backward against the time its matmul FLOPs take at
+// our matmul rate. Writes build/bench-kernels.json as well.
 //
 // OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS when it loads; some machines set the
 // core type to Haswell, which halves its speed on AVX-512 CPUs, so the bench re-runs itself with
@@ -37,15 +39,18 @@ interface Peak {
   threads: number;
   gflops_1: number;
   gflops_all: number;
+  bf16_gflops_1?: number;
+  bf16_gflops_all?: number;
 }
 
 function measurePeak(threads: number): Peak | null {
-  const avx512 = native.cpuFeatures().split(" ").includes("avx512f");
-  const exe = join(buildDir, avx512 ? "peak-avx512" : "peak-avx2");
+  const features = native.cpuFeatures().split(" ");
+  const avx512 = features.includes("avx512f"), bf16 = avx512 && features.includes("avx512bf16");
+  const exe = join(buildDir, bf16 ? "peak-avx512bf16" : avx512 ? "peak-avx512" : "peak-avx2");
   const src = join(root, "bench", "peak.c");
   if (!existsSync(exe) || statSync(exe).mtimeMs < statSync(src).mtimeMs) {
     mkdirSync(buildDir, { recursive: true });
-    const flags = avx512 ? ["-mavx512f", "-mfma"] : ["-mavx2", "-mfma"];
+    const flags = bf16 ? ["-mavx512f", "-mfma", "-mavx512bf16"] : avx512 ? ["-mavx512f", "-mfma"] : ["-mavx2", "-mfma"];
     const cc = Bun.spawnSync([process.env.CC ?? "cc", "-O2", ...flags, src, "-o", exe, "-lpthread"]);
     if (cc.exitCode !== 0) {
       console.log(`(could not build bench/peak.c: ${cc.stderr.toString().trim()})`);
@@ -121,7 +126,7 @@ function randomArray(n: number, seed: number): Float32Array {
 
 type Layout = "forward" | "dinp" | "dweight";
 interface Row {
-  layout: Layout | "gemv";
+  layout: Layout | "gemv" | "bf16 forward" | "bf16 dinp" | "bf16 dweight";
   M: number;
   K: number;
   N: number;
@@ -147,6 +152,10 @@ if (isa !== native.isaBest()) console.log("  note: not the best ISA level; is ev
 if (peak) {
   console.log(`measured FP32 FMA peak: ${peak.gflops_1.toFixed(0)} GFLOP/s on 1 thread, ` +
     `${peak.gflops_all.toFixed(0)} GFLOP/s on ${peak.threads} threads`);
+  if (peak.bf16_gflops_all) {
+    console.log(`measured BF16 dot-product peak: ${peak.bf16_gflops_1!.toFixed(0)} GFLOP/s on 1 thread, ` +
+      `${peak.bf16_gflops_all.toFixed(0)} GFLOP/s on ${peak.threads} threads`);
+  }
 }
 if (blas) {
   console.log(`OpenBLAS: ${String(blas.openblas_get_config()).trim()} — core ${blas.openblas_get_corename()}, ` +
@@ -215,11 +224,84 @@ for (const [K, N] of GEMV_SHAPES) {
     (gb ? ` (OpenBLAS sgemv ${(4 * N * K / tTheirs * 1e-9).toFixed(1)} GB/s)` : ""));
 }
 
-const big = rows.filter((r) => r.layout !== "gemv");
+const big = rows.filter((r) => r.layout === "forward" || r.layout === "dinp" || r.layout === "dweight");
 const geo = (xs: number[]) => Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
+const oursGeo = geo(big.map((r) => r.ours_gflops));
 console.log("");
-console.log(`geometric mean over the ${big.length} training shapes: ours ${geo(big.map((r) => r.ours_gflops)).toFixed(1)} GFLOP/s` +
+console.log(`geometric mean over the ${big.length} training shapes: ours ${oursGeo.toFixed(1)} GFLOP/s` +
   (blas ? `, OpenBLAS ${geo(big.map((r) => r.openblas_gflops!)).toFixed(1)} GFLOP/s, ratio ${geo(big.map((r) => r.ratio!)).toFixed(2)}` : ""));
+if (blas) {
+  const slower = big.filter((r) => r.ratio! < 1);
+  console.log(slower.length === 0 ? "ours ≥ OpenBLAS on every training shape" :
+    `slower than OpenBLAS on ${slower.length}: ` + slower.map((r) => `${r.layout} K=${r.K} N=${r.N} (${r.ratio!.toFixed(2)})`).join(", "));
+}
+
+// ---- bf16 (--precision bf16): the same shapes, against the BF16 dot-product peak and our fp32 ------
+interface Bf16Row {
+  layout: Layout;
+  M: number;
+  K: number;
+  N: number;
+  bf16_gflops: number;
+  bf16_pct_peak: number | null;
+  fp32_gflops: number;
+  speedup: number;
+}
+const bf16Rows: Bf16Row[] = [];
+const bf16Peak = peak?.bf16_gflops_all ?? null;
+console.log("");
+if (!native.hasBf16()) {
+  console.log("bf16: this CPU (or ISA level) has no AVX512_BF16; the bf16 kernels are the fp32 ones");
+} else {
+  const h = `${"bf16".padEnd(8)} ${pad("M", 5)} ${pad("K", 5)} ${pad("N", 5)}  ${pad("bf16 GF/s", 9)} ${pad("%bf16pk", 7)}  ${pad("fp32 GF/s", 9)}  ${pad("bf16/fp32", 9)}`;
+  console.log(h);
+  console.log("-".repeat(h.length));
+  for (const layout of ["forward", "dinp", "dweight"] as const) {
+    for (const [K, N] of SHAPES) {
+      const inp = randomArray(M * K, 1), weight = randomArray(N * K, 2), dout = randomArray(M * N, 3);
+      const out = new Float32Array(M * N), dinp = new Float32Array(M * K), dweight = new Float32Array(N * K);
+      const flops = 2 * M * N * K;
+      const [f32, bf] = layout === "forward"
+        ? [() => native.matmulForward(out, inp, weight, null, M, K, N), () => native.matmulForwardBf16(out, inp, weight, null, M, K, N)]
+        : layout === "dinp"
+        ? [() => native.matmulBackward(dinp, null, null, dout, inp, weight, M, K, N), () => native.matmulBackwardBf16(dinp, null, null, dout, inp, weight, M, K, N)]
+        : [() => native.matmulBackward(null, dweight, null, dout, inp, weight, M, K, N), () => native.matmulBackwardBf16(null, dweight, null, dout, inp, weight, M, K, N)];
+      const [tBf, tF32] = bestTimes(bf, f32, 0.15);
+      const row: Bf16Row = {
+        layout, M, K, N, bf16_gflops: flops / tBf * 1e-9, bf16_pct_peak: bf16Peak ? flops / tBf * 1e-9 / bf16Peak : null,
+        fp32_gflops: flops / tF32 * 1e-9, speedup: tF32 / tBf,
+      };
+      bf16Rows.push(row);
+      console.log(`${layout.padEnd(8)} ${pad(String(M), 5)} ${pad(String(K), 5)} ${pad(String(N), 5)}  ` +
+        `${pad(row.bf16_gflops.toFixed(1), 9)} ${pad(row.bf16_pct_peak === null ? "" : `${(100 * row.bf16_pct_peak).toFixed(1)}%`, 7)}  ` +
+        `${pad(row.fp32_gflops.toFixed(1), 9)}  ${pad(row.speedup.toFixed(2), 9)}`);
+    }
+  }
+  console.log(`bf16 geometric mean: ${geo(bf16Rows.map((r) => r.bf16_gflops)).toFixed(1)} GFLOP/s, ` +
+    `${geo(bf16Rows.map((r) => r.speedup)).toFixed(2)}× our fp32`);
+}
+
+// ---- attention forward + backward against the time of its matmul FLOPs at our matmul rate --------
+// Causal attention does QKᵀ and P·V forward and four products of the same size backward, each over
+// half the T×T square: 6·B·T²·C FLOPs in all. "Matmul-FLOP time" is that count at the geometric-mean
+// rate of our fp32 matmuls just measured; the target is attention within 2× of it.
+interface AttentionRow { B: number; T: number; C: number; H: number; seconds: number; matmul_flop_seconds: number; ratio: number }
+const attentionRows: AttentionRow[] = [];
+console.log("");
+console.log(`attention forward+backward vs its matmul FLOPs at our matmul rate (${oursGeo.toFixed(0)} GFLOP/s):`);
+for (const [B, T, C, H] of [[8, 256, 256, 8], [8, 256, 768, 12], [4, 512, 256, 8]] as const) {
+  const qkv = randomArray(B * T * 3 * C, 6), dout = randomArray(B * T * C, 7);
+  const out = new Float32Array(B * T * C), lse = new Float32Array(B * H * T), dqkv = new Float32Array(B * T * 3 * C);
+  const seconds = bestTimes(() => {
+    native.attentionForward(out, lse, qkv, B, T, C, H);
+    native.attentionBackward(dqkv, dout, qkv, out, lse, B, T, C, H);
+  }, null, 0.3)[0];
+  const matmulSeconds = 6 * B * T * T * C / (oursGeo * 1e9);
+  const row = { B, T, C, H, seconds, matmul_flop_seconds: matmulSeconds, ratio: seconds / matmulSeconds };
+  attentionRows.push(row);
+  console.log(`  B=${B} T=${T} C=${C} H=${H}: ${(1000 * seconds).toFixed(2)} ms, matmul-FLOP time ${(1000 * matmulSeconds).toFixed(2)} ms, ` +
+    `${row.ratio.toFixed(2)}× (target ≤ 2×)`);
+}
 
 mkdirSync(buildDir, { recursive: true });
 writeFileSync(
@@ -227,7 +309,7 @@ writeFileSync(
   JSON.stringify({
     date: new Date().toISOString(), isa, threads, peak,
     openblas: blas ? { config: String(blas.openblas_get_config()).trim(), core: String(blas.openblas_get_corename()) } : null,
-    rows,
+    rows, bf16: bf16Rows, attention: attentionRows,
   }, null, 2) + "\n",
 );
 console.log(`written: build/bench-kernels.json`);
