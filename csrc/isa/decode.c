@@ -1,10 +1,16 @@
 /* decode.c — attention for one new token against a KV cache (generation at batch 1).
- * Each head is independent; within a head an online softmax walks the cached positions once,
- * so no score buffer is needed and the cost is one pass over K and V. */
+ * Each head is independent. Within a head the cached positions are walked in chunks of
+ * DECODE_CHUNK: the chunk's scores q·k (vector dot products), its maximum, one rescale of what was
+ * summed so far if the maximum grew (an online softmax per chunk rather than per position), the
+ * exponentials as one vector pass (simd.h), then the weighted sum of the chunk's values. One pass
+ * over K and V, no buffer beyond a chunk of scores on the stack. */
 #include <math.h>
 
 #include "../kernels.h"
 #include "../threads.h"
+#include "simd.h"
+
+#define DECODE_CHUNK 64
 
 typedef struct {
   float* out;           /* [C] */
@@ -16,31 +22,39 @@ typedef struct {
 
 static void decode_heads(void* arg, int64_t h0, int64_t h1) {
   const decode_ctx* c = (const decode_ctx*)arg;
-  const float scale = 1.0f / sqrtf((float)c->hs);
+  const int hs = c->hs;
+  const float scale = 1.0f / sqrtf((float)hs);
   float acc[TV_DECODE_MAX_HEAD_DIM];
+  float scores[DECODE_CHUNK];
   for (int64_t h = h0; h < h1; h++) {
-    const float* q = c->q + h * c->hs;
+    const float* q = c->q + h * hs;
     float running_max = -INFINITY, denom = 0.0f;
-    for (int i = 0; i < c->hs; i++) acc[i] = 0.0f;
-    for (int t = 0; t < c->T; t++) {
-      const float* k = c->k_cache + (int64_t)t * c->C + h * c->hs;
-      const float* v = c->v_cache + (int64_t)t * c->C + h * c->hs;
-      float score = 0.0f;
-      for (int i = 0; i < c->hs; i++) score += q[i] * k[i];
-      score *= scale;
-      if (score > running_max) {
-        /* Rescale what has been summed so far to the new maximum. */
-        float correction = expf(running_max - score);
-        denom *= correction;
-        for (int i = 0; i < c->hs; i++) acc[i] *= correction;
-        running_max = score;
+    for (int i = 0; i < hs; i++) acc[i] = 0.0f;
+    for (int t0 = 0; t0 < c->T; t0 += DECODE_CHUNK) {
+      const int n = c->T - t0 < DECODE_CHUNK ? c->T - t0 : DECODE_CHUNK;
+      float chunk_max = -INFINITY;
+      for (int j = 0; j < n; j++) {
+        float s = tv_row_dot(q, c->k_cache + (int64_t)(t0 + j) * c->C + h * hs, hs) * scale;
+        scores[j] = s;
+        chunk_max = s > chunk_max ? s : chunk_max;
       }
-      float w = expf(score - running_max);
-      denom += w;
-      for (int i = 0; i < c->hs; i++) acc[i] += w * v[i];
+      if (chunk_max > running_max) {
+        /* Rescale what has been summed so far to the new maximum (by 0 the first time). */
+        float correction = expf(running_max - chunk_max);
+        denom *= correction;
+        for (int i = 0; i < hs; i++) acc[i] *= correction;
+        running_max = chunk_max;
+      }
+      denom += tv_exp_shift_sum(scores, scores, n, running_max);
+      for (int j = 0; j < n; j++) {
+        const float w = scores[j];
+        const float* restrict v = c->v_cache + (int64_t)(t0 + j) * c->C + h * hs;
+        for (int i = 0; i < hs; i++) acc[i] += w * v[i];
+      }
     }
-    float* out = c->out + h * c->hs;
-    for (int i = 0; i < c->hs; i++) out[i] = acc[i] / denom;
+    float* out = c->out + h * hs;
+    const float inv = 1.0f / denom;
+    for (int i = 0; i < hs; i++) out[i] = acc[i] * inv;
   }
 }
 
