@@ -226,12 +226,18 @@ function loposHeader(path: string, arch: Architecture, fileSize: number): Checkp
 
 /** Recognise files people might pass by mistake, so the error says what they are. */
 function foreignFormat(fd: number, size: number): string | null {
-  const first = new Uint8Array(Math.min(4, size));
-  readExactly(fd, first, 0);
-  const text = new TextDecoder().decode(first);
+  const first = new Uint8Array(Math.min(512, size));
+  const n = readExactly(fd, first, 0);
+  const text = new TextDecoder().decode(first.subarray(0, 4));
   if (text.startsWith("PK")) return "a zip archive (a PyTorch .pt/.bin file?); convert it to safetensors and use import";
   if (text === "GGUF") return "a GGUF file (llama.cpp); it cannot be loaded here";
-  if (text.startsWith("{") || text.startsWith("#")) return "a text file, not a checkpoint (a config or vocab file?)";
+  if (new TextDecoder().decode(first.subarray(0, 17)) === "train-vocab vocab") return "a train-vocab vocabulary (.vocab), not a checkpoint; give it as --vocab";
+  // Tabs, newlines and printable bytes only (UTF-8 and Latin-1 text alike), and plain ASCII where a
+  // safetensors file has its length field (as text, that length would be beyond any file): a text file.
+  const textByte = (b: number) => b === 0x09 || b === 0x0a || b === 0x0d || (b >= 0x20 && b !== 0x7f);
+  if (n > 0 && first.subarray(0, n).every(textByte) && first.subarray(0, 8).every((b) => b < 0x7f)) {
+    return "a text file, not a checkpoint (training text, a config or a vocab file?)";
+  }
   return null;
 }
 

@@ -28,7 +28,7 @@ export async function runCli(argv: string[]): Promise<void> {
   cli.help();
   cli.option("-v, --version", "Show the version, CPU features, chosen ISA level and threads");
   try {
-    const parsed = cli.parse(argv, { run: false });
+    const parsed = cli.parse(negativeValues(argv), { run: false });
     if (parsed.options.version && !parsed.options.help) {
       console.log(await versionLine());
       return;
@@ -57,9 +57,11 @@ export function reportError(err: unknown, cli?: CAC): number {
   if (err instanceof Error && err.name === "CACError") {
     let message = err.message;
     const unknown = /Unknown option `([^`]+)`/.exec(message);
-    if (unknown && cli) {
-      const known = knownOptions(cli);
-      const hint = suggestOption(unknown[1]!, known);
+    if (unknown) {
+      // cac reports the camelCased name; show it as it was typed (--lerning-rate, not --lerningRate).
+      const typed = kebab(unknown[1]!);
+      message = message.replace(unknown[0], `Unknown option \`${typed}\``);
+      const hint = cli ? suggestOption(typed, knownOptions(cli)) : null;
       if (hint) message += ` — did you mean \`${hint}\`?`;
     }
     console.error(`${pc.red("error:")} ${message}\nRun \`train_vocab --help\` for the options.`);
@@ -67,6 +69,28 @@ export function reportError(err: unknown, cli?: CAC): number {
   }
   console.error(err instanceof Error ? err.stack ?? err.message : String(err));
   return 1;
+}
+
+function kebab(option: string): string {
+  return option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/**
+ * `--learning-rate -1`: the option parser would read "-1" as a flag of its own. A negative number
+ * right after a long option is its value: pass it as `--learning-rate=-1`, so the option's check
+ * says what is wrong with it.
+ */
+export function negativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (/^--[a-z][a-z-]*$/.test(a) && next !== undefined && /^-(\d|\.\d|Infinity$|NaN$)/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 function knownOptions(cli: CAC): string[] {

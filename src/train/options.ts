@@ -35,7 +35,12 @@ export const trainOptionsSchema = z
   .object({
     data: path,
     vocab: path,
-    vocabSize: whole(2, 1 << 22),
+    // 256 byte tokens, the end-of-text special and at least one merge (tokenizer/train.ts MIN_VOCAB_SIZE).
+    vocabSize: z.preprocess(
+      toNumber,
+      z.number({ invalid_type_error: "expected a whole number" }).int("expected a whole number")
+        .min(258, "must be at least 258 (256 byte tokens, 1 special, 1 merge)").max(1 << 22, `must be at most ${1 << 22}`),
+    ),
     minFrequency: whole(1),
     output: path,
     resume: path,
@@ -119,8 +124,20 @@ function describe(error: z.ZodError, source: string, raw: Record<string, unknown
     return `${source}: unknown option ${names}. Known options: ${OPTION_NAMES.map((n) => flagName(n).slice(2)).join(", ")}.`;
   }
   const value = lastOf(raw[key]);
-  const shown = value === true ? "(no value)" : JSON.stringify(value);
+  const shown = value === true ? "(no value)" : showValue(value);
   return `${source === "flags" ? flagName(key) : `${source}: "${key}"`} ${shown}: ${issue.message}.`;
+}
+
+/** A value for an error message: short, and safe for anything a config file can hold (deep nesting too). */
+function showValue(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return Array.isArray(value) ? "(a deeply nested list)" : "(a deeply nested value)";
+  }
+  if (text === undefined) return String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 /** Options from flags (cac's parsed object): only the keys of known options, in camelCase. */

@@ -68,6 +68,9 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo): Prom
     throw new UserError("--data is required (a text file, or a folder of them) unless --resume names a checkpoint to load.");
   }
 
+  // The data is checked (and listed) before a vocabulary is built from it.
+  const files = o.data ? listDataFiles(o.data, io.warn) : [];
+
   // (2) the vocabulary
   const tokenizer = loaded
     ? vocabularyForResume(loaded, o.vocab)
@@ -93,7 +96,6 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo): Prom
 
   // (6) data, model, stage
   mkdirSync(o.output, { recursive: true });
-  const files = listDataFiles(o.data);
   const dataFp = dataFingerprint(files);
   const tokens = tokenizeWithCache(files, tokenizer, dataFp, o.output);
   io.log(
