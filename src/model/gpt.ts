@@ -16,6 +16,14 @@ import { type BlockTensors, modelTensors, type ModelTensors } from "./weights.ts
 /** Matmul arithmetic: fp32 throughout, or bf16 products with fp32 accumulation (weights stay fp32). */
 export type Precision = "fp32" | "bf16";
 
+/** The matmul pair a model runs its linear layers with, chosen once from its precision. */
+interface Matmuls {
+  forward: typeof K.matmulForward;
+  backward: typeof K.matmulBackward;
+}
+const FP32: Matmuls = { forward: K.matmulForward, backward: K.matmulBackward };
+const BF16: Matmuls = { forward: K.matmulForwardBf16, backward: K.matmulBackwardBf16 };
+
 export class GPT {
   readonly arch: Architecture;
   readonly params: Float32Array;
@@ -29,12 +37,14 @@ export class GPT {
   private lastHadTargets = false;
 
   readonly precision: Precision;
+  private readonly mm: Matmuls;
   /** When set, every native call of forward and backward is timed into it (the training benchmark). */
   profile: StepProfile | null = null;
 
   constructor(arch: Architecture, params?: Float32Array, options: { precision?: Precision } = {}) {
     this.arch = arch;
     this.precision = options.precision ?? "fp32";
+    this.mm = this.precision === "bf16" ? BF16 : FP32;
     const n = parameterCount(arch);
     if (params && params.length !== n) throw new Error(`GPT: ${params.length} parameters given, the architecture has ${n}`);
     this.params = params ?? new Float32Array(n);
@@ -72,21 +82,21 @@ export class GPT {
     if (!a || B * T > a.B * a.T || T > a.T) throw new Error(`GPT: forward(${B}, ${T}) needs reserve(${B}, ${T}) first`);
     const { d_model: C, vocab_size: V, max_seq_len: P, num_heads: H, d_ff: F } = this.arch;
     const M = B * T;
-    const w = this.w;
+    const w = this.w, mm = this.mm;
     const p = this.profile;
     p?.begin();
     K.encoderForward(a.encoded, a.tokens, w.wte, w.wpe, B, T, C, V, P);
     p?.end("encoder fwd");
     let x = a.encoded;
     for (let l = 0; l < this.arch.num_layers; l++) {
-      blockForward(a.blocks[l]!, w.blocks[l]!, x, B, T, C, H, F, p);
+      blockForward(a.blocks[l]!, w.blocks[l]!, x, B, T, C, H, F, mm, p);
       x = a.blocks[l]!.resid3;
     }
     p?.begin();
     K.layernormForward(a.lnf, a.lnfMean, a.lnfRstd, x, w.lnfw, w.lnfb, M, C);
     p?.end("layernorm fwd");
     p?.begin();
-    K.matmulForward(a.logits, a.lnf, w.lmHead, null, M, C, V);
+    mm.forward(a.logits, a.lnf, w.lmHead, null, M, C, V);
     p?.end("lm head fwd");
     this.lastB = B;
     this.lastT = T;
@@ -131,7 +141,7 @@ export class GPT {
     const a = this.acts!;
     const B = this.lastB, T = this.lastT, M = B * T;
     const { d_model: C, vocab_size: V, max_seq_len: P, num_heads: H, d_ff: F, num_layers: L } = this.arch;
-    const w = this.w, g = this.g;
+    const w = this.w, g = this.g, mm = this.mm;
     const dLnf = a.dLn.subarray(0, M * C);
     const dRes = a.dResidual.subarray(0, M * C);
     const lastX = L > 0 ? a.blocks[L - 1]!.resid3 : a.encoded;
@@ -140,7 +150,7 @@ export class GPT {
     // LM head: with tied embeddings g.lmHead is g.wte, which the encoder's scatter adds to below.
     dLnf.fill(0);
     p?.begin();
-    K.matmulBackward(dLnf, g.lmHead, null, a.logits, a.lnf, w.lmHead, M, C, V);
+    mm.backward(dLnf, g.lmHead, null, a.logits, a.lnf, w.lmHead, M, C, V);
     p?.end("lm head bwd");
     dRes.fill(0);
     p?.begin();
@@ -148,7 +158,7 @@ export class GPT {
     p?.end("layernorm bwd");
     for (let l = L - 1; l >= 0; l--) {
       const x = l > 0 ? a.blocks[l - 1]!.resid3 : a.encoded;
-      blockBackward(a, a.blocks[l]!, w.blocks[l]!, g.blocks[l]!, x, B, T, C, H, F, p);
+      blockBackward(a, a.blocks[l]!, w.blocks[l]!, g.blocks[l]!, x, B, T, C, H, F, mm, p);
     }
     p?.begin();
     K.encoderBackward(g.wte, g.wpe, dRes, a.tokens, B, T, C, V, P);
@@ -161,20 +171,20 @@ export class GPT {
 
 function blockForward(
   a: BlockActivations, w: BlockTensors, x: Float32Array, B: number, T: number, C: number, H: number, F: number,
-  p: StepProfile | null,
+  mm: Matmuls, p: StepProfile | null,
 ): void {
   const M = B * T;
   p?.begin();
   K.layernormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w.ln1w, w.ln1b, M, C);
   p?.end("layernorm fwd");
   p?.begin();
-  K.matmulForward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C);
+  mm.forward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C);
   p?.end("matmul qkv fwd");
   p?.begin();
   K.attentionForward(a.atty, a.attLse, a.qkv, B, T, C, H);
   p?.end("attention fwd");
   p?.begin();
-  K.matmulForward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C);
+  mm.forward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C);
   p?.end("matmul attn.proj fwd");
   p?.begin();
   K.residualForward(a.resid2, x, a.attProj, M * C);
@@ -183,13 +193,13 @@ function blockForward(
   K.layernormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.resid2, w.ln2w, w.ln2b, M, C);
   p?.end("layernorm fwd");
   p?.begin();
-  K.matmulForward(a.fch, a.ln2, w.fcW, w.fcB, M, C, F);
+  mm.forward(a.fch, a.ln2, w.fcW, w.fcB, M, C, F);
   p?.end("matmul fc fwd");
   p?.begin();
   K.geluForward(a.fchGelu, a.fch, M * F);
   p?.end("gelu fwd");
   p?.begin();
-  K.matmulForward(a.mlpProj, a.fchGelu, w.mlpProjW, w.mlpProjB, M, F, C);
+  mm.forward(a.mlpProj, a.fchGelu, w.mlpProjW, w.mlpProjB, M, F, C);
   p?.end("matmul mlp.proj fwd");
   p?.begin();
   K.residualForward(a.resid3, a.resid2, a.mlpProj, M * C);
@@ -203,7 +213,7 @@ function blockForward(
  */
 function blockBackward(
   acts: Activations, a: BlockActivations, w: BlockTensors, g: BlockTensors, x: Float32Array,
-  B: number, T: number, C: number, H: number, F: number, p: StepProfile | null,
+  B: number, T: number, C: number, H: number, F: number, mm: Matmuls, p: StepProfile | null,
 ): void {
   const M = B * T;
   const dRes = acts.dResidual.subarray(0, M * C);
@@ -216,7 +226,7 @@ function blockBackward(
   // MLP branch: resid3 = resid2 + mlpProj(gelu(fc(ln2(resid2))))
   dFchGelu.fill(0);
   p?.begin();
-  K.matmulBackward(dFchGelu, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C);
+  mm.backward(dFchGelu, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C);
   p?.end("matmul mlp.proj bwd");
   dFch.fill(0);
   p?.begin();
@@ -224,7 +234,7 @@ function blockBackward(
   p?.end("gelu bwd");
   dLn.fill(0);
   p?.begin();
-  K.matmulBackward(dLn, g.fcW, g.fcB, dFch, a.ln2, w.fcW, M, C, F);
+  mm.backward(dLn, g.fcW, g.fcB, dFch, a.ln2, w.fcW, M, C, F);
   p?.end("matmul fc bwd");
   p?.begin();
   K.layernormBackward(dRes, g.ln2w, g.ln2b, dLn, a.resid2, w.ln2w, a.ln2Mean, a.ln2Rstd, M, C);
@@ -233,7 +243,7 @@ function blockBackward(
   // Attention branch: resid2 = x + attnProj(attention(qkv(ln1(x))))
   dAtty.fill(0);
   p?.begin();
-  K.matmulBackward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C);
+  mm.backward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C);
   p?.end("matmul attn.proj bwd");
   dQkv.fill(0);
   p?.begin();
@@ -241,7 +251,7 @@ function blockBackward(
   p?.end("attention bwd");
   dLn.fill(0);
   p?.begin();
-  K.matmulBackward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C);
+  mm.backward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C);
   p?.end("matmul qkv bwd");
   p?.begin();
   K.layernormBackward(dRes, g.ln1w, g.ln1b, dLn, x, w.ln1w, a.ln1Mean, a.ln1Rstd, M, C);
