@@ -74,6 +74,8 @@ export class NativeTrainer {
 
   /** Up to `max` more merges as [left, right] pairs (fewer, or none, when training is over). */
   merge(max: number, minFrequency: number): Int32Array {
+    if (!Number.isInteger(max) || max < 1 || max > 1 << 30) throw new RangeError(`merge: max = ${max} must be an integer in 1..2^30`);
+    if (!Number.isInteger(minFrequency) || minFrequency < 1) throw new RangeError(`merge: minFrequency = ${minFrequency} must be a positive integer`);
     const out = new Int32Array(Math.max(2 * max, 2));
     const n = check("tv_bpe_trainer_merge", S.tv_bpe_trainer_merge(this.handle, out, max, minFrequency));
     return out.slice(0, 2 * n);
@@ -106,7 +108,7 @@ export class NativeEncoder {
     if (v.left.length !== n || v.right.length !== n || v.offsets.length !== n + 1) {
       throw new RangeError("NativeEncoder: arrays of different lengths");
     }
-    if (Number(v.offsets[n]) > v.bytes.length) throw new RangeError("NativeEncoder: offsets beyond the bytes");
+    if (n < 1 || Number(v.offsets[n]) > v.bytes.length) throw new RangeError("NativeEncoder: offsets beyond the bytes");
     const status = new Int32Array(1);
     const bytes = v.bytes.length ? v.bytes : new Uint8Array(1);
     const h = S.tv_bpe_encoder_new(v.kinds, v.left, v.right, bytes, v.offsets, n, status);
