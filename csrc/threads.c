@@ -1,4 +1,10 @@
 /* threads.c — one pool of worker threads shared by every kernel.
+ *
+ * A job is cut into nthreads parts (part i is what thread i of nthreads computes, so the results do
+ * not depend on who runs it). The caller and the workers CLAIM parts from one atomic counter: when
+ * a worker is slow to start (asleep, or descheduled on a busy machine), the caller runs its part
+ * too instead of waiting for it, and a small job never waits for a wake-up. The counter carries the
+ * job's generation, so a worker that wakes late can never claim a part of a finished job.
  * Workers spin briefly between jobs (kernels come back to back during a training step, and a futex
  * wake costs more than most small kernels), then sleep on a condition variable. */
 #define _GNU_SOURCE
@@ -25,12 +31,14 @@
 static struct {
   int nthreads; /* including the calling thread */
   pthread_t workers[TV_MAX_THREADS];
-  _Atomic uint64_t generation;
+  /* (generation << 32) | next unclaimed part of the current job. */
+  _Atomic uint64_t claim;
   uint64_t start_generation; /* the generation new workers start from (set before they are created) */
-  _Atomic int pending;
+  _Atomic int done;          /* parts of the current job finished */
   _Atomic int quit;
-  tv_job_fn fn;
-  void* ctx;
+  _Atomic(tv_job_fn) fn;
+  _Atomic(void*) ctx;
+  _Atomic int parts;
   pthread_mutex_t mu;
   pthread_cond_t wake;
   int sleepers; /* guarded by mu */
@@ -39,16 +47,38 @@ static struct {
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
 static _Thread_local int inside_job = 0;
 
+static inline uint64_t claim_generation(uint64_t c) { return c >> 32; }
+
+/* Claim and run parts of job `gen` until none is left. A claim succeeds only while the counter
+ * still shows this generation, i.e. while the job's caller is waiting for it; fn and ctx were
+ * published before the counter, so they are the job's own. */
+static void run_parts(uint64_t gen) {
+  tv_job_fn fn = atomic_load_explicit(&pool.fn, memory_order_acquire);
+  void* ctx = atomic_load_explicit(&pool.ctx, memory_order_acquire);
+  const int parts = atomic_load_explicit(&pool.parts, memory_order_relaxed);
+  uint64_t c = atomic_load_explicit(&pool.claim, memory_order_acquire);
+  for (;;) {
+    if (claim_generation(c) != gen || (int)(uint32_t)c >= parts) return;
+    if (!atomic_compare_exchange_weak_explicit(&pool.claim, &c, c + 1, memory_order_acq_rel,
+                                               memory_order_acquire))
+      continue;
+    inside_job = 1;
+    fn(ctx, (int)(uint32_t)c, parts);
+    inside_job = 0;
+    atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel);
+    c = atomic_load_explicit(&pool.claim, memory_order_acquire);
+  }
+}
+
 static void* worker_main(void* arg) {
-  int tid = (int)(intptr_t)arg;
+  (void)arg;
   /* Not the current generation: a job may already have been posted between pthread_create and
-   * here, and a worker that took it for "seen" would wait for the next one while the caller waits
-   * for it. */
+   * here, and a worker that took it for "seen" would skip it. */
   uint64_t seen = pool.start_generation;
   for (;;) {
     uint64_t gen;
     int spins = 0;
-    while ((gen = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen &&
+    while ((gen = claim_generation(atomic_load_explicit(&pool.claim, memory_order_acquire))) == seen &&
            !atomic_load_explicit(&pool.quit, memory_order_acquire)) {
       if (++spins < SPIN_ROUNDS) {
         cpu_relax();
@@ -56,7 +86,7 @@ static void* worker_main(void* arg) {
       }
       pthread_mutex_lock(&pool.mu);
       pool.sleepers++;
-      while (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen &&
+      while (claim_generation(atomic_load_explicit(&pool.claim, memory_order_acquire)) == seen &&
              !atomic_load_explicit(&pool.quit, memory_order_acquire))
         pthread_cond_wait(&pool.wake, &pool.mu);
       pool.sleepers--;
@@ -64,10 +94,7 @@ static void* worker_main(void* arg) {
     }
     if (atomic_load_explicit(&pool.quit, memory_order_acquire)) return NULL;
     seen = gen;
-    inside_job = 1;
-    pool.fn(pool.ctx, tid, pool.nthreads);
-    inside_job = 0;
-    atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel);
+    run_parts(gen);
   }
 }
 
@@ -83,7 +110,7 @@ static void stop_workers(void) {
 
 static int start_workers(int n) {
   pool.nthreads = 1;
-  pool.start_generation = atomic_load_explicit(&pool.generation, memory_order_acquire);
+  pool.start_generation = claim_generation(atomic_load_explicit(&pool.claim, memory_order_acquire));
   for (int i = 1; i < n; i++) {
     if (pthread_create(&pool.workers[i], NULL, worker_main, (void*)(intptr_t)i) != 0) break;
     pool.nthreads = i + 1;
@@ -148,17 +175,22 @@ void tv_parallel_run(tv_job_fn fn, void* ctx) {
     inside_job = 0;
     return;
   }
-  pool.fn = fn;
-  pool.ctx = ctx;
-  atomic_store_explicit(&pool.pending, pool.nthreads - 1, memory_order_release);
-  atomic_fetch_add_explicit(&pool.generation, 1, memory_order_acq_rel);
+  const uint64_t gen = (claim_generation(atomic_load_explicit(&pool.claim, memory_order_relaxed)) + 1) & 0xffffffffu;
+  atomic_store_explicit(&pool.fn, fn, memory_order_relaxed);
+  atomic_store_explicit(&pool.ctx, ctx, memory_order_relaxed);
+  atomic_store_explicit(&pool.parts, pool.nthreads, memory_order_relaxed);
+  atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+  atomic_store_explicit(&pool.claim, gen << 32, memory_order_release); /* publishes the job */
   pthread_mutex_lock(&pool.mu);
   if (pool.sleepers) pthread_cond_broadcast(&pool.wake);
   pthread_mutex_unlock(&pool.mu);
-  inside_job = 1;
-  fn(ctx, 0, pool.nthreads);
-  inside_job = 0;
-  while (atomic_load_explicit(&pool.pending, memory_order_acquire) > 0) cpu_relax();
+  run_parts(gen);
+  /* Every part is claimed; wait for the ones other threads are still running (yielding the core
+   * now and then, in case the thread running one is waiting for it). */
+  for (int spins = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < pool.nthreads; spins++) {
+    if ((spins & 1023) == 1023) sched_yield();
+    else cpu_relax();
+  }
   pthread_mutex_unlock(&run_lock);
 }
 
