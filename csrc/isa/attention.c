@@ -179,13 +179,60 @@ static void load_rows(float* dst, int ld, const float* src, int64_t stride, int 
   }
 }
 
-/* dst[hs][bt] = transpose of src rows (stride 3C) columns 0..hs−1, columns ≥ nr zero. */
-static void load_transposed(float* dst, int bt, const float* src, int64_t stride, int nr, int hs) {
+#if defined(__AVX512F__)
+/* In-register transpose of 16 rows of 16 floats. */
+static ALWAYS_INLINE void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+#endif
+
+/* dst[hs][bt] = mul · transpose of src rows (stride 3C) columns 0..hs−1, columns ≥ nr zero. */
+static void load_transposed(float* dst, int bt, const float* src, int64_t stride, int nr, int hs, float mul) {
+#if defined(__AVX512F__)
+  /* 16×16 blocks through registers: rows past nr load as zeros, a column tail loads masked. */
+  const __m512 vm = _mm512_set1_ps(mul);
+  const int nr16 = (nr + 15) & ~15;
+  for (int j0 = 0; j0 < nr16; j0 += 16) {
+    for (int d0 = 0; d0 < hs; d0 += 16) {
+      const int nd = hs - d0 < 16 ? hs - d0 : 16;
+      const __mmask16 km = nd == 16 ? (__mmask16)0xffff : tv_tail_mask(nd);
+      __m512 r[16];
+      for (int i = 0; i < 16; i++)
+        r[i] = j0 + i < nr ? _mm512_mul_ps(_mm512_maskz_loadu_ps(km, src + (j0 + i) * stride + d0), vm)
+                           : _mm512_setzero_ps();
+      transpose16(r);
+      for (int i = 0; i < nd; i++) _mm512_storeu_ps(dst + (d0 + i) * bt + j0, r[i]);
+    }
+  }
+  if (nr16 < bt)
+    for (int d = 0; d < hs; d++) memset(dst + d * bt + nr16, 0, sizeof(float) * (size_t)(bt - nr16));
+#else
   for (int d = 0; d < hs; d++) memset(dst + d * bt + nr, 0, sizeof(float) * (size_t)(bt - nr));
   for (int j = 0; j < nr; j++) {
     const float* s = src + j * stride;
-    for (int d = 0; d < hs; d++) dst[d * bt + j] = s[d];
+    for (int d = 0; d < hs; d++) dst[d * bt + j] = s[d] * mul;
   }
+#endif
 }
 
 /* ---- forward --------------------------------------------------------------------------------- */
@@ -233,11 +280,7 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb) {
   const int i0 = qb * bt, nq = T - i0 < bt ? T - i0 : bt;
 
   /* qt[d][r] = scale·q[i0 + r][d]; padding queries r >= nq are zero and their results dropped. */
-  for (int d = 0; d < hs; d++) memset(qt + d * bt + nq, 0, sizeof(float) * (size_t)(bt - nq));
-  for (int r = 0; r < nq; r++) {
-    const float* q = base + (i0 + r) * stride;
-    for (int d = 0; d < hs; d++) qt[d * bt + r] = q[d] * c->scale;
-  }
+  load_transposed(qt, bt, base + i0 * stride, stride, nq, hs, c->scale);
   memset(o, 0, sizeof(float) * (size_t)(bt * hsp));
   for (int r = 0; r < bt; r++) mrow[r] = -INFINITY, lrow[r] = 0.0f;
 
@@ -320,10 +363,14 @@ static void forward_job(void* arg, int tid, int nthreads) {
       forward_row(c, (int)(it / ((int64_t)c->H * c->T)), (int)(it / c->T % c->H), (int)(it % c->T));
     return;
   }
+  /* A query block's cost grows with its index (causal). Every other head walks its blocks in
+   * reverse, so dealing items round-robin gives each thread the same total even when the thread
+   * count divides the block count (with 2 threads and 4 blocks: 1+3 against 2+4 otherwise). */
   int64_t n = (int64_t)c->B * c->H * c->nblocks;
   for (int64_t it = tid; it < n; it += nthreads) {
     int qb = (int)(it % c->nblocks);
     int64_t bh = it / c->nblocks;
+    if (bh & 1) qb = c->nblocks - 1 - qb;
     forward_block(c, (int)(bh / c->H), (int)(bh % c->H), qb);
   }
 }
@@ -359,8 +406,8 @@ static void backward_head(const attn_ctx* c, int b, int h) {
 
   for (int j0 = 0; j0 < T; j0 += bt) {
     const int nk = T - j0 < bt ? T - j0 : bt;
-    load_transposed(kt, bt, base + C + j0 * stride, stride, nk, hs);
-    load_transposed(vt, bt, base + 2 * C + j0 * stride, stride, nk, hs);
+    load_transposed(kt, bt, base + C + j0 * stride, stride, nk, hs, 1.0f);
+    load_transposed(vt, bt, base + 2 * C + j0 * stride, stride, nk, hs, 1.0f);
     load_rows(kb, hsp, base + C + j0 * stride, stride, nk, bt, hs, 1.0f);
     memset(dk, 0, sizeof(float) * (size_t)(bt * hsp));
     memset(dv, 0, sizeof(float) * (size_t)(bt * hsp));
