@@ -31,6 +31,7 @@
 #define MAX_TILED_HEAD_DIM 256
 #define TILE_FLOATS 4096
 #define MAX_BT 64
+#define MAX_STACK_T 16384 /* longest sequence whose per-head D vector lives on the stack */
 
 #if defined(__AVX512F__)
 #define VW 16
@@ -403,6 +404,13 @@ static void backward_head(const attn_ctx* c, int b, int h) {
   const float* base = c->qkv + (int64_t)b * T * stride + hoff;
   float* dbase = c->dqkv + (int64_t)b * T * stride + hoff;
   const float* lse_bh = c->clse + ((int64_t)b * c->H + h) * T;
+  /* D[i] = dout[i]·out[i] once per head (every key block's pass needs it for the same queries). */
+  float Dh[T <= MAX_STACK_T ? T : 1];
+  if (T <= MAX_STACK_T)
+    for (int i = 0; i < T; i++) {
+      const int64_t row = ((int64_t)b * T + i) * C + hoff;
+      Dh[i] = tv_row_dot(c->dout + row, c->fout + row, hs);
+    }
 
   for (int j0 = 0; j0 < T; j0 += bt) {
     const int nk = T - j0 < bt ? T - j0 : bt;
@@ -415,6 +423,18 @@ static void backward_head(const attn_ctx* c, int b, int h) {
     /* Query blocks at or after the key block: the ones that see any of its keys. */
     for (int i0 = j0; i0 < T; i0 += bt) {
       const int nq = T - i0 < bt ? T - i0 : bt;
+      /* The rows the next query block reads and writes are 3C floats apart: ask for them now. */
+      if (i0 + bt < T) {
+        const int nn = T - i0 - bt < bt ? T - i0 - bt : bt;
+        for (int r = 0; r < nn; r++) {
+          const int64_t row = (int64_t)(i0 + bt + r);
+          for (int i = 0; i < hs; i += 16) {
+            __builtin_prefetch(base + row * stride + i);
+            __builtin_prefetch(dbase + row * stride + i, 1);
+            __builtin_prefetch(c->dout + ((int64_t)b * T + row) * C + hoff + i);
+          }
+        }
+      }
       load_rows(qs, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale);
       for (int r = 0; r < bt; r++) {
         float* d = dot + r * hsp;
@@ -423,7 +443,7 @@ static void backward_head(const attn_ctx* c, int b, int h) {
           const float* g = c->dout + row;
           for (int i = 0; i < hs; i++) d[i] = g[i];
           for (int i = hs; i < hsp; i++) d[i] = 0.0f;
-          D[r] = tv_row_dot(g, c->fout + row, hs);
+          D[r] = T <= MAX_STACK_T ? Dh[i0 + r] : tv_row_dot(g, c->fout + row, hs);
           lse[r] = lse_bh[i0 + r];
         } else {
           memset(d, 0, sizeof(float) * (size_t)hsp);
