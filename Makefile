@@ -85,6 +85,14 @@ test-asan: deps $(ASAN_LIB)
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	TRAIN_VOCAB_LIB=$(abspath $(ASAN_LIB)) $(BUN) test test/kernels
 
+# The fuzzer's cases that reach C (fuzzed vocabularies loaded and encoding through csrc/bpe.c) with
+# the sanitizer build: an out-of-bounds access aborts the worker, which the fuzzer reports as a BUG.
+.PHONY: fuzz-asan
+fuzz-asan: deps $(ASAN_LIB)
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	TRAIN_VOCAB_LIB=$(abspath $(ASAN_LIB)) $(BUN) run fuzz/run.ts --cases 300 --formats vocab,seed-vocab,tokenizer-json,hf-config
+
 bench: deps lib
 	$(BUN) run bench:kernels
 
