@@ -128,14 +128,12 @@ function describe(error: z.ZodError, source: string, raw: Record<string, unknown
   return `${source === "flags" ? flagName(key) : `${source}: "${key}"`} ${shown}: ${issue.message}.`;
 }
 
-/** A value for an error message: short, and safe for anything a config file can hold (deep nesting too). */
+/** A value for an error message: short, and cheap for anything a config file can hold (a list or
+ * an object is named, not printed: it may be huge or nested thousands deep). */
 function showValue(value: unknown): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch {
-    return Array.isArray(value) ? "(a deeply nested list)" : "(a deeply nested value)";
-  }
+  if (Array.isArray(value)) return "(a list)";
+  if (typeof value === "object" && value !== null) return "(an object)";
+  const text = JSON.stringify(value);
   if (text === undefined) return String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }

@@ -85,7 +85,7 @@ const CASES: Case[] = [
   { name: "a negative --learning-rate", args: train("data.txt", "--learning-rate", "-0.001"), code: 2, says: ["--learning-rate -0.001: must be greater than 0"] },
   { name: "--learning-rate 0", args: train("data.txt", "--learning-rate", "0"), code: 2, says: ["--learning-rate 0: must be greater than 0"] },
   { name: "a negative learning_rate in --config", args: train("data.txt", "--config", p("run.json")), code: 2, says: ['run.json: "learningRate" -1: must be greater than 0'] },
-  { name: "a deeply nested value in --config", args: train("data.txt", "--config", p("nested.json")), code: 2, says: ['nested.json: "epochs" (a deeply nested list): expected a whole number'] },
+  { name: "a deeply nested value in --config", args: train("data.txt", "--config", p("nested.json")), code: 2, says: ['nested.json: "epochs" (a list): expected a whole number'] },
   { name: "a negative --epochs", args: train("data.txt", "--epochs", "-2"), code: 2, says: ["--epochs -2: must be at least 1"] },
   { name: "--batch-size 0", args: train("data.txt", "--batch-size", "0"), code: 2, says: ["--batch-size 0: must be at least 1"] },
   { name: "a flag without its value", args: train("data.txt", "--max-steps"), code: 2, says: ["option `--max-steps <n>` value is missing"] },

@@ -1,0 +1,221 @@
+/**
+ * The formats the fuzzer attacks: for each, a valid seed file built here (no files from outside the
+ * repository), the mutations that make sense for it, and the real reader it goes through. A reader
+ * returns normally (a valid load; tokenizers must then round-trip bytes) or throws; what it throws is
+ * classified by the runner.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readCheckpoint, readCheckpointHeader, writeCheckpoint, writeLopos } from "../src/checkpoint/index.ts";
+import { exportHf } from "../src/hf/export.ts";
+import { importHf } from "../src/hf/import.ts";
+import type { Architecture } from "../src/model/layout.ts";
+import { parameterCount } from "../src/model/layout.ts";
+import { BpeTokenizer, exportHuggingFace, loadTokenizer, trainTokenizer } from "../src/tokenizer/index.ts";
+import { formatVocabFile, parseVocabFile } from "../src/tokenizer/vocab_file.ts";
+import { resolveOptions } from "../src/train/options.ts";
+import {
+  fixChecksum, GENERIC, headerLength, jsonStructure, loposFields, type Mutation, type Rng, safetensorsHeaderMutation, TEXTUAL,
+} from "./mutate.ts";
+
+export const FORMATS = ["checkpoint", "lopos", "vocab", "seed-vocab", "tokenizer-json", "train-config", "hf-config", "hf-weights"] as const;
+export type Format = (typeof FORMATS)[number];
+
+export interface FormatSpec {
+  /** File name the mutated bytes are written to (some readers look at the name). */
+  file: string;
+  seed: Uint8Array;
+  mutations: [string, Mutation][];
+  /** Load `path` through the real reader; throw on refusal. */
+  read(path: string): void;
+}
+
+const ARCH: Architecture = { d_model: 8, num_heads: 2, num_layers: 2, d_ff: 16, vocab_size: 300, max_seq_len: 8, tied_embeddings: true, attention_bias: true };
+const SEED_ARCH: Architecture = { d_model: 6, num_heads: 2, num_layers: 2, d_ff: 10, vocab_size: 40, max_seq_len: 5, tied_embeddings: false, attention_bias: false };
+
+function values(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    out[i] = (s / 0x100000000 - 0.5) * 0.2;
+  }
+  return out;
+}
+
+const SAMPLE_TEXT = "The cat sat on the mat.\nÜber naïve café — 東京 🐈 <|endoftext|> \t  spaces   and 12345!\n";
+
+/** Text that exercises every byte value and the pre-tokenizer's classes. */
+function probeBytes(): Uint8Array {
+  const text = new TextEncoder().encode(SAMPLE_TEXT);
+  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const out = new Uint8Array(text.length + all.length);
+  out.set(text);
+  out.set(all, text.length);
+  return out;
+}
+const PROBE = probeBytes();
+
+/** A loaded tokenizer must encode anything and, for byte-level BPE, decode back the same bytes. */
+function exercise(tok: ReturnType<typeof loadTokenizer>): void {
+  const ids = tok.encode(PROBE);
+  for (const id of ids) if (!(id >= 0 && id < tok.vocabSize)) throw new Error(`encode produced id ${id} outside 0..${tok.vocabSize - 1}`);
+  if (tok instanceof BpeTokenizer) {
+    const back = tok.decodeBytes(ids);
+    if (Buffer.compare(Buffer.from(back), Buffer.from(PROBE)) !== 0) throw new Error("a loaded BPE vocabulary does not round-trip bytes");
+  } else {
+    tok.decode(ids);
+  }
+}
+
+const SEED_WORDS = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>", "the", "cat", "sat", "on", "mat", ".", ",", "über", "naïve"];
+function seedVocabText(): string {
+  const lines = ["# Tokenizer Vocabulary", `vocab_size=${SEED_WORDS.length}`, `next_id=${SEED_WORDS.length}`, "total_tokens=1234", "---"];
+  SEED_WORDS.forEach((w, i) => lines.push(`${i}\t${w}\t${100 - i}`));
+  return lines.join("\n") + "\n";
+}
+
+const TRAIN_CONFIG = {
+  d_model: 64, num_heads: 4, num_layers: 2, d_ff: 256, learning_rate: 0.0003, epochs: 3, max_length: 64, batch_size: 8,
+  seed: 7, save_every: 100, val_fraction: 0.05, weight_decay: 0.1, grad_clip: 1.0, warmup_steps: 10, precision: "fp32",
+  vocab_size: 1000, "//": "a comment",
+};
+
+/** Build every format's seed file under `dir` (deterministic). */
+export function buildFormats(dir: string): Record<Format, FormatSpec> {
+  mkdirSync(dir, { recursive: true });
+  const text = join(dir, "corpus.txt");
+  writeFileSync(text, (SAMPLE_TEXT + "the cat and the dog sat on the mat by the door. ").repeat(40));
+  const tok = trainTokenizer({ data: text, vocabSize: ARCH.vocab_size, minFrequency: 2 });
+  const vocabText = formatVocabFile(tok);
+
+  const arch = { ...ARCH, vocab_size: tok.vocabSize };
+  const ckptPath = join(dir, "seed.ckpt");
+  writeCheckpoint(ckptPath, {
+    arch,
+    tokenizer: { type: "bpe", vocab_size: tok.vocabSize, fingerprint: tok.fingerprint },
+    training: {
+      global_step: 12, stage: 0, epoch: 1, step_in_epoch: 2, tokens_seen: 12 * 4 * 8, rng_state: "0123456789abcdef0123456789abcdef",
+      stage_complete: false,
+      plan: {
+        data_fingerprint: "d4t4", epochs: 2, peak_lr: 3e-4, min_lr: 3e-5, warmup_steps: 2, total_steps: 20, steps_per_epoch: 10,
+        batch_size: 4, seq_len: 8, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1, seed: 42, schedule: "cosine",
+      },
+      history: [{ stage: 0, data_fingerprint: "d4t4", epochs: 2, peak_lr: 3e-4 }],
+    },
+    params: values(parameterCount(arch), 1),
+    adam: { m: values(parameterCount(arch), 4), v: values(parameterCount(arch), 5).map(Math.abs) },
+  });
+  const loposPath = join(dir, "seed.lopos");
+  writeLopos(loposPath, SEED_ARCH, values(parameterCount(SEED_ARCH), 2));
+  const hfDir = join(dir, "hf");
+  exportHf(arch, values(parameterCount(arch), 3), tok, hfDir);
+
+  const read = (p: string) => new Uint8Array(readFileSync(p));
+  const enc = new TextEncoder();
+  const checkpointReader = (path: string) => {
+    readCheckpointHeader(path);
+    readCheckpoint(path);
+  };
+  const withFixedSum = (m: Mutation): Mutation => (r, b) => fixChecksum(m(r, b));
+  // Our .vocab carries a fingerprint of its entries: give it the right one, so mutated entries that
+  // pass every line check reach the tokenizer (and C) instead of stopping at the fingerprint.
+  const withFixedFingerprint = (m: Mutation): Mutation => (r, b) => {
+    const out = m(r, b);
+    const text = new TextDecoder().decode(out);
+    try {
+      parseVocabFile(text, "x");
+    } catch (err) {
+      const fp = /fingerprint ([0-9a-f]{32}) does not match the entries \(([0-9a-f]{32})\)/.exec(String((err as Error).message));
+      if (fp) return enc.encode(text.replace(`fingerprint=${fp[1]}`, `fingerprint=${fp[2]}`));
+    }
+    return out;
+  };
+  const textual = [...GENERIC, ...TEXTUAL];
+  const json = (nested: string[] = []) => [...GENERIC, ...TEXTUAL, ["json", jsonStructure(nested)], ["json", jsonStructure(nested)]] as [string, Mutation][];
+
+  // HF folder readers read config.json and model.safetensors from one folder: the runner writes the
+  // mutated file into a copy of the exported folder.
+  const hfRead = (path: string) => {
+    importHf(join(path, ".."));
+  };
+
+  return {
+    checkpoint: {
+      file: "model_checkpoint.bin",
+      seed: read(ckptPath),
+      mutations: [
+        ...GENERIC,
+        ["header-length", headerLength],
+        ["header", safetensorsHeaderMutation(["train_vocab"])],
+        ["header", safetensorsHeaderMutation(["train_vocab"])],
+        ["header+sum", withFixedSum(safetensorsHeaderMutation(["train_vocab"]))],
+        ["header+sum", withFixedSum(safetensorsHeaderMutation(["train_vocab"]))],
+        ["data+sum", withFixedSum((r, b) => GENERIC[r.int(0, 1)]![1](r, b))],
+      ],
+      read: checkpointReader,
+    },
+    lopos: {
+      file: "model.lopos",
+      seed: read(loposPath),
+      mutations: [...GENERIC, ["lopos-fields", loposFields], ["lopos-fields", loposFields], ["lopos-fields", loposFields]],
+      read: checkpointReader,
+    },
+    vocab: {
+      file: "tokenizer.vocab",
+      seed: enc.encode(vocabText),
+      mutations: [...textual, ...textual.map(([n, m]) => [`${n}+fp`, withFixedFingerprint(m)] as [string, Mutation])],
+      read: (p) => exercise(loadTokenizer(p)),
+    },
+    "seed-vocab": {
+      file: "seed.vocab",
+      seed: enc.encode(seedVocabText()),
+      mutations: textual,
+      read: (p) => exercise(loadTokenizer(p)),
+    },
+    "tokenizer-json": {
+      file: "tokenizer.json",
+      seed: enc.encode(exportHuggingFace(tok)),
+      mutations: json(),
+      read: (p) => exercise(loadTokenizer(p)),
+    },
+    "train-config": {
+      file: "run.json",
+      seed: enc.encode(JSON.stringify(TRAIN_CONFIG, null, 2)),
+      mutations: json(),
+      read: (p) => {
+        resolveOptions({ config: p, data: "corpus.txt" });
+      },
+    },
+    "hf-config": {
+      file: "config.json",
+      seed: read(join(hfDir, "config.json")),
+      mutations: json(),
+      read: hfRead,
+    },
+    "hf-weights": {
+      file: "model.safetensors",
+      seed: read(join(hfDir, "model.safetensors")),
+      mutations: [...GENERIC, ["header-length", headerLength], ["header", safetensorsHeaderMutation([])], ["header", safetensorsHeaderMutation([])]],
+      read: hfRead,
+    },
+  };
+}
+
+/** The folder of seed files every HF case starts from (its other files stay valid). */
+export function hfSeedFolder(dir: string): string {
+  return join(dir, "hf");
+}
+
+export function mutate(spec: FormatSpec, r: Rng): { bytes: Uint8Array; steps: string[] } {
+  let bytes = spec.seed;
+  const steps: string[] = [];
+  // Mostly one mutation, sometimes a stack of two or three.
+  const count = r.next() < 0.7 ? 1 : r.int(2, 3);
+  for (let i = 0; i < count; i++) {
+    const [name, m] = r.pick(spec.mutations);
+    bytes = m(r, bytes);
+    steps.push(name);
+  }
+  return { bytes, steps };
+}
