@@ -378,16 +378,19 @@ let bf16: Record<string, unknown> | null = null;
 if (wantBf16 && extra["S bf16"]!.length && sOurs.length) {
   const b = extra["S bf16"]!;
   const bT = median(b.map((r) => r.tokens_per_s)), fT = median(sOurs.map((r) => r.tokens_per_s));
-  const lb = b[0]!.final_loss, lf = sOurs[0]!.final_loss;
+  // The same step of both runs (same initial weights, same batches, same learning rates).
+  const k = Math.min(b[0]!.losses.length, sOurs[0]!.losses.length);
+  const lb = b[0]!.losses[k - 1]!, lf = sOurs[0]!.losses[k - 1]!;
   console.log(`\nS bf16: ${bT.toFixed(0)} tok/s = ${(bT / fT).toFixed(2)}x fp32 (bf16 hardware: ${b[0]!.bf16_hardware ? "yes" : "no, fp32 fallback"}); ` +
-    `loss after ${b[0]!.steps_run} steps ${lb.toFixed(4)} vs fp32 ${lf.toFixed(4)} (${(100 * (lb - lf) / lf).toFixed(2)}%)`);
-  bf16 = { tokens_per_s: bT, ratio_vs_fp32: bT / fT, loss_bf16: lb, loss_fp32: lf, steps: b[0]!.steps_run, hardware: b[0]!.bf16_hardware };
+    `loss after ${k} steps ${lb.toFixed(4)} vs fp32 ${lf.toFixed(4)} (${(100 * (lb - lf) / lf).toFixed(2)}%)`);
+  bf16 = { tokens_per_s: bT, ratio_vs_fp32: bT / fT, loss_bf16: lb, loss_fp32: lf, steps: k, hardware: b[0]!.bf16_hardware };
 }
 let scaling: Record<string, unknown> | null = null;
 if (wantScaling && extra["S 1 thread"]!.length && sOurs.length) {
   const s1 = extra["S 1 thread"]!;
   const t1 = median(s1.map((r) => r.tokens_per_s)), tN = median(sOurs.map((r) => r.tokens_per_s));
-  const same = s1.every((r) => r.losses.every((l, i) => Object.is(l, sOurs[0]!.losses[i])));
+  const ref = sOurs[0]!.losses;
+  const same = s1.every((r) => r.losses.every((l, i) => i >= ref.length || Object.is(l, ref[i])));
   console.log(`S scaling: 1 thread ${t1.toFixed(0)} tok/s (MFU ${pct(mfu(t1, CONFIGS.S!, peak1))} of one core), ${threads} threads ${tN.toFixed(0)} tok/s = ${(tN / t1).toFixed(2)}x; ` +
     `losses of every step ${same ? "bit-identical" : "DIFFERENT"} across thread counts`);
   scaling = { tokens_per_s_1: t1, tokens_per_s_n: tN, threads, speedup: tN / t1, identical_losses: same };
