@@ -35,20 +35,23 @@ interface Args {
 
 /**
  * A format that exists to check the runner itself (`--formats selftest`): by the mutated file's
- * first byte it loads, refuses, throws a TypeError, or kills its process, so a test can see that
- * bugs and crashes are caught and counted.
+ * first byte it loads, refuses, throws a TypeError, kills its process, or holds 256 MiB for a tiny
+ * file, so a test can see that bugs, crashes and runaway allocations are caught and counted.
  */
 const SELFTEST: FormatSpec = {
   file: "selftest.bin",
   seed: Uint8Array.of(0, 1, 2, 3),
-  mutations: [["first-byte", (r, b) => Uint8Array.of(r.int(0, 3), ...b.subarray(1))]],
+  mutations: [["first-byte", (r, b) => Uint8Array.of(r.int(0, 4), ...b.subarray(1))]],
   read(path) {
-    const first = readFileSync(path)[0]! % 4;
+    selftestHeld = null;
+    const first = readFileSync(path)[0]! % 5;
     if (first === 1) throw new UserError("refused");
     if (first === 2) throw new TypeError("not a UserError");
     if (first === 3) process.kill(process.pid, "SIGKILL");
+    if (first === 4) selftestHeld = new Uint8Array(256 << 20).fill(1); // 256 MiB for a 4-byte file
   },
 };
+let selftestHeld: Uint8Array | null = null;
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { cases: 1000, seed: 1, formats: [...FORMATS], json: false, worker: false, from: 0, single: null, timeLimitMs: 5000, hangMs: 15_000, jobs: 2 };

@@ -36,7 +36,7 @@ test(`${CASES} seeded mutants per format (${FORMATS.length} formats): each a val
   );
 });
 
-test("the fuzzer's cases are reproducible from (seed, format, case); its runner counts exceptions and crashes as bugs", async () => {
+test("the fuzzer's cases are reproducible from (seed, format, case); its runner counts exceptions, crashes and runaway memory as bugs", async () => {
   expect(caseSeed(1, "vocab", 5)).toBe(caseSeed(1, "vocab", 5));
   expect(caseSeed(1, "vocab", 5)).not.toBe(caseSeed(1, "vocab", 6));
   const mutate = jsonStructure();
@@ -55,6 +55,7 @@ test("the fuzzer's cases are reproducible from (seed, format, case); its runner 
   expect(t.error).toBeGreaterThan(0);
   expect(report.bugs.some((b) => b.detail.startsWith("TypeError: not a UserError"))).toBe(true);
   expect(report.bugs.some((b) => b.detail.startsWith("worker died (SIGKILL)"))).toBe(true);
+  expect(report.bugs.some((b) => /^resident memory grew by 2\d\d MiB for a 4-byte file/.test(b.detail))).toBe(true);
   // An unknown format is refused by the runner (exit 2) rather than silently fuzzing nothing.
   const bad = Bun.spawnSync([process.execPath, RUNNER, "--formats", "nope"]);
   expect(bad.exitCode).toBe(2);
