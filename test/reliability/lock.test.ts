@@ -118,6 +118,26 @@ describe("acquireOutputLock", () => {
   });
 });
 
+describe("signals before the training loop", () => {
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    test(`${signal} while only the lock is held (e.g. during tokenization) removes it and exits ${code}`, async () => {
+      const dir = fresh();
+      const script = `import { acquireOutputLock } from ${JSON.stringify(join(import.meta.dir, "../../src/train/lock.ts"))};
+acquireOutputLock(${JSON.stringify(dir)});
+console.log("locked");
+setInterval(() => {}, 1000);`;
+      const proc = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+      const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toContain("locked");
+      expect(existsSync(join(dir, LOCK_NAME))).toBe(true);
+      proc.kill(signal);
+      expect(await proc.exited).toBe(code);
+      expect(existsSync(join(dir, LOCK_NAME))).toBe(false);
+    });
+  }
+});
+
 describe("through the CLI", () => {
   test("a second run on the same folder is refused naming the first; SIGTERM ends the first and removes the lock", async () => {
     const dir = fresh();
