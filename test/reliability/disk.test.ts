@@ -1,7 +1,7 @@
 /**
  * Disk full and permissions, through the CLI: a save that fails midway (a file-size limit, and a
  * really full file system where one can be mounted) and an output folder that cannot be written
- * leave the previous checkpoint byte for byte, exit non-zero with a message naming the file and the
+ * (under a file, read-only permissions, a read-only file system) leave the previous checkpoint byte for byte, exit non-zero with a message naming the file and the
  * cause, and leave no temp files or lock behind.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
@@ -118,6 +118,33 @@ test("an output folder that cannot be written: refused before training, with the
   } finally {
     chmodSync(out, 0o755);
   }
+});
+
+test("a read-only file system (a read-only bind mount): refused before training, previous checkpoint intact", async () => {
+  const out = copyOfBase("read-only-fs");
+  const before = readFileSync(join(out, CKPT));
+  const saved = join(dir, "erofs-after");
+  mkdirSync(saved);
+  const script = [
+    'mount --bind "$OUT" "$OUT" && mount -o remount,ro,bind "$OUT" || exit 90',
+    'bun run "$BIN" resume "$OUT/model_checkpoint.bin" --data "$DATA" --vocab "$VOCAB" --output "$OUT" --epochs 1 --threads 1 > "$SAVED/log" 2>&1',
+    'echo $? > "$SAVED/code"',
+  ].join("\n");
+  const proc = Bun.spawn(["unshare", "-m", "sh", "-c", script], {
+    cwd: dir, stdout: "pipe", stderr: "pipe",
+    env: { ...process.env, NO_COLOR: "1", OUT: out, BIN, DATA: data, VOCAB: vocab(), SAVED: saved },
+  });
+  const shellErr = await new Response(proc.stderr).text();
+  const code = await proc.exited;
+  if (code === 90 || !existsSync(join(saved, "code"))) {
+    console.log(`skipped the read-only mount case: a private read-only bind mount needs root and unshare(1) (${shellErr.trim().slice(0, 120)})`);
+    return;
+  }
+  const log = readFileSync(join(saved, "log"), "utf8");
+  expect({ code: readFileSync(join(saved, "code"), "utf8").trim(), log }).toEqual({ code: "2", log });
+  expect(log).toContain(`error: Cannot use the output folder ${out}: the file system is read-only. Choose a folder you can write to (--output).`);
+  expect(Buffer.compare(readFileSync(join(out, CKPT)), before)).toBe(0);
+  expect(leftovers(out)).toEqual([]);
 });
 
 test("an output path that is an existing file is named as such", async () => {
