@@ -74,11 +74,21 @@ static ALWAYS_INLINE void mk_abt(float* s, int lds, const float* a, int lda, con
   }
 }
 
-/* s[nr][bt] = a[nr][hs] · kt[hs][bt]; nr a multiple of 4, bt a multiple of 16. */
-static void tile_abt(float* s, const float* a, int lda, const float* kt, int hs, int nr, int bt) {
+/* Which part of a diagonal (query block = key block) tile a product needs. Below the diagonal
+ * the probabilities are exactly 0, so their products are skipped rather than computed and masked:
+ * CAUSAL_LE: row r needs columns (or terms) ≤ r + 3 of its group of four; CAUSAL_GE: ≥ r rounded
+ * down to a vector. Skipped terms would have added exact zeros. */
+enum { CAUSAL_NONE = 0, CAUSAL_LE = 1, CAUSAL_GE = 2 };
+
+/* s[nr][bt] = a[nr][hs] · kt[hs][bt]; nr a multiple of 4, bt a multiple of 16. With a causal
+ * mode only the needed columns of each row group are written (the others are masked afterwards). */
+static void tile_abt(float* s, const float* a, int lda, const float* kt, int hs, int nr, int bt, int causal) {
   for (int r = 0; r < nr; r += 4) {
-    for (int c = 0; c < bt; c += 4 * VW) {
-      int nv = (bt - c) / VW < 4 ? (bt - c) / VW : 4;
+    int c_begin = 0, c_end = bt;
+    if (causal == CAUSAL_LE) c_end = (r + 4 + VW - 1) / VW * VW < bt ? (r + 4 + VW - 1) / VW * VW : bt;
+    if (causal == CAUSAL_GE) c_begin = r / VW * VW;
+    for (int c = c_begin; c < c_end; c += 4 * VW) {
+      int nv = (c_end - c) / VW < 4 ? (c_end - c) / VW : 4;
       float* so = s + r * bt + c;
       const float* ar = a + r * lda;
       switch (nv) {
@@ -122,18 +132,25 @@ static ALWAYS_INLINE void mk_wx(float* y, int ldy, const float* w, int wr, int w
 }
 
 /* y[ny][hsp] += W·x[nm][hsp] with W(r, m) = w[r·wr + m·wm]: W = P for out and dq (wr = row stride,
- * wm = 1), W = Pᵀ for dv and dk (wr = 1, wm = row stride). ny a multiple of 4, hsp of 16. */
-static void tile_wx(float* y, int ny, int hsp, const float* w, int wr, int wm, const float* x, int nm) {
+ * wm = 1), W = Pᵀ for dv and dk (wr = 1, wm = row stride). ny a multiple of 4, hsp of 16.
+ * A causal mode limits each row group's terms m to those where W can be nonzero. */
+static void tile_wx(float* y, int ny, int hsp, const float* w, int wr, int wm, const float* x, int nm, int causal) {
   for (int r = 0; r < ny; r += 4) {
+    int m_begin = 0, m_end = nm;
+    if (causal == CAUSAL_LE && r + 4 < nm) m_end = r + 4;
+    if (causal == CAUSAL_GE) m_begin = r < nm ? r : nm;
+    if (m_end <= m_begin) continue;
     for (int c = 0; c < hsp; c += 4 * VW) {
       int nv = (hsp - c) / VW < 4 ? (hsp - c) / VW : 4;
       float* yo = y + r * hsp + c;
-      const float* wo = w + (int64_t)r * wr;
+      const float* wo = w + (int64_t)r * wr + (int64_t)m_begin * wm;
+      const float* xo = x + (int64_t)m_begin * hsp + c;
+      const int n = m_end - m_begin;
       switch (nv) {
-        case 1: mk_wx(yo, hsp, wo, wr, wm, x + c, hsp, nm, 1); break;
-        case 2: mk_wx(yo, hsp, wo, wr, wm, x + c, hsp, nm, 2); break;
-        case 3: mk_wx(yo, hsp, wo, wr, wm, x + c, hsp, nm, 3); break;
-        default: mk_wx(yo, hsp, wo, wr, wm, x + c, hsp, nm, 4); break;
+        case 1: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 1); break;
+        case 2: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 2); break;
+        case 3: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 3); break;
+        default: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 4); break;
       }
     }
   }
@@ -290,7 +307,8 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb) {
     const int nk4 = (nk + 3) & ~3; /* the products take key rows four at a time */
     load_rows(kb, hsp, base + C + j0 * stride, stride, nk, nk4, hs, 1.0f);
     load_rows(vb, hsp, base + 2 * C + j0 * stride, stride, nk, nk4, hs, 1.0f);
-    tile_abt(st, kb, hsp, qt, hs, nk4, bt);
+    const int diag = j0 == i0; /* the block on the diagonal: key jj only for queries r >= jj */
+    tile_abt(st, kb, hsp, qt, hs, nk4, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
     /* Causal mask, only where the block reaches past the diagonal: key j0+jj hidden from query i0+r < j0+jj. */
     if (j0 + nk - 1 > i0)
       for (int jj = 0; jj < nk; jj++)
@@ -317,7 +335,7 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb) {
       for (int i = 0; i < hsp; i += VW) vstore(orow + i, vload(orow + i) * f);
     }
     /* o[r] += Σ_j P[r][j]·v[j], P[r][j] = st[j·bt + r] */
-    tile_wx(o, bt, hsp, st, 1, bt, vb, nk);
+    tile_wx(o, bt, hsp, st, 1, bt, vb, nk, diag ? CAUSAL_LE : CAUSAL_NONE);
   }
 
   for (int r = 0; r < nq; r++) {
@@ -449,8 +467,10 @@ static void backward_head(const attn_ctx* c, int b, int h) {
           memset(d, 0, sizeof(float) * (size_t)hsp);
         }
       }
-      tile_abt(s, qs, hsp, kt, hs, bt, bt);
-      tile_abt(dp, dot, hsp, vt, hs, bt, bt);
+      /* On the diagonal block, query r sees keys j <= r only. */
+      const int diag = i0 == j0;
+      tile_abt(s, qs, hsp, kt, hs, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
+      tile_abt(dp, dot, hsp, vt, hs, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
       for (int r = 0; r < bt; r++) {
         float* p = s + r * bt;
         float* ds = dp + r * bt;
@@ -467,11 +487,11 @@ static void backward_head(const attn_ctx* c, int b, int h) {
         memset(ds + valid, 0, sizeof(float) * (size_t)(bt - valid));
       }
       /* dv += Pᵀ·dout, dk += dSᵀ·(scale·q): rows of the key block, reduced over the queries. */
-      tile_wx(dv, bt, hsp, s, 1, bt, dot, bt);
-      tile_wx(dk, bt, hsp, dp, 1, bt, qs, bt);
+      tile_wx(dv, bt, hsp, s, 1, bt, dot, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
+      tile_wx(dk, bt, hsp, dp, 1, bt, qs, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
       /* dq += scale·dS·k for this query block. */
       memset(dq, 0, sizeof(float) * (size_t)(bt * hsp));
-      tile_wx(dq, bt, hsp, dp, bt, 1, kb, bt);
+      tile_wx(dq, bt, hsp, dp, bt, 1, kb, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
       for (int r = 0; r < nq; r++) {
         float* g = dbase + (int64_t)(i0 + r) * stride;
         const float* src = dq + r * hsp;

@@ -11,7 +11,7 @@ import { Rng } from "./rng.ts";
 // [B, T, C, H]
 const SHAPES: [number, number, number, number][] = [
   [1, 1, 4, 1], [2, 3, 6, 2], [1, 17, 34, 2], [2, 31, 12, 3], [1, 67, 64, 1], [2, 70, 96, 3],
-  [1, 130, 32, 2], [1, 40, 1, 1], [1, 20, 520, 2], [1, 33, 200, 1],
+  [1, 130, 32, 2], [1, 40, 1, 1], [1, 20, 520, 2], [1, 33, 200, 1], [1, 200, 128, 2],
 ];
 
 function run(qkv: Float32Array, B: number, T: number, C: number, H: number) {
