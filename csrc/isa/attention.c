@@ -314,12 +314,15 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb) {
       for (int jj = 0; jj < nk; jj++)
         for (int r = 0; r < bt && i0 + r < j0 + jj; r++) st[jj * bt + r] = -INFINITY;
     for (int v = 0; v < bt; v += VW) {
+      /* On the diagonal, keys past this vector's last query are all masked; the P·v product
+       * below reads no further than that either. */
+      const int jn = diag && v + VW < nk ? v + VW : nk;
       vf m_old = vload(mrow + v), mx = m_old;
-      for (int jj = 0; jj < nk; jj++) mx = vmax(mx, vload(st + jj * bt + v));
+      for (int jj = 0; jj < jn; jj++) mx = vmax(mx, vload(st + jj * bt + v));
       /* Every real query sees key 0 in the first block, so mx is finite from then on; m_old = −inf
        * gives a factor of 0 on an accumulator that is still 0. */
       vf f = vexp(m_old - mx), sum = (vf){0};
-      for (int jj = 0; jj < nk; jj++) {
+      for (int jj = 0; jj < jn; jj++) {
         vf p = vexp(vload(st + jj * bt + v) - mx);
         vstore(st + jj * bt + v, p);
         sum += p;
