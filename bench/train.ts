@@ -102,7 +102,9 @@ interface OursResult {
   max_rss: number;
 }
 
-async function runOurs(c: BenchConfig, precision: "fp32" | "bf16", warmup: number, steps: number, profiled: number): Promise<OursResult> {
+async function runOurs(
+  c: BenchConfig, precision: "fp32" | "bf16", warmup: number, steps: number, profiled: number, extra: number,
+): Promise<OursResult> {
   const K = await import("../src/native.ts");
   const { GPT } = await import("../src/model/gpt.ts");
   const { StepProfile } = await import("../src/model/profile.ts");
@@ -146,9 +148,9 @@ async function runOurs(c: BenchConfig, precision: "fp32" | "bf16", warmup: numbe
   const prof = new StepProfile();
   const profiledMs: number[] = [];
   const perLabel: Record<string, number[]> = {};
-  const total = warmup + steps + profiled;
+  const total = warmup + steps + profiled + extra; // extra: untimed steps, for comparing losses further on
   for (let s = 0; s < total; s++) {
-    const profiling = s >= warmup + steps;
+    const profiling = s >= warmup + steps && s < warmup + steps + profiled;
     fillBatch(s);
     const p = profiling ? prof : null;
     model.profile = p;
@@ -171,7 +173,7 @@ async function runOurs(c: BenchConfig, precision: "fp32" | "bf16", warmup: numbe
       for (const [k, v] of prof.ms) (perLabel[k] ??= []).push(v);
       (perLabel["TypeScript overhead"] ??= []).push(dt - prof.total());
       prof.reset();
-    } else if (s >= warmup) stepMs.push(dt);
+    } else if (s >= warmup && s < warmup + steps) stepMs.push(dt);
   }
   model.profile = null;
   // Medians per label over the profiled steps: a step disturbed by another process moves them little.
@@ -192,7 +194,7 @@ async function runOurs(c: BenchConfig, precision: "fp32" | "bf16", warmup: numbe
 if (process.env.BENCH_TRAIN_CHILD) {
   const c = CONFIGS[option("config") ?? "S"]!;
   const precision = option("precision") === "bf16" ? "bf16" : "fp32";
-  const r = await runOurs(c, precision, intOption("warmup", 2), intOption("steps", 10), intOption("profiled", 0));
+  const r = await runOurs(c, precision, intOption("warmup", 2), intOption("steps", 10), intOption("profiled", 0), intOption("extra", 0));
   console.log(JSON.stringify(r));
   process.exit(0);
 }
@@ -214,6 +216,7 @@ const wantPeer = !flag("no-peer");
 const wantBf16 = !flag("no-bf16") && configNames.includes("S");
 const wantScaling = !flag("no-scaling") && configNames.includes("S") && threads > 1;
 const jsonPath = option("json") ?? join(buildDir, "bench-train.json");
+const LOSS_EXTRA = 20; // untimed steps after the timed ones in round 1 of S, fp32 and bf16
 
 // The measured FP32 FMA peak, as bench/kernels.ts measures it.
 interface Peak { lanes: number; threads: number; gflops_1: number; gflops_all: number }
@@ -232,10 +235,10 @@ function measurePeak(n: number): Peak | null {
   return JSON.parse(run.stdout.toString()) as Peak;
 }
 
-function childOurs(c: BenchConfig, precision: "fp32" | "bf16", nthreads: number, profiled: number): OursResult | null {
+function childOurs(c: BenchConfig, precision: "fp32" | "bf16", nthreads: number, profiled: number, extra = 0): OursResult | null {
   const r = Bun.spawnSync(
     ["bun", "run", import.meta.path, "--config", c.name, "--precision", precision,
-      "--warmup", String(warmup), "--steps", String(steps), "--profiled", String(profiled)],
+      "--warmup", String(warmup), "--steps", String(steps), "--profiled", String(profiled), "--extra", String(extra)],
     { env: { ...process.env, BENCH_TRAIN_CHILD: "1", TRAIN_VOCAB_THREADS: String(nthreads) }, stderr: "pipe" },
   );
   if (r.exitCode !== 0) {
@@ -309,11 +312,12 @@ console.log(`${rounds} round(s), ${warmup} warm-up + ${steps} timed steps per ru
 
 const ours: Record<string, OursResult[]> = {};
 const peer: Record<string, PeerResult[]> = {};
-const extra: Record<string, OursResult[]> = { "S bf16": [], "S 1 thread": [] };
+const variants: Record<string, OursResult[]> = { "S bf16": [], "S 1 thread": [] };
 for (let round = 0; round < rounds; round++) {
   for (const name of configNames) {
     const c = CONFIGS[name]!;
-    const o = childOurs(c, "fp32", threads, round === 0 ? 5 : 0);
+    // Round 1 also profiles S (or the first config) and runs S further for the bf16 loss comparison.
+    const o = childOurs(c, "fp32", threads, round === 0 ? 5 : 0, round === 0 && name === "S" && wantBf16 ? LOSS_EXTRA : 0);
     if (o) (ours[name] ??= []).push(o);
     if (!peerNote) {
       const p = childPeer(c, threads);
@@ -325,12 +329,12 @@ for (let round = 0; round < rounds; round++) {
     console.log(line.join("  "));
   }
   if (wantBf16) {
-    const b = childOurs(CONFIGS.S!, "bf16", threads, 0);
-    if (b) extra["S bf16"]!.push(b), console.log(`round ${round + 1} S bf16  ours ${b.tokens_per_s.toFixed(0)} tok/s`);
+    const b = childOurs(CONFIGS.S!, "bf16", threads, 0, round === 0 ? LOSS_EXTRA + 5 : 0);
+    if (b) variants["S bf16"]!.push(b), console.log(`round ${round + 1} S bf16  ours ${b.tokens_per_s.toFixed(0)} tok/s`);
   }
   if (wantScaling) {
     const s1 = childOurs(CONFIGS.S!, "fp32", 1, 0);
-    if (s1) extra["S 1 thread"]!.push(s1), console.log(`round ${round + 1} S 1 thread  ours ${s1.tokens_per_s.toFixed(0)} tok/s`);
+    if (s1) variants["S 1 thread"]!.push(s1), console.log(`round ${round + 1} S 1 thread  ours ${s1.tokens_per_s.toFixed(0)} tok/s`);
   }
 }
 
@@ -375,8 +379,8 @@ for (const name of configNames) {
 
 const sOurs = ours.S ?? [];
 let bf16: Record<string, unknown> | null = null;
-if (wantBf16 && extra["S bf16"]!.length && sOurs.length) {
-  const b = extra["S bf16"]!;
+if (wantBf16 && variants["S bf16"]!.length && sOurs.length) {
+  const b = variants["S bf16"]!;
   const bT = median(b.map((r) => r.tokens_per_s)), fT = median(sOurs.map((r) => r.tokens_per_s));
   // The same step of both runs (same initial weights, same batches, same learning rates).
   const k = Math.min(b[0]!.losses.length, sOurs[0]!.losses.length);
@@ -386,8 +390,8 @@ if (wantBf16 && extra["S bf16"]!.length && sOurs.length) {
   bf16 = { tokens_per_s: bT, ratio_vs_fp32: bT / fT, loss_bf16: lb, loss_fp32: lf, steps: k, hardware: b[0]!.bf16_hardware };
 }
 let scaling: Record<string, unknown> | null = null;
-if (wantScaling && extra["S 1 thread"]!.length && sOurs.length) {
-  const s1 = extra["S 1 thread"]!;
+if (wantScaling && variants["S 1 thread"]!.length && sOurs.length) {
+  const s1 = variants["S 1 thread"]!;
   const t1 = median(s1.map((r) => r.tokens_per_s)), tN = median(sOurs.map((r) => r.tokens_per_s));
   const ref = sOurs[0]!.losses;
   const same = s1.every((r) => r.losses.every((l, i) => i >= ref.length || Object.is(l, ref[i])));
@@ -409,6 +413,6 @@ writeFileSync(jsonPath, JSON.stringify({
   date: new Date().toISOString(), cpu: cpus()[0]?.model, threads, isa, peak, rounds, steps, warmup,
   peer: peerNote ?? "pytorch (bench/train_torch.py, OpenMP OpenBLAS, OPENBLAS_CORETYPE=SkylakeX)",
   configs: summary, bf16, scaling, breakdown: prof ? { config: prof.config, step_ms: prof.profiled_step_ms, ms: prof.breakdown } : null,
-  runs: { ours, peer, extra },
+  runs: { ours, peer, variants },
 }, null, 2) + "\n");
 console.log(`\nwrote ${jsonPath}`);
