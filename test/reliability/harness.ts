@@ -44,7 +44,7 @@ export function startCli(args: string[], cwd: string, env: Record<string, string
   const done = (async () => {
     const code = await proc.exited;
     await pumps;
-    return { code: proc.signalCode ? null : code, signal: proc.signalCode ?? null, out };
+    return { code: proc.signalCode ? null : code, signal: proc.signalCode ? String(proc.signalCode) : null, out };
   })();
   return { proc, output: () => out, done };
 }
