@@ -39,7 +39,7 @@ const symbols = {
   tv_attention_decode: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_crossentropy_forward_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, f32], returns: i32 },
   tv_adamw_step: {
-    args: [ptr, ptr, ptr, ptr, i64, f32, f32, f32, f32, f32, i32],
+    args: [ptr, ptr, ptr, ptr, i64, f32, f32, f32, f32, f32, f32, i32],
     returns: i32,
   },
   tv_sum_squares: { args: [ptr, ptr, i64], returns: i32 },
@@ -327,6 +327,8 @@ export interface AdamWHyper {
   beta2: number;
   eps: number;
   weightDecay: number;
+  /** The gradients are used times this (gradient clipping); 1 when absent. */
+  gradScale?: number;
 }
 
 export function adamwStep(
@@ -336,7 +338,7 @@ export function adamwStep(
   const N = params.length;
   positive(k, { N, t });
   need(k, "m", m, N); need(k, "v", v, N); need(k, "grads", grads, N);
-  check(k, S.tv_adamw_step(params, m, v, grads, N, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, t));
+  check(k, S.tv_adamw_step(params, m, v, grads, N, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.gradScale ?? 1, t));
 }
 
 const sumSquaresOut = new Float64Array(1);

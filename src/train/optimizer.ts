@@ -3,7 +3,7 @@
  * run of neighbouring tensors that share a weight-decay setting (matrices decay; biases and norms do
  * not). The moments m and v are flat buffers in the same layout, saved in every checkpoint.
  */
-import { adamwStep, scale, sumSquares } from "../native.ts";
+import { adamwStep, sumSquares } from "../native.ts";
 import { type Architecture, parameterCount, tensorSpecs } from "../model/layout.ts";
 
 interface DecayRun {
@@ -43,16 +43,18 @@ export class AdamW {
   }
 
   /**
-   * Clip `grads` to norm `grad_clip` (0 = off) given their norm, then update `params`.
+   * Update `params` with `grads` clipped to norm `grad_clip` (0 = off) given their norm; `grads` is
+   * left as it was (the kernel scales each gradient as it reads it).
    * `t` is the step count for bias correction (1 for the first step the moments see).
    */
   step(params: Float32Array, grads: Float32Array, gradNorm: number, lr: number, t: number, h: OptimizerHyper): void {
-    if (h.grad_clip > 0 && gradNorm > h.grad_clip) scale(grads, h.grad_clip / gradNorm);
+    // Clipping is a factor on the gradients that the AdamW kernel applies as it reads them.
+    const gradScale = h.grad_clip > 0 && gradNorm > h.grad_clip ? Math.fround(h.grad_clip / gradNorm) : 1;
     for (const r of this.runs) {
       adamwStep(
         params.subarray(r.start, r.end), this.m.subarray(r.start, r.end), this.v.subarray(r.start, r.end),
         grads.subarray(r.start, r.end),
-        { lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: r.decay ? h.weight_decay : 0 },
+        { lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: r.decay ? h.weight_decay : 0, gradScale },
         t,
       );
     }

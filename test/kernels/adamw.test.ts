@@ -55,6 +55,26 @@ describe("adamw", () => {
     });
   });
 
+  test("a gradient scale gives the bytes of scaling the gradients first, and leaves them unchanged", () => {
+    ref.forEachIsa(() => {
+      const N = 40000 + 3;
+      const r = new Rng(4);
+      const p = r.floats(N), g = r.floats(N);
+      const s = Math.fround(0.37);
+      const a = p.slice(), am = new Float32Array(N), av = new Float32Array(N);
+      const gs = g.slice();
+      native.scale(gs, s);
+      native.adamwStep(a, am, av, gs, H, 3);
+      const b = p.slice(), bm = new Float32Array(N), bv = new Float32Array(N);
+      const gb = g.slice();
+      native.adamwStep(b, bm, bv, gb, { ...H, gradScale: s }, 3);
+      expect(ref.sameBytes(a, b)).toBe(true);
+      expect(ref.sameBytes(am, bm)).toBe(true);
+      expect(ref.sameBytes(av, bv)).toBe(true);
+      expect(ref.sameBytes(gb, g)).toBe(true);
+    });
+  });
+
   test("1 and 2 threads give identical bytes", () => {
     ref.forEachIsa(() => {
       const N = 16384 * 70 + 5; // more than one round of sum_squares partials
@@ -77,7 +97,7 @@ describe("adamw", () => {
     const f = new Float32Array(8);
     expect(() => native.adamwStep(f, f, f, f, H, 0)).toThrow(RangeError);
     expect(() => native.adamwStep(f, new Float32Array(4), f, f, H, 1)).toThrow(RangeError);
-    expect(native.nativeSymbols.tv_adamw_step(f, f, f, f, 8, 1e-3, 0.9, 0.999, 1e-8, 0, 0)).toBe(-1);
+    expect(native.nativeSymbols.tv_adamw_step(f, f, f, f, 8, 1e-3, 0.9, 0.999, 1e-8, 0, 1, 0)).toBe(-1);
     expect(native.nativeSymbols.tv_sum_squares(new Float64Array(1), f, 0)).toBe(-1);
     expect(native.nativeSymbols.tv_scale(null, 8, 2)).toBe(-2);
     expect(native.sumSquares(new Float32Array(0))).toBe(0);
