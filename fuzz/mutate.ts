@@ -46,6 +46,8 @@ const fromLatin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0x
 export const HOSTILE_NUMBERS = [
   "-1", "0", "-0", "1", "NaN", "Infinity", "-Infinity", "1e309", "-1e309", "1e300", "1.5", "0.1", "2147483647", "2147483648",
   "-2147483649", "4294967295", "4294967296", "9007199254740991", "9007199254740993", "18446744073709551616", "1e-320", "3",
+  // Large but inside the architecture limits: only the file sizes can show these are lies.
+  "1024", "4096", "65536", "262144", "1048576", "16777216",
 ];
 /** Values of the wrong type or shape for any JSON field. */
 export const HOSTILE_JSON: unknown[] = [
@@ -192,7 +194,7 @@ export function mutateJsonTree(r: Rng, root: Json, nested: string[] = []): Json 
   const roll = r.next();
   if (roll < 0.15 && !Array.isArray(parent)) delete parent[key];
   else if (roll < 0.25 && !Array.isArray(parent)) (parent as Record<string, Json>)[`unknown_${r.int(0, 9)}`] = r.pick(HOSTILE_JSON) as Json;
-  else if (roll < 0.45 && typeof value === "number") parent[key] = r.pick([-value, value * 1e6, value + 1, value - 1, Math.floor(value / 2), NaN, -1, 0]) as Json;
+  else if (roll < 0.45 && typeof value === "number") parent[key] = r.pick([-value, value * 1e6, value * 1024, value + 1, value - 1, Math.floor(value / 2), NaN, -1, 0, 65536, 1024]) as Json;
   else parent[key] = structuredClone(r.pick(HOSTILE_JSON)) as Json;
   return root;
 }

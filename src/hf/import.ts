@@ -14,7 +14,7 @@ import { UserError } from "../errors.ts";
 import { type Architecture, parameterCount, tensorSpecs, viewsOf } from "../model/layout.ts";
 import type { BpeTokenizer } from "../tokenizer/index.ts";
 import { parseHfConfig } from "./config.ts";
-import { canonicalKey, hfTensors, isBufferKey, transpose } from "./names.ts";
+import { canonicalKey, type HfTensor, hfTensors, isBufferKey, transpose } from "./names.ts";
 import { type LazyTensor, readSafetensorsFile, weightFiles } from "./read_tensors.ts";
 import { readTokenizerFiles } from "./tokenizer_files.ts";
 
@@ -57,20 +57,27 @@ export function importHf(dir: string): ImportResult {
     tensors.delete("lm_head.weight");
   }
 
-  const params = new Float32Array(parameterCount(arch));
-  const views = viewsOf(params, arch);
+  // Every tensor the config implies must be in the weight files with its shape before anything is
+  // allocated: the files' sizes (checked by the container reader) then bound the parameter buffer,
+  // whatever sizes a damaged or hostile config.json declares.
   const shapes = new Map(tensorSpecs(arch).map((s) => [s.name, s.shape]));
+  const placed: { spec: HfTensor; t: LazyTensor; expected: number[] }[] = [];
   for (const spec of hfTensors(arch)) {
     const t = tensors.get(spec.hf);
     tensors.delete(spec.hf);
-    const view = views.get(spec.ours);
-    if (!view) continue; // a zero bias we dropped
+    const ours = shapes.get(spec.ours);
+    if (!ours) continue; // a zero bias we dropped
     if (!t) throw new UserError(`${dir}: tensor ${spec.hf} is missing. The folder is not a complete GPT2LMHeadModel${spec.hf === "lm_head.weight" ? " (tie_word_embeddings is false but there is no lm_head.weight)" : ""}.`);
-    const ours = shapes.get(spec.ours)!;
     const expected = spec.transposed ? [ours[1]!, ours[0]!] : ours;
     if (t.shape.join() !== expected.join()) {
       throw new UserError(`${dir}: tensor ${spec.hf} has shape [${t.shape}] but config.json implies [${expected}]. The config and the weights do not belong together.`);
     }
+    placed.push({ spec, t, expected });
+  }
+  const params = new Float32Array(parameterCount(arch));
+  const views = viewsOf(params, arch);
+  for (const { spec, t, expected } of placed) {
+    const view = views.get(spec.ours)!;
     const data = t.read();
     if (spec.transposed) transpose(data, expected[0]!, expected[1]!, view);
     else view.set(data);
