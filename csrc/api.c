@@ -66,6 +66,15 @@ int tv_layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
   return TV_OK;
 }
 
+int tv_residual_layernorm_forward(float* resid, float* out, float* mean, float* rstd,
+                                  const float* a, const float* b, const float* weight,
+                                  const float* bias, int M, int C) {
+  NEED(resid); NEED(out); NEED(mean); NEED(rstd); NEED(a); NEED(b); NEED(weight); NEED(bias);
+  POS(M); POS(C); FITS((int64_t)M * C);
+  tv_active->residual_layernorm_forward(resid, out, mean, rstd, a, b, weight, bias, M, C);
+  return TV_OK;
+}
+
 int tv_layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                           const float* inp, const float* weight, const float* mean,
                           const float* rstd, int M, int C) {

@@ -30,6 +30,9 @@
   X(layernorm_backward, (float* dinp, float* dweight, float* dbias, const float* dout,             \
                          const float* inp, const float* weight, const float* mean,                 \
                          const float* rstd, int M, int C))                                         \
+  X(residual_layernorm_forward, (float* resid, float* out, float* mean, float* rstd, const float* a,\
+                                 const float* b, const float* weight, const float* bias, int M,   \
+                                 int C))                                                           \
   X(gelu_forward, (float* out, const float* inp, int64_t N))                                       \
   X(gelu_backward, (float* dinp, const float* inp, const float* dout, int64_t N))                  \
   X(residual_forward, (float* out, const float* a, const float* b, int64_t N))                     \

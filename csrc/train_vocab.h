@@ -80,6 +80,11 @@ int tv_layernorm_forward(float* out, float* mean, float* rstd,
 int tv_layernorm_backward(float* dinp, float* dweight, float* dbias,
                           const float* dout, const float* inp, const float* weight,
                           const float* mean, const float* rstd, int M, int C);
+/* resid[M,C] = a + b, then out[M,C] = layernorm(resid) as tv_layernorm_forward (same bytes as the
+ * two calls in turn); resid may alias a or b. */
+int tv_residual_layernorm_forward(float* resid, float* out, float* mean, float* rstd,
+                                  const float* a, const float* b, const float* weight,
+                                  const float* bias, int M, int C);
 
 /* ---- GELU, tanh approximation -------------------------------------------------------------- */
 

@@ -28,6 +28,7 @@ const symbols = {
     args: [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i32],
     returns: i32,
   },
+  tv_residual_layernorm_forward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i32], returns: i32 },
   tv_gelu_forward: { args: [ptr, ptr, i64], returns: i32 },
   tv_gelu_backward: { args: [ptr, ptr, ptr, i64], returns: i32 },
   tv_residual_forward: { args: [ptr, ptr, ptr, i64], returns: i32 },
@@ -214,6 +215,18 @@ export function layernormForward(
   need(k, "out", out, M * C); need(k, "mean", mean, M); need(k, "rstd", rstd, M);
   need(k, "inp", inp, M * C); need(k, "weight", weight, C); need(k, "bias", bias, C);
   check(k, S.tv_layernorm_forward(out, mean, rstd, inp, weight, bias, M, C));
+}
+
+/** resid = a + b, then out = layernorm(resid): the same bytes as residualForward then layernormForward. */
+export function residualLayernormForward(
+  resid: Float32Array, out: Float32Array, mean: Float32Array, rstd: Float32Array, a: Float32Array, b: Float32Array,
+  weight: Float32Array, bias: Float32Array, M: number, C: number,
+): void {
+  const k = "residual_layernorm_forward";
+  positive(k, { M, C });
+  need(k, "resid", resid, M * C); need(k, "out", out, M * C); need(k, "mean", mean, M); need(k, "rstd", rstd, M);
+  need(k, "a", a, M * C); need(k, "b", b, M * C); need(k, "weight", weight, C); need(k, "bias", bias, C);
+  check(k, S.tv_residual_layernorm_forward(resid, out, mean, rstd, a, b, weight, bias, M, C));
 }
 
 export function layernormBackward(

@@ -1,4 +1,5 @@
-/* layernorm.c — layer normalization over the last dimension (eps = 1e-5), forward and backward.
+/* layernorm.c — layer normalization over the last dimension (eps = 1e-5), forward and backward,
+ * and the forward fused with the residual add before it.
  *
  * Forward, per row: mean, then the variance from the centered values (two passes over a row that
  * sits in L1, so no cancellation from E[x²] − mean²), rstd = 1/√(var + eps).
@@ -8,6 +9,7 @@
  * thread count: each thread owns a slice of columns and adds every row into it in row order, while
  * dinp is split by rows. Both halves only read the inputs, so they run in the same job. */
 #include <math.h>
+#include <stddef.h>
 
 #include "../kernels.h"
 #include "../threads.h"
@@ -22,10 +24,13 @@ typedef struct {
   float* out;          /* [M,C] */
   float* mean;         /* [M] */
   float* rstd;         /* [M] */
-  const float* inp;    /* [M,C] */
+  const float* inp;    /* [M,C] (the fused residual: its output, written first) */
   const float* weight; /* [C] */
   const float* bias;   /* [C] */
   int M, C;
+  float* resid;        /* fused residual: resid = ra + rb, written first (resid == inp), or NULL */
+  const float* ra;
+  const float* rb;
 } fwd_ctx;
 
 static void fwd_rows(void* arg, int64_t r0, int64_t r1) {
@@ -36,6 +41,13 @@ static void fwd_rows(void* arg, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
     const float* x = c->inp + r * C;
     float* out = c->out + r * C;
+    if (c->resid) {
+      /* The residual row is written and then normalized while it is still in L1. */
+      float* xr = c->resid + r * C;
+      const float* a = c->ra + r * C;
+      const float* bb = c->rb + r * C;
+      for (int i = 0; i < C; i++) xr[i] = a[i] + bb[i];
+    }
     float mu = tv_row_sum(x, C) / (float)C;
     /* The centered row goes to out first; the variance is its dot with itself. */
     for (int i = 0; i < C; i++) out[i] = x[i] - mu;
@@ -49,7 +61,18 @@ static void fwd_rows(void* arg, int64_t r0, int64_t r1) {
 
 void TV_FN(layernorm_forward)(float* out, float* mean, float* rstd, const float* inp,
                               const float* weight, const float* bias, int M, int C) {
-  fwd_ctx c = {out, mean, rstd, inp, weight, bias, M, C};
+  fwd_ctx c = {out, mean, rstd, inp, weight, bias, M, C, NULL, NULL, NULL};
+  if ((int64_t)M * C < SERIAL_BELOW) fwd_rows(&c, 0, M);
+  else tv_parallel_for(M, fwd_rows, &c);
+}
+
+/* resid = a + b, then out = layernorm(resid): the residual add and the LayerNorm after it in one
+ * pass over the rows (the same arithmetic, so the same bytes, as the two kernels one after the
+ * other). resid may alias a or b. */
+void TV_FN(residual_layernorm_forward)(float* resid, float* out, float* mean, float* rstd,
+                                       const float* a, const float* b, const float* weight,
+                                       const float* bias, int M, int C) {
+  fwd_ctx c = {out, mean, rstd, resid, weight, bias, M, C, resid, a, b};
   if ((int64_t)M * C < SERIAL_BELOW) fwd_rows(&c, 0, M);
   else tv_parallel_for(M, fwd_rows, &c);
 }

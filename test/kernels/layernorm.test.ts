@@ -105,3 +105,55 @@ describe("layernorm", () => {
     expect(S.tv_layernorm_backward(null, null, null, f, f, f, f, f, 2, 4)).toBe(-2);
   });
 });
+
+describe("residual + layernorm forward (fused)", () => {
+  test("the same bytes as residual_forward then layernorm_forward, on every ISA level, aliasing included", () => {
+    ref.forEachIsa((isa) => {
+      for (const [M, C] of [...SHAPES, [300, 256] as [number, number]]) {
+        const { r, inp, weight, bias } = inputs(M, C, M * 7 + C);
+        const other = r.floats(M * C);
+        const resid = new Float32Array(M * C), out = new Float32Array(M * C);
+        const mean = new Float32Array(M), rstd = new Float32Array(M);
+        native.residualLayernormForward(resid, out, mean, rstd, inp, other, weight, bias, M, C);
+        const resid2 = new Float32Array(M * C), out2 = new Float32Array(M * C);
+        const mean2 = new Float32Array(M), rstd2 = new Float32Array(M);
+        native.residualForward(resid2, inp, other, M * C);
+        native.layernormForward(out2, mean2, rstd2, resid2, weight, bias, M, C);
+        const label = `${isa} M=${M} C=${C}`;
+        expect(ref.sameBytes(resid, resid2), `${label} resid`).toBe(true);
+        expect(ref.sameBytes(out, out2), `${label} out`).toBe(true);
+        expect(ref.sameBytes(mean, mean2), `${label} mean`).toBe(true);
+        expect(ref.sameBytes(rstd, rstd2), `${label} rstd`).toBe(true);
+        // Against the float64 reference of layernorm(a + b).
+        const sum = Float32Array.from(inp, (x, i) => x + other[i]!);
+        ref.within(ref.worst(out, ref.layernormForward(sum, weight, bias, M, C).out, 1e-5, 1e-4), `${label} reference`);
+        // resid may be one of the inputs (the residual stream updated in place).
+        const a = inp.slice();
+        native.residualLayernormForward(a, out, mean, rstd, a, other, weight, bias, M, C);
+        expect(ref.sameBytes(a, resid2), `${label} in place`).toBe(true);
+      }
+    });
+  });
+
+  test("1 and 2 threads give identical bytes", () => {
+    ref.forEachIsa(() => {
+      const M = 333, C = 200;
+      const { r, inp, weight, bias } = inputs(M, C, 11);
+      const other = r.floats(M * C);
+      const go = () => {
+        const resid = new Float32Array(M * C), out = new Float32Array(M * C), mean = new Float32Array(M), rstd = new Float32Array(M);
+        native.residualLayernormForward(resid, out, mean, rstd, inp, other, weight, bias, M, C);
+        return [resid, out, mean, rstd];
+      };
+      const a = ref.withThreads(1, go), b = ref.withThreads(2, go);
+      for (let i = 0; i < a.length; i++) expect(ref.sameBytes(a[i]!, b[i]!)).toBe(true);
+    });
+  });
+
+  test("refuses missing buffers and bad sizes", () => {
+    const f = new Float32Array(8);
+    expect(() => native.residualLayernormForward(f, f, f, f, f, f, f, f, 2, 8)).toThrow(RangeError);
+    expect(native.nativeSymbols.tv_residual_layernorm_forward(null, f, f, f, f, f, f, f, 1, 8)).toBe(-2);
+    expect(native.nativeSymbols.tv_residual_layernorm_forward(f, f, f, f, f, f, f, f, 0, 8)).toBe(-1);
+  });
+});
