@@ -87,14 +87,23 @@ export class GPT {
     p?.begin();
     K.encoderForward(a.encoded, a.tokens, w.wte, w.wpe, B, T, C, V, P);
     p?.end("encoder fwd");
+    // The first LayerNorm reads the embeddings; every later one is fused with the residual add
+    // before it (each block ends by writing the next block's ln_1, or ln_f).
+    const L = this.arch.num_layers;
+    const lnf: NextNorm = { out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, weight: w.lnfw, bias: w.lnfb };
+    const ln1 = (l: number): NextNorm => {
+      const ab = a.blocks[l]!, wb = w.blocks[l]!;
+      return { out: ab.ln1, mean: ab.ln1Mean, rstd: ab.ln1Rstd, weight: wb.ln1w, bias: wb.ln1b };
+    };
+    const first = L > 0 ? ln1(0) : lnf;
+    p?.begin();
+    K.layernormForward(first.out, first.mean, first.rstd, a.encoded, first.weight, first.bias, M, C);
+    p?.end("layernorm fwd");
     let x = a.encoded;
-    for (let l = 0; l < this.arch.num_layers; l++) {
-      blockForward(a.blocks[l]!, w.blocks[l]!, x, B, T, C, H, F, mm, p);
+    for (let l = 0; l < L; l++) {
+      blockForward(a.blocks[l]!, w.blocks[l]!, x, l + 1 < L ? ln1(l + 1) : lnf, B, T, C, H, F, mm, p);
       x = a.blocks[l]!.resid3;
     }
-    p?.begin();
-    K.layernormForward(a.lnf, a.lnfMean, a.lnfRstd, x, w.lnfw, w.lnfb, M, C);
-    p?.end("layernorm fwd");
     p?.begin();
     mm.forward(a.logits, a.lnf, w.lmHead, null, M, C, V);
     p?.end("lm head fwd");
@@ -169,14 +178,18 @@ export class GPT {
 
 // ---- one transformer block ------------------------------------------------------------------
 
+/** The LayerNorm that follows a block's output: the next block's ln_1, or ln_f after the last. */
+interface NextNorm {
+  out: Float32Array; mean: Float32Array; rstd: Float32Array;
+  weight: Float32Array; bias: Float32Array;
+}
+
+/** Expects a.ln1 = ln_1(x) already written; writes resid2, resid3 and `next` = LN(resid3). */
 function blockForward(
-  a: BlockActivations, w: BlockTensors, x: Float32Array, B: number, T: number, C: number, H: number, F: number,
-  mm: Matmuls, p: StepProfile | null,
+  a: BlockActivations, w: BlockTensors, x: Float32Array, next: NextNorm,
+  B: number, T: number, C: number, H: number, F: number, mm: Matmuls, p: StepProfile | null,
 ): void {
   const M = B * T;
-  p?.begin();
-  K.layernormForward(a.ln1, a.ln1Mean, a.ln1Rstd, x, w.ln1w, w.ln1b, M, C);
-  p?.end("layernorm fwd");
   p?.begin();
   mm.forward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C);
   p?.end("matmul qkv fwd");
@@ -187,11 +200,8 @@ function blockForward(
   mm.forward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C);
   p?.end("matmul attn.proj fwd");
   p?.begin();
-  K.residualForward(a.resid2, x, a.attProj, M * C);
-  p?.end("residual fwd");
-  p?.begin();
-  K.layernormForward(a.ln2, a.ln2Mean, a.ln2Rstd, a.resid2, w.ln2w, w.ln2b, M, C);
-  p?.end("layernorm fwd");
+  K.residualLayernormForward(a.resid2, a.ln2, a.ln2Mean, a.ln2Rstd, x, a.attProj, w.ln2w, w.ln2b, M, C);
+  p?.end("residual+layernorm fwd");
   p?.begin();
   mm.forward(a.fch, a.ln2, w.fcW, w.fcB, M, C, F);
   p?.end("matmul fc fwd");
@@ -202,8 +212,8 @@ function blockForward(
   mm.forward(a.mlpProj, a.fchGelu, w.mlpProjW, w.mlpProjB, M, F, C);
   p?.end("matmul mlp.proj fwd");
   p?.begin();
-  K.residualForward(a.resid3, a.resid2, a.mlpProj, M * C);
-  p?.end("residual fwd");
+  K.residualLayernormForward(a.resid3, next.out, next.mean, next.rstd, a.resid2, a.mlpProj, next.weight, next.bias, M, C);
+  p?.end("residual+layernorm fwd");
 }
 
 /**

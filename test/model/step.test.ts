@@ -98,7 +98,8 @@ test("the step profile times every kernel call of forward and backward under its
   // (but the residuals) backward; plus the final layernorm, the LM head, cross-entropy, the encoder.
   expect(calls["attention fwd"]).toBe(2 * arch.num_layers);
   expect(calls["attention bwd"]).toBe(2 * arch.num_layers);
-  expect(calls["layernorm fwd"]).toBe(2 * (2 * arch.num_layers + 1));
+  expect(calls["layernorm fwd"]).toBe(2); // the first; the others are fused with the residual adds
+  expect(calls["residual+layernorm fwd"]).toBe(2 * 2 * arch.num_layers);
   expect(calls["layernorm bwd"]).toBe(2 * (2 * arch.num_layers + 1));
   expect(calls["lm head fwd"]).toBe(2);
   expect(calls["lm head bwd"]).toBe(2);
