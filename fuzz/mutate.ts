@@ -161,11 +161,11 @@ export const TEXTUAL: [string, Mutation][] = [
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-/** Every path to a value in a JSON tree (at most `limit`). */
+/** Every path to a value in a JSON tree (at most `limit`, at most 64 deep). */
 function paths(root: Json, limit = 5000): (string | number)[][] {
   const out: (string | number)[][] = [];
   const walk = (v: Json, p: (string | number)[]) => {
-    if (out.length >= limit) return;
+    if (out.length >= limit || p.length > 64) return;
     out.push(p);
     if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...p, i]));
     else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, [...p, k]);
@@ -199,10 +199,22 @@ export function mutateJsonTree(r: Rng, root: Json, nested: string[] = []): Json 
   return root;
 }
 
+/** Deepest bracket nesting in a JSON text (strings not parsed: an estimate that errs high). */
+function nestingDepth(b: Uint8Array): number {
+  let depth = 0;
+  let max = 0;
+  for (const c of b) {
+    if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
 export function jsonStructure(nested: string[] = []): Mutation {
   return (r, b) => {
     // Earlier mutations may have nested the document past what a recursive walk can take: then
     // this mutation does nothing (the readers still get the deep document as it is).
+    if (nestingDepth(b) > 200) return b; // walking and printing such a tree is slow in any JSON library
     try {
       const root = JSON.parse(new TextDecoder().decode(b)) as Json;
       return enc.encode(JSON.stringify(mutateJsonTree(r, root, nested), null, r.next() < 0.5 ? 2 : undefined));
