@@ -18,10 +18,11 @@
  * are built key-major), the keys and values of the outer key block in the backward.
  * A head dimension above MAX_TILED_HEAD_DIM takes a plain untiled path (slower, no scratch).
  *
- * Threads: the forward splits (b, h, query block) items, the backward (b, h) pairs, because dk and
- * dv sum over all queries of a head. Items are dealt round-robin (causal blocks differ in cost) and
- * each item's arithmetic is the same whichever thread runs it: bit-identical for any thread count. */
+ * Threads: the forward's work items are (b, h, query block), the backward's (b, h) pairs, because dk
+ * and dv sum over all queries of a head. Threads claim items one at a time from a counter, and each
+ * item's arithmetic is the same whichever thread runs it: bit-identical for any thread count. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "../kernels.h"
@@ -168,7 +169,15 @@ typedef struct {
   const float* qkv;  /* [B,T,3C] */
   int B, T, C, H, hs, hsp, bt, nblocks;
   float scale;
+  _Atomic int64_t next; /* the next unclaimed work item */
 } attn_ctx;
+
+/* Threads take work items one at a time from a shared counter: a thread that is descheduled (on a
+ * busy machine) holds up one item, not a fixed share, and uneven items balance themselves. Each
+ * item's arithmetic is the same whichever thread runs it, so the bytes never depend on that. */
+static inline int64_t claim_item(attn_ctx* c) {
+  return atomic_fetch_add_explicit(&c->next, 1, memory_order_relaxed);
+}
 
 static void setup(attn_ctx* c, int B, int T, int C, int H) {
   c->B = B, c->T = T, c->C = C, c->H = H;
@@ -378,21 +387,20 @@ static void forward_row(const attn_ctx* c, int b, int h, int i) {
 }
 
 static void forward_job(void* arg, int tid, int nthreads) {
-  const attn_ctx* c = (const attn_ctx*)arg;
+  attn_ctx* c = (attn_ctx*)arg;
+  (void)tid, (void)nthreads;
   if (c->hs > MAX_TILED_HEAD_DIM) {
     int64_t n = (int64_t)c->B * c->H * c->T;
-    for (int64_t it = tid; it < n; it += nthreads)
+    for (int64_t it; (it = claim_item(c)) < n;)
       forward_row(c, (int)(it / ((int64_t)c->H * c->T)), (int)(it / c->T % c->H), (int)(it % c->T));
     return;
   }
-  /* A query block's cost grows with its index (causal). Every other head walks its blocks in
-   * reverse, so dealing items round-robin gives each thread the same total even when the thread
-   * count divides the block count (with 2 threads and 4 blocks: 1+3 against 2+4 otherwise). */
-  int64_t n = (int64_t)c->B * c->H * c->nblocks;
-  for (int64_t it = tid; it < n; it += nthreads) {
-    int qb = (int)(it % c->nblocks);
-    int64_t bh = it / c->nblocks;
-    if (bh & 1) qb = c->nblocks - 1 - qb;
+  /* A query block's cost grows with its index (causal): the costliest blocks (last) go first, so
+   * the cheap ones at the end even out the threads. */
+  const int64_t heads = (int64_t)c->B * c->H, n = heads * c->nblocks;
+  for (int64_t it; (it = claim_item(c)) < n;) {
+    int qb = c->nblocks - 1 - (int)(it / heads);
+    int64_t bh = it % heads;
     forward_block(c, (int)(bh / c->H), (int)(bh % c->H), qb);
   }
 }
@@ -541,9 +549,10 @@ static void backward_head_untiled(const attn_ctx* c, int b, int h) {
 }
 
 static void backward_job(void* arg, int tid, int nthreads) {
-  const attn_ctx* c = (const attn_ctx*)arg;
+  attn_ctx* c = (attn_ctx*)arg;
+  (void)tid, (void)nthreads;
   int64_t n = (int64_t)c->B * c->H;
-  for (int64_t it = tid; it < n; it += nthreads) {
+  for (int64_t it; (it = claim_item(c)) < n;) {
     if (c->hs > MAX_TILED_HEAD_DIM) backward_head_untiled(c, (int)(it / c->H), (int)(it % c->H));
     else backward_head(c, (int)(it / c->H), (int)(it % c->H));
   }
