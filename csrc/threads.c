@@ -194,16 +194,28 @@ void tv_parallel_run(tv_job_fn fn, void* ctx) {
   pthread_mutex_unlock(&run_lock);
 }
 
+/* tv_parallel_for hands out [0, n) in chunks, RANGE_CHUNKS per thread, claimed from a counter: a
+ * thread that stalls (descheduled on a busy machine) holds up one chunk rather than its whole share,
+ * and the others take the rest. Callers make every item's result independent of its chunk. */
+#define RANGE_CHUNKS 4
+
 typedef struct {
   tv_range_fn fn;
   void* ctx;
   int64_t n;
+  _Atomic int64_t next;
 } range_job;
 
 static void range_body(void* arg, int tid, int nthreads) {
   range_job* job = (range_job*)arg;
-  int64_t begin = job->n * tid / nthreads, end = job->n * (tid + 1) / nthreads;
-  if (end > begin) job->fn(job->ctx, begin, end);
+  (void)tid;
+  const int64_t chunk = nthreads > 1 ? (job->n + (int64_t)nthreads * RANGE_CHUNKS - 1) / ((int64_t)nthreads * RANGE_CHUNKS) : job->n;
+  for (;;) {
+    int64_t begin = atomic_fetch_add_explicit(&job->next, chunk, memory_order_relaxed);
+    if (begin >= job->n) return;
+    int64_t end = begin + chunk < job->n ? begin + chunk : job->n;
+    job->fn(job->ctx, begin, end);
+  }
 }
 
 void tv_parallel_for(int64_t n, tv_range_fn fn, void* ctx) {
@@ -212,6 +224,6 @@ void tv_parallel_for(int64_t n, tv_range_fn fn, void* ctx) {
     fn(ctx, 0, n);
     return;
   }
-  range_job job = {fn, ctx, n};
+  range_job job = {fn, ctx, n, 0};
   tv_parallel_run(range_body, &job);
 }

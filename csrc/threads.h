@@ -13,9 +13,9 @@ typedef void (*tv_range_fn)(void* ctx, int64_t begin, int64_t end);
 /* Run fn on every pool thread (the caller is thread 0) and wait for all of them.
  * Called from inside a job, it runs fn(ctx, 0, 1) on the calling thread. */
 void tv_parallel_run(tv_job_fn fn, void* ctx);
-/* Split [0, n) into nthreads contiguous slices (thread i gets [n·i/T, n·(i+1)/T)). Callers must make
- * each item's result independent of the slice it lands in. Runs inline when n is small or
- * only one thread is configured. */
+/* Split [0, n) into contiguous chunks (a few per thread, claimed by whichever thread is free).
+ * Callers must make each item's result independent of the chunk it lands in. Runs inline when n is
+ * 1, or in one call when only one thread is configured. */
 void tv_parallel_for(int64_t n, tv_range_fn fn, void* ctx);
 
 int tv_pool_threads(void);
