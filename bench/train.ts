@@ -13,6 +13,7 @@
 //   bun run bench:train                       all configs, 3 rounds (a few minutes)
 //   bun run bench:train --configs S --rounds 1 --no-peer     a quick look
 //   options: --configs S,seed,W  --rounds N  --steps N (timed)  --warmup N  --threads N
+//            --peer-steps N (timed steps of the peer; default --steps)
 //            --no-peer  --no-bf16  --no-scaling  --json PATH
 //
 // The peer is bench/train_torch.py under Debian's /usr/bin/python3 with python3-torch and the
@@ -205,6 +206,7 @@ const threads = intOption("threads", Number(process.env.TRAIN_VOCAB_THREADS ?? a
 const rounds = Math.max(1, intOption("rounds", 3));
 const steps = Math.max(1, intOption("steps", 10));
 const warmup = intOption("warmup", 2);
+const peerSteps = Math.max(1, intOption("peer-steps", steps)); // timed steps of the peer (slow on a busy machine)
 const configNames = (option("configs") ?? "S,seed,W").split(",").map((s) => s.trim()).filter(Boolean);
 for (const n of configNames) {
   if (!CONFIGS[n]) {
@@ -282,7 +284,7 @@ function childPeer(c: BenchConfig, nthreads: number): PeerResult | null {
   const omp = openmpBlasDir()!;
   const args = [PY, peerScript, "--vocab-size", c.vocab_size, "--d-model", c.d_model, "--num-heads", c.num_heads,
     "--num-layers", c.num_layers, "--d-ff", c.d_ff, "--seq-len", c.seq_len, "--batch-size", c.batch_size,
-    "--steps", steps, "--warmup", Math.max(warmup, 2), "--threads", nthreads].map(String);
+    "--steps", peerSteps, "--warmup", Math.max(warmup, 2), "--threads", nthreads].map(String);
   const env: Record<string, string | undefined> = {
     ...process.env, LD_LIBRARY_PATH: omp, OMP_NUM_THREADS: String(nthreads), OPENBLAS_CORETYPE: "SkylakeX",
   };
@@ -308,7 +310,7 @@ if (peak) console.log(`measured FP32 FMA peak: ${peak.gflops_1.toFixed(0)} GFLOP
 else console.log("(could not build or run bench/peak.c: no MFU)");
 const peerNote = wantPeer ? preparePeer() : "PyTorch peer skipped (--no-peer)";
 if (peerNote) console.log(peerNote);
-console.log(`${rounds} round(s), ${warmup} warm-up + ${steps} timed steps per run, ours and the peer alternating\n`);
+console.log(`${rounds} round(s), ${warmup} warm-up + ${steps} timed steps per run (peer: ${peerSteps}), ours and the peer alternating\n`);
 
 const ours: Record<string, OursResult[]> = {};
 const peer: Record<string, PeerResult[]> = {};
@@ -406,6 +408,18 @@ if (prof) {
   console.log(`\nwhere a ${prof.config} step goes (${prof.profiled_step_ms.toFixed(1)} ms per profiled step, ${prof.threads} threads, ISA ${prof.isa}):`);
   const rows = Object.entries(prof.breakdown).sort((a, b) => b[1] - a[1]);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(24)} ${pad(v.toFixed(2), 8)} ms ${pad(((100 * v) / total).toFixed(1), 5)}%`);
+  // Attention against the rate the step's matmuls reach: the time its FLOPs would take at that rate.
+  const c = CONFIGS[prof.config]!;
+  const M = c.batch_size * c.seq_len, C = c.d_model, F = c.d_ff, V = c.vocab_size, L = c.num_layers;
+  const mmFlops = 3 * 2 * M * (L * (C * 3 * C + C * C + 2 * C * F) + C * V); // forward + 2x backward
+  const mmMs = rows.filter(([k]) => k.startsWith("matmul") || k.startsWith("lm head")).reduce((a, [, v]) => a + v, 0);
+  const attFlops = 3 * L * 2 * c.batch_size * c.seq_len * c.seq_len * C; // causal QKᵀ and P·V, fwd + 2x bwd
+  const attMs = (prof.breakdown["attention fwd"] ?? 0) + (prof.breakdown["attention bwd"] ?? 0);
+  if (mmMs > 0 && attMs > 0) {
+    const mmRate = mmFlops / (mmMs / 1000), attRate = attFlops / (attMs / 1000);
+    console.log(`  matmuls ${(mmRate / 1e9).toFixed(0)} GFLOP/s, attention ${(attRate / 1e9).toFixed(0)} GFLOP/s: ` +
+      `attention takes ${(mmRate / attRate).toFixed(2)}x its matmul-FLOP time`);
+  }
 }
 
 mkdirSync(buildDir, { recursive: true });
