@@ -55,6 +55,10 @@ const KERNELS: Case[] = [
     symbol: "tv_layernorm_backward", call: call(N.layernormBackward),
     args: () => [f(M * C), f(C), f(C), f(M * C), f(M * C), f(C), f(M), f(M).map(() => 1), M, C], buffers: [0, 1, 2, 3, 4, 5, 6, 7],
   },
+  {
+    symbol: "tv_residual_layernorm_forward", call: call(N.residualLayernormForward),
+    args: () => [f(M * C), f(M * C), f(M), f(M), f(M * C), f(M * C), f(C), f(C), M, C], buffers: [0, 1, 2, 3, 4, 5, 6, 7],
+  },
   { symbol: "tv_gelu_forward", call: call(N.geluForward), args: () => [f(5), f(5), 5], buffers: [0, 1] },
   { symbol: "tv_gelu_backward", call: call(N.geluBackward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
   { symbol: "tv_residual_forward", call: call(N.residualForward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
