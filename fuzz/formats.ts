@@ -12,6 +12,8 @@ import { importHf } from "../src/hf/import.ts";
 import type { Architecture } from "../src/model/layout.ts";
 import { parameterCount } from "../src/model/layout.ts";
 import { BpeTokenizer, exportHuggingFace, loadTokenizer, trainTokenizer } from "../src/tokenizer/index.ts";
+import { bpeFingerprint, type BpeVocab, KIND_BYTE, KIND_MERGE, KIND_SPECIAL, PRETOKENIZER } from "../src/tokenizer/bpe.ts";
+import { escapeToken } from "../src/tokenizer/escape.ts";
 import { formatVocabFile, parseVocabFile } from "../src/tokenizer/vocab_file.ts";
 import { resolveOptions } from "../src/train/options.ts";
 import {
@@ -79,6 +81,97 @@ const TRAIN_CONFIG = {
   d_model: 64, num_heads: 4, num_layers: 2, d_ff: 256, learning_rate: 0.0003, epochs: 3, max_length: 64, batch_size: 8,
   seed: 7, save_every: 100, val_fraction: 0.05, weight_decay: 0.1, grad_clip: 1.0, warmup_steps: 10, precision: "fp32",
   vocab_size: 1000, "//": "a comment",
+};
+
+/** Our .vocab text for any vocabulary, consistent or not (its own header counts and fingerprint). */
+function serializeVocab(v: BpeVocab): string {
+  const n = v.kinds.length;
+  const specials: string[] = [];
+  const entries: string[] = [];
+  let merges = 0;
+  for (let i = 0; i < n; i++) {
+    const kind = v.kinds[i];
+    if (kind === KIND_SPECIAL) specials.push(escapeToken(v.tokens[i]!));
+    if (kind === KIND_MERGE) merges++;
+    const what = kind === KIND_BYTE ? "byte" : kind === KIND_SPECIAL ? "special" : `${v.left[i]} ${v.right[i]}`;
+    entries.push(`${i}\t${escapeToken(v.tokens[i]!)}\t${what}`);
+  }
+  const head = ["train-vocab vocab 1", "type=bpe", `pretokenizer=${PRETOKENIZER}`, `vocab_size=${n}`, `merges=${merges}`, `specials=${specials.join(" ")}`, `fingerprint=${bpeFingerprint(v)}`, "---"];
+  return [...head, ...entries].join("\n") + "\n";
+}
+
+function joinBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const t = new Uint8Array(a.length + b.length);
+  t.set(a);
+  t.set(b, a.length);
+  return t;
+}
+
+/**
+ * Change a vocabulary's structure and write it back as a self-consistent file (right counts, right
+ * fingerprint), so the cases get past the file's bookkeeping to the checks that matter, and valid
+ * ones go on to encode through C: merges re-parented (token bytes recomputed), the vocabulary cut,
+ * kinds changed, a pair merged twice, and chains of merges that make very long tokens.
+ */
+const vocabStructure: Mutation = (r, b) => {
+  let v: BpeVocab;
+  try {
+    v = parseVocabFile(new TextDecoder().decode(b), "seed").vocab;
+  } catch {
+    return b;
+  }
+  const kinds = Array.from(v.kinds), left = Array.from(v.left), right = Array.from(v.right), tokens = [...v.tokens];
+  const n = kinds.length;
+  const recompute = (from: number) => {
+    for (let j = from; j < kinds.length; j++) {
+      if (kinds[j] === KIND_MERGE && left[j]! >= 0 && right[j]! >= 0 && left[j]! < j && right[j]! < j) tokens[j] = joinBytes(tokens[left[j]!]!, tokens[right[j]!]!);
+    }
+  };
+  const merges = kinds.map((k, i) => (k === KIND_MERGE ? i : -1)).filter((i) => i >= 0);
+  switch (r.int(0, 5)) {
+    case 0: { // re-parent one merge, to any earlier ids (specials included, now and then)
+      if (merges.length === 0) break;
+      const i = r.pick(merges);
+      left[i] = r.int(0, i - 1);
+      right[i] = r.next() < 0.9 ? r.int(0, i - 1) : r.int(i, n + 1);
+      recompute(i);
+      break;
+    }
+    case 1: { // cut the vocabulary
+      const k = r.int(250, n);
+      kinds.length = left.length = right.length = tokens.length = k;
+      break;
+    }
+    case 2: { // one entry changes kind
+      const i = r.int(0, n - 1);
+      kinds[i] = r.pick([KIND_BYTE, KIND_MERGE, KIND_SPECIAL, 7]);
+      if (kinds[i] === KIND_BYTE) tokens[i] = tokens[i]!.subarray(0, 1);
+      break;
+    }
+    case 3: { // a pair merged a second time
+      if (merges.length === 0) break;
+      const i = r.pick(merges);
+      kinds.push(KIND_MERGE);
+      left.push(left[i]!);
+      right.push(right[i]!);
+      tokens.push(tokens[i]!);
+      break;
+    }
+    default: { // a chain of merges, each token doubling the last: long tokens, up to just past the limit
+      let last = merges.length > 0 ? r.pick(merges) : r.int(0x61, 0x7a);
+      const target = r.pick([1 << 8, 1 << 12, 1 << 16, (1 << 20) + 2]);
+      while (tokens[last]!.length < target && kinds.length < n + 40) {
+        const other = r.next() < 0.9 ? last : r.int(0x61, 0x7a);
+        kinds.push(KIND_MERGE);
+        left.push(last);
+        right.push(other);
+        tokens.push(joinBytes(tokens[last]!, tokens[other]!));
+        last = kinds.length - 1;
+      }
+    }
+  }
+  const vocab: BpeVocab = { kinds: Uint8Array.from(kinds), left: Int32Array.from(left), right: Int32Array.from(right), tokens };
+  return new TextEncoder().encode(serializeVocab(vocab));
 };
 
 /** Build every format's seed file under `dir` (deterministic). */
@@ -164,7 +257,11 @@ export function buildFormats(dir: string): Record<Format, FormatSpec> {
     vocab: {
       file: "tokenizer.vocab",
       seed: enc.encode(vocabText),
-      mutations: [...textual, ...textual.map(([n, m]) => [`${n}+fp`, withFixedFingerprint(m)] as [string, Mutation])],
+      mutations: [
+        ...textual,
+        ...textual.map(([n, m]) => [`${n}+fp`, withFixedFingerprint(m)] as [string, Mutation]),
+        ...Array.from({ length: 6 }, () => ["structure", vocabStructure] as [string, Mutation]),
+      ],
       read: (p) => exercise(loadTokenizer(p)),
     },
     "seed-vocab": {

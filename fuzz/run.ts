@@ -100,7 +100,7 @@ interface CaseResult {
 
 /** Growth of the resident set allowed for one case: the readers may hold a few copies of the file. */
 function memoryAllowance(size: number): number {
-  return 96 * 1024 * 1024 + 16 * size;
+  return 96 * 1024 * 1024 + 32 * size;
 }
 
 function runCase(format: string, spec: FormatSpec, seed: number, index: number, work: string, timeLimitMs: number, verbose = false): CaseResult {

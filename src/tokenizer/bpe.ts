@@ -8,6 +8,8 @@ import { fingerprintOf } from "./fingerprint.ts";
 import { KIND_BYTE, KIND_MERGE, KIND_SPECIAL, NativeEncoder } from "./native_bpe.ts";
 
 export const END_OF_TEXT = "<|endoftext|>";
+/** The longest token the native encoder accepts (TV_BPE_MAX_TOKEN_BYTES in csrc/train_vocab.h). */
+export const MAX_TOKEN_BYTES = 1 << 20;
 /** Names the pre-tokenizer in files and in the fingerprint: changing the split changes encode(). */
 export const PRETOKENIZER = "gpt2";
 

@@ -64,11 +64,14 @@ const encoder = new TextEncoder();
  */
 export function unescapeToken(text: string, start: number): { bytes: Uint8Array; end: number } | { error: string } {
   if (text[start] !== '"') return { error: "a token must start with a double quote" };
-  const out: number[] = [];
+  // At most 3 UTF-8 bytes per UTF-16 unit (a surrogate pair: 4 bytes for 2 units), 1 per escape char.
+  const buf = new Uint8Array(3 * (text.length - start));
+  let n = 0;
+  const out = { push: (b: number) => void (buf[n++] = b) };
   let i = start + 1;
   while (i < text.length) {
     const ch = text[i]!;
-    if (ch === '"') return { bytes: Uint8Array.from(out), end: i + 1 };
+    if (ch === '"') return { bytes: buf.slice(0, n), end: i + 1 };
     if (ch === "\\") {
       const e = text[i + 1];
       if (e === "\\") out.push(0x5c);
@@ -90,7 +93,7 @@ export function unescapeToken(text: string, start: number): { bytes: Uint8Array;
     const w = cp > 0xffff ? 2 : 1;
     if (cp < 0x20 || cp === 0x7f) return { error: "a control character inside a token must be escaped" };
     if (cp < 0x80) out.push(cp);
-    else for (const b of encoder.encode(text.slice(i, i + w))) out.push(b);
+    else n += encoder.encodeInto(text.slice(i, i + w), buf.subarray(n)).written;
     i += w;
   }
   return { error: "the token's closing double quote is missing" };

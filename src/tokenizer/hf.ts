@@ -5,7 +5,7 @@
  * ours never does.)
  */
 import { UserError } from "../errors.ts";
-import { BpeTokenizer, KIND_BYTE, KIND_MERGE, KIND_SPECIAL, type BpeVocab } from "./bpe.ts";
+import { BpeTokenizer, KIND_BYTE, KIND_MERGE, KIND_SPECIAL, MAX_TOKEN_BYTES, type BpeVocab } from "./bpe.ts";
 
 /** GPT-2's byte ↔ printable-character table: printable Latin-1 bytes stand for themselves, the rest
  * map to U+0100 onwards in byte order. */
@@ -131,6 +131,7 @@ export function importHuggingFace(text: string, path: string): BpeTokenizer {
     if (special.has(i)) {
       kinds[i] = KIND_SPECIAL;
       tokens[i] = new TextEncoder().encode(t);
+      if (tokens[i]!.length > MAX_TOKEN_BYTES) fail(`special token id ${i} is ${tokens[i]!.length} bytes, longer than the ${MAX_TOKEN_BYTES} a token may have`, "The file is damaged or not a tokenizer train-vocab can use");
       continue;
     }
     const bytes = new Uint8Array(t.length);
@@ -141,6 +142,7 @@ export function importHuggingFace(text: string, path: string): BpeTokenizer {
       bytes[k++] = b!;
     }
     tokens[i] = bytes.subarray(0, k);
+    if (k > MAX_TOKEN_BYTES) fail(`token id ${i} is ${k} bytes, longer than the ${MAX_TOKEN_BYTES} a token may have`, "The file is damaged or not a tokenizer train-vocab can use");
     if (k === 1) kinds[i] = KIND_BYTE;
   }
   const merges = model.merges;

@@ -4,7 +4,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { UserError } from "../errors.ts";
-import { BpeTokenizer, END_OF_TEXT, vocabFromMerges } from "./bpe.ts";
+import { BpeTokenizer, END_OF_TEXT, MAX_TOKEN_BYTES, vocabFromMerges } from "./bpe.ts";
 import { listDataFiles } from "./files.ts";
 import { NativeTrainer, safeCut } from "./native_bpe.ts";
 import { Progress } from "./progress.ts";
@@ -61,14 +61,32 @@ export function trainTokenizer(opts: TrainOptions): BpeTokenizer {
       progress.update(`merging: ${done.toLocaleString()} / ${wanted.toLocaleString()} merges`);
     }
     progress.done();
-    const all = new Int32Array(2 * done);
+    let all = new Int32Array(2 * done);
     let o = 0;
     for (const m of merges) {
       all.set(m, o);
       o += m.length;
     }
+    // A long run of one repeated text (megabytes of "aaaa…" or "====…") merges into ever longer
+    // tokens; the encoder takes tokens up to MAX_TOKEN_BYTES, so the vocabulary ends before the
+    // first merge that would make a longer one.
+    let cappedAt: number | null = null;
+    const lengths = new Float64Array(256 + SPECIALS.length + done).fill(1, 0, 256);
+    for (let m = 0; m < done; m++) {
+      const id = 256 + SPECIALS.length + m;
+      lengths[id] = lengths[all[2 * m]!]! + lengths[all[2 * m + 1]!]!;
+      if (lengths[id]! > MAX_TOKEN_BYTES) {
+        log(`stopped after ${m} merges: the next would make a token of ${lengths[id]} bytes, longer than the ${MAX_TOKEN_BYTES} a token may have (--data holds a very long run of repeated text)`);
+        all = all.slice(0, 2 * m);
+        done = m;
+        cappedAt = m;
+        break;
+      }
+    }
     const tok = new BpeTokenizer(vocabFromMerges(SPECIALS, all));
-    if (tok.vocabSize < vocabSize) {
+    if (tok.vocabSize < vocabSize && cappedAt !== null) {
+      log(`vocabulary has ${tok.vocabSize} tokens, fewer than --vocab-size ${vocabSize}: merging stopped at the token length limit`);
+    } else if (tok.vocabSize < vocabSize) {
       log(`vocabulary has ${tok.vocabSize} tokens, fewer than --vocab-size ${vocabSize}: no remaining pair occurs --min-frequency ${minFrequency} times (more data or a lower --min-frequency gives more)`);
     } else {
       log(`vocabulary has ${tok.vocabSize} tokens (256 bytes, ${SPECIALS.length} special, ${done} merges)`);

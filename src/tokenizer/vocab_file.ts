@@ -17,7 +17,7 @@
  * Tokens are quoted with escapes (see escape.ts). Every check names the line of the first problem.
  */
 import { UserError } from "../errors.ts";
-import { BpeTokenizer, bpeFingerprint, KIND_BYTE, KIND_MERGE, KIND_SPECIAL, PRETOKENIZER, type BpeVocab } from "./bpe.ts";
+import { BpeTokenizer, bpeFingerprint, KIND_BYTE, KIND_MERGE, KIND_SPECIAL, MAX_TOKEN_BYTES, PRETOKENIZER, type BpeVocab } from "./bpe.ts";
 import { escapeToken, unescapeToken } from "./escape.ts";
 
 export const MAGIC = "train-vocab vocab";
@@ -138,6 +138,7 @@ export function parseVocabFile(text: string, path: string): BpeTokenizer {
     const r = unescapeToken(line, tab + 1);
     if ("error" in r) fail(lineNo, r.error, 'Tokens are written as "…" with \\\\, \\", \\n, \\t, \\r or \\xHH escapes');
     const { bytes, end } = r as { bytes: Uint8Array; end: number };
+    if (bytes.length > MAX_TOKEN_BYTES) fail(lineNo, `the token is ${bytes.length} bytes, longer than the ${MAX_TOKEN_BYTES} a token may have`, rebuild);
     if (line[end] !== "\t") fail(lineNo, "expected a TAB after the token");
     const what = line.slice(end + 1);
     const key = latin1(bytes);

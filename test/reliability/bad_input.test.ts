@@ -47,6 +47,8 @@ beforeAll(async () => {
   // One line, no newline at all (the long run checks 100 MB the same way; see the README).
   const words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran"];
   writeFileSync(p("one-line.txt"), Array.from({ length: 800_000 }, (_, i) => words[(i * 7 + (i >> 3)) % words.length]).join(" "));
+  // Megabytes of one letter: BPE would merge it into tokens longer than the encoder takes.
+  writeFileSync(p("one-letter.txt"), "a".repeat(9 << 19));
   writeFileSync(p("run.json"), JSON.stringify({ learning_rate: -1 }));
   writeFileSync(p("nested.json"), '{"epochs": ' + "[".repeat(50_000) + "]".repeat(50_000) + "}");
   // A finished run to resume from (max_seq_len 16).
@@ -71,6 +73,11 @@ const CASES: Case[] = [
   { name: "a folder of text and binary files: the binary ones are skipped, with a note", args: fresh("mixed-dir", "--max-steps", "1"), code: 0, says: ["skipped 1 file(s) that are not text: b.bin (binary", "Stopped after --max-steps 1"] },
   { name: "invalid UTF-8 (Latin-1 text): trained as raw bytes", args: fresh("latin1.txt", "--max-steps", "1", "--vocab-size", "300"), code: 0, says: ["Stopped after --max-steps 1"] },
   { name: "one 4.4 MB line without a newline", args: fresh("one-line.txt", "--max-steps", "1", "--vocab-size", "300"), code: 0, says: ["Data: 800,000 tokens from 1 file(s)", "Stopped after --max-steps 1"] },
+  {
+    name: "4.5 MB of one repeated letter: merging stops at the longest token the encoder takes",
+    args: fresh("one-letter.txt", "--vocab-size", "300", "--max-length", "2", "--batch-size", "1", "--val-fraction", "0", "--max-steps", "1"), code: 0,
+    says: ["stopped after 20 merges: the next would make a token of 2097152 bytes, longer than the 1048576 a token may have", "Stopped after --max-steps 1"],
+  },
   { name: "data shorter than one window", args: train("short.txt"), code: 2, says: ["too few for one training sequence of --max-length 16 (17 tokens needed)"] },
   { name: "--vocab-size below 256 + specials", args: fresh("data.txt", "--vocab-size", "100"), code: 2, says: ["--vocab-size 100: must be at least 258 (256 byte tokens, 1 special, 1 merge)"] },
   { name: "--vocab-size above what the data supports: a smaller vocabulary, said so", args: fresh("data.txt", "--vocab-size", "50000", "--max-steps", "1"), code: 0, says: ["fewer than --vocab-size 50000: no remaining pair occurs --min-frequency 2 times"] },

@@ -12,7 +12,7 @@ import { caseSeed, jsonStructure, rng } from "../../fuzz/mutate.ts";
 setDefaultTimeout(300_000);
 
 const RUNNER = resolve(import.meta.dir, "../../fuzz/run.ts");
-const CASES = Number(process.env.FUZZ_CASES ?? 250);
+const CASES = Number(process.env.FUZZ_CASES ?? 200);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261129);
 
 test(`${CASES} seeded mutants per format (${FORMATS.length} formats): each a valid load or a clear error, never a bug`, async () => {
