@@ -84,7 +84,7 @@ const TRAIN_CONFIG = {
 };
 
 /** Our .vocab text for any vocabulary, consistent or not (its own header counts and fingerprint). */
-function serializeVocab(v: BpeVocab): string {
+export function serializeVocab(v: BpeVocab): string {
   const n = v.kinds.length;
   const specials: string[] = [];
   const entries: string[] = [];
