@@ -2,6 +2,7 @@
  * Typed wrappers over the BPE hot loops in csrc/bpe.c. Every pointer that crosses into C comes from
  * a TypedArray whose length is checked here; handles are freed when their owner is collected.
  */
+import type { Pointer } from "bun:ffi";
 import { nativeSymbols as S, NativeError } from "../native.ts";
 import { charClasses, CODEPOINTS } from "./char_classes.ts";
 
@@ -40,19 +41,19 @@ export function safeCut(text: Uint8Array): number {
   return check("tv_bpe_safe_cut", S.tv_bpe_safe_cut(text, text.length) as number);
 }
 
-const trainerRegistry = new FinalizationRegistry<number>((handle) => S.tv_bpe_trainer_free(handle));
-const encoderRegistry = new FinalizationRegistry<number>((handle) => S.tv_bpe_encoder_free(handle));
+const trainerRegistry = new FinalizationRegistry<Pointer>((handle) => S.tv_bpe_trainer_free(handle));
+const encoderRegistry = new FinalizationRegistry<Pointer>((handle) => S.tv_bpe_encoder_free(handle));
 
 /** Counts words, then learns merges (state lives in C). */
 export class NativeTrainer {
-  private handle: number;
+  private handle: Pointer | null;
   private token = {};
 
   constructor() {
     ensureClasses();
     const h = S.tv_bpe_trainer_new();
     if (!h) throw new NativeError("tv_bpe_trainer_new", -16);
-    this.handle = h as unknown as number;
+    this.handle = h as Pointer;
     trainerRegistry.register(this, this.handle, this.token);
   }
 
@@ -85,7 +86,7 @@ export class NativeTrainer {
     if (!this.handle) return;
     trainerRegistry.unregister(this.token);
     S.tv_bpe_trainer_free(this.handle);
-    this.handle = 0;
+    this.handle = null;
   }
 }
 
@@ -100,7 +101,7 @@ export interface VocabArrays {
 
 /** A vocabulary loaded into C for encoding and decoding. */
 export class NativeEncoder {
-  private readonly handle: number;
+  private readonly handle: Pointer;
 
   constructor(v: VocabArrays) {
     ensureClasses();
@@ -113,7 +114,7 @@ export class NativeEncoder {
     const bytes = v.bytes.length ? v.bytes : new Uint8Array(1);
     const h = S.tv_bpe_encoder_new(v.kinds, v.left, v.right, bytes, v.offsets, n, status);
     if (!h) throw new NativeError("tv_bpe_encoder_new", status[0]!);
-    this.handle = h as unknown as number;
+    this.handle = h as Pointer;
     encoderRegistry.register(this, this.handle);
   }
 
