@@ -14,6 +14,7 @@
 //   bun run bench:train --configs S --rounds 1 --no-peer     a quick look
 //   options: --configs S,seed,W  --rounds N  --steps N (timed)  --warmup N  --threads N
 //            --peer-steps N (timed steps of the peer; default --steps)
+//            --peak-gflops G (MFU against this FP32 peak instead of the one measured now)
 //            --no-peer  --no-bf16  --no-scaling  --json PATH
 //
 // The peer is bench/train_torch.py under Debian's /usr/bin/python3 with python3-torch and the
@@ -301,12 +302,16 @@ function childPeer(c: BenchConfig, nthreads: number): PeerResult | null {
 // ---- run ---------------------------------------------------------------------------------------
 
 const peak = measurePeak(threads);
-const peakGflops = peak?.gflops_all ?? null;
-const peak1 = peak?.gflops_1 ?? null;
+// --peak-gflops G: MFU against a peak measured elsewhere (bench/peak.c on the idle machine),
+// since on a busy machine the peak measured here is low and MFU comes out high.
+const peakOverride = option("peak-gflops") !== undefined ? Number(option("peak-gflops")) : null;
+const peakGflops = peakOverride ?? peak?.gflops_all ?? null;
+const peak1 = peakOverride !== null ? peakOverride / threads : peak?.gflops_1 ?? null;
 const probe = Bun.spawnSync(["bun", "-e", `const K = await import(${JSON.stringify(join(root, "src/native.ts"))}); console.log(K.isaBest(), K.hasBf16(), K.cpuFeatures())`]);
 const [isa, bf16hw] = probe.stdout.toString().trim().split(" ");
 console.log(`bench:train  ${cpus()[0]?.model ?? "cpu"}, ${threads} threads, ISA ${isa}, bf16 ${bf16hw === "true" ? "yes" : "no"}`);
 if (peak) console.log(`measured FP32 FMA peak: ${peak.gflops_1.toFixed(0)} GFLOP/s on 1 thread, ${peak.gflops_all.toFixed(0)} GFLOP/s on ${peak.threads}`);
+if (peakOverride !== null) console.log(`MFU against --peak-gflops ${peakOverride}`);
 else console.log("(could not build or run bench/peak.c: no MFU)");
 const peerNote = wantPeer ? preparePeer() : "PyTorch peer skipped (--no-peer)";
 if (peerNote) console.log(peerNote);
@@ -424,7 +429,7 @@ if (prof) {
 
 mkdirSync(buildDir, { recursive: true });
 writeFileSync(jsonPath, JSON.stringify({
-  date: new Date().toISOString(), cpu: cpus()[0]?.model, threads, isa, peak, rounds, steps, warmup,
+  date: new Date().toISOString(), cpu: cpus()[0]?.model, threads, isa, peak, peak_gflops_for_mfu: peakGflops, rounds, steps, warmup,
   peer: peerNote ?? "pytorch (bench/train_torch.py, OpenMP OpenBLAS, OPENBLAS_CORETYPE=SkylakeX)",
   configs: summary, bf16, scaling, breakdown: prof ? { config: prof.config, step_ms: prof.profiled_step_ms, ms: prof.breakdown } : null,
   runs: { ours, peer, variants },
