@@ -21,8 +21,8 @@
 // OpenMP OpenBLAS (libopenblas0-openmp), with the settings its docstring found fastest. When they
 // are missing the bench tries `apt-get install -y python3-torch libopenblas0-openmp` once (as root),
 // and otherwise runs our side alone with a note.
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { availableParallelism, cpus } from "node:os";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..");
@@ -220,6 +220,19 @@ const wantBf16 = !flag("no-bf16") && configNames.includes("S");
 const wantScaling = !flag("no-scaling") && configNames.includes("S") && threads > 1;
 const jsonPath = option("json") ?? join(buildDir, "bench-train.json");
 const LOSS_EXTRA = 20; // untimed steps after the timed ones in round 1 of S, fp32 and bf16
+
+// Every child loads one private copy of the native library, so a rebuild of build/ while the bench
+// runs cannot give different runs different kernels.
+const libSource = process.env.TRAIN_VOCAB_LIB ?? join(buildDir, process.platform === "darwin" ? "libtrain_vocab.dylib" : "libtrain_vocab.so");
+if (!existsSync(libSource)) {
+  console.error(`${libSource} is missing: build it with \`make lib\` first`);
+  process.exit(2);
+}
+const libDir = mkdtempSync(join(tmpdir(), "bench-train-"));
+const libCopy = join(libDir, libSource.slice(libSource.lastIndexOf("/") + 1));
+copyFileSync(libSource, libCopy);
+process.env.TRAIN_VOCAB_LIB = libCopy;
+process.on("exit", () => rmSync(libDir, { recursive: true, force: true }));
 
 // The measured FP32 FMA peak, as bench/kernels.ts measures it.
 interface Peak { lanes: number; threads: number; gflops_1: number; gflops_all: number }
