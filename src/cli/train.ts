@@ -46,7 +46,10 @@ async function train(flags: Flags): Promise<void> {
 }
 
 export function registerTrain(cli: CAC): void {
-  trainOptions(cli.command("[...args]", "Train a model (the seed's train_vocab; see `train_vocab train-vocab --help`)"))
+  const bare = cli.command("[...args]", "Train a model (the seed's train_vocab; see `train_vocab train-vocab --help`)");
+  // The help lists commands by their raw name; the bare command is how the seed trains, so show that.
+  bare.rawName = "--data <path> …";
+  trainOptions(bare)
     .usage("--data <path> [options]")
     .example("train_vocab --data corpus.txt --vocab outputs/tokenizer.vocab --epochs 3")
     .action(async (args: string[], flags: Flags) => {
