@@ -71,6 +71,8 @@
 
 static float pack_a[GEMM_SLOTS][MR * KC] __attribute__((aligned(64)));
 static float pack_b[GEMM_SLOTS][KC * NC] __attribute__((aligned(64)));
+/* A whole MC×KC block of A as MR-row panels, for the layouts whose in-place reads alias (below). */
+static float pack_a_block[GEMM_SLOTS][MC * KC] __attribute__((aligned(64)));
 
 /* What the micro-kernel does with C after summing its KC block. */
 #define C_LOAD 1 /* add the existing C (accumulate, or a later K block) */
@@ -322,6 +324,14 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
   float* pa = pack_a[slot];
   float* pb = pack_b[slot];
   const int kb = k_block(g->k);
+  /* dweight reads A (dout seen transposed) in place with a stride of N floats per depth step. When
+   * that stride is a multiple of 4 KiB (N = 1024, 3072, 8192, …) every depth step of a panel falls in
+   * the same L1 set, the panel cannot stay in L1, and it is fetched again from L2 for every B
+   * micro-panel: there, copy each MC-row block of A into panels once per B block, when enough B
+   * micro-panels (n ≥ 8·NR) share the copy to pay for it. The copy changes no arithmetic, so results
+   * are the same bytes either way. */
+  const int pack_all = g->a_rs == 1 && g->a_cs % 1024 == 0 && g->n >= 8 * NR;
+  float* pa_block = pack_a_block[slot];
   for (int jc = j_begin; jc < j_end; jc += NC) {
     int nc = j_end - jc < NC ? j_end - jc : NC;
     for (int pc = 0; pc < g->k; pc += kb) {
@@ -333,7 +343,11 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
       for (int ic = i_begin; ic < i_end; ic += MC) {
         int mc = i_end - ic < MC ? i_end - ic : MC;
         int full = mc / MR * MR;
-        if (full < mc)
+        if (pack_all) {
+          for (int ir = 0; ir < mc; ir += MR)
+            pack_a_edge(pa_block + (size_t)ir * kc, g->a + (int64_t)(ic + ir) * g->a_rs + (int64_t)pc * g->a_cs,
+                        g->a_rs, g->a_cs, mc - ir < MR ? mc - ir : MR, kc);
+        } else if (full < mc)
           pack_a_edge(pa, g->a + (int64_t)(ic + full) * g->a_rs + (int64_t)pc * g->a_cs, g->a_rs,
                       g->a_cs, mc - full, kc);
         for (int jr = 0; jr < nc; jr += NR) {
@@ -342,7 +356,12 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
           const float* bias = g->bias ? g->bias + jc + jr : NULL;
           for (int ir = 0; ir < mc; ir += MR) {
             float* c = g->c + (int64_t)(ic + ir) * g->ldc + jc + jr;
-            if (ir < full) {
+            if (pack_all) {
+              const float* ap = pa_block + (size_t)ir * kc;
+              int mr = mc - ir < MR ? mc - ir : MR;
+              if (mr == MR && nr == NR) micro_kernel_a(kc, ap, 1, MR, bp, c, g->ldc, flags, bias);
+              else edge_kernel(kc, ap, 1, MR, bp, c, g->ldc, mr, nr, flags, bias);
+            } else if (ir < full) {
               const float* a = g->a + (int64_t)(ic + ir) * g->a_rs + (int64_t)pc * g->a_cs;
               if (nr == NR) micro_kernel_a(kc, a, g->a_rs, g->a_cs, bp, c, g->ldc, flags, bias);
               else edge_kernel(kc, a, g->a_rs, g->a_cs, bp, c, g->ldc, MR, nr, flags, bias);

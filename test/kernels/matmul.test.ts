@@ -56,11 +56,12 @@ afterAll(() => {
 });
 
 // [M, K, N]: ones and odd primes (edge tiles everywhere), M ≤ 4 (the matrix-vector path), depths past
-// one K block (128 / 256), rows past one MC block, and wide outputs that split by columns.
+// one K block (128 / 256), rows past one MC block, and wide outputs that split by columns; N a
+// multiple of 1024 with K ≥ 512 takes dweight's packed-A path (a dout stride of 4 KiB multiples).
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 17, 31], [3, 5, 7], [4, 67, 3], [5, 3, 67], [7, 1, 9], [17, 31, 67], [31, 257, 17],
   [67, 127, 255], [127, 255, 31], [257, 67, 127], [6, 300, 64], [200, 129, 65], [13, 513, 130],
-  [2, 1000, 100], [9, 40, 2100],
+  [2, 1000, 100], [9, 40, 2100], [389, 520, 1024], [11, 13, 2048],
 ];
 
 describe("matmul", () => {
@@ -160,7 +161,7 @@ describe("matmul", () => {
 
     test(`${isa}: 1, 2 and 3 threads give identical bytes`, () => {
       native.setIsa(isa);
-      for (const [M, K, N] of [[203, 301, 517], [2, 700, 333], [61, 130, 2050]] as const) {
+      for (const [M, K, N] of [[203, 301, 517], [2, 700, 333], [61, 130, 2050], [300, 530, 1024]] as const) {
         const rand = lcg(M + K + N);
         const inp = randomArray(M * K, rand);
         const weight = randomArray(N * K, rand);
