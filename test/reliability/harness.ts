@@ -1,24 +1,10 @@
-/** Shared by the reliability tests: a seeded RNG, spawning the CLI with extra environment, waiting. */
+/** Shared by the reliability tests: the seeded RNG, spawning the CLI with extra environment, waiting. */
 import { resolve } from "node:path";
 
 export const BIN = resolve(import.meta.dir, "../../bin/train-vocab.ts");
 
-/** mulberry32: small, seeded, good enough to pick moments and mutations reproducibly. */
-export function rng(seed: number): { next(): number; int(lo: number, hi: number): number; pick<T>(xs: readonly T[]): T } {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),
-    pick: (xs) => xs[Math.floor(next() * xs.length)]!,
-  };
-}
+/** The fuzzer's seeded generator (mulberry32): picks kill moments reproducibly. */
+export { rng } from "../../fuzz/mutate.ts";
 
 export interface Started {
   proc: ReturnType<typeof Bun.spawn>;
