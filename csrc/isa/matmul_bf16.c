@@ -45,18 +45,7 @@ static uint32_t pack_b[GEMM_SLOTS][KQ * NC] __attribute__((aligned(64)));
 #define C_LOAD 1
 #define C_BIAS 2
 
-typedef struct {
-  const float* a; /* A(i,p) = a[i*a_rs + p*a_cs] */
-  int64_t a_rs, a_cs;
-  const float* b; /* B(p,j) = b[p*b_rs + j*b_cs] */
-  int64_t b_rs, b_cs;
-  float* c; /* C(i,j) = c[i*ldc + j] */
-  int64_t ldc;
-  const float* bias;
-  int accumulate;
-  int m, n, k;
-  int split_cols;
-} gemm_args;
+#include "gemm_driver.h"
 
 static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
@@ -288,29 +277,6 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
       }
     }
   }
-}
-
-static void gemm_job(void* arg, int tid, int nthreads) {
-  const gemm_args* g = (const gemm_args*)arg;
-  int nt = nthreads < GEMM_SLOTS ? nthreads : GEMM_SLOTS;
-  if (tid >= nt) return;
-  if (g->split_cols) {
-    int tiles = (g->n + NR - 1) / NR;
-    int t0 = (int)((int64_t)tiles * tid / nt), t1 = (int)((int64_t)tiles * (tid + 1) / nt);
-    int j0 = t0 * NR, j1 = t1 * NR < g->n ? t1 * NR : g->n;
-    if (j1 > j0) gemm_region(g, 0, g->m, j0, j1, tid);
-  } else {
-    int tiles = (g->m + MR - 1) / MR;
-    int t0 = (int)((int64_t)tiles * tid / nt), t1 = (int)((int64_t)tiles * (tid + 1) / nt);
-    int i0 = t0 * MR, i1 = t1 * MR < g->m ? t1 * MR : g->m;
-    if (i1 > i0) gemm_region(g, i0, i1, 0, g->n, tid);
-  }
-}
-
-static void gemm(gemm_args* g) {
-  g->split_cols = g->n > g->m;
-  if ((int64_t)g->m * g->n * g->k < 32 * 1024) gemm_job(g, 0, 1);
-  else tv_parallel_run(gemm_job, g);
 }
 
 void TV_FN(matmul_forward_bf16)(float* out, const float* inp, const float* weight, const float* bias,
