@@ -2,14 +2,7 @@
 // on every ISA level, for awkward head sizes and cache lengths.
 import { afterAll, describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
+import { lcg } from "./ref_matmul.ts";
 
 function referenceDecode(q: Float32Array, k: Float32Array, v: Float32Array, T: number, C: number, H: number): Float64Array {
   const hs = C / H;

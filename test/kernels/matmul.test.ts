@@ -3,21 +3,7 @@
 // the += and NULL-skipping contract, and bit-identical results for any thread count.
 import { afterAll, describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
-import { type Ref, refDbias, refDinp, refDweight, refForward, refLoss } from "./ref_matmul.ts";
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
-
-function randomArray(n: number, rand: () => number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rand() * scale;
-  return a;
-}
+import { lcg, randomArray, type Ref, refDbias, refDinp, refDweight, refForward, refLoss } from "./ref_matmul.ts";
 
 const GUARD = 37; // extra elements after every output, which must stay untouched
 const SENTINEL = 12345.5;

@@ -6,21 +6,7 @@
 // (or at a lower ISA level) the results are the fp32 kernels' bytes.
 import { afterAll, describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
-import { type Ref, refDbias, refDinp, refDweight, refForward, refLoss } from "./ref_matmul.ts";
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
-
-function randomArray(n: number, rand: () => number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = rand() * scale;
-  return a;
-}
+import { lcg, randomArray, type Ref, refDbias, refDinp, refDweight, refForward, refLoss } from "./ref_matmul.ts";
 
 /** fp32 → bf16 → fp32, round to nearest even (finite inputs). */
 function bf16(a: Float32Array): Float32Array {

@@ -83,3 +83,18 @@ export function refLoss(inp: Vec, weight: Vec, bias: Vec | null, R: Vec, M: numb
   for (let i = 0; i < M * N; i++) loss += out[i]! * R[i]!;
   return loss;
 }
+
+/** The matmul tests' seeded data: a linear congruential stream, uniform in [-0.5, 0.5). */
+export function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296 - 0.5;
+  };
+}
+
+export function randomArray(n: number, rand: () => number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rand() * scale;
+  return a;
+}
