@@ -33,6 +33,7 @@
 #define TILE_FLOATS 4096
 #define MAX_BT 64
 #define MAX_STACK_T 16384 /* longest sequence whose per-head D vector lives on the stack */
+#define MAX_STACK_DQ 65536 /* largest per-head dq accumulator (padded rows × hsp floats) on the stack */
 
 #if defined(__AVX512F__)
 #define VW 16
@@ -440,6 +441,13 @@ static void backward_head(const attn_ctx* c, int b, int h) {
       const int64_t row = ((int64_t)b * T + i) * C + hoff;
       Dh[i] = tv_row_dot(c->dout + row, c->fout + row, hs);
     }
+  /* dq of the whole head, accumulated in place across key blocks and added to dqkv once at the
+   * end: dqkv rows are 3C floats apart, so a read-modify-write per (key block, query block) pair
+   * costs more in cache misses than the products that feed it. */
+  const int64_t dq_rows = (int64_t)c->nblocks * bt;
+  const int head_dq = dq_rows * hsp <= MAX_STACK_DQ;
+  float dqh[head_dq ? dq_rows * hsp : 1] __attribute__((aligned(64)));
+  if (head_dq) memset(dqh, 0, sizeof(float) * (size_t)(dq_rows * hsp));
 
   for (int j0 = 0; j0 < T; j0 += bt) {
     const int nk = T - j0 < bt ? T - j0 : bt;
@@ -459,7 +467,7 @@ static void backward_head(const attn_ctx* c, int b, int h) {
           const int64_t row = (int64_t)(i0 + bt + r);
           for (int i = 0; i < hs; i += 16) {
             __builtin_prefetch(base + row * stride + i);
-            __builtin_prefetch(dbase + row * stride + i, 1);
+            if (!head_dq) __builtin_prefetch(dbase + row * stride + i, 1);
             __builtin_prefetch(c->dout + ((int64_t)b * T + row) * C + hoff + i);
           }
         }
@@ -501,6 +509,10 @@ static void backward_head(const attn_ctx* c, int b, int h) {
       tile_wx(dv, bt, hsp, s, 1, bt, dot, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
       tile_wx(dk, bt, hsp, dp, 1, bt, qs, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
       /* dq += scale·dS·k for this query block. */
+      if (head_dq) {
+        tile_wx(dqh + (int64_t)i0 * hsp, bt, hsp, dp, bt, 1, kb, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
+        continue;
+      }
       memset(dq, 0, sizeof(float) * (size_t)(bt * hsp));
       tile_wx(dq, bt, hsp, dp, bt, 1, kb, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
       for (int r = 0; r < nq; r++) {
@@ -516,6 +528,12 @@ static void backward_head(const attn_ctx* c, int b, int h) {
       for (int i = 0; i < hs; i++) gv[i] += dv[j * hsp + i];
     }
   }
+  if (head_dq)
+    for (int i = 0; i < T; i++) {
+      float* g = dbase + (int64_t)i * stride;
+      const float* src = dqh + (int64_t)i * hsp;
+      for (int d = 0; d < hs; d++) g[d] += src[d] * c->scale;
+    }
 }
 
 /* Untiled fallback for large heads: every (i, j ≤ i) pair in turn, straight into dqkv. */

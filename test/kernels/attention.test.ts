@@ -1,8 +1,8 @@
 // tv_attention_forward / tv_attention_backward on every ISA level: against the float64 reference
 // that materializes the full T×T matrices, against finite differences of that forward, the +=
 // contract, bit-identical results for 1 and 2 threads, and refused sizes. Shapes cover T = 1,
-// odd T, T across several tiles, head sizes that are not a multiple of 16, and the untiled path
-// for head sizes above 256.
+// odd T, T across several tiles, head sizes that are not a multiple of 16, the untiled path
+// for head sizes above 256, and a head too long for the backward's per-head dq accumulator.
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
@@ -12,6 +12,8 @@ import { Rng } from "./rng.ts";
 const SHAPES: [number, number, number, number][] = [
   [1, 1, 4, 1], [2, 3, 6, 2], [1, 17, 34, 2], [2, 31, 12, 3], [1, 67, 64, 1], [2, 70, 96, 3],
   [1, 130, 32, 2], [1, 40, 1, 1], [1, 20, 520, 2], [1, 33, 200, 1], [1, 200, 128, 2],
+  // T·hs too large for the backward's per-head dq accumulator: dq goes to dqkv block by block.
+  [1, 300, 256, 1],
 ];
 
 function run(qkv: Float32Array, B: number, T: number, C: number, H: number) {
