@@ -103,43 +103,35 @@ static void tile_abt(float* s, const float* a, int lda, const float* kt, int hs,
   }
 }
 
-/* y[4][NV·VW] += Σ_m w(r, m)·x[m][NV·VW], w(r, m) = w[r·wr + m·wm], for m < nm. */
+/* y[MR][NV·VW] += Σ_m w(r, m)·x[m][NV·VW], w(r, m) = w[r·wr + m·wm], for m < nm. */
 static ALWAYS_INLINE void mk_wx(float* y, int ldy, const float* w, int wr, int wm, const float* x,
-                                int ldx, int nm, const int NV) {
-  vf c0[4], c1[4], c2[4], c3[4];
-  for (int v = 0; v < NV; v++) {
-    c0[v] = vload(y + v * VW);
-    c1[v] = vload(y + ldy + v * VW);
-    c2[v] = vload(y + 2 * ldy + v * VW);
-    c3[v] = vload(y + 3 * ldy + v * VW);
-  }
+                                int ldx, int nm, const int MR, const int NV) {
+  vf acc[8][4];
+  for (int i = 0; i < MR; i++)
+    for (int v = 0; v < NV; v++) acc[i][v] = vload(y + i * ldy + v * VW);
   for (int m = 0; m < nm; m++) {
     vf xv[4];
     for (int v = 0; v < NV; v++) xv[v] = vload(x + (int64_t)m * ldx + v * VW);
     const float* wp = w + (int64_t)m * wm;
-    vf w0 = vbcast(wp[0]), w1 = vbcast(wp[wr]), w2 = vbcast(wp[2 * wr]), w3 = vbcast(wp[3 * wr]);
-    for (int v = 0; v < NV; v++) {
-      c0[v] += w0 * xv[v];
-      c1[v] += w1 * xv[v];
-      c2[v] += w2 * xv[v];
-      c3[v] += w3 * xv[v];
+    for (int i = 0; i < MR; i++) {
+      const vf wi = vbcast(wp[(int64_t)i * wr]);
+      for (int v = 0; v < NV; v++) acc[i][v] += wi * xv[v];
     }
   }
-  for (int v = 0; v < NV; v++) {
-    vstore(y + v * VW, c0[v]);
-    vstore(y + ldy + v * VW, c1[v]);
-    vstore(y + 2 * ldy + v * VW, c2[v]);
-    vstore(y + 3 * ldy + v * VW, c3[v]);
-  }
+  for (int i = 0; i < MR; i++)
+    for (int v = 0; v < NV; v++) vstore(y + i * ldy + v * VW, acc[i][v]);
 }
 
 /* y[ny][hsp] += W·x[nm][hsp] with W(r, m) = w[r·wr + m·wm]: W = P for out and dq (wr = row stride,
  * wm = 1), W = Pᵀ for dv and dk (wr = 1, wm = row stride). ny a multiple of 4, hsp of 16.
  * A causal mode limits each row group's terms m to those where W can be nonzero. */
 static void tile_wx(float* y, int ny, int hsp, const float* w, int wr, int wm, const float* x, int nm, int causal) {
-  for (int r = 0; r < ny; r += 4) {
+  /* Narrow rows (two vectors or fewer) take eight rows at a time, so that enough accumulators
+   * share each loaded x vector; ny is always a multiple of 16. */
+  const int mr = hsp <= 2 * VW ? 8 : 4;
+  for (int r = 0; r < ny; r += mr) {
     int m_begin = 0, m_end = nm;
-    if (causal == CAUSAL_LE && r + 4 < nm) m_end = r + 4;
+    if (causal == CAUSAL_LE && r + mr < nm) m_end = r + mr;
     if (causal == CAUSAL_GE) m_begin = r < nm ? r : nm;
     if (m_end <= m_begin) continue;
     for (int c = 0; c < hsp; c += 4 * VW) {
@@ -148,11 +140,16 @@ static void tile_wx(float* y, int ny, int hsp, const float* w, int wr, int wm, c
       const float* wo = w + (int64_t)r * wr + (int64_t)m_begin * wm;
       const float* xo = x + (int64_t)m_begin * hsp + c;
       const int n = m_end - m_begin;
+      if (mr == 8) {
+        if (nv == 1) mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 8, 1);
+        else mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 8, 2);
+        continue;
+      }
       switch (nv) {
-        case 1: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 1); break;
-        case 2: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 2); break;
-        case 3: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 3); break;
-        default: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 4); break;
+        case 1: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 4, 1); break;
+        case 2: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 4, 2); break;
+        case 3: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 4, 3); break;
+        default: mk_wx(yo, hsp, wo, wr, wm, xo, hsp, n, 4, 4); break;
       }
     }
   }
