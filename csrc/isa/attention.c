@@ -44,6 +44,7 @@
 #endif
 typedef float vf __attribute__((vector_size(VW * 4)));
 typedef float vf_u __attribute__((vector_size(VW * 4), aligned(4)));
+typedef int vi __attribute__((vector_size(VW * 4)));
 static inline vf vload(const float* p) { return *(const vf_u*)p; }
 static inline void vstore(float* p, vf v) { *(vf_u*)p = v; }
 static inline vf vbcast(float x) { return (vf){0} + x; }
@@ -492,15 +493,30 @@ static void backward_head(const attn_ctx* c, int b, int h) {
         float* ds = dp + r * bt;
         int valid = r < nq ? i0 + r - j0 + 1 : 0;
         if (valid > nk) valid = nk;
+        /* P = e^(S − lse) and dS = P∘(dP − D) in one pass of whole vectors; in the last vector the
+         * lanes past `valid` (never computed on the diagonal) are cleared with a mask. */
+        int j = 0;
         if (valid > 0) {
-          tv_exp_shift_sum(p, p, valid, lse[r]);
-          const float Dr = D[r];
-          for (int j = 0; j < valid; j++) ds[j] = p[j] * (ds[j] - Dr);
-        } else {
-          valid = 0;
+          const vf L = vbcast(lse[r]), Dv = vbcast(D[r]);
+          for (; j + VW <= valid; j += VW) {
+            const vf e = vexp(vload(p + j) - L);
+            vstore(p + j, e);
+            vstore(ds + j, e * (vload(ds + j) - Dv));
+          }
+          if (j < valid) {
+            vi lane;
+            for (int l = 0; l < VW; l++) lane[l] = l;
+            const vi keep = lane < (valid - j);
+            const vf e = vexp(vload(p + j) - L);
+            vstore(p + j, (vf)((vi)e & keep));
+            vstore(ds + j, (vf)((vi)(e * (vload(ds + j) - Dv)) & keep));
+            j += VW;
+          }
         }
-        memset(p + valid, 0, sizeof(float) * (size_t)(bt - valid));
-        memset(ds + valid, 0, sizeof(float) * (size_t)(bt - valid));
+        if (j < bt) {
+          memset(p + j, 0, sizeof(float) * (size_t)(bt - j));
+          memset(ds + j, 0, sizeof(float) * (size_t)(bt - j));
+        }
       }
       /* dv += Pᵀ·dout, dk += dSᵀ·(scale·q): rows of the key block, reduced over the queries. */
       tile_wx(dv, bt, hsp, s, 1, bt, dot, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
