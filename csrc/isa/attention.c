@@ -47,7 +47,18 @@ typedef float vf_u __attribute__((vector_size(VW * 4), aligned(4)));
 typedef int vi __attribute__((vector_size(VW * 4)));
 static inline vf vload(const float* p) { return *(const vf_u*)p; }
 static inline void vstore(float* p, vf v) { *(vf_u*)p = v; }
-static inline vf vbcast(float x) { return (vf){0} + x; }
+/* A broadcast that the compiler can fold into the load (0 + x would cost a scalar add first). */
+static inline vf vbcast(float x) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_set1_ps(x);
+#elif defined(__AVX2__)
+  return (vf)_mm256_set1_ps(x);
+#else
+  vf r;
+  for (int i = 0; i < VW; i++) r[i] = x;
+  return r;
+#endif
+}
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
