@@ -319,6 +319,9 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb) {
   /* qt[d][r] = scale·q[i0 + r][d]; padding queries r >= nq are zero and their results dropped. */
   load_transposed(qt, bt, base + i0 * stride, stride, nq, hs, c->scale);
   memset(o, 0, sizeof(float) * (size_t)(bt * hsp));
+  /* The output rows (C floats apart) are written only at the end: ask for them now. */
+  for (int r = 0; r < nq; r++)
+    for (int i = 0; i < hs; i += 16) __builtin_prefetch(c->out + ((int64_t)b * T + i0 + r) * C + (int64_t)h * hs + i, 1);
   for (int r = 0; r < bt; r++) mrow[r] = -INFINITY, lrow[r] = 0.0f;
 
   for (int j0 = 0; j0 < i0 + nq; j0 += bt) {
@@ -330,8 +333,12 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb) {
     tile_abt(st, kb, hsp, qt, hs, nk4, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
     /* Causal mask, only where the block reaches past the diagonal: key j0+jj hidden from query i0+r < j0+jj. */
     if (j0 + nk - 1 > i0)
-      for (int jj = 0; jj < nk; jj++)
-        for (int r = 0; r < bt && i0 + r < j0 + jj; r++) st[jj * bt + r] = -INFINITY;
+      for (int jj = 0; jj < nk; jj++) {
+        const int lim = j0 + jj - i0 < bt ? j0 + jj - i0 : bt;
+        int r = 0;
+        for (; r + VW <= lim; r += VW) vstore(st + jj * bt + r, vbcast(-INFINITY));
+        for (; r < lim; r++) st[jj * bt + r] = -INFINITY;
+      }
     for (int v = 0; v < bt; v += VW) {
       /* On the diagonal, keys past this vector's last query are all masked; the P·v product
        * below reads no further than that either. */
