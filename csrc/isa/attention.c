@@ -11,9 +11,10 @@
  *
  * Tiles: bt query rows × bt keys, bt = min(64, 4096/HSP) where HSP is hs rounded up to 16, so
  * every tile holds at most 4096 floats and lives on the stack (about 80 KiB forward, 160 KiB
- * backward, plus the backward's per-head dq accumulator of at most 256 KiB). Tiles are padded with zeros to whole vectors, so the inner products run on full
- * vectors for any hs. The products inside a tile are small register-blocked kernels written with
- * GCC vector extensions, which become zmm, ymm or xmm code for each ISA level. Whichever operand of
+ * backward, plus the backward's per-head dq accumulator of at most 256 KiB). Tiles are padded
+ * with zeros to whole vectors, so the inner products run on full vectors for any hs. The
+ * products inside a tile are small register-blocked kernels written with GCC vector extensions,
+ * which become zmm, ymm or xmm code for each ISA level. Whichever operand of
  * a product is reused most is the one transposed into a tile: the queries in the forward (scores
  * are built key-major), the keys and values of the outer key block in the backward.
  * A head dimension above MAX_TILED_HEAD_DIM takes a plain untiled path (slower, no scratch).
