@@ -325,7 +325,7 @@ const [isa, bf16hw] = probe.stdout.toString().trim().split(" ");
 console.log(`bench:train  ${cpus()[0]?.model ?? "cpu"}, ${threads} threads, ISA ${isa}, bf16 ${bf16hw === "true" ? "yes" : "no"}`);
 if (peak) console.log(`measured FP32 FMA peak: ${peak.gflops_1.toFixed(0)} GFLOP/s on 1 thread, ${peak.gflops_all.toFixed(0)} GFLOP/s on ${peak.threads}`);
 if (peakOverride !== null) console.log(`MFU against --peak-gflops ${peakOverride}`);
-else console.log("(could not build or run bench/peak.c: no MFU)");
+else if (!peak) console.log("(could not build or run bench/peak.c: no MFU)");
 const peerNote = wantPeer ? preparePeer() : "PyTorch peer skipped (--no-peer)";
 if (peerNote) console.log(peerNote);
 console.log(`${rounds} round(s), ${warmup} warm-up + ${steps} timed steps per run (peer: ${peerSteps}), ours and the peer alternating\n`);
