@@ -16,31 +16,44 @@ extern const tv_kernels* tv_active;
 /* Products of int sizes must stay addressable; 2^40 floats is far beyond any model here. */
 #define FITS(prod) CHECK((prod) < ((int64_t)1 << 40), TV_E_SIZE)
 
-int tv_matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
-                      int K, int N) {
+/* The matmul pairs (fp32 and bf16) take the same arguments and check them the same way. */
+static int matmul_forward_args(float* out, const float* inp, const float* weight, int M, int K, int N) {
   NEED(out); NEED(inp); NEED(weight);
   POS(M); POS(K); POS(N);
   FITS((int64_t)M * K); FITS((int64_t)M * N); FITS((int64_t)N * K);
+  return TV_OK;
+}
+
+static int matmul_backward_args(float* dinp, float* dweight, const float* dout, const float* inp,
+                                const float* weight, int M, int K, int N) {
+  NEED(dout);
+  POS(M); POS(K); POS(N);
+  FITS((int64_t)M * K); FITS((int64_t)M * N); FITS((int64_t)N * K);
+  if (dinp) NEED(weight);
+  if (dweight) NEED(inp);
+  return TV_OK;
+}
+
+int tv_matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int M,
+                      int K, int N) {
+  int status = matmul_forward_args(out, inp, weight, M, K, N);
+  if (status != TV_OK) return status;
   tv_active->matmul_forward(out, inp, weight, bias, M, K, N);
   return TV_OK;
 }
 
 int tv_matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                        const float* inp, const float* weight, int M, int K, int N) {
-  NEED(dout);
-  POS(M); POS(K); POS(N);
-  FITS((int64_t)M * K); FITS((int64_t)M * N); FITS((int64_t)N * K);
-  if (dinp) NEED(weight);
-  if (dweight) NEED(inp);
+  int status = matmul_backward_args(dinp, dweight, dout, inp, weight, M, K, N);
+  if (status != TV_OK) return status;
   tv_active->matmul_backward(dinp, dweight, dbias, dout, inp, weight, M, K, N);
   return TV_OK;
 }
 
 int tv_matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
                            int M, int K, int N) {
-  NEED(out); NEED(inp); NEED(weight);
-  POS(M); POS(K); POS(N);
-  FITS((int64_t)M * K); FITS((int64_t)M * N); FITS((int64_t)N * K);
+  int status = matmul_forward_args(out, inp, weight, M, K, N);
+  if (status != TV_OK) return status;
   if (tv_has_bf16()) tv_active->matmul_forward_bf16(out, inp, weight, bias, M, K, N);
   else tv_active->matmul_forward(out, inp, weight, bias, M, K, N);
   return TV_OK;
@@ -48,11 +61,8 @@ int tv_matmul_forward_bf16(float* out, const float* inp, const float* weight, co
 
 int tv_matmul_backward_bf16(float* dinp, float* dweight, float* dbias, const float* dout,
                             const float* inp, const float* weight, int M, int K, int N) {
-  NEED(dout);
-  POS(M); POS(K); POS(N);
-  FITS((int64_t)M * K); FITS((int64_t)M * N); FITS((int64_t)N * K);
-  if (dinp) NEED(weight);
-  if (dweight) NEED(inp);
+  int status = matmul_backward_args(dinp, dweight, dout, inp, weight, M, K, N);
+  if (status != TV_OK) return status;
   if (tv_has_bf16()) tv_active->matmul_backward_bf16(dinp, dweight, dbias, dout, inp, weight, M, K, N);
   else tv_active->matmul_backward(dinp, dweight, dbias, dout, inp, weight, M, K, N);
   return TV_OK;

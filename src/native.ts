@@ -160,13 +160,30 @@ export function getThreads(): number {
 
 // ---- kernels (shapes as in csrc/train_vocab.h) ----------------------------------------------
 
+/** The matmul pairs (fp32 and bf16) take the same buffers: one check of their sizes. */
+function matmulForwardSizes(
+  k: string, out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null,
+  M: number, K: number, N: number,
+): void {
+  positive(k, { M, K, N });
+  need(k, "out", out, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K); need(k, "bias", bias, N);
+}
+
+function matmulBackwardSizes(
+  k: string, dinp: Float32Array | null, dweight: Float32Array | null, dbias: Float32Array | null,
+  dout: Float32Array, inp: Float32Array, weight: Float32Array, M: number, K: number, N: number,
+): void {
+  positive(k, { M, K, N });
+  need(k, "dinp", dinp, M * K); need(k, "dweight", dweight, N * K); need(k, "dbias", dbias, N);
+  need(k, "dout", dout, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K);
+}
+
 export function matmulForward(
   out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null,
   M: number, K: number, N: number,
 ): void {
   const k = "matmul_forward";
-  positive(k, { M, K, N });
-  need(k, "out", out, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K); need(k, "bias", bias, N);
+  matmulForwardSizes(k, out, inp, weight, bias, M, K, N);
   check(k, S.tv_matmul_forward(out, inp, weight, bias, M, K, N));
 }
 
@@ -175,9 +192,7 @@ export function matmulBackward(
   dout: Float32Array, inp: Float32Array, weight: Float32Array, M: number, K: number, N: number,
 ): void {
   const k = "matmul_backward";
-  positive(k, { M, K, N });
-  need(k, "dinp", dinp, M * K); need(k, "dweight", dweight, N * K); need(k, "dbias", dbias, N);
-  need(k, "dout", dout, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K);
+  matmulBackwardSizes(k, dinp, dweight, dbias, dout, inp, weight, M, K, N);
   check(k, S.tv_matmul_backward(dinp, dweight, dbias, dout, inp, weight, M, K, N));
 }
 
@@ -188,8 +203,7 @@ export function matmulForwardBf16(
   M: number, K: number, N: number,
 ): void {
   const k = "matmul_forward_bf16";
-  positive(k, { M, K, N });
-  need(k, "out", out, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K); need(k, "bias", bias, N);
+  matmulForwardSizes(k, out, inp, weight, bias, M, K, N);
   check(k, S.tv_matmul_forward_bf16(out, inp, weight, bias, M, K, N));
 }
 
@@ -200,9 +214,7 @@ export function matmulBackwardBf16(
   dout: Float32Array, inp: Float32Array, weight: Float32Array, M: number, K: number, N: number,
 ): void {
   const k = "matmul_backward_bf16";
-  positive(k, { M, K, N });
-  need(k, "dinp", dinp, M * K); need(k, "dweight", dweight, N * K); need(k, "dbias", dbias, N);
-  need(k, "dout", dout, M * N); need(k, "inp", inp, M * K); need(k, "weight", weight, N * K);
+  matmulBackwardSizes(k, dinp, dweight, dbias, dout, inp, weight, M, K, N);
   check(k, S.tv_matmul_backward_bf16(dinp, dweight, dbias, dout, inp, weight, M, K, N));
 }
 
