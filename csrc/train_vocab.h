@@ -56,13 +56,15 @@ int tv_threads_get(void);
 /* out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]; bias may be NULL. */
 int tv_matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
                       int M, int K, int N);
-/* dinp[M,K] += dout[M,N] · weight[N,K];  dweight[N,K] += dout[M,N]ᵀ · inp[M,K];
- * dbias[N] += Σ_m dout[m,:].  Any of dinp, dweight, dbias may be NULL (skipped). */
+/* dinp[M,K] = dout[M,N] · weight[N,K] (OVERWRITTEN: dinp is a scratch activation gradient);
+ * dweight[N,K] += dout[M,N]ᵀ · inp[M,K];  dbias[N] += Σ_m dout[m,:] (ACCUMULATED: parameter
+ * gradients, which a tied weight collects from two places).
+ * Any of dinp, dweight, dbias may be NULL (skipped). */
 int tv_matmul_backward(float* dinp, float* dweight, float* dbias,
                        const float* dout, const float* inp, const float* weight,
                        int M, int K, int N);
 /* The same two products with bf16 operands (fp32 inputs rounded to nearest even) and fp32
- * accumulation; bias, dbias and the gradients' existing content stay fp32. Where BF16 dot products
+ * accumulation; bias, dbias and the parameter gradients' existing content stay fp32. Where BF16 dot products
  * are unavailable (tv_has_bf16() == 0: the CPU lacks them, or a lower ISA level is in use) these
  * are exactly tv_matmul_forward / tv_matmul_backward. */
 int tv_matmul_forward_bf16(float* out, const float* inp, const float* weight, const float* bias,
@@ -90,7 +92,7 @@ int tv_residual_layernorm_forward(float* resid, float* out, float* mean, float* 
 
 /* out[N] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) */
 int tv_gelu_forward(float* out, const float* inp, int64_t N);
-/* dinp[N] += gelu'(inp)·dout */
+/* dinp[N] = gelu'(inp)·dout (overwritten; dinp may be dout itself) */
 int tv_gelu_backward(float* dinp, const float* inp, const float* dout, int64_t N);
 
 /* ---- residual add -------------------------------------------------------------------------- */
@@ -116,7 +118,7 @@ int tv_encoder_backward(float* dwte, float* dwpe, const float* dout, const int32
  * out[B,T,C] = softmax(Q·Kᵀ/√(C/H) + causal mask)·V per head; lse[B,H,T] saves each row's
  * log-sum-exp of the scaled scores for backward. Memory O(T) per row: nothing B·H·T·T is stored. */
 int tv_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int C, int H);
-/* dqkv[B,T,3C] += gradient, from dout[B,T,C] and the forward's qkv, out and lse. */
+/* dqkv[B,T,3C] = gradient (overwritten), from dout[B,T,C] and the forward's qkv, out and lse. */
 int tv_attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
                           const float* lse, int B, int T, int C, int H);
 

@@ -173,7 +173,7 @@ static void tile_wx(float* y, int ny, int hsp, const float* w, int wr, int wm, c
 typedef struct {
   float* out;        /* forward: out[B,T,C] */
   float* lse;        /* forward: lse[B,H,T] */
-  float* dqkv;       /* backward: dqkv[B,T,3C] (+=) */
+  float* dqkv;       /* backward: dqkv[B,T,3C] (overwritten) */
   const float* dout; /* backward: dout[B,T,C] */
   const float* fout; /* backward: the forward's out[B,T,C] */
   const float* clse; /* backward: lse[B,H,T] */
@@ -433,6 +433,15 @@ void TV_FN(attention_forward)(float* out, float* lse, const float* qkv, int B, i
 
 /* ---- backward -------------------------------------------------------------------------------- */
 
+/* Zero this head's slice of the first `parts` of q|k|v in dqkv (rows `stride` floats apart), for
+ * the paths that sum into dqkv rather than store: the kernel overwrites dqkv, and only the head's
+ * own work item touches its slice. */
+static void clear_head(float* dbase, int64_t stride, int T, int hs, int parts) {
+  const int64_t C = stride / 3;
+  for (int i = 0; i < T; i++)
+    for (int part = 0; part < parts; part++) memset(dbase + i * stride + part * C, 0, sizeof(float) * (size_t)hs);
+}
+
 static void backward_head(const attn_ctx* c, int b, int h) {
   float qs[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] scaled queries */
   float dot[TILE_FLOATS] __attribute__((aligned(64)));     /* [bt][hsp] dout rows */
@@ -458,13 +467,14 @@ static void backward_head(const attn_ctx* c, int b, int h) {
       const int64_t row = ((int64_t)b * T + i) * C + hoff;
       Dh[i] = tv_row_dot(c->dout + row, c->fout + row, hs);
     }
-  /* dq of the whole head, accumulated in place across key blocks and added to dqkv once at the
+  /* dq of the whole head, accumulated in place across key blocks and stored in dqkv once at the
    * end: dqkv rows are 3C floats apart, so a read-modify-write per (key block, query block) pair
    * costs more in cache misses than the products that feed it. */
   const int64_t dq_rows = (int64_t)c->nblocks * bt;
   const int head_dq = dq_rows * hsp <= MAX_STACK_DQ;
   float dqh[head_dq ? dq_rows * hsp : 1] __attribute__((aligned(64)));
   if (head_dq) memset(dqh, 0, sizeof(float) * (size_t)(dq_rows * hsp));
+  else clear_head(dbase, stride, T, hs, 1); /* dq is then summed in dqkv itself */
 
   for (int j0 = 0; j0 < T; j0 += bt) {
     const int nk = T - j0 < bt ? T - j0 : bt;
@@ -553,28 +563,30 @@ static void backward_head(const attn_ctx* c, int b, int h) {
         for (int i = 0; i < hs; i++) g[i] += src[i] * c->scale;
       }
     }
+    /* Every key of the head is in exactly one key block: its dk and dv rows are final here. */
     for (int j = 0; j < nk; j++) {
       float* gk = dbase + C + (int64_t)(j0 + j) * stride;
       float* gv = dbase + 2 * C + (int64_t)(j0 + j) * stride;
-      for (int i = 0; i < hs; i++) gk[i] += dk[j * hsp + i];
-      for (int i = 0; i < hs; i++) gv[i] += dv[j * hsp + i];
+      for (int i = 0; i < hs; i++) gk[i] = dk[j * hsp + i];
+      for (int i = 0; i < hs; i++) gv[i] = dv[j * hsp + i];
     }
   }
   if (head_dq)
     for (int i = 0; i < T; i++) {
       float* g = dbase + (int64_t)i * stride;
       const float* src = dqh + (int64_t)i * hsp;
-      for (int d = 0; d < hs; d++) g[d] += src[d] * c->scale;
+      for (int d = 0; d < hs; d++) g[d] = src[d] * c->scale;
     }
 }
 
-/* Untiled fallback for large heads: every (i, j ≤ i) pair in turn, straight into dqkv. */
+/* Untiled fallback for large heads: every (i, j ≤ i) pair in turn, summed straight into dqkv. */
 static void backward_head_untiled(const attn_ctx* c, int b, int h) {
   const int T = c->T, C = c->C, hs = c->hs;
   const int64_t stride = 3 * (int64_t)C;
   const int64_t hoff = (int64_t)h * hs;
   const float* base = c->qkv + (int64_t)b * T * stride + hoff;
   float* dbase = c->dqkv + (int64_t)b * T * stride + hoff;
+  clear_head(dbase, stride, T, hs, 3);
   const float* lse_bh = c->clse + ((int64_t)b * c->H + h) * T;
   for (int i = 0; i < T; i++) {
     const int64_t row = ((int64_t)b * T + i) * C + hoff;

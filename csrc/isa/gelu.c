@@ -20,7 +20,7 @@
 #define BLOCK 1024
 
 typedef struct {
-  float* out;        /* forward: out[N]; backward: dinp[N] (+=) */
+  float* out;        /* forward: out[N]; backward: dinp[N] (overwritten; may alias dout) */
   const float* inp;  /* [N] */
   const float* dout; /* [N], backward only */
   int64_t N;
@@ -103,32 +103,32 @@ static void bwd_range(void* arg, int64_t k0, int64_t k1) {
   __m512 g;
   for (; i + 16 <= i1; i += 16) {
     gelu_vec(_mm512_loadu_ps(inp + i), &g, 1);
-    _mm512_storeu_ps(dinp + i, _mm512_fmadd_ps(g, _mm512_loadu_ps(dout + i), _mm512_loadu_ps(dinp + i)));
+    _mm512_storeu_ps(dinp + i, _mm512_mul_ps(g, _mm512_loadu_ps(dout + i)));
   }
   if (i < i1) {
     __mmask16 k = tv_tail_mask((int)(i1 - i));
     gelu_vec(_mm512_maskz_loadu_ps(k, inp + i), &g, 1);
     _mm512_mask_storeu_ps(dinp + i, k,
-                          _mm512_fmadd_ps(g, _mm512_maskz_loadu_ps(k, dout + i), _mm512_maskz_loadu_ps(k, dinp + i)));
+                          _mm512_mul_ps(g, _mm512_maskz_loadu_ps(k, dout + i)));
   }
 #elif defined(__AVX2__)
   __m256 g;
   for (; i + 8 <= i1; i += 8) {
     gelu_vec(_mm256_loadu_ps(inp + i), &g, 1);
-    _mm256_storeu_ps(dinp + i, _mm256_fmadd_ps(g, _mm256_loadu_ps(dout + i), _mm256_loadu_ps(dinp + i)));
+    _mm256_storeu_ps(dinp + i, _mm256_mul_ps(g, _mm256_loadu_ps(dout + i)));
   }
   if (i < i1) {
     __m256i k = tv_tail_mask8((int)(i1 - i));
     gelu_vec(_mm256_maskload_ps(inp + i, k), &g, 1);
     _mm256_maskstore_ps(dinp + i, k,
-                        _mm256_fmadd_ps(g, _mm256_maskload_ps(dout + i, k), _mm256_maskload_ps(dinp + i, k)));
+                        _mm256_mul_ps(g, _mm256_maskload_ps(dout + i, k)));
   }
 #else
   for (; i < i1; i++) {
     float x = inp[i], e;
     float s = sigmoid_2u(x, &e);
     float dudx = GELU_K0 * (1.0f + 3.0f * GELU_K1 * x * x);
-    dinp[i] += (s + 2.0f * x * s * (e * s) * dudx) * dout[i];
+    dinp[i] = (s + 2.0f * x * s * (e * s) * dudx) * dout[i];
   }
 #endif
 }

@@ -502,9 +502,10 @@ static void dbias_cols(void* arg, int64_t c0, int64_t c1) {
 void TV_FN(matmul_backward)(float* dinp, float* dweight, float* dbias, const float* dout,
                             const float* inp, const float* weight, int M, int K, int N) {
   if (dinp) {
-    /* C = dinp[M,K], depth N: A(i,p) = dout[i*N + p], B(p,j) = weight[p*K + j]. */
+    /* C = dinp[M,K], depth N: A(i,p) = dout[i*N + p], B(p,j) = weight[p*K + j]. Overwritten: the
+     * first depth block stores, so the caller need not clear a scratch gradient first. */
     gemm_args g = {.a = dout, .a_rs = N, .a_cs = 1, .b = weight, .b_rs = K, .b_cs = 1,
-                   .c = dinp, .ldc = K, .bias = NULL, .accumulate = 1, .m = M, .n = K, .k = N};
+                   .c = dinp, .ldc = K, .bias = NULL, .accumulate = 0, .m = M, .n = K, .k = N};
     gemm(&g);
   }
   if (dweight) {

@@ -290,7 +290,7 @@ void TV_FN(matmul_backward_bf16)(float* dinp, float* dweight, float* dbias, cons
                                  const float* inp, const float* weight, int M, int K, int N) {
   if (dinp) {
     gemm_args g = {.a = dout, .a_rs = N, .a_cs = 1, .b = weight, .b_rs = K, .b_cs = 1,
-                   .c = dinp, .ldc = K, .bias = NULL, .accumulate = 1, .m = M, .n = K, .k = N};
+                   .c = dinp, .ldc = K, .bias = NULL, .accumulate = 0, .m = M, .n = K, .k = N};
     gemm(&g);
   }
   if (dweight) {

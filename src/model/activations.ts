@@ -35,8 +35,7 @@ export interface Activations {
   dLn: Float32Array;       // [M,C]
   dAtty: Float32Array;     // [M,C]
   dQkv: Float32Array;      // [M,3C]
-  dFch: Float32Array;      // [M,F]
-  dFchGelu: Float32Array;  // [M,F]
+  dFch: Float32Array;      // [M,F] d(gelu output), turned in place into d(fc output)
 }
 
 /** Floats in the activation arena for batches of B sequences of T tokens. */
@@ -78,6 +77,6 @@ export function allocateActivations(arch: Architecture, B: number, T: number): A
     lnf: take(M * C), lnfMean: take(M), lnfRstd: take(M),
     logits: take(M * V), losses: take(M),
     dResidual: take(M * C), dLn: take(M * C), dAtty: take(M * C), dQkv: take(3 * M * C),
-    dFch: take(M * F), dFchGelu: take(M * F),
+    dFch: take(M * F),
   };
 }

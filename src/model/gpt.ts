@@ -5,7 +5,9 @@
  * One flat buffer each for parameters and gradients (layout.ts); activations live in one arena sized
  * for the largest batch. Each layer's forward and backward sit side by side below, so the saved
  * tensors each backward step reads are easy to check against what its forward wrote.
- * Every kernel's backward ACCUMULATES into its gradients, so scratch gradients are zeroed before use.
+ * Backward kernels OVERWRITE the activation gradients they produce (matmul dinp, GELU, attention:
+ * no scratch buffer needs clearing first) and ACCUMULATE into parameter gradients and into the
+ * residual stream's gradient (LayerNorm backward adds its input gradient to it).
  */
 import * as K from "../native.ts";
 import { allocateActivations, type Activations, type BlockActivations } from "./activations.ts";
@@ -157,7 +159,6 @@ export class GPT {
     const p = this.profile;
 
     // LM head: with tied embeddings g.lmHead is g.wte, which the encoder's scatter adds to below.
-    dLnf.fill(0);
     p?.begin();
     mm.backward(dLnf, g.lmHead, null, a.logits, a.lnf, w.lmHead, M, C, V);
     p?.end("lm head bwd");
@@ -228,21 +229,17 @@ function blockBackward(
   const M = B * T;
   const dRes = acts.dResidual.subarray(0, M * C);
   const dLn = acts.dLn.subarray(0, M * C);
-  const dFchGelu = acts.dFchGelu.subarray(0, M * F);
   const dFch = acts.dFch.subarray(0, M * F);
   const dAtty = acts.dAtty.subarray(0, M * C);
   const dQkv = acts.dQkv.subarray(0, 3 * M * C);
 
   // MLP branch: resid3 = resid2 + mlpProj(gelu(fc(ln2(resid2))))
-  dFchGelu.fill(0);
   p?.begin();
-  mm.backward(dFchGelu, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C);
+  mm.backward(dFch, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C);
   p?.end("matmul mlp.proj bwd");
-  dFch.fill(0);
   p?.begin();
-  K.geluBackward(dFch, a.fch, dFchGelu, M * F);
+  K.geluBackward(dFch, a.fch, dFch, M * F); // in place: d(gelu output) becomes d(fc output)
   p?.end("gelu bwd");
-  dLn.fill(0);
   p?.begin();
   mm.backward(dLn, g.fcW, g.fcB, dFch, a.ln2, w.fcW, M, C, F);
   p?.end("matmul fc bwd");
@@ -251,15 +248,12 @@ function blockBackward(
   p?.end("layernorm bwd");
 
   // Attention branch: resid2 = x + attnProj(attention(qkv(ln1(x))))
-  dAtty.fill(0);
   p?.begin();
   mm.backward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C);
   p?.end("matmul attn.proj bwd");
-  dQkv.fill(0);
   p?.begin();
   K.attentionBackward(dQkv, dAtty, a.qkv, a.atty, a.attLse, B, T, C, H);
   p?.end("attention bwd");
-  dLn.fill(0);
   p?.begin();
   mm.backward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C);
   p?.end("matmul qkv bwd");
