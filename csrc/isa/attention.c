@@ -22,6 +22,11 @@
  * Threads: the forward's work items are (b, h, query block), the backward's (b, h) pairs, because dk
  * and dv sum over all queries of a head. Threads claim items one at a time from a counter, and each
  * item's arithmetic is the same whichever thread runs it: bit-identical for any thread count. */
+/* GCC turns copy loops (even whole-vector ones, once a multiply by 1 folds away) into memcpy
+ * calls; for the rows of a few dozen floats copied here a call costs more than the copy. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-tree-loop-distribute-patterns")
+#endif
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -179,6 +184,7 @@ typedef struct {
   const float* clse; /* backward: lse[B,H,T] */
   const float* qkv;  /* [B,T,3C] */
   int B, T, C, H, hs, hsp, bt, nblocks;
+  int whole_heads; /* forward: work items are whole heads rather than query blocks */
   float scale;
   _Atomic int64_t next; /* the next unclaimed work item */
 } attn_ctx;
@@ -202,18 +208,35 @@ static void setup(attn_ctx* c, int B, int T, int C, int H) {
   c->scale = 1.0f / sqrtf((float)c->hs);
 }
 
+/* d[0..ld) = s[0..hs) times mul, then zeros; ld a multiple of VW. */
+static inline void copy_row(float* d, const float* s, int hs, int ld, float mul) {
+  const vf m = vbcast(mul);
+  int i = 0;
+  for (; i + VW <= hs; i += VW) vstore(d + i, vload(s + i) * m);
+  if (i < ld) {
+    vf t = (vf){0};
+    for (int l = 0; i + l < hs; l++) t[l] = s[i + l] * mul;
+    vstore(d + i, t);
+    for (i += VW; i < ld; i += VW) vstore(d + i, (vf){0});
+  }
+}
+
+/* d[0..hs) = s[0..hs) times mul, exactly hs floats written (d is a head's slice of a dqkv row). */
+static inline void store_row(float* d, const float* s, int hs, float mul) {
+  const vf m = vbcast(mul);
+  int i = 0;
+  for (; i + VW <= hs; i += VW) vstore(d + i, vload(s + i) * m);
+  for (; i < hs; i++) d[i] = s[i] * mul;
+}
+
 /* dst[nr][ld] = src rows (stride 3C) columns 0..hs−1 times mul, zero elsewhere up to rows_total. */
 static void load_rows(float* dst, int ld, const float* src, int64_t stride, int nr, int rows_total,
                       int hs, float mul) {
   for (int r = 0; r < rows_total; r++) {
     float* d = dst + r * ld;
-    if (r < nr) {
-      const float* s = src + r * stride;
-      for (int i = 0; i < hs; i++) d[i] = s[i] * mul;
-      for (int i = hs; i < ld; i++) d[i] = 0.0f;
-    } else {
-      memset(d, 0, sizeof(float) * (size_t)ld);
-    }
+    if (r < nr) copy_row(d, src + r * stride, hs, ld, mul);
+    else
+      for (int i = 0; i < ld; i += VW) vstore(d + i, (vf){0});
   }
 }
 
@@ -317,6 +340,9 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb) {
   const float* base = c->qkv + (int64_t)b * T * stride + (int64_t)h * hs;
   const int i0 = qb * bt, nq = T - i0 < bt ? T - i0 : bt;
 
+  /* The next query block's rows (the next item of a whole-head job) are loaded while this one runs. */
+  for (int r = i0 + bt; r < T && r < i0 + 2 * bt; r++)
+    for (int i = 0; i < hs; i += 16) __builtin_prefetch(base + (int64_t)r * stride + i);
   /* qt[d][r] = scale·q[i0 + r][d]; padding queries r >= nq are zero and their results dropped. */
   load_transposed(qt, bt, base + i0 * stride, stride, nq, hs, c->scale);
   memset(o, 0, sizeof(float) * (size_t)(bt * hsp));
@@ -328,6 +354,14 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb) {
   for (int j0 = 0; j0 < i0 + nq; j0 += bt) {
     const int nk = i0 + nq - j0 < bt ? i0 + nq - j0 : bt;
     const int nk4 = (nk + 3) & ~3; /* the products take key rows four at a time */
+    /* The next key block's rows are 3C floats apart, too far apart for the hardware prefetcher:
+     * ask for them now, so they arrive while this block's products run. */
+    const int jn0 = j0 + bt, jn1 = i0 + nq < jn0 + bt ? i0 + nq : jn0 + bt;
+    for (int j = jn0; j < jn1; j++)
+      for (int i = 0; i < hs; i += 16) {
+        __builtin_prefetch(base + C + (int64_t)j * stride + i);
+        __builtin_prefetch(base + 2 * C + (int64_t)j * stride + i);
+      }
     load_rows(kb, hsp, base + C + j0 * stride, stride, nk, nk4, hs, 1.0f);
     load_rows(vb, hsp, base + 2 * C + j0 * stride, stride, nk, nk4, hs, 1.0f);
     const int diag = j0 == i0; /* the block on the diagonal: key jj only for queries r >= jj */
@@ -413,9 +447,17 @@ static void forward_job(void* arg, int tid, int nthreads) {
       forward_row(c, (int)(it / ((int64_t)c->H * c->T)), (int)(it / c->T % c->H), (int)(it % c->T));
     return;
   }
-  /* A query block's cost grows with its index (causal): the costliest blocks (last) go first, so
-   * the cheap ones at the end even out the threads. */
-  const int64_t heads = (int64_t)c->B * c->H, n = heads * c->nblocks;
+  const int64_t heads = (int64_t)c->B * c->H;
+  if (c->whole_heads) {
+    /* One head per item, its query blocks in order: the head's keys and values (re-read by every
+     * query block) are then still in cache from the block before. */
+    for (int64_t bh; (bh = claim_item(c)) < heads;)
+      for (int qb = 0; qb < c->nblocks; qb++) forward_block(c, (int)(bh / c->H), (int)(bh % c->H), qb);
+    return;
+  }
+  /* Few heads: items are query blocks. A block's cost grows with its index (causal): the costliest
+   * blocks (last) go first, so the cheap ones at the end even out the threads. */
+  const int64_t n = heads * c->nblocks;
   for (int64_t it; (it = claim_item(c)) < n;) {
     int qb = c->nblocks - 1 - (int)(it / heads);
     int64_t bh = it % heads;
@@ -427,6 +469,7 @@ void TV_FN(attention_forward)(float* out, float* lse, const float* qkv, int B, i
   attn_ctx c = {0};
   setup(&c, B, T, C, H);
   c.out = out, c.lse = lse, c.qkv = qkv;
+  c.whole_heads = (int64_t)B * H >= 8 * (int64_t)tv_pool_threads();
   if ((int64_t)B * H * c.nblocks == 1) forward_job(&c, 0, 1);
   else tv_parallel_run(forward_job, &c);
 }
@@ -478,6 +521,12 @@ static void backward_head(const attn_ctx* c, int b, int h) {
 
   for (int j0 = 0; j0 < T; j0 += bt) {
     const int nk = T - j0 < bt ? T - j0 : bt;
+    /* The next key block's keys and values (rows 3C floats apart): ask for them now. */
+    for (int j = j0 + bt; j < T && j < j0 + 2 * bt; j++)
+      for (int i = 0; i < hs; i += 16) {
+        __builtin_prefetch(base + C + (int64_t)j * stride + i);
+        __builtin_prefetch(base + 2 * C + (int64_t)j * stride + i);
+      }
     load_transposed(kt, bt, base + C + j0 * stride, stride, nk, hs, 1.0f);
     load_transposed(vt, bt, base + 2 * C + j0 * stride, stride, nk, hs, 1.0f);
     load_rows(kb, hsp, base + C + j0 * stride, stride, nk, bt, hs, 1.0f);
@@ -505,8 +554,7 @@ static void backward_head(const attn_ctx* c, int b, int h) {
         if (r < nq) {
           const int64_t row = ((int64_t)b * T + i0 + r) * C + hoff;
           const float* g = c->dout + row;
-          for (int i = 0; i < hs; i++) d[i] = g[i];
-          for (int i = hs; i < hsp; i++) d[i] = 0.0f;
+          copy_row(d, g, hs, hsp, 1.0f);
           D[r] = T <= MAX_STACK_T ? Dh[i0 + r] : tv_row_dot(g, c->fout + row, hs);
           lse[r] = lse_bh[i0 + r];
         } else {
@@ -567,15 +615,15 @@ static void backward_head(const attn_ctx* c, int b, int h) {
     for (int j = 0; j < nk; j++) {
       float* gk = dbase + C + (int64_t)(j0 + j) * stride;
       float* gv = dbase + 2 * C + (int64_t)(j0 + j) * stride;
-      for (int i = 0; i < hs; i++) gk[i] = dk[j * hsp + i];
-      for (int i = 0; i < hs; i++) gv[i] = dv[j * hsp + i];
+      store_row(gk, dk + j * hsp, hs, 1.0f);
+      store_row(gv, dv + j * hsp, hs, 1.0f);
     }
   }
   if (head_dq)
     for (int i = 0; i < T; i++) {
       float* g = dbase + (int64_t)i * stride;
       const float* src = dqh + (int64_t)i * hsp;
-      for (int d = 0; d < hs; d++) g[d] = src[d] * c->scale;
+      store_row(g, src, hs, c->scale);
     }
 }
 
