@@ -256,7 +256,8 @@ typedef struct {
   const float* base;
   int64_t stride; /* floats between runs */
   int outer, lines;
-  int64_t next, total, per_call;
+  int run, line;  /* the next line to request */
+  int per_call;
 } a_prefetch;
 
 /* Aim the cursor at A's rows [ic, ic+mc) × depth [pc, pc+kc), spread over `calls` calls. */
@@ -264,15 +265,14 @@ static void a_prefetch_start(a_prefetch* p, const gemm_args* g, int ic, int mc, 
   p->base = g->a + (int64_t)ic * g->a_rs + (int64_t)pc * g->a_cs;
   if (g->a_cs == 1) p->stride = g->a_rs, p->outer = mc, p->lines = (kc + 15) / 16;
   else p->stride = g->a_cs, p->outer = kc, p->lines = (mc + 15) / 16;
-  p->next = 0;
-  p->total = (int64_t)p->outer * p->lines;
-  p->per_call = (p->total + calls - 1) / calls;
+  p->run = p->line = 0;
+  p->per_call = (int)(((int64_t)p->outer * p->lines + calls - 1) / calls);
 }
 
 static inline void a_prefetch_some(a_prefetch* p) {
-  for (int64_t n = 0; n < p->per_call && p->next < p->total; n++, p->next++) {
-    const int64_t run = p->next / p->lines, line = p->next % p->lines;
-    _mm_prefetch((const char*)(p->base + run * p->stride + line * 16), _MM_HINT_T1);
+  for (int n = 0; n < p->per_call && p->run < p->outer; n++) {
+    _mm_prefetch((const char*)(p->base + p->run * p->stride + p->line * 16), _MM_HINT_T1);
+    if (++p->line == p->lines) p->line = 0, p->run++;
   }
 }
 
