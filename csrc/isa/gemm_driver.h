@@ -30,12 +30,15 @@ typedef struct {
 
 static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin, int j_end, int slot);
 
-/* Parts of C per thread. Threads claim parts one at a time, so a thread that loses its core for a
- * while (another process on a shared machine, a laptop's background work) delays one part while
- * the other threads take the rest, instead of holding up a fixed half of every product. Smaller
- * parts re-pack more of the shared operand: 2 per thread measured about 1% slower than one on a
- * quiet machine and 5% faster beside one busy process (4: 3-4% slower when quiet). */
+/* Parts of C per thread (an engine may set its own before including this file). Threads claim
+ * parts one at a time, so a thread that loses its core for a while (another process on a shared
+ * machine, a laptop's background work) delays one part while the other threads take the rest,
+ * instead of holding up a fixed half of every product. Smaller parts re-pack more of the shared
+ * operand: for fp32, 2 per thread measured about 1% slower than one on a quiet machine and 5%
+ * faster beside one busy process (4: 3-4% slower when quiet). */
+#ifndef GEMM_PARTS_PER_THREAD
 #define GEMM_PARTS_PER_THREAD 2
+#endif
 
 /* Part `part` of `parts`: whole tiles of rows (or of columns), so no tile straddles two parts (the
  * result would not change if one did, but the edge path would be taken more often). */
