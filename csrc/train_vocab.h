@@ -4,7 +4,10 @@
  * Conventions (see DESIGN.md):
  *   - every kernel returns an int status: TV_OK (0) or a negative TV_E_* code; it never aborts;
  *   - outputs first, then inputs, then sizes;
- *   - backward kernels ACCUMULATE (+=) into every gradient they write; a NULL gradient pointer skips it;
+ *   - backward kernels ACCUMULATE (+=) into parameter gradients (dweight, dbias, dwte, dwpe, the
+ *     LayerNorm's) and into the residual stream's gradient (LayerNorm's dinp), and OVERWRITE the
+ *     activation gradients they produce (matmul dinp, GELU, attention), which are scratch and then
+ *     need no clearing; a NULL gradient pointer skips it;
  *   - tensors are float32, row-major, contiguous; token ids are int32;
  *   - no kernel allocates or does I/O; results are bit-identical for any thread count (static
  *     partitioning, reductions in a fixed order), but may differ between ISA levels.

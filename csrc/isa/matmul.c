@@ -1,6 +1,6 @@
 /* matmul.c — the three matrix products of a linear layer, y = x·Wᵀ + b:
  *   forward  out[M,N]      = inp[M,K] · weight[N,K]ᵀ (+ bias)
- *   dinp     dinp[M,K]    += dout[M,N] · weight[N,K]
+ *   dinp     dinp[M,K]     = dout[M,N] · weight[N,K]
  *   dweight  dweight[N,K] += dout[M,N]ᵀ · inp[M,K]
  * All three are one GEMM, C(i,j) (+)= Σ_p A(i,p)·B(p,j), with A and B described by strides, so one
  * blocked, register-tiled engine serves them (the Goto/BLIS loop nest):
@@ -19,10 +19,10 @@
  * go through a padded scratch tile and the same micro-kernel, so every element of C sees exactly the
  * same sequence of floating-point operations.
  *
- * Threads: the output is cut into row ranges (or column ranges) of whole tiles, one per thread, each
- * thread with its own packing buffers. The reduction order of an element depends only on K and the
- * fixed KC blocking, never on which thread computes it, so results are bit-identical for any thread
- * count. (Buffers are indexed by the pool's thread index: this kernel must not be called from inside
+ * Threads: the output is cut into row ranges (or column ranges) of whole tiles, two per thread,
+ * which threads claim one at a time (gemm_driver.h), each thread with its own packing buffers. The
+ * reduction order of an element depends only on K and the fixed KC blocking, never on which part or
+ * thread computes it, so results are bit-identical for any thread count. (Buffers are indexed by the pool's thread index: this kernel must not be called from inside
  * another parallel job.) Kernels never allocate: the buffers are static. */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* matmul_bf16.c — the linear layer's three products with bf16 operands and fp32 accumulation:
  *   forward  out[M,N]      = bf16(inp)[M,K] · bf16(weight)[N,K]ᵀ (+ bias)
- *   dinp     dinp[M,K]    += bf16(dout)[M,N] · bf16(weight)[N,K]
+ *   dinp     dinp[M,K]     = bf16(dout)[M,N] · bf16(weight)[N,K]
  *   dweight  dweight[N,K] += bf16(dout)[M,N]ᵀ · bf16(inp)[M,K]
  * Operands are rounded to bfloat16 (round to nearest even) as they are read; every product of two
  * bf16 values is exact in fp32, and sums, bias, and the gradients' existing content stay fp32.
