@@ -39,6 +39,7 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
 #ifndef GEMM_PARTS_PER_THREAD
 #define GEMM_PARTS_PER_THREAD 2
 #endif
+#define GEMM_MIN_PART 512
 
 /* Part `part` of `parts`: whole tiles of rows (or of columns), so no tile straddles two parts (the
  * result would not change if one did, but the edge path would be taken more often). */
@@ -73,8 +74,15 @@ static void gemm(gemm_args* g) {
     gemm_job(g, 0, 1);
     return;
   }
+  /* More parts than threads only while each part keeps GEMM_MIN_PART rows (or columns): every part
+   * packs the whole of the other operand, which for a narrow split (dweight with 768 output rows)
+   * costs more than the balance gains. */
+  const int threads = tv_pool_threads();
+  const int extent = g->split_cols ? g->n : g->m;
+  int per_thread = GEMM_PARTS_PER_THREAD;
+  while (per_thread > 1 && extent / (threads * per_thread) < GEMM_MIN_PART) per_thread--;
   const int tiles = g->split_cols ? (g->n + NR - 1) / NR : (g->m + MR - 1) / MR;
-  const int want = tv_pool_threads() * GEMM_PARTS_PER_THREAD;
+  const int want = threads * per_thread;
   g->parts = want < tiles ? want : tiles;
   tv_parallel_run(gemm_job, g);
 }
