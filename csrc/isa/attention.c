@@ -40,6 +40,7 @@
 #define MAX_BT 64
 #define MAX_STACK_T 16384 /* longest sequence whose per-head D vector lives on the stack */
 #define MAX_STACK_DQ 65536 /* largest per-head dq accumulator (padded rows × hsp floats) on the stack */
+#define MAX_STAGED_FLOATS 32768 /* largest per-head copy of one of q, k, v, dout (rows × hsp) on the stack */
 
 #if defined(__AVX512F__)
 #define VW 16
@@ -350,11 +351,11 @@ static inline vf vmax(vf a, vf b) {
  * transposed, St[key][query] = k·(scale·q), so the queries are transposed once per block and the
  * keys are used as rows straight from qkv (a transpose per key block would cost as much as the
  * products); the online softmax then runs down the columns, bt queries per vector. */
-static void forward_block(const attn_ctx* c, int b, int h, int qb) {
+static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* kh, const float* vh) {
   float qt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] scaled queries, transposed */
   float o[TILE_FLOATS] __attribute__((aligned(64)));       /* [bt][hsp] output accumulator */
-  float kb[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] keys */
-  float vb[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] values */
+  float kbuf[kh ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [bt][hsp] keys, unless staged */
+  float vbuf[kh ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [bt][hsp] values, unless staged */
   float st[MAX_BT * MAX_BT] __attribute__((aligned(64)));  /* [bt keys][bt queries] scores, then P */
   float mrow[MAX_BT] __attribute__((aligned(64)));         /* running max per query */
   float lrow[MAX_BT] __attribute__((aligned(64)));         /* running Σ e^(S − max) per query */
@@ -379,16 +380,23 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb) {
   for (int j0 = 0; j0 < i0 + nq; j0 += bt) {
     const int nk = i0 + nq - j0 < bt ? i0 + nq - j0 : bt;
     const int nk4 = (nk + 3) & ~3; /* the products take key rows four at a time */
-    /* The next key block's rows are 3C floats apart, too far apart for the hardware prefetcher:
-     * ask for them now, so they arrive while this block's products run. */
-    const int jn0 = j0 + bt, jn1 = i0 + nq < jn0 + bt ? i0 + nq : jn0 + bt;
-    for (int j = jn0; j < jn1; j++)
-      for (int i = 0; i < hs; i += 16) {
-        __builtin_prefetch(base + C + (int64_t)j * stride + i);
-        __builtin_prefetch(base + 2 * C + (int64_t)j * stride + i);
-      }
-    load_rows(kb, hsp, base + C + j0 * stride, stride, nk, nk4, hs, 1.0f);
-    load_rows(vb, hsp, base + 2 * C + j0 * stride, stride, nk, nk4, hs, 1.0f);
+    const float *kb, *vb;
+    if (kh) { /* staged for the whole head (rows past T are zero) */
+      kb = kh + (int64_t)j0 * hsp;
+      vb = vh + (int64_t)j0 * hsp;
+    } else {
+      /* The next key block's rows are 3C floats apart, too far apart for the hardware prefetcher:
+       * ask for them now, so they arrive while this block's products run. */
+      const int jn0 = j0 + bt, jn1 = i0 + nq < jn0 + bt ? i0 + nq : jn0 + bt;
+      for (int j = jn0; j < jn1; j++)
+        for (int i = 0; i < hs; i += 16) {
+          __builtin_prefetch(base + C + (int64_t)j * stride + i);
+          __builtin_prefetch(base + 2 * C + (int64_t)j * stride + i);
+        }
+      load_rows(kbuf, hsp, base + C + j0 * stride, stride, nk, nk4, hs, 1.0f);
+      load_rows(vbuf, hsp, base + 2 * C + j0 * stride, stride, nk, nk4, hs, 1.0f);
+      kb = kbuf, vb = vbuf;
+    }
     const int diag = j0 == i0; /* the block on the diagonal: key jj only for queries r >= jj */
     tile_abt(st, kb, hsp, qt, hs, nk4, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
     /* Causal mask, only where the block reaches past the diagonal: key j0+jj hidden from query i0+r < j0+jj. */
@@ -474,10 +482,23 @@ static void forward_job(void* arg, int tid, int nthreads) {
   }
   const int64_t heads = (int64_t)c->B * c->H;
   if (c->whole_heads) {
-    /* One head per item, its query blocks in order: the head's keys and values (re-read by every
-     * query block) are then still in cache from the block before. */
-    for (int64_t bh; (bh = claim_item(c)) < heads;)
-      for (int qb = 0; qb < c->nblocks; qb++) forward_block(c, (int)(bh / c->H), (int)(bh % c->H), qb);
+    /* One head per item, its query blocks in order. Every query block re-reads the keys and values
+     * before it, and in qkv their rows are 3C floats apart (which maps them onto a few L1 sets):
+     * when they fit, copy them once per head into contiguous rows instead of once per block. */
+    const int64_t rows = (int64_t)c->nblocks * c->bt;
+    const int stage = rows * c->hsp <= MAX_STAGED_FLOATS;
+    float kh[stage ? rows * c->hsp : 1] __attribute__((aligned(64)));
+    float vh[stage ? rows * c->hsp : 1] __attribute__((aligned(64)));
+    const int64_t stride = 3 * (int64_t)c->C;
+    for (int64_t bh; (bh = claim_item(c)) < heads;) {
+      const int b = (int)(bh / c->H), h = (int)(bh % c->H);
+      if (stage) {
+        const float* base = c->qkv + (int64_t)b * c->T * stride + (int64_t)h * c->hs;
+        load_rows(kh, c->hsp, base + c->C, stride, c->T, (int)rows, c->hs, 1.0f);
+        load_rows(vh, c->hsp, base + 2 * c->C, stride, c->T, (int)rows, c->hs, 1.0f);
+      }
+      for (int qb = 0; qb < c->nblocks; qb++) forward_block(c, b, h, qb, stage ? kh : NULL, stage ? vh : NULL);
+    }
     return;
   }
   /* Few heads: items are query blocks. A block's cost grows with its index (causal): the costliest
@@ -486,7 +507,7 @@ static void forward_job(void* arg, int tid, int nthreads) {
   for (int64_t it; (it = claim_item(c)) < n;) {
     int qb = c->nblocks - 1 - (int)(it / heads);
     int64_t bh = it % heads;
-    forward_block(c, (int)(bh / c->H), (int)(bh % c->H), qb);
+    forward_block(c, (int)(bh / c->H), (int)(bh % c->H), qb, NULL, NULL);
   }
 }
 
@@ -511,8 +532,8 @@ static void clear_head(float* dbase, int64_t stride, int T, int hs, int parts) {
 }
 
 static void backward_head(const attn_ctx* c, int b, int h) {
-  float qs[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] scaled queries */
-  float dot[TILE_FLOATS] __attribute__((aligned(64)));     /* [bt][hsp] dout rows */
+  float qbuf[TILE_FLOATS] __attribute__((aligned(64)));    /* [bt][hsp] scaled queries, unless staged */
+  float dobuf[TILE_FLOATS] __attribute__((aligned(64)));   /* [bt][hsp] dout rows, unless staged */
   float dq[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] this block's dq */
   float kt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] keys, transposed */
   float vt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] values, transposed */
@@ -543,6 +564,16 @@ static void backward_head(const attn_ctx* c, int b, int h) {
   float dqh[head_dq ? dq_rows * hsp : 1] __attribute__((aligned(64)));
   if (head_dq) memset(dqh, 0, sizeof(float) * (size_t)(dq_rows * hsp));
   else clear_head(dbase, stride, T, hs, 1); /* dq is then summed in dqkv itself */
+  /* Every query block is read again for each key block before it, from rows 3C (q) and C (dout)
+   * floats apart: when they fit, copy the head's scaled queries and dout rows once, contiguous
+   * (rows past T zero). */
+  const int stage = dq_rows * hsp <= MAX_STAGED_FLOATS;
+  float qh[stage ? dq_rows * hsp : 1] __attribute__((aligned(64)));
+  float doh[stage ? dq_rows * hsp : 1] __attribute__((aligned(64)));
+  if (stage) {
+    load_rows(qh, hsp, base, stride, T, (int)dq_rows, hs, c->scale * LOG2E);
+    load_rows(doh, hsp, c->dout + (int64_t)b * T * C + hoff, C, T, (int)dq_rows, hs, 1.0f);
+  }
 
   for (int j0 = 0; j0 < T; j0 += bt) {
     const int nk = T - j0 < bt ? T - j0 : bt;
@@ -562,29 +593,41 @@ static void backward_head(const attn_ctx* c, int b, int h) {
     for (int i0 = j0; i0 < T; i0 += bt) {
       const int nq = T - i0 < bt ? T - i0 : bt;
       /* The rows the next query block reads and writes are 3C floats apart: ask for them now. */
-      if (i0 + bt < T) {
+      if (i0 + bt < T && (!stage || !head_dq)) {
         const int nn = T - i0 - bt < bt ? T - i0 - bt : bt;
         for (int r = 0; r < nn; r++) {
           const int64_t row = (int64_t)(i0 + bt + r);
           for (int i = 0; i < hs; i += 16) {
-            __builtin_prefetch(base + row * stride + i);
+            if (!stage) __builtin_prefetch(base + row * stride + i);
             if (!head_dq) __builtin_prefetch(dbase + row * stride + i, 1);
-            __builtin_prefetch(c->dout + ((int64_t)b * T + row) * C + hoff + i);
+            if (!stage) __builtin_prefetch(c->dout + ((int64_t)b * T + row) * C + hoff + i);
           }
         }
       }
-      load_rows(qs, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale * LOG2E);
-      for (int r = 0; r < bt; r++) {
-        float* d = dot + r * hsp;
-        if (r < nq) {
+      const float *qs, *dot;
+      if (stage) {
+        qs = qh + (int64_t)i0 * hsp;
+        dot = doh + (int64_t)i0 * hsp;
+        for (int r = 0; r < nq; r++) {
           const int64_t row = ((int64_t)b * T + i0 + r) * C + hoff;
-          const float* g = c->dout + row;
-          copy_row(d, g, hs, hsp, 1.0f);
-          D[r] = T <= MAX_STACK_T ? Dh[i0 + r] : tv_row_dot(g, c->fout + row, hs);
+          D[r] = T <= MAX_STACK_T ? Dh[i0 + r] : tv_row_dot(c->dout + row, c->fout + row, hs);
           lse[r] = lse_bh[i0 + r] * LOG2E; /* base 2, as the recomputed scores */
-        } else {
-          memset(d, 0, sizeof(float) * (size_t)hsp);
         }
+      } else {
+        load_rows(qbuf, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale * LOG2E);
+        for (int r = 0; r < bt; r++) {
+          float* d = dobuf + r * hsp;
+          if (r < nq) {
+            const int64_t row = ((int64_t)b * T + i0 + r) * C + hoff;
+            const float* g = c->dout + row;
+            copy_row(d, g, hs, hsp, 1.0f);
+            D[r] = T <= MAX_STACK_T ? Dh[i0 + r] : tv_row_dot(g, c->fout + row, hs);
+            lse[r] = lse_bh[i0 + r] * LOG2E; /* base 2, as the recomputed scores */
+          } else {
+            memset(d, 0, sizeof(float) * (size_t)hsp);
+          }
+        }
+        qs = qbuf, dot = dobuf;
       }
       /* On the diagonal block, query r sees keys j <= r only. */
       const int diag = i0 == j0;
