@@ -157,16 +157,16 @@ async function runOurs(
     const p = profiling ? prof : null;
     model.profile = p;
     const t0 = performance.now();
-    p?.begin();
-    model.zeroGrad();
-    p?.end("zero grads");
+    // As the training loop: the optimizer clears the gradients as it reads them, so only the
+    // first step clears them itself.
+    if (s === 0) model.zeroGrad();
     const loss = model.forward(B, T, true);
     model.backward();
     p?.begin();
     const norm = AdamW.gradNorm(model.grads);
     p?.end("grad norm");
     p?.begin();
-    opt.step(model.params, model.grads, norm, lrAt(s), s + 1, hyper);
+    opt.step(model.params, model.grads, norm, lrAt(s), s + 1, hyper, { clearGrads: true });
     p?.end("adamw");
     const dt = performance.now() - t0;
     losses.push(loss);

@@ -184,12 +184,14 @@ int tv_crossentropy_forward_backward(float* losses, float* dlogits, const float*
   return TV_OK;
 }
 
-int tv_adamw_step(float* params, float* m, float* v, const float* grads, int64_t N, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t) {
+int tv_adamw_step(float* params, float* m, float* v, float* grads, int64_t N, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t,
+                  int clear_grads) {
   NEED(params); NEED(m); NEED(v); NEED(grads);
   POS(N); FITS(N);
   CHECK(t >= 1, TV_E_SIZE);
-  tv_active->adamw_step(params, m, v, grads, N, lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+  tv_active->adamw_step(params, m, v, grads, N, lr, beta1, beta2, eps, weight_decay, grad_scale, t,
+                        clear_grads != 0);
   return TV_OK;
 }
 

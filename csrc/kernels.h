@@ -46,8 +46,9 @@
                          const float* lse, int B, int T, int C, int H))                            \
   X(crossentropy_forward_backward, (float* losses, float* dlogits, const float* logits,            \
                                     const int32_t* targets, int M, int V, float dloss))            \
-  X(adamw_step, (float* params, float* m, float* v, const float* grads, int64_t N, float lr,       \
-                 float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t))\
+  X(adamw_step, (float* params, float* m, float* v, float* grads, int64_t N, float lr,             \
+                 float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t,  \
+                 int clear_grads))                                                                 \
   X(sum_squares, (double* out, const float* x, int64_t N))                                         \
   X(scale, (float* x, int64_t N, float s))                                                         \
   X(attention_decode, (float* out, const float* q, const float* k_cache, const float* v_cache,     \

@@ -143,12 +143,14 @@ int tv_crossentropy_forward_backward(float* losses, float* dlogits, const float*
 /* ---- optimizer ------------------------------------------------------------------------------ */
 
 /* AdamW with decoupled weight decay, bias correction by step t (t >= 1), on N parameters, with
- * g = grad_scale·grads (gradient clipping folded in: 1 when not clipping; grads is not written):
+ * g = grad_scale·grads (gradient clipping folded in: 1 when not clipping):
  *   m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
- *   p −= lr·( (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + eps) + weight_decay·p ) */
-int tv_adamw_step(float* params, float* m, float* v, const float* grads, int64_t N,
+ *   p −= lr·( (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + eps) + weight_decay·p )
+ * With clear_grads = 1, grads is set to 0 as it is read (the next backward then accumulates from
+ * zero, with no pass of its own to clear it); with 0 it is not written. */
+int tv_adamw_step(float* params, float* m, float* v, float* grads, int64_t N,
                   float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
-                  int t);
+                  int t, int clear_grads);
 
 /* *out = Σ x[i]² in double, summed in fixed-size chunks in a fixed order (thread-count independent). */
 int tv_sum_squares(double* out, const float* x, int64_t N);

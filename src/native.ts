@@ -40,7 +40,7 @@ const symbols = {
   tv_attention_decode: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_crossentropy_forward_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, f32], returns: i32 },
   tv_adamw_step: {
-    args: [ptr, ptr, ptr, ptr, i64, f32, f32, f32, f32, f32, f32, i32],
+    args: [ptr, ptr, ptr, ptr, i64, f32, f32, f32, f32, f32, f32, i32, i32],
     returns: i32,
   },
   tv_sum_squares: { args: [ptr, ptr, i64], returns: i32 },
@@ -354,6 +354,8 @@ export interface AdamWHyper {
   weightDecay: number;
   /** The gradients are used times this (gradient clipping); 1 when absent. */
   gradScale?: number;
+  /** Set the gradients to 0 as they are read (so the next backward starts from zero). */
+  clearGrads?: boolean;
 }
 
 export function adamwStep(
@@ -363,7 +365,8 @@ export function adamwStep(
   const N = params.length;
   positive(k, { N, t });
   need(k, "m", m, N); need(k, "v", v, N); need(k, "grads", grads, N);
-  check(k, S.tv_adamw_step(params, m, v, grads, N, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.gradScale ?? 1, t));
+  check(k, S.tv_adamw_step(params, m, v, grads, N, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.gradScale ?? 1, t,
+    h.clearGrads ? 1 : 0));
 }
 
 const sumSquaresOut = new Float64Array(1);

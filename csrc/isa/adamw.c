@@ -1,5 +1,6 @@
 /* adamw.c — the optimizer's element-wise kernels: the AdamW step (with the clipping factor folded
- * in, so clipping costs no pass of its own), Σx² (for gradient-norm clipping) and x *= s.
+ * in, so clipping costs no pass of its own, and optionally clearing the gradients as it reads them,
+ * so clearing costs none either), Σx² (for gradient-norm clipping) and x *= s.
  *
  * AdamW and scale are element-wise: any split over threads gives the same bytes, and plain loops
  * vectorize at every ISA level (sqrt and division included, since errno is off).
@@ -22,24 +23,27 @@ typedef struct {
   float* params;      /* [N] */
   float* m;           /* [N] first moment */
   float* v;           /* [N] second moment */
-  const float* grads; /* [N] */
+  float* grads;       /* [N], set to 0 as it is read when clear */
+  int clear;
   int64_t N;
   float lr, beta1, beta2, eps, wd;
   float inv_bc1, inv_bc2; /* 1/(1−β1ᵗ), 1/(1−β2ᵗ) */
   float gscale;           /* gradient clipping factor */
 } adamw_ctx;
 
-static void adamw_range(void* arg, int64_t k0, int64_t k1) {
-  const adamw_ctx* c = (const adamw_ctx*)arg;
-  int64_t i0 = k0 * BLOCK, i1 = k1 * BLOCK < c->N ? k1 * BLOCK : c->N;
+/* One range of elements; `clear` is a constant in each of the two copies adamw_range makes, so
+ * neither loop carries a test per element. */
+static inline __attribute__((always_inline)) void adamw_elements(const adamw_ctx* c, int64_t i0, int64_t i1,
+                                                                 const int clear) {
   float* restrict p = c->params;
   float* restrict m = c->m;
   float* restrict v = c->v;
-  const float* restrict g = c->grads;
+  float* restrict g = c->grads;
   const float b1 = c->beta1, b2 = c->beta2, a1 = 1.0f - c->beta1, a2 = 1.0f - c->beta2;
   const float lr = c->lr, eps = c->eps, wd = c->wd, ib1 = c->inv_bc1, ib2 = c->inv_bc2, gs = c->gscale;
   for (int64_t i = i0; i < i1; i++) {
     float gi = g[i] * gs; /* the same float as scaling the gradient in place first */
+    if (clear) g[i] = 0.0f;
     float mi = b1 * m[i] + a1 * gi;
     float vi = b2 * v[i] + a2 * gi * gi;
     m[i] = mi;
@@ -49,12 +53,21 @@ static void adamw_range(void* arg, int64_t k0, int64_t k1) {
   }
 }
 
-void TV_FN(adamw_step)(float* params, float* m, float* v, const float* grads, int64_t N, float lr,
-                       float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t) {
+static void adamw_range(void* arg, int64_t k0, int64_t k1) {
+  const adamw_ctx* c = (const adamw_ctx*)arg;
+  int64_t i0 = k0 * BLOCK, i1 = k1 * BLOCK < c->N ? k1 * BLOCK : c->N;
+  if (c->clear) adamw_elements(c, i0, i1, 1);
+  else adamw_elements(c, i0, i1, 0);
+}
+
+void TV_FN(adamw_step)(float* params, float* m, float* v, float* grads, int64_t N, float lr,
+                       float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t,
+                       int clear_grads) {
   /* Bias corrections in double: for β2 = 0.999 and small t, 1 − β2ᵗ loses digits in float. */
   float inv_bc1 = (float)(1.0 / (1.0 - pow((double)beta1, (double)t)));
   float inv_bc2 = (float)(1.0 / (1.0 - pow((double)beta2, (double)t)));
-  adamw_ctx c = {params, m, v, grads, N, lr, beta1, beta2, eps, weight_decay, inv_bc1, inv_bc2, grad_scale};
+  adamw_ctx c = {params, m,     v,           grads,   clear_grads, N,         lr,
+                 beta1,  beta2, eps,         weight_decay, inv_bc1, inv_bc2, grad_scale};
   int64_t blocks = (N + BLOCK - 1) / BLOCK;
   if (N < SERIAL_BELOW) adamw_range(&c, 0, blocks);
   else tv_parallel_for(blocks, adamw_range, &c);

@@ -64,6 +64,8 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
   // page faults and cache warm-up, and per-step rates flicker).
   let firstStepEnd = 0;
   let tokensAfterFirst = 0;
+  // The optimizer clears the gradients as it reads them, so only the first step clears them itself.
+  let gradsClear = false;
 
   const saveIfDirty = (reason: SaveReason) => {
     if (!dirty) return;
@@ -88,7 +90,7 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
       const rows = batch.length;
       windows.fill(batch, tokens, targets);
 
-      model.zeroGrad();
+      if (!gradsClear) model.zeroGrad();
       const loss = model.forward(rows, T, true);
       const step = state.global_step + 1;
       if (!Number.isFinite(loss)) throw new DivergedError(step, `the loss is ${loss}`);
@@ -97,7 +99,8 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
       if (!Number.isFinite(gradNorm)) throw new DivergedError(step, `the gradient norm is ${gradNorm}`);
       const sStep = stageStep(state);
       const lr = learningRate(sStep, plan);
-      p.optimizer.step(model.params, model.grads, gradNorm, lr, step, plan);
+      p.optimizer.step(model.params, model.grads, gradNorm, lr, step, plan, { clearGrads: true });
+      gradsClear = true;
 
       state.global_step = step;
       state.step_in_epoch++;

@@ -43,18 +43,25 @@ export class AdamW {
   }
 
   /**
-   * Update `params` with `grads` clipped to norm `grad_clip` (0 = off) given their norm; `grads` is
-   * left as it was (the kernel scales each gradient as it reads it).
+   * Update `params` with `grads` clipped to norm `grad_clip` (0 = off) given their norm (the kernel
+   * scales each gradient as it reads it). `grads` is left as it was, or with `clearGrads` set to 0
+   * as it is read, ready for the next backward to accumulate into.
    * `t` is the step count for bias correction (1 for the first step the moments see).
    */
-  step(params: Float32Array, grads: Float32Array, gradNorm: number, lr: number, t: number, h: OptimizerHyper): void {
+  step(
+    params: Float32Array, grads: Float32Array, gradNorm: number, lr: number, t: number, h: OptimizerHyper,
+    options: { clearGrads?: boolean } = {},
+  ): void {
     // Clipping is a factor on the gradients that the AdamW kernel applies as it reads them.
     const gradScale = h.grad_clip > 0 && gradNorm > h.grad_clip ? Math.fround(h.grad_clip / gradNorm) : 1;
     for (const r of this.runs) {
       adamwStep(
         params.subarray(r.start, r.end), this.m.subarray(r.start, r.end), this.v.subarray(r.start, r.end),
         grads.subarray(r.start, r.end),
-        { lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: r.decay ? h.weight_decay : 0, gradScale },
+        {
+          lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: r.decay ? h.weight_decay : 0, gradScale,
+          clearGrads: options.clearGrads ?? false,
+        },
         t,
       );
     }

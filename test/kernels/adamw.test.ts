@@ -75,6 +75,22 @@ describe("adamw", () => {
     });
   });
 
+  test("clearGrads gives the same update and leaves every gradient at 0", () => {
+    ref.forEachIsa(() => {
+      for (const N of [7, 40000 + 3]) {
+        const r = new Rng(N);
+        const p = r.floats(N), g = r.floats(N), m0 = r.floats(N, 0, 0.1), v0 = r.floats(N, 0, 0.1);
+        const a = p.slice(), am = m0.slice(), av = v0.slice(), ga = g.slice();
+        native.adamwStep(a, am, av, ga, { ...H, gradScale: 0.5 }, 4);
+        const b = p.slice(), bm = m0.slice(), bv = v0.slice(), gb = g.slice();
+        native.adamwStep(b, bm, bv, gb, { ...H, gradScale: 0.5, clearGrads: true }, 4);
+        expect(ref.sameBytes(a, b) && ref.sameBytes(am, bm) && ref.sameBytes(av, bv)).toBe(true);
+        expect(ref.sameBytes(ga, g)).toBe(true); // without the flag: untouched
+        expect(gb.every((x) => Object.is(x, 0))).toBe(true);
+      }
+    });
+  });
+
   test("1 and 2 threads give identical bytes", () => {
     ref.forEachIsa(() => {
       const N = 16384 * 70 + 5; // more than one round of sum_squares partials
@@ -97,7 +113,7 @@ describe("adamw", () => {
     const f = new Float32Array(8);
     expect(() => native.adamwStep(f, f, f, f, H, 0)).toThrow(RangeError);
     expect(() => native.adamwStep(f, new Float32Array(4), f, f, H, 1)).toThrow(RangeError);
-    expect(native.nativeSymbols.tv_adamw_step(f, f, f, f, 8, 1e-3, 0.9, 0.999, 1e-8, 0, 1, 0)).toBe(-1);
+    expect(native.nativeSymbols.tv_adamw_step(f, f, f, f, 8, 1e-3, 0.9, 0.999, 1e-8, 0, 1, 0, 0)).toBe(-1);
     expect(native.nativeSymbols.tv_sum_squares(new Float64Array(1), f, 0)).toBe(-1);
     expect(native.nativeSymbols.tv_scale(null, 8, 2)).toBe(-2);
     expect(native.sumSquares(new Float32Array(0))).toBe(0);
