@@ -108,13 +108,21 @@ static void stop_workers(void) {
   atomic_store_explicit(&pool.quit, 0, memory_order_release);
 }
 
+/* Kernels keep their tiles and per-head copies on the stack (attention needs up to about 560 KiB):
+ * give workers 8 MiB whatever the C library's default (musl's is 128 KiB). */
+#define WORKER_STACK_BYTES ((size_t)8 << 20)
+
 static int start_workers(int n) {
   pool.nthreads = 1;
   pool.start_generation = claim_generation(atomic_load_explicit(&pool.claim, memory_order_acquire));
+  pthread_attr_t attr;
+  const int have_attr = pthread_attr_init(&attr) == 0;
+  if (have_attr) pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
   for (int i = 1; i < n; i++) {
-    if (pthread_create(&pool.workers[i], NULL, worker_main, (void*)(intptr_t)i) != 0) break;
+    if (pthread_create(&pool.workers[i], have_attr ? &attr : NULL, worker_main, (void*)(intptr_t)i) != 0) break;
     pool.nthreads = i + 1;
   }
+  if (have_attr) pthread_attr_destroy(&attr);
   return pool.nthreads;
 }
 

@@ -1,7 +1,7 @@
 /*
  * train_vocab.h — the whole C ABI of the train-vocab native library.
  *
- * Conventions (see DESIGN.md):
+ * Conventions:
  *   - every kernel returns an int status: TV_OK (0) or a negative TV_E_* code; it never aborts;
  *   - outputs first, then inputs, then sizes;
  *   - backward kernels ACCUMULATE (+=) into parameter gradients (dweight, dbias, dwte, dwpe, the
@@ -9,8 +9,9 @@
  *     activation gradients they produce (matmul dinp, GELU, attention), which are scratch and then
  *     need no clearing; a NULL gradient pointer skips it;
  *   - tensors are float32, row-major, contiguous; token ids are int32;
- *   - no kernel allocates or does I/O; results are bit-identical for any thread count (static
- *     partitioning, reductions in a fixed order), but may differ between ISA levels.
+ *   - no kernel allocates or does I/O; results are bit-identical for any thread count (work is cut
+ *     into pieces whose arithmetic does not depend on which thread runs them, reductions in a fixed
+ *     order), but may differ between ISA levels.
  *
  * Shapes use B (batch), T (time), C (channels = d_model), H (heads), V (vocab), M = B*T (rows).
  */

@@ -10,8 +10,10 @@
  *   dv[j] += Σ_i P[i,j]·dout[i],  dk[j] += Σ_i dS[i,j]·scale·q[i],  dq[i] += Σ_j dS[i,j]·scale·k[j].
  *
  * Tiles: bt query rows × bt keys, bt = min(64, 4096/HSP) where HSP is hs rounded up to 16, so
- * every tile holds at most 4096 floats and lives on the stack (about 80 KiB forward, 160 KiB
- * backward, plus the backward's per-head dq accumulator of at most 256 KiB). Tiles are padded
+ * every tile holds at most 4096 floats and lives on the stack. Per-head copies live there too
+ * (the forward's keys and values, the backward's queries, dout rows and dq accumulator), each at
+ * most 128-256 KiB: worst cases about 310 KiB forward and 560 KiB backward, well inside the 8 MiB
+ * the thread pool gives its threads (and the main thread's usual 8 MiB). Tiles are padded
  * with zeros to whole vectors, so the inner products run on full vectors for any hs. The
  * products inside a tile are small register-blocked kernels written with GCC vector extensions,
  * which become zmm, ymm or xmm code for each ISA level. Whichever operand of
@@ -19,9 +21,11 @@
  * are built key-major), the keys and values of the outer key block in the backward.
  * A head dimension above MAX_TILED_HEAD_DIM takes a plain untiled path (slower, no scratch).
  *
- * Threads: the forward's work items are (b, h, query block), the backward's (b, h) pairs, because dk
- * and dv sum over all queries of a head. Threads claim items one at a time from a counter, and each
- * item's arithmetic is the same whichever thread runs it: bit-identical for any thread count. */
+ * Threads: the forward's work items are (b, h) pairs when there are at least 8 per thread, else
+ * (b, h, query block); the backward's are (b, h) pairs, because dk and dv sum over all queries of a
+ * head. Threads claim items one at a time from a counter, and each item's arithmetic is the same
+ * whichever thread runs it and whichever kind of item it is in: bit-identical for any thread
+ * count. */
 /* GCC turns copy loops (even whole-vector ones, once a multiply by 1 folds away) into memcpy
  * calls; for the rows of a few dozen floats copied here a call costs more than the copy. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -314,7 +318,8 @@ static inline vf vexp(vf x) {
 /* 2^x, for x <= 0 (scores minus their max, or minus the log-sum-exp, in base-2 units). The tiled
  * paths keep scores in base 2 (the queries carry scale·log2(e)), which saves exp's ln 2 reduction:
  * n = round(x), r = x − n in [−½, ½] exactly, 2^r by its degree-6 Taylor polynomial (error below
- * 1.3e-7 relative), scaled by 2^n. About two thirds of vexp's instructions. */
+ * 1.7e-7 relative), scaled by 2^n: about two thirds of vexp's instructions. The saving is AVX-512's
+ * only; the other levels compute e^(x·ln 2) with their vexp. */
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 static inline vf vexp2(vf x) {
@@ -365,9 +370,10 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* 
   const float* base = c->qkv + (int64_t)b * T * stride + (int64_t)h * hs;
   const int i0 = qb * bt, nq = T - i0 < bt ? T - i0 : bt;
 
-  /* The next query block's rows (the next item of a whole-head job) are loaded while this one runs. */
-  for (int r = i0 + bt; r < T && r < i0 + 2 * bt; r++)
-    for (int i = 0; i < hs; i += 16) __builtin_prefetch(base + (int64_t)r * stride + i);
+  /* In a whole-head job the next item is the next query block: load its rows while this one runs. */
+  if (c->whole_heads)
+    for (int r = i0 + bt; r < T && r < i0 + 2 * bt; r++)
+      for (int i = 0; i < hs; i += 16) __builtin_prefetch(base + (int64_t)r * stride + i);
   /* qt[d][r] = scale·log2(e)·q[i0 + r][d] (scores in base 2, see vexp2); padding queries r >= nq
    * are zero and their results dropped. */
   load_transposed(qt, bt, base + i0 * stride, stride, nq, hs, c->scale * LOG2E);
@@ -532,8 +538,10 @@ static void clear_head(float* dbase, int64_t stride, int T, int hs, int parts) {
 }
 
 static void backward_head(const attn_ctx* c, int b, int h) {
-  float qbuf[TILE_FLOATS] __attribute__((aligned(64)));    /* [bt][hsp] scaled queries, unless staged */
-  float dobuf[TILE_FLOATS] __attribute__((aligned(64)));   /* [bt][hsp] dout rows, unless staged */
+  /* Staged (below): the head's queries and dout rows are copied once, and these stay unused. */
+  const int staged = (int64_t)c->nblocks * c->bt * c->hsp <= MAX_STAGED_FLOATS;
+  float qbuf[staged ? 1 : TILE_FLOATS] __attribute__((aligned(64)));  /* [bt][hsp] scaled queries */
+  float dobuf[staged ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [bt][hsp] dout rows */
   float dq[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] this block's dq */
   float kt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] keys, transposed */
   float vt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] values, transposed */
@@ -567,7 +575,7 @@ static void backward_head(const attn_ctx* c, int b, int h) {
   /* Every query block is read again for each key block before it, from rows 3C (q) and C (dout)
    * floats apart: when they fit, copy the head's scaled queries and dout rows once, contiguous
    * (rows past T zero). */
-  const int stage = dq_rows * hsp <= MAX_STAGED_FLOATS;
+  const int stage = staged;
   float qh[stage ? dq_rows * hsp : 1] __attribute__((aligned(64)));
   float doh[stage ? dq_rows * hsp : 1] __attribute__((aligned(64)));
   if (stage) {

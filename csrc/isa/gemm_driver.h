@@ -79,7 +79,7 @@ static void gemm(gemm_args* g) {
    * costs more than the balance gains. */
   const int threads = tv_pool_threads();
   const int extent = g->split_cols ? g->n : g->m;
-  int per_thread = GEMM_PARTS_PER_THREAD;
+  int per_thread = threads > 1 ? GEMM_PARTS_PER_THREAD : 1; /* one thread: nothing to balance */
   while (per_thread > 1 && extent / (threads * per_thread) < GEMM_MIN_PART) per_thread--;
   const int tiles = g->split_cols ? (g->n + NR - 1) / NR : (g->m + MR - 1) / MR;
   const int want = threads * per_thread;

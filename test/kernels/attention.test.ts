@@ -1,6 +1,6 @@
 // tv_attention_forward / tv_attention_backward on every ISA level: against the float64 reference
-// that materializes the full T×T matrices, against finite differences of that forward, the +=
-// contract, bit-identical results for 1 and 2 threads, and refused sizes. Shapes cover T = 1,
+// that materializes the full T×T matrices (dqkv prefilled with NaN: it is overwritten), against
+// finite differences of that forward, bit-identical results for 1 and 2 threads, and refused sizes. Shapes cover T = 1,
 // odd T, T across several tiles, head sizes that are not a multiple of 16, the untiled path
 // for head sizes above 256, and a head too long for the backward's per-head dq accumulator.
 import { describe, expect, test } from "bun:test";
@@ -80,6 +80,29 @@ describe("attention", () => {
       native.attentionBackward(dqkv, dout, qkv, out, lse, B, T, C, H);
       const g = ref.attentionBackward(dout, qkv, B, T, C, H);
       ref.within(ref.worst(dqkv, g, 1e-4 * (1 + ref.maxAbs(g)), 1e-3), `${isa} dqkv`);
+    });
+  });
+
+  test("whole-head work items (at least 8 heads per thread), with and without the per-head copies", () => {
+    // One thread, so that 8 (b, h) pairs already take the whole-head path: (2, 70, 96, 4) copies its
+    // heads (head size 24, not a multiple of 16); (1, 170, 1600, 8) has heads too large to copy.
+    ref.forEachIsa((isa) => {
+      for (const [B, T, C, H] of [[2, 70, 96, 4], [1, 170, 1600, 8]] as const) {
+        const label = `${isa} B=${B} T=${T} C=${C} H=${H}`;
+        const r = new Rng(T * 7 + C);
+        const qkv = r.floats(B * T * 3 * C, -1, 1), dout = r.floats(B * T * C);
+        const got = ref.withThreads(1, () => {
+          const { out, lse } = run(qkv, B, T, C, H);
+          const dqkv = new Float32Array(B * T * 3 * C).fill(NaN);
+          native.attentionBackward(dqkv, dout, qkv, out, lse, B, T, C, H);
+          return { out, lse, dqkv };
+        });
+        const want = ref.attentionForward(qkv, B, T, C, H);
+        ref.within(ref.worst(got.out, want.out, 2e-6, 1e-4), `${label} out`);
+        ref.within(ref.worst(got.lse, want.lse, 2e-6, 1e-5), `${label} lse`);
+        const g = ref.attentionBackward(dout, qkv, B, T, C, H);
+        ref.within(ref.worst(got.dqkv, g, 2e-5 * (1 + ref.maxAbs(g)), 2e-4), `${label} dqkv`);
+      }
     });
   });
 
