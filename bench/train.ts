@@ -10,10 +10,10 @@
 // on the same data), 1 thread against 2 (which must give the same loss bit for bit), and a
 // per-kernel breakdown of our step. Writes build/bench-train.json.
 //
-//   bun run bench:train                       all configs, 3 rounds (a few minutes)
+//   bun run bench:train                       all configs, 3 rounds (under 5 minutes)
 //   bun run bench:train --configs S --rounds 1 --no-peer     a quick look
 //   options: --configs S,seed,W  --rounds N  --steps N (timed)  --warmup N  --threads N
-//            --peer-steps N (timed steps of the peer; default --steps)
+//            --peer-steps N (timed steps of the peer; default 5)
 //            --peak-gflops G (MFU against this FP32 peak instead of the one measured now)
 //            --no-peer  --no-bf16  --no-scaling  --json PATH
 //
@@ -207,7 +207,9 @@ const threads = intOption("threads", Number(process.env.TRAIN_VOCAB_THREADS ?? a
 const rounds = Math.max(1, intOption("rounds", 3));
 const steps = Math.max(1, intOption("steps", 10));
 const warmup = intOption("warmup", 2);
-const peerSteps = Math.max(1, intOption("peer-steps", steps)); // timed steps of the peer (slow on a busy machine)
+// Timed steps of the peer: fewer than ours by default, because its steps are 2-10× slower here and
+// ten of them per config and round would take the whole benchmark past five minutes.
+const peerSteps = Math.max(1, intOption("peer-steps", 5));
 const configNames = (option("configs") ?? "S,seed,W").split(",").map((s) => s.trim()).filter(Boolean);
 for (const n of configNames) {
   if (!CONFIGS[n]) {
