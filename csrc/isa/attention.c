@@ -245,32 +245,6 @@ static void load_rows(float* dst, int ld, const float* src, int64_t stride, int 
   }
 }
 
-#if defined(__AVX512F__)
-/* In-register transpose of 16 rows of 16 floats. */
-static ALWAYS_INLINE void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; i++) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 8; i++) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-  }
-}
-#endif
 
 /* dst[hs][bt] = mul · transpose of src rows (stride 3C) columns 0..hs−1, columns ≥ nr zero. */
 static void load_transposed(float* dst, int bt, const float* src, int64_t stride, int nr, int hs, float mul) {
@@ -286,7 +260,7 @@ static void load_transposed(float* dst, int bt, const float* src, int64_t stride
       for (int i = 0; i < 16; i++)
         r[i] = j0 + i < nr ? _mm512_mul_ps(_mm512_maskz_loadu_ps(km, src + (j0 + i) * stride + d0), vm)
                            : _mm512_setzero_ps();
-      transpose16(r);
+      tv_transpose16(r);
       for (int i = 0; i < nd; i++) _mm512_storeu_ps(dst + (d0 + i) * bt + j0, r[i]);
     }
   }

@@ -30,6 +30,7 @@
 
 #include "../kernels.h"
 #include "../threads.h"
+#include "simd.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -230,29 +231,10 @@ static void pack_a_edge(float* restrict dst, const float* a, int64_t rs, int64_t
 /* dst[q*ldd + r] = src[r*lds + q] for a 16×16 block, in registers: 64 shuffles instead of 256
  * scalar strided stores (the forward pass packs the whole weight matrix this way). */
 static inline void transpose16(float* dst, int64_t ldd, const float* src, int64_t lds) {
-  __m512 r[16], a[16], b[16];
+  __m512 r[16];
   for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
-  /* a[2i], a[2i+1]: rows 2i and 2i+1 interleaved within each 128-bit lane. */
-  for (int i = 0; i < 8; i++) {
-    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  /* b[4g+c]: lane L holds column 4L+c of rows 4g..4g+3. */
-  for (int g = 0; g < 4; g++) {
-    b[4 * g + 0] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0x44);
-    b[4 * g + 1] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0xEE);
-    b[4 * g + 2] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0x44);
-    b[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
-  }
-  /* Output row 4L+c gathers lane L of b[c], b[4+c], b[8+c], b[12+c]: a 4×4 transpose of lanes. */
-  for (int c = 0; c < 4; c++) {
-    __m512 t0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44), t1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
-    __m512 t2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44), t3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
-    _mm512_storeu_ps(dst + (0 + c) * ldd, _mm512_shuffle_f32x4(t0, t2, 0x88));
-    _mm512_storeu_ps(dst + (4 + c) * ldd, _mm512_shuffle_f32x4(t0, t2, 0xDD));
-    _mm512_storeu_ps(dst + (8 + c) * ldd, _mm512_shuffle_f32x4(t1, t3, 0x88));
-    _mm512_storeu_ps(dst + (12 + c) * ldd, _mm512_shuffle_f32x4(t1, t3, 0xDD));
-  }
+  tv_transpose16(r);
+  for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldd, r[i]);
 }
 #endif
 

@@ -13,6 +13,7 @@
 
 #include "../kernels.h"
 #include "../threads.h"
+#include "simd.h"
 
 #if defined(__AVX512BF16__)
 #include <immintrin.h>
@@ -68,27 +69,10 @@ static inline __m512i pairs_interleaved(__m512 even, __m512 odd) {
 
 /* dst[q*ldd + r] = word q of r[r] for a 16×16 block of 32-bit words, in registers. */
 static inline void transpose16_store(__m512i* rr, uint32_t* dst, int64_t ldd) {
-  __m512 r[16], a[16], b[16];
+  __m512 r[16];
   for (int i = 0; i < 16; i++) r[i] = _mm512_castsi512_ps(rr[i]);
-  for (int i = 0; i < 8; i++) {
-    a[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    a[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int g = 0; g < 4; g++) {
-    b[4 * g + 0] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0x44);
-    b[4 * g + 1] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0xEE);
-    b[4 * g + 2] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0x44);
-    b[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
-  }
-  float* d = (float*)dst;
-  for (int c = 0; c < 4; c++) {
-    __m512 t0 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0x44), t1 = _mm512_shuffle_f32x4(b[c], b[4 + c], 0xEE);
-    __m512 t2 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0x44), t3 = _mm512_shuffle_f32x4(b[8 + c], b[12 + c], 0xEE);
-    _mm512_store_ps(d + (0 + c) * ldd, _mm512_shuffle_f32x4(t0, t2, 0x88));
-    _mm512_store_ps(d + (4 + c) * ldd, _mm512_shuffle_f32x4(t0, t2, 0xDD));
-    _mm512_store_ps(d + (8 + c) * ldd, _mm512_shuffle_f32x4(t1, t3, 0x88));
-    _mm512_store_ps(d + (12 + c) * ldd, _mm512_shuffle_f32x4(t1, t3, 0xDD));
-  }
+  tv_transpose16(r);
+  for (int i = 0; i < 16; i++) _mm512_store_ps((float*)dst + i * ldd, r[i]);
 }
 
 /* ---- micro-kernel: C[MR×NR] (+)= Σ_q A pairs ⊗ B pairs ------------------------------------------- */
