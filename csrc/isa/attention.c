@@ -294,7 +294,6 @@ static inline vf vexp(vf x) {
  * n = round(x), r = x − n in [−½, ½] exactly, 2^r by its degree-6 Taylor polynomial (error below
  * 1.7e-7 relative), scaled by 2^n: about two thirds of vexp's instructions. The saving is AVX-512's
  * only; the other levels compute e^(x·ln 2) with their vexp. */
-#define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 static inline vf vexp2(vf x) {
 #if defined(__AVX512F__)
@@ -350,7 +349,7 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* 
       for (int i = 0; i < hs; i += 16) __builtin_prefetch(base + (int64_t)r * stride + i);
   /* qt[d][r] = scale·log2(e)·q[i0 + r][d] (scores in base 2, see vexp2); padding queries r >= nq
    * are zero and their results dropped. */
-  load_transposed(qt, bt, base + i0 * stride, stride, nq, hs, c->scale * LOG2E);
+  load_transposed(qt, bt, base + i0 * stride, stride, nq, hs, c->scale * TV_LOG2E);
   memset(o, 0, sizeof(float) * (size_t)(bt * hsp));
   /* The output rows (C floats apart) are written only at the end: ask for them now. */
   for (int r = 0; r < nq; r++)
@@ -466,18 +465,18 @@ static void forward_job(void* arg, int tid, int nthreads) {
      * before it, and in qkv their rows are 3C floats apart (which maps them onto a few L1 sets):
      * when they fit, copy them once per head into contiguous rows instead of once per block. */
     const int64_t rows = (int64_t)c->nblocks * c->bt;
-    const int stage = rows * c->hsp <= MAX_STAGED_FLOATS;
-    float kh[stage ? rows * c->hsp : 1] __attribute__((aligned(64)));
-    float vh[stage ? rows * c->hsp : 1] __attribute__((aligned(64)));
+    const int staged = rows * c->hsp <= MAX_STAGED_FLOATS;
+    float kh[staged ? rows * c->hsp : 1] __attribute__((aligned(64)));
+    float vh[staged ? rows * c->hsp : 1] __attribute__((aligned(64)));
     const int64_t stride = 3 * (int64_t)c->C;
     for (int64_t bh; (bh = claim_item(c)) < heads;) {
       const int b = (int)(bh / c->H), h = (int)(bh % c->H);
-      if (stage) {
+      if (staged) {
         const float* base = c->qkv + (int64_t)b * c->T * stride + (int64_t)h * c->hs;
         load_rows(kh, c->hsp, base + c->C, stride, c->T, (int)rows, c->hs, 1.0f);
         load_rows(vh, c->hsp, base + 2 * c->C, stride, c->T, (int)rows, c->hs, 1.0f);
       }
-      for (int qb = 0; qb < c->nblocks; qb++) forward_block(c, b, h, qb, stage ? kh : NULL, stage ? vh : NULL);
+      for (int qb = 0; qb < c->nblocks; qb++) forward_block(c, b, h, qb, staged ? kh : NULL, staged ? vh : NULL);
     }
     return;
   }
@@ -549,11 +548,10 @@ static void backward_head(const attn_ctx* c, int b, int h) {
   /* Every query block is read again for each key block before it, from rows 3C (q) and C (dout)
    * floats apart: when they fit, copy the head's scaled queries and dout rows once, contiguous
    * (rows past T zero). */
-  const int stage = staged;
-  float qh[stage ? dq_rows * hsp : 1] __attribute__((aligned(64)));
-  float doh[stage ? dq_rows * hsp : 1] __attribute__((aligned(64)));
-  if (stage) {
-    load_rows(qh, hsp, base, stride, T, (int)dq_rows, hs, c->scale * LOG2E);
+  float qh[staged ? dq_rows * hsp : 1] __attribute__((aligned(64)));
+  float doh[staged ? dq_rows * hsp : 1] __attribute__((aligned(64)));
+  if (staged) {
+    load_rows(qh, hsp, base, stride, T, (int)dq_rows, hs, c->scale * TV_LOG2E);
     load_rows(doh, hsp, c->dout + (int64_t)b * T * C + hoff, C, T, (int)dq_rows, hs, 1.0f);
   }
 
@@ -575,41 +573,30 @@ static void backward_head(const attn_ctx* c, int b, int h) {
     for (int i0 = j0; i0 < T; i0 += bt) {
       const int nq = T - i0 < bt ? T - i0 : bt;
       /* The rows the next query block reads and writes are 3C floats apart: ask for them now. */
-      if (i0 + bt < T && (!stage || !head_dq)) {
+      if (i0 + bt < T && (!staged || !head_dq)) {
         const int nn = T - i0 - bt < bt ? T - i0 - bt : bt;
         for (int r = 0; r < nn; r++) {
           const int64_t row = (int64_t)(i0 + bt + r);
           for (int i = 0; i < hs; i += 16) {
-            if (!stage) __builtin_prefetch(base + row * stride + i);
+            if (!staged) __builtin_prefetch(base + row * stride + i);
             if (!head_dq) __builtin_prefetch(dbase + row * stride + i, 1);
-            if (!stage) __builtin_prefetch(c->dout + ((int64_t)b * T + row) * C + hoff + i);
+            if (!staged) __builtin_prefetch(c->dout + ((int64_t)b * T + row) * C + hoff + i);
           }
         }
       }
       const float *qs, *dot;
-      if (stage) {
+      if (staged) {
         qs = qh + (int64_t)i0 * hsp;
         dot = doh + (int64_t)i0 * hsp;
-        for (int r = 0; r < nq; r++) {
-          const int64_t row = ((int64_t)b * T + i0 + r) * C + hoff;
-          D[r] = T <= MAX_STACK_T ? Dh[i0 + r] : tv_row_dot(c->dout + row, c->fout + row, hs);
-          lse[r] = lse_bh[i0 + r] * LOG2E; /* base 2, as the recomputed scores */
-        }
       } else {
-        load_rows(qbuf, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale * LOG2E);
-        for (int r = 0; r < bt; r++) {
-          float* d = dobuf + r * hsp;
-          if (r < nq) {
-            const int64_t row = ((int64_t)b * T + i0 + r) * C + hoff;
-            const float* g = c->dout + row;
-            copy_row(d, g, hs, hsp, 1.0f);
-            D[r] = T <= MAX_STACK_T ? Dh[i0 + r] : tv_row_dot(g, c->fout + row, hs);
-            lse[r] = lse_bh[i0 + r] * LOG2E; /* base 2, as the recomputed scores */
-          } else {
-            memset(d, 0, sizeof(float) * (size_t)hsp);
-          }
-        }
+        load_rows(qbuf, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale * TV_LOG2E);
+        load_rows(dobuf, hsp, c->dout + ((int64_t)b * T + i0) * C + hoff, C, nq, bt, hs, 1.0f);
         qs = qbuf, dot = dobuf;
+      }
+      for (int r = 0; r < nq; r++) {
+        const int64_t row = ((int64_t)b * T + i0 + r) * C + hoff;
+        D[r] = T <= MAX_STACK_T ? Dh[i0 + r] : tv_row_dot(c->dout + row, c->fout + row, hs);
+        lse[r] = lse_bh[i0 + r] * TV_LOG2E; /* base 2, as the recomputed scores */
       }
       /* On the diagonal block, query r sees keys j <= r only. */
       const int diag = i0 == j0;
