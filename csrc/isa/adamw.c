@@ -66,8 +66,8 @@ void TV_FN(adamw_step)(float* params, float* m, float* v, float* grads, int64_t 
   /* Bias corrections in double: for β2 = 0.999 and small t, 1 − β2ᵗ loses digits in float. */
   float inv_bc1 = (float)(1.0 / (1.0 - pow((double)beta1, (double)t)));
   float inv_bc2 = (float)(1.0 / (1.0 - pow((double)beta2, (double)t)));
-  adamw_ctx c = {params, m,     v,           grads,   clear_grads, N,         lr,
-                 beta1,  beta2, eps,         weight_decay, inv_bc1, inv_bc2, grad_scale};
+  adamw_ctx c = {params, m, v, grads, clear_grads, N, lr, beta1, beta2, eps, weight_decay,
+                 inv_bc1, inv_bc2, grad_scale};
   int64_t blocks = (N + BLOCK - 1) / BLOCK;
   if (N < SERIAL_BELOW) adamw_range(&c, 0, blocks);
   else tv_parallel_for(blocks, adamw_range, &c);

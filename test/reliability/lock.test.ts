@@ -139,7 +139,8 @@ setInterval(() => {}, 1000);`;
 });
 
 describe("through the CLI", () => {
-  test("a second run on the same folder is refused naming the first; SIGTERM ends the first and removes the lock", async () => {
+  /** A long training run in a fresh folder, started and waited for until it has logged step 3. */
+  async function longRunPastStep3() {
     const dir = fresh();
     const data = writeText(dir, "data.txt", learnableText(300));
     const out = join(dir, "out");
@@ -147,6 +148,11 @@ describe("through the CLI", () => {
     const first = startCli(args, dir);
     const deadline = Date.now() + 60_000;
     while (!/step [3-9]\d* /.test(first.output()) && Date.now() < deadline) await Bun.sleep(20);
+    return { dir, data, out, args, first };
+  }
+
+  test("a second run on the same folder is refused naming the first; SIGTERM ends the first and removes the lock", async () => {
+    const { dir, data, out, args, first } = await longRunPastStep3();
     expect(existsSync(join(out, LOCK_NAME))).toBe(true);
     const second = await runCli(args, dir);
     expect(second.code).toBe(2);
@@ -164,13 +170,7 @@ describe("through the CLI", () => {
   });
 
   test("SIGKILL leaves a stale lock; the next run takes it over and says so", async () => {
-    const dir = fresh();
-    const data = writeText(dir, "data.txt", learnableText(300));
-    const out = join(dir, "out");
-    const args = ["--data", data, "--vocab", join(dir, "tok.vocab"), ...TINY, "--epochs", "50", "--output", out, "--log-every", "1", "--save-every", "1"];
-    const first = startCli(args, dir);
-    const deadline = Date.now() + 60_000;
-    while (!/step [3-9]\d* /.test(first.output()) && Date.now() < deadline) await Bun.sleep(20);
+    const { dir, data, out, first } = await longRunPastStep3();
     first.proc.kill("SIGKILL");
     await first.done;
     expect(JSON.parse(readFileSync(join(out, LOCK_NAME), "utf8")).pid).toBe(first.proc.pid);
