@@ -18,9 +18,11 @@
 //            --no-peer  --no-bf16  --no-scaling  --json PATH
 //
 // The peer is bench/train_torch.py under Debian's /usr/bin/python3 with python3-torch and the
-// OpenMP OpenBLAS (libopenblas0-openmp), with the settings its docstring found fastest. When they
-// are missing the bench tries `apt-get install -y python3-torch libopenblas0-openmp` once (as root),
-// and otherwise runs our side alone with a note.
+// OpenMP OpenBLAS (libopenblas0-openmp), with the settings its docstring found fastest, and
+// jemalloc (libjemalloc2) keeping freed pages when it is installed: without it PyTorch loses about
+// half its speed to page faults on virtual machines. When torch is missing the bench tries
+// `apt-get install -y python3-torch libopenblas0-openmp libjemalloc2` once (as root), and
+// otherwise runs our side alone with a note.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -279,15 +281,23 @@ function openmpBlasDir(): string | null {
   const line = q.exitCode === 0 ? q.stdout.toString().split("\n").find((l) => l.endsWith("openblas-openmp/libopenblas.so.0")) : undefined;
   return line ? line.slice(0, line.lastIndexOf("/")) : null;
 }
+// PyTorch frees and reallocates every activation each step; glibc returns large blocks to the
+// kernel, so each step faults them in again. jemalloc with purging off keeps them.
+function jemallocPath(): string | null {
+  for (const d of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"]) {
+    if (existsSync(join(d, "libjemalloc.so.2"))) return join(d, "libjemalloc.so.2");
+  }
+  return null;
+}
 function torchReady(): boolean {
   return existsSync(PY) && Bun.spawnSync([PY, "-c", "import torch"], { stderr: "ignore" }).exitCode === 0 && openmpBlasDir() !== null;
 }
 function preparePeer(): string | null {
-  if (torchReady()) return null;
+  if (torchReady() && jemallocPath() !== null) return null;
   if (process.getuid?.() === 0) {
-    console.log("installing the peer: apt-get install -y python3-torch libopenblas0-openmp ...");
+    console.log("installing the peer: apt-get install -y python3-torch libopenblas0-openmp libjemalloc2 ...");
     Bun.spawnSync(["apt-get", "update"], { stdout: "ignore", stderr: "ignore" });
-    Bun.spawnSync(["apt-get", "install", "-y", "python3-torch", "libopenblas0-openmp"], {
+    Bun.spawnSync(["apt-get", "install", "-y", "python3-torch", "libopenblas0-openmp", "libjemalloc2"], {
       env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, stdout: "ignore", stderr: "ignore",
     });
     if (torchReady()) return null;
@@ -303,8 +313,11 @@ function childPeer(c: BenchConfig, nthreads: number): PeerResult | null {
     "--steps", peerSteps, "--warmup", Math.max(warmup, 2), "--threads", nthreads].map(String);
   const env: Record<string, string | undefined> = {
     ...process.env, LD_LIBRARY_PATH: omp, OMP_NUM_THREADS: String(nthreads), OPENBLAS_CORETYPE: "SkylakeX",
+    OMP_WAIT_POLICY: "ACTIVE",
   };
   delete env.OPENBLAS_NUM_THREADS;
+  const jemalloc = jemallocPath();
+  if (jemalloc) Object.assign(env, { LD_PRELOAD: jemalloc, MALLOC_CONF: "dirty_decay_ms:-1,muzzy_decay_ms:-1" });
   const r = Bun.spawnSync(args, { env, stderr: "pipe" });
   if (r.exitCode !== 0) {
     console.log(`  peer ${c.name} failed: ${r.stderr.toString().trim().split("\n").slice(-2).join(" | ")}`);
@@ -330,6 +343,7 @@ if (peakOverride !== null) console.log(`MFU against --peak-gflops ${peakOverride
 else if (!peak) console.log("(could not build or run bench/peak.c: no MFU)");
 const peerNote = wantPeer ? preparePeer() : "PyTorch peer skipped (--no-peer)";
 if (peerNote) console.log(peerNote);
+else if (!jemallocPath()) console.log("note: libjemalloc2 is not installed, so PyTorch runs on glibc malloc (much slower on virtual machines)");
 console.log(`${rounds} round(s), ${warmup} warm-up + ${steps} timed steps per run (peer: ${peerSteps}), ours and the peer alternating\n`);
 
 const ours: Record<string, OursResult[]> = {};
@@ -445,7 +459,7 @@ if (prof) {
 mkdirSync(buildDir, { recursive: true });
 writeFileSync(jsonPath, JSON.stringify({
   date: new Date().toISOString(), cpu: cpus()[0]?.model, threads, isa, peak, peak_gflops_for_mfu: peakGflops, rounds, steps, warmup,
-  peer: peerNote ?? "pytorch (bench/train_torch.py, OpenMP OpenBLAS, OPENBLAS_CORETYPE=SkylakeX)",
+  peer: peerNote ?? `pytorch (bench/train_torch.py, OpenMP OpenBLAS, OPENBLAS_CORETYPE=SkylakeX, OMP_WAIT_POLICY=ACTIVE, ${jemallocPath() ? "jemalloc without purging" : "glibc malloc"})`,
   configs: summary, bf16, scaling, breakdown: prof ? { config: prof.config, step_ms: prof.profiled_step_ms, ms: prof.breakdown } : null,
   runs: { ours, peer, variants },
 }, null, 2) + "\n");
