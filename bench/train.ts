@@ -8,7 +8,8 @@
 // and the ratio ours / PyTorch. FLOP per token = 6·N + 12·L·T·C (matmul FLOPs, forward + backward).
 // It also measures on S: bf16 matmuls against fp32 (throughput, and the loss after the same steps
 // on the same data), 1 thread against 2 (which must give the same loss bit for bit), and a
-// per-kernel breakdown of our step. Writes build/bench-train.json.
+// per-kernel breakdown of our step. The bf16 and 1-thread runs follow our fp32 run of S within each
+// round, and their ratios are also given per round (runs seconds apart share the machine's load). Writes build/bench-train.json.
 //
 //   bun run bench:train                       all configs, 3 rounds (under 5 minutes)
 //   bun run bench:train --configs S --rounds 1 --no-peer     a quick look
@@ -349,29 +350,38 @@ console.log(`${rounds} round(s), ${warmup} warm-up + ${steps} timed steps per ru
 const ours: Record<string, OursResult[]> = {};
 const peer: Record<string, PeerResult[]> = {};
 const variants: Record<string, OursResult[]> = { "S bf16": [], "S 1 thread": [] };
+// The bf16 and 1-thread runs of S follow our fp32 run of S in the same round, so that each ratio can
+// be taken within a round (runs a few seconds apart share the machine's load) as well as across.
+const pairs: { fp32: OursResult; bf16?: OursResult; one?: OursResult }[] = [];
+function runVariants(round: number, fp32: OursResult | null): void {
+  const pair = fp32 ? { fp32 } as (typeof pairs)[number] : null;
+  if (wantBf16) {
+    const b = childOurs(CONFIGS.S!, "bf16", threads, 0, round === 0 ? LOSS_EXTRA + 5 : 0);
+    if (b) variants["S bf16"]!.push(b), console.log(`round ${round + 1} S bf16  ours ${b.tokens_per_s.toFixed(0)} tok/s`);
+    if (b && pair) pair.bf16 = b;
+  }
+  if (wantScaling) {
+    const s1 = childOurs(CONFIGS.S!, "fp32", 1, 0);
+    if (s1) variants["S 1 thread"]!.push(s1), console.log(`round ${round + 1} S 1 thread  ours ${s1.tokens_per_s.toFixed(0)} tok/s`);
+    if (s1 && pair) pair.one = s1;
+  }
+  if (pair) pairs.push(pair);
+}
 for (let round = 0; round < rounds; round++) {
   for (const name of configNames) {
     const c = CONFIGS[name]!;
     // Round 1 also profiles S (or the first config) and runs S further for the bf16 loss comparison.
     const o = childOurs(c, "fp32", threads, round === 0 ? 5 : 0, round === 0 && name === "S" && wantBf16 ? LOSS_EXTRA : 0);
     if (o) (ours[name] ??= []).push(o);
+    if (o) console.log(`round ${round + 1} ${name.padEnd(4)}  ours ${o.tokens_per_s.toFixed(0)} tok/s`);
+    else console.log(`round ${round + 1} ${name.padEnd(4)}  ours failed`);
+    if (name === "S") runVariants(round, o);
     if (!peerNote) {
       const p = childPeer(c, threads);
-      if (p) (peer[name] ??= []).push(p);
+      if (p) (peer[name] ??= []).push(p), console.log(`round ${round + 1} ${name.padEnd(4)}  pytorch ${p.tokens_per_s} tok/s`);
     }
-    const line = [`round ${round + 1} ${name.padEnd(4)}`, o ? `ours ${o.tokens_per_s.toFixed(0)} tok/s` : "ours failed"];
-    const lastPeer = peer[name]?.[peer[name]!.length - 1];
-    if (!peerNote && lastPeer) line.push(`pytorch ${lastPeer.tokens_per_s} tok/s`);
-    console.log(line.join("  "));
   }
-  if (wantBf16) {
-    const b = childOurs(CONFIGS.S!, "bf16", threads, 0, round === 0 ? LOSS_EXTRA + 5 : 0);
-    if (b) variants["S bf16"]!.push(b), console.log(`round ${round + 1} S bf16  ours ${b.tokens_per_s.toFixed(0)} tok/s`);
-  }
-  if (wantScaling) {
-    const s1 = childOurs(CONFIGS.S!, "fp32", 1, 0);
-    if (s1) variants["S 1 thread"]!.push(s1), console.log(`round ${round + 1} S 1 thread  ours ${s1.tokens_per_s.toFixed(0)} tok/s`);
-  }
+  if (!configNames.includes("S")) runVariants(round, null);
 }
 
 // ---- report ------------------------------------------------------------------------------------
@@ -423,22 +433,26 @@ let bf16: Record<string, unknown> | null = null;
 if (wantBf16 && variants["S bf16"]!.length && sOurs.length) {
   const b = variants["S bf16"]!;
   const bT = median(b.map((r) => r.tokens_per_s)), fT = median(sOurs.map((r) => r.tokens_per_s));
+  const inRound = pairs.filter((p) => p.bf16).map((p) => p.bf16!.tokens_per_s / p.fp32.tokens_per_s);
   // The same step of both runs (same initial weights, same batches, same learning rates).
   const k = Math.min(b[0]!.losses.length, sOurs[0]!.losses.length);
   const lb = b[0]!.losses[k - 1]!, lf = sOurs[0]!.losses[k - 1]!;
-  console.log(`\nS bf16: ${bT.toFixed(0)} tok/s = ${(bT / fT).toFixed(2)}x fp32 (bf16 hardware: ${b[0]!.bf16_hardware ? "yes" : "no, fp32 fallback"}); ` +
+  const rr = inRound.length ? `, ${median(inRound).toFixed(2)}x as the median of the rounds' own ratios (${inRound.map((x) => x.toFixed(2)).join(", ")})` : "";
+  console.log(`\nS bf16: ${bT.toFixed(0)} tok/s = ${(bT / fT).toFixed(2)}x fp32${rr} (bf16 hardware: ${b[0]!.bf16_hardware ? "yes" : "no, fp32 fallback"}); ` +
     `loss after ${k} steps ${lb.toFixed(4)} vs fp32 ${lf.toFixed(4)} (${(100 * (lb - lf) / lf).toFixed(2)}%)`);
-  bf16 = { tokens_per_s: bT, ratio_vs_fp32: bT / fT, loss_bf16: lb, loss_fp32: lf, steps: k, hardware: b[0]!.bf16_hardware };
+  bf16 = { tokens_per_s: bT, ratio_vs_fp32: bT / fT, ratio_per_round: inRound, ratio_median_of_rounds: inRound.length ? median(inRound) : null, loss_bf16: lb, loss_fp32: lf, steps: k, hardware: b[0]!.bf16_hardware };
 }
 let scaling: Record<string, unknown> | null = null;
 if (wantScaling && variants["S 1 thread"]!.length && sOurs.length) {
   const s1 = variants["S 1 thread"]!;
   const t1 = median(s1.map((r) => r.tokens_per_s)), tN = median(sOurs.map((r) => r.tokens_per_s));
+  const inRound = pairs.filter((p) => p.one).map((p) => p.fp32.tokens_per_s / p.one!.tokens_per_s);
+  const rr = inRound.length ? `, ${median(inRound).toFixed(2)}x as the median of the rounds' own ratios (${inRound.map((x) => x.toFixed(2)).join(", ")})` : "";
   const ref = sOurs[0]!.losses;
   const same = s1.every((r) => r.losses.every((l, i) => i >= ref.length || Object.is(l, ref[i])));
-  console.log(`S scaling: 1 thread ${t1.toFixed(0)} tok/s (MFU ${pct(mfu(t1, CONFIGS.S!, peak1))} of one core), ${threads} threads ${tN.toFixed(0)} tok/s = ${(tN / t1).toFixed(2)}x; ` +
+  console.log(`S scaling: 1 thread ${t1.toFixed(0)} tok/s (MFU ${pct(mfu(t1, CONFIGS.S!, peak1))} of one core), ${threads} threads ${tN.toFixed(0)} tok/s = ${(tN / t1).toFixed(2)}x${rr}; ` +
     `losses of every step ${same ? "bit-identical" : "DIFFERENT"} across thread counts`);
-  scaling = { tokens_per_s_1: t1, tokens_per_s_n: tN, threads, speedup: tN / t1, identical_losses: same };
+  scaling = { tokens_per_s_1: t1, tokens_per_s_n: tN, threads, speedup: tN / t1, speedup_per_round: inRound, speedup_median_of_rounds: inRound.length ? median(inRound) : null, identical_losses: same };
 }
 
 const prof = (ours.S ?? ours[configNames[0]!] ?? [])[0];
