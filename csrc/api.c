@@ -146,22 +146,43 @@ int tv_encoder_backward(float* dwte, float* dwpe, const float* dout, const int32
   return TV_OK;
 }
 
-int tv_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int C, int H) {
-  NEED(out); NEED(lse); NEED(qkv);
+/* The attention kernels (fp32 and bf16) take the same arguments and check them the same way. */
+static int attention_args(const void* out, const void* lse, const void* qkv, const void* dout,
+                          const void* fout, int B, int T, int C, int H) {
+  NEED(out); NEED(lse); NEED(qkv); NEED(dout); NEED(fout);
   POS(B); POS(T); POS(C); POS(H);
   CHECK(C % H == 0, TV_E_SIZE);
   FITS((int64_t)B * T * 3 * C);
-  tv_active->attention_forward(out, lse, qkv, B, T, C, H);
+  return TV_OK;
+}
+
+int tv_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int C, int H) {
+  int e = attention_args(out, lse, qkv, qkv, qkv, B, T, C, H);
+  if (e == TV_OK) tv_active->attention_forward(out, lse, qkv, B, T, C, H);
+  return e;
+}
+
+int tv_attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int C, int H) {
+  int e = attention_args(out, lse, qkv, qkv, qkv, B, T, C, H);
+  if (e != TV_OK) return e;
+  if (tv_has_bf16()) tv_active->attention_forward_bf16(out, lse, qkv, B, T, C, H);
+  else tv_active->attention_forward(out, lse, qkv, B, T, C, H);
   return TV_OK;
 }
 
 int tv_attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
                           const float* lse, int B, int T, int C, int H) {
-  NEED(dqkv); NEED(dout); NEED(qkv); NEED(out); NEED(lse);
-  POS(B); POS(T); POS(C); POS(H);
-  CHECK(C % H == 0, TV_E_SIZE);
-  FITS((int64_t)B * T * 3 * C);
-  tv_active->attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H);
+  int e = attention_args(dqkv, lse, qkv, dout, out, B, T, C, H);
+  if (e == TV_OK) tv_active->attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H);
+  return e;
+}
+
+int tv_attention_backward_bf16(float* dqkv, const float* dout, const float* qkv, const float* out,
+                               const float* lse, int B, int T, int C, int H) {
+  int e = attention_args(dqkv, lse, qkv, dout, out, B, T, C, H);
+  if (e != TV_OK) return e;
+  if (tv_has_bf16()) tv_active->attention_backward_bf16(dqkv, dout, qkv, out, lse, B, T, C, H);
+  else tv_active->attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H);
   return TV_OK;
 }
 

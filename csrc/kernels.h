@@ -44,6 +44,10 @@
   X(attention_forward, (float* out, float* lse, const float* qkv, int B, int T, int C, int H))     \
   X(attention_backward, (float* dqkv, const float* dout, const float* qkv, const float* out,       \
                          const float* lse, int B, int T, int C, int H))                            \
+  X(attention_forward_bf16, (float* out, float* lse, const float* qkv, int B, int T, int C,       \
+                             int H))                                                               \
+  X(attention_backward_bf16, (float* dqkv, const float* dout, const float* qkv, const float* out,  \
+                              const float* lse, int B, int T, int C, int H))                       \
   X(crossentropy_forward_backward, (float* losses, float* dlogits, const float* logits,            \
                                     const int32_t* targets, int M, int V, float dloss))            \
   X(adamw_step, (float* params, float* m, float* v, float* grads, int64_t N, float lr,             \

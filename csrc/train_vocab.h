@@ -125,6 +125,12 @@ int tv_attention_forward(float* out, float* lse, const float* qkv, int B, int T,
 /* dqkv[B,T,3C] = gradient (overwritten), from dout[B,T,C] and the forward's qkv, out and lse. */
 int tv_attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
                           const float* lse, int B, int T, int C, int H);
+/* The same with the products (Q·Kᵀ, P·V and the backward's five) on bf16 operands rounded to
+ * nearest even, fp32 accumulation, fp32 softmax; exactly the fp32 kernels where the CPU (or the
+ * selected ISA level) has no AVX512_BF16. */
+int tv_attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int C, int H);
+int tv_attention_backward_bf16(float* dqkv, const float* dout, const float* qkv, const float* out,
+                               const float* lse, int B, int T, int C, int H);
 
 /* One new token's attention against a KV cache (generation, batch 1): q[C] is the new query,
  * k_cache[T,C] and v_cache[T,C] hold the keys and values of positions 0..T−1 (the new one last);

@@ -37,6 +37,8 @@ const symbols = {
   tv_encoder_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
   tv_attention_forward: { args: [ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
   tv_attention_backward: { args: [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
+  tv_attention_forward_bf16: { args: [ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
+  tv_attention_backward_bf16: { args: [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
   tv_attention_decode: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_crossentropy_forward_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, f32], returns: i32 },
   tv_adamw_step: {
@@ -303,12 +305,25 @@ export function encoderBackward(
   check(k, S.tv_encoder_backward(dwte, dwpe, dout, tokens, B, T, C, V, maxT));
 }
 
+function attentionForwardSizes(k: string, out: Float32Array, lse: Float32Array, qkv: Float32Array, B: number, T: number, C: number, H: number): void {
+  positive(k, { B, T, C, H });
+  need(k, "out", out, B * T * C); need(k, "lse", lse, B * H * T); need(k, "qkv", qkv, B * T * 3 * C);
+}
+
+function attentionBackwardSizes(
+  k: string, dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array,
+  B: number, T: number, C: number, H: number,
+): void {
+  positive(k, { B, T, C, H });
+  need(k, "dqkv", dqkv, B * T * 3 * C); need(k, "dout", dout, B * T * C); need(k, "qkv", qkv, B * T * 3 * C);
+  need(k, "out", out, B * T * C); need(k, "lse", lse, B * H * T);
+}
+
 export function attentionForward(
   out: Float32Array, lse: Float32Array, qkv: Float32Array, B: number, T: number, C: number, H: number,
 ): void {
   const k = "attention_forward";
-  positive(k, { B, T, C, H });
-  need(k, "out", out, B * T * C); need(k, "lse", lse, B * H * T); need(k, "qkv", qkv, B * T * 3 * C);
+  attentionForwardSizes(k, out, lse, qkv, B, T, C, H);
   check(k, S.tv_attention_forward(out, lse, qkv, B, T, C, H));
 }
 
@@ -317,10 +332,29 @@ export function attentionBackward(
   B: number, T: number, C: number, H: number,
 ): void {
   const k = "attention_backward";
-  positive(k, { B, T, C, H });
-  need(k, "dqkv", dqkv, B * T * 3 * C); need(k, "dout", dout, B * T * C); need(k, "qkv", qkv, B * T * 3 * C);
-  need(k, "out", out, B * T * C); need(k, "lse", lse, B * H * T);
+  attentionBackwardSizes(k, dqkv, dout, qkv, out, lse, B, T, C, H);
   check(k, S.tv_attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H));
+}
+
+/** attentionForward with the products on bf16 operands (fp32 accumulation and softmax); exactly
+ * attentionForward where hasBf16() is false. */
+export function attentionForwardBf16(
+  out: Float32Array, lse: Float32Array, qkv: Float32Array, B: number, T: number, C: number, H: number,
+): void {
+  const k = "attention_forward_bf16";
+  attentionForwardSizes(k, out, lse, qkv, B, T, C, H);
+  check(k, S.tv_attention_forward_bf16(out, lse, qkv, B, T, C, H));
+}
+
+/** attentionBackward with the products on bf16 operands; exactly attentionBackward where
+ * hasBf16() is false. */
+export function attentionBackwardBf16(
+  dqkv: Float32Array, dout: Float32Array, qkv: Float32Array, out: Float32Array, lse: Float32Array,
+  B: number, T: number, C: number, H: number,
+): void {
+  const k = "attention_backward_bf16";
+  attentionBackwardSizes(k, dqkv, dout, qkv, out, lse, B, T, C, H);
+  check(k, S.tv_attention_backward_bf16(dqkv, dout, qkv, out, lse, B, T, C, H));
 }
 
 /** One new token's attention over a KV cache of T positions (the new one last); batch 1. */

@@ -12,14 +12,19 @@
  * Tiles: bt query rows × bt keys, bt = min(64, 4096/HSP) where HSP is hs rounded up to 16, so
  * every tile holds at most 4096 floats and lives on the stack. Per-head copies live there too
  * (the forward's keys and values, the backward's queries, dout rows and dq accumulator), each at
- * most 128-256 KiB: worst cases about 310 KiB forward and 560 KiB backward, well inside the 8 MiB
- * the thread pool gives its threads (and the main thread's usual 8 MiB). Tiles are padded
+ * most 128-256 KiB, and in bf16 mode their pair forms (half that each): worst cases about 440 KiB
+ * forward and 820 KiB backward, well inside the 8 MiB the thread pool gives its threads (and the
+ * main thread's usual 8 MiB). Tiles are padded
  * with zeros to whole vectors, so the inner products run on full vectors for any hs. The
  * products inside a tile are small register-blocked kernels written with GCC vector extensions,
  * which become zmm, ymm or xmm code for each ISA level. Whichever operand of
  * a product is reused most is the one transposed into a tile: the queries in the forward (scores
  * are built key-major), the keys and values of the outer key block in the backward.
  * A head dimension above MAX_TILED_HEAD_DIM takes a plain untiled path (slower, no scratch).
+ *
+ * bf16 mode (--precision bf16, avx512 with AVX512_BF16): the same loops, with every product's
+ * operands rounded to bf16 pairs and multiplied by vdpbf16ps (attention_bf16.h); scores, the
+ * softmax, P, dS and all accumulators stay fp32.
  *
  * Threads: the forward's work items are (b, h) pairs when there are at least 8 per thread, else
  * (b, h, query block); the backward's are (b, h) pairs, because dk and dv sum over all queries of a
@@ -104,6 +109,13 @@ static ALWAYS_INLINE void mk_abt(float* s, int lds, const float* a, int lda, con
  * CAUSAL_LE: row r needs columns (or terms) ≤ r + 3 of its group of four; CAUSAL_GE: ≥ r rounded
  * down to a vector. Skipped terms would have added exact zeros. */
 enum { CAUSAL_NONE = 0, CAUSAL_LE = 1, CAUSAL_GE = 2 };
+
+#include "attention_bf16.h" /* the same tile products on bf16 pairs (avx512 with AVX512_BF16) */
+#if defined(__AVX512BF16__)
+#define HAVE_BF16_TILES 1
+#else
+#define HAVE_BF16_TILES 0
+#endif
 
 /* s[nr][bt] = a[nr][hs] · kt[hs][bt]; nr a multiple of 4, bt a multiple of 16. With a causal
  * mode only the needed columns of each row group are written (the others are masked afterwards). */
@@ -190,6 +202,7 @@ typedef struct {
   const float* qkv;  /* [B,T,3C] */
   int B, T, C, H, hs, hsp, bt, nblocks;
   int whole_heads; /* forward: work items are whole heads rather than query blocks */
+  int bf16;        /* the products take bf16 operands (attention_bf16.h) */
   float scale;
   _Atomic int64_t next; /* the next unclaimed work item */
 } attn_ctx;
@@ -329,7 +342,8 @@ static inline vf vmax(vf a, vf b) {
  * transposed, St[key][query] = k·(scale·q), so the queries are transposed once per block and the
  * keys are used as rows straight from qkv (a transpose per key block would cost as much as the
  * products); the online softmax then runs down the columns, bt queries per vector. */
-static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* kh, const float* vh) {
+static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* kh, const float* vh,
+                          const uint32_t* k32h, const uint32_t* vi32h) {
   float qt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] scaled queries, transposed */
   float o[TILE_FLOATS] __attribute__((aligned(64)));       /* [bt][hsp] output accumulator */
   float kbuf[kh ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [bt][hsp] keys, unless staged */
@@ -349,7 +363,17 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* 
       for (int i = 0; i < hs; i += 16) __builtin_prefetch(base + (int64_t)r * stride + i);
   /* qt[d][r] = scale·log2(e)·q[i0 + r][d] (scores in base 2, see vexp2); padding queries r >= nq
    * are zero and their results dropped. */
-  load_transposed(qt, bt, base + i0 * stride, stride, nq, hs, c->scale * TV_LOG2E);
+  /* bf16 (attention_bf16.h): the queries as qt32[d pair][query], the keys as k32[key][d pair] and
+   * the values as vi32[key pair][d], staged per head (k32h, vi32h) or converted per key block. */
+  const int bf = HAVE_BF16_TILES && c->bf16, hq = hsp / 2;
+  uint32_t qt32[bf ? hq * bt : 1], tmp32[bf ? bt * hq : 1], pw[bf ? bt * bt / 2 : 1];
+  uint32_t k32b[bf && !k32h ? bt * hq : 1], vi32b[bf && !k32h ? bt * hq : 1];
+  if (!bf) load_transposed(qt, bt, base + i0 * stride, stride, nq, hs, c->scale * TV_LOG2E);
+  else {
+    load_rows(o, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale * TV_LOG2E); /* o is free until below */
+    rows_to_pairs(tmp32, hq, o, hsp, bt, hsp);
+    words_transpose(qt32, bt, tmp32, hq, bt, hq);
+  }
   memset(o, 0, sizeof(float) * (size_t)(bt * hsp));
   /* The output rows (C floats apart) are written only at the end: ask for them now. */
   for (int r = 0; r < nq; r++)
@@ -377,7 +401,18 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* 
       kb = kbuf, vb = vbuf;
     }
     const int diag = j0 == i0; /* the block on the diagonal: key jj only for queries r >= jj */
-    tile_abt(st, kb, hsp, qt, hs, nk4, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
+    const uint32_t *k32 = NULL, *vi32 = NULL;
+    if (!bf) tile_abt(st, kb, hsp, qt, hs, nk4, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
+    else {
+      if (k32h) {
+        k32 = k32h + (int64_t)j0 * hq, vi32 = vi32h + (int64_t)(j0 / 2) * hsp;
+      } else { /* kb, vb: nk4 rows, zero past nk (and staged rows are zero past T) */
+        rows_to_pairs(k32b, hq, kb, hsp, nk4, hsp);
+        rows_interleave(vi32b, hsp, vb, hsp, (nk + 1) & ~1, hsp);
+        k32 = k32b, vi32 = vi32b;
+      }
+      tile_abt_bf16(st, k32, hq, qt32, hq, nk4, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
+    }
     /* Causal mask, only where the block reaches past the diagonal: key j0+jj hidden from query i0+r < j0+jj. */
     if (j0 + nk - 1 > i0)
       for (int jj = 0; jj < nk; jj++) {
@@ -411,7 +446,11 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* 
       for (int i = 0; i < hsp; i += VW) vstore(orow + i, vload(orow + i) * f);
     }
     /* o[r] += Σ_j P[r][j]·v[j], P[r][j] = st[j·bt + r] */
-    tile_wx(o, bt, hsp, st, 1, bt, vb, nk, diag ? CAUSAL_LE : CAUSAL_NONE);
+    if (!bf) tile_wx(o, bt, hsp, st, 1, bt, vb, nk, diag ? CAUSAL_LE : CAUSAL_NONE);
+    else {
+      probs_to_pairs(pw, st, bt, nk, i0 - j0);
+      tile_wx_bf16(o, bt, hsp, pw, 1, bt, vi32, nk, diag ? CAUSAL_LE : CAUSAL_NONE);
+    }
   }
 
   for (int r = 0; r < nq; r++) {
@@ -468,6 +507,8 @@ static void forward_job(void* arg, int tid, int nthreads) {
     const int staged = rows * c->hsp <= MAX_STAGED_FLOATS;
     float kh[staged ? rows * c->hsp : 1] __attribute__((aligned(64)));
     float vh[staged ? rows * c->hsp : 1] __attribute__((aligned(64)));
+    const int bf = HAVE_BF16_TILES && c->bf16 && staged; /* and their bf16 pairs */
+    uint32_t k32h[bf ? rows * c->hsp / 2 : 1], vi32h[bf ? rows * c->hsp / 2 : 1];
     const int64_t stride = 3 * (int64_t)c->C;
     for (int64_t bh; (bh = claim_item(c)) < heads;) {
       const int b = (int)(bh / c->H), h = (int)(bh % c->H);
@@ -475,8 +516,13 @@ static void forward_job(void* arg, int tid, int nthreads) {
         const float* base = c->qkv + (int64_t)b * c->T * stride + (int64_t)h * c->hs;
         load_rows(kh, c->hsp, base + c->C, stride, c->T, (int)rows, c->hs, 1.0f);
         load_rows(vh, c->hsp, base + 2 * c->C, stride, c->T, (int)rows, c->hs, 1.0f);
+        if (bf) {
+          rows_to_pairs(k32h, c->hsp / 2, kh, c->hsp, (int)rows, c->hsp);
+          rows_interleave(vi32h, c->hsp, vh, c->hsp, (int)rows, c->hsp);
+        }
       }
-      for (int qb = 0; qb < c->nblocks; qb++) forward_block(c, b, h, qb, staged ? kh : NULL, staged ? vh : NULL);
+      for (int qb = 0; qb < c->nblocks; qb++)
+        forward_block(c, b, h, qb, staged ? kh : NULL, staged ? vh : NULL, bf ? k32h : NULL, bf ? vi32h : NULL);
     }
     return;
   }
@@ -486,17 +532,27 @@ static void forward_job(void* arg, int tid, int nthreads) {
   for (int64_t it; (it = claim_item(c)) < n;) {
     int qb = c->nblocks - 1 - (int)(it / heads);
     int64_t bh = it % heads;
-    forward_block(c, (int)(bh / c->H), (int)(bh % c->H), qb, NULL, NULL);
+    forward_block(c, (int)(bh / c->H), (int)(bh % c->H), qb, NULL, NULL, NULL, NULL);
   }
 }
 
-void TV_FN(attention_forward)(float* out, float* lse, const float* qkv, int B, int T, int C, int H) {
+static void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int C, int H, int bf16) {
   attn_ctx c = {0};
   setup(&c, B, T, C, H);
-  c.out = out, c.lse = lse, c.qkv = qkv;
+  c.out = out, c.lse = lse, c.qkv = qkv, c.bf16 = bf16;
   c.whole_heads = (int64_t)B * H >= 8 * (int64_t)tv_pool_threads();
   if ((int64_t)B * H * c.nblocks == 1) forward_job(&c, 0, 1);
   else tv_parallel_run(forward_job, &c);
+}
+
+void TV_FN(attention_forward)(float* out, float* lse, const float* qkv, int B, int T, int C, int H) {
+  attention_forward(out, lse, qkv, B, T, C, H, 0);
+}
+
+/* The bf16 products where the level has them (api.c calls this only on CPUs with AVX512_BF16);
+ * elsewhere exactly the fp32 kernel. */
+void TV_FN(attention_forward_bf16)(float* out, float* lse, const float* qkv, int B, int T, int C, int H) {
+  attention_forward(out, lse, qkv, B, T, C, H, 1);
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
@@ -554,6 +610,23 @@ static void backward_head(const attn_ctx* c, int b, int h) {
     load_rows(qh, hsp, base, stride, T, (int)dq_rows, hs, c->scale * TV_LOG2E);
     load_rows(doh, hsp, c->dout + (int64_t)b * T * C + hoff, C, T, (int)dq_rows, hs, 1.0f);
   }
+  /* bf16: the products' operands as pairs (attention_bf16.h). The queries and dout rows are the
+   * a operand of the scores and dP (pairs along a row) and the x operand of dk and dv (pairs of
+   * rows): converted once per head when staged, else per query block. */
+  const int bf = HAVE_BF16_TILES && c->bf16, hq = hsp / 2;
+  const int64_t head_words = bf && staged ? dq_rows * hq : 1, block_words = bf ? (int64_t)bt * hq : 1;
+  uint32_t q32h[head_words], do32h[head_words], qi32h[head_words], doi32h[head_words];
+  uint32_t q32b[bf && !staged ? block_words : 1], do32b[bf && !staged ? block_words : 1];
+  uint32_t qi32b[bf && !staged ? block_words : 1], doi32b[bf && !staged ? block_words : 1];
+  uint32_t kt32[block_words], vt32[block_words], kbi32[block_words], tmp32[block_words]; /* per key block */
+  uint32_t pw[bf ? bt * bt / 2 : 1], dsw[bf ? bt * bt / 2 : 1], dsc[bf ? bt * bt / 2 : 1]; /* per block pair */
+  float vrows[bf ? TILE_FLOATS : 1] __attribute__((aligned(64)));                        /* [bt][hsp] values */
+  if (bf && staged) {
+    rows_to_pairs(q32h, hq, qh, hsp, (int)dq_rows, hsp);
+    rows_to_pairs(do32h, hq, doh, hsp, (int)dq_rows, hsp);
+    rows_interleave(qi32h, hsp, qh, hsp, (int)dq_rows, hsp);
+    rows_interleave(doi32h, hsp, doh, hsp, (int)dq_rows, hsp);
+  }
 
   for (int j0 = 0; j0 < T; j0 += bt) {
     const int nk = T - j0 < bt ? T - j0 : bt;
@@ -563,9 +636,20 @@ static void backward_head(const attn_ctx* c, int b, int h) {
         __builtin_prefetch(base + C + (int64_t)j * stride + i);
         __builtin_prefetch(base + 2 * C + (int64_t)j * stride + i);
       }
-    load_transposed(kt, bt, base + C + j0 * stride, stride, nk, hs, 1.0f);
-    load_transposed(vt, bt, base + 2 * C + j0 * stride, stride, nk, hs, 1.0f);
     load_rows(kb, hsp, base + C + j0 * stride, stride, nk, bt, hs, 1.0f);
+    if (!bf) {
+      load_transposed(kt, bt, base + C + j0 * stride, stride, nk, hs, 1.0f);
+      load_transposed(vt, bt, base + 2 * C + j0 * stride, stride, nk, hs, 1.0f);
+    }
+    else {
+      /* kt32[d pair][key] and vt32 (the b operand of the scores and dP), kbi32[key pair][d] (dq's x). */
+      load_rows(vrows, hsp, base + 2 * C + j0 * stride, stride, nk, bt, hs, 1.0f);
+      rows_to_pairs(tmp32, hq, kb, hsp, bt, hsp);
+      words_transpose(kt32, bt, tmp32, hq, bt, hq);
+      rows_to_pairs(tmp32, hq, vrows, hsp, bt, hsp);
+      words_transpose(vt32, bt, tmp32, hq, bt, hq);
+      rows_interleave(kbi32, hsp, kb, hsp, bt, hsp);
+    }
     memset(dk, 0, sizeof(float) * (size_t)(bt * hsp));
     memset(dv, 0, sizeof(float) * (size_t)(bt * hsp));
 
@@ -600,8 +684,25 @@ static void backward_head(const attn_ctx* c, int b, int h) {
       }
       /* On the diagonal block, query r sees keys j <= r only. */
       const int diag = i0 == j0;
-      tile_abt(s, qs, hsp, kt, hs, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
-      tile_abt(dp, dot, hsp, vt, hs, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
+      const uint32_t *q32 = q32h, *do32 = do32h, *qi32 = qi32h, *doi32 = doi32h;
+      if (!bf) {
+        tile_abt(s, qs, hsp, kt, hs, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
+        tile_abt(dp, dot, hsp, vt, hs, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
+      }
+      else {
+        if (staged) {
+          q32 += (int64_t)i0 * hq, do32 += (int64_t)i0 * hq;
+          qi32 += (int64_t)(i0 / 2) * hsp, doi32 += (int64_t)(i0 / 2) * hsp;
+        } else {
+          rows_to_pairs(q32b, hq, qs, hsp, bt, hsp);
+          rows_to_pairs(do32b, hq, dot, hsp, bt, hsp);
+          rows_interleave(qi32b, hsp, qs, hsp, bt, hsp);
+          rows_interleave(doi32b, hsp, dot, hsp, bt, hsp);
+          q32 = q32b, do32 = do32b, qi32 = qi32b, doi32 = doi32b;
+        }
+        tile_abt_bf16(s, q32, hq, kt32, hq, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
+        tile_abt_bf16(dp, do32, hq, vt32, hq, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
+      }
       for (int r = 0; r < bt; r++) {
         float* p = s + r * bt;
         float* ds = dp + r * bt;
@@ -632,16 +733,25 @@ static void backward_head(const attn_ctx* c, int b, int h) {
           memset(ds + j, 0, sizeof(float) * (size_t)(bt - j));
         }
       }
-      /* dv += Pᵀ·dout, dk += dSᵀ·(scale·q): rows of the key block, reduced over the queries. */
-      tile_wx(dv, bt, hsp, s, 1, bt, dot, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
-      tile_wx(dk, bt, hsp, dp, 1, bt, qs, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
-      /* dq += scale·dS·k for this query block. */
-      if (head_dq) {
-        tile_wx(dqh + (int64_t)i0 * hsp, bt, hsp, dp, bt, 1, kb, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
-        continue;
+      /* dv += Pᵀ·dout, dk += dSᵀ·(scale·q): rows of the key block, reduced over the queries;
+       * dq += scale·dS·k for this query block (into the head's accumulator, or a block's). */
+      float* dq_dst = head_dq ? dqh + (int64_t)i0 * hsp : dq;
+      if (!head_dq) memset(dq, 0, sizeof(float) * (size_t)(bt * hsp));
+      if (!bf) {
+        tile_wx(dv, bt, hsp, s, 1, bt, dot, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
+        tile_wx(dk, bt, hsp, dp, 1, bt, qs, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
+        tile_wx(dq_dst, bt, hsp, dp, bt, 1, kb, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
       }
-      memset(dq, 0, sizeof(float) * (size_t)(bt * hsp));
-      tile_wx(dq, bt, hsp, dp, bt, 1, kb, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
+      else {
+        /* P and dS as pairs of query rows (dv, dk) and dS as pairs along its rows (dq). */
+        rows_interleave(pw, bt, s, bt, bt, bt);
+        rows_interleave(dsw, bt, dp, bt, bt, bt);
+        rows_to_pairs(dsc, bt / 2, dp, bt, bt, bt);
+        tile_wx_bf16(dv, bt, hsp, pw, 1, bt, doi32, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
+        tile_wx_bf16(dk, bt, hsp, dsw, 1, bt, qi32, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
+        tile_wx_bf16(dq_dst, bt, hsp, dsc, bt / 2, 1, kbi32, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
+      }
+      if (head_dq) continue;
       for (int r = 0; r < nq; r++) {
         float* g = dbase + (int64_t)(i0 + r) * stride;
         const float* src = dq + r * hsp;
@@ -705,11 +815,23 @@ static void backward_job(void* arg, int tid, int nthreads) {
   }
 }
 
-void TV_FN(attention_backward)(float* dqkv, const float* dout, const float* qkv, const float* out,
-                               const float* lse, int B, int T, int C, int H) {
+static void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
+                               const float* lse, int B, int T, int C, int H, int bf16) {
   attn_ctx c = {0};
   setup(&c, B, T, C, H);
-  c.dqkv = dqkv, c.dout = dout, c.fout = out, c.clse = lse, c.qkv = qkv;
+  c.dqkv = dqkv, c.dout = dout, c.fout = out, c.clse = lse, c.qkv = qkv, c.bf16 = bf16;
   if ((int64_t)B * H == 1) backward_job(&c, 0, 1);
   else tv_parallel_run(backward_job, &c);
+}
+
+void TV_FN(attention_backward)(float* dqkv, const float* dout, const float* qkv, const float* out,
+                               const float* lse, int B, int T, int C, int H) {
+  attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H, 0);
+}
+
+/* The bf16 products where the level has them (api.c calls this only on CPUs with AVX512_BF16);
+ * elsewhere exactly the fp32 kernel. */
+void TV_FN(attention_backward_bf16)(float* dqkv, const float* dout, const float* qkv, const float* out,
+                                    const float* lse, int B, int T, int C, int H) {
+  attention_backward(dqkv, dout, qkv, out, lse, B, T, C, H, 1);
 }

@@ -15,16 +15,26 @@ import { type Architecture, parameterCount } from "./layout.ts";
 import type { StepProfile } from "./profile.ts";
 import { type BlockTensors, modelTensors, type ModelTensors } from "./weights.ts";
 
-/** Matmul arithmetic: fp32 throughout, or bf16 products with fp32 accumulation (weights stay fp32). */
+/** Product arithmetic: fp32 throughout, or bf16 operands with fp32 accumulation in the matmuls and
+ * attention's products (weights, softmax, norms and the optimizer stay fp32). */
 export type Precision = "fp32" | "bf16";
 
-/** The matmul pair a model runs its linear layers with, chosen once from its precision. */
-interface Matmuls {
+/** The kernels a model runs its products with (linear layers and attention), chosen once from its
+ * precision. */
+interface Products {
   forward: typeof K.matmulForward;
   backward: typeof K.matmulBackward;
+  attentionForward: typeof K.attentionForward;
+  attentionBackward: typeof K.attentionBackward;
 }
-const FP32: Matmuls = { forward: K.matmulForward, backward: K.matmulBackward };
-const BF16: Matmuls = { forward: K.matmulForwardBf16, backward: K.matmulBackwardBf16 };
+const FP32: Products = {
+  forward: K.matmulForward, backward: K.matmulBackward,
+  attentionForward: K.attentionForward, attentionBackward: K.attentionBackward,
+};
+const BF16: Products = {
+  forward: K.matmulForwardBf16, backward: K.matmulBackwardBf16,
+  attentionForward: K.attentionForwardBf16, attentionBackward: K.attentionBackwardBf16,
+};
 
 export class GPT {
   readonly arch: Architecture;
@@ -39,7 +49,7 @@ export class GPT {
   private lastHadTargets = false;
 
   readonly precision: Precision;
-  private readonly mm: Matmuls;
+  private readonly mm: Products;
   /** When set, every native call of forward and backward is timed into it (the training benchmark). */
   profile: StepProfile | null = null;
 
@@ -188,14 +198,14 @@ interface NextNorm {
 /** Expects a.ln1 = ln_1(x) already written; writes resid2, resid3 and `next` = LN(resid3). */
 function blockForward(
   a: BlockActivations, w: BlockTensors, x: Float32Array, next: NextNorm,
-  B: number, T: number, C: number, H: number, F: number, mm: Matmuls, p: StepProfile | null,
+  B: number, T: number, C: number, H: number, F: number, mm: Products, p: StepProfile | null,
 ): void {
   const M = B * T;
   p?.begin();
   mm.forward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C);
   p?.end("matmul qkv fwd");
   p?.begin();
-  K.attentionForward(a.atty, a.attLse, a.qkv, B, T, C, H);
+  mm.attentionForward(a.atty, a.attLse, a.qkv, B, T, C, H);
   p?.end("attention fwd");
   p?.begin();
   mm.forward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C);
@@ -224,7 +234,7 @@ function blockForward(
  */
 function blockBackward(
   acts: Activations, a: BlockActivations, w: BlockTensors, g: BlockTensors, x: Float32Array,
-  B: number, T: number, C: number, H: number, F: number, mm: Matmuls, p: StepProfile | null,
+  B: number, T: number, C: number, H: number, F: number, mm: Products, p: StepProfile | null,
 ): void {
   const M = B * T;
   const dRes = acts.dResidual.subarray(0, M * C);
@@ -252,7 +262,7 @@ function blockBackward(
   mm.backward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C);
   p?.end("matmul attn.proj bwd");
   p?.begin();
-  K.attentionBackward(dQkv, dAtty, a.qkv, a.atty, a.attLse, B, T, C, H);
+  mm.attentionBackward(dQkv, dAtty, a.qkv, a.atty, a.attLse, B, T, C, H);
   p?.end("attention bwd");
   p?.begin();
   mm.backward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C);

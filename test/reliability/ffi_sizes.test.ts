@@ -66,6 +66,16 @@ const KERNELS: Case[] = [
   { symbol: "tv_encoder_forward", call: call(N.encoderForward), args: () => [f(B * T * C), ids(B * T, V), f(V * C), f(maxT * C), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
   { symbol: "tv_encoder_backward", call: call(N.encoderBackward), args: () => [f(V * C), f(maxT * C), f(B * T * C), ids(B * T, V), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
   { symbol: "tv_attention_forward", call: call(N.attentionForward), args: () => [f(B * T * C), f(B * H * T), f(B * T * 3 * C), B, T, C, H], buffers: [0, 1, 2] },
+  { symbol: "tv_attention_forward_bf16", call: call(N.attentionForwardBf16), args: () => [f(B * T * C), f(B * H * T), f(B * T * 3 * C), B, T, C, H], buffers: [0, 1, 2] },
+  {
+    symbol: "tv_attention_backward_bf16", call: call(N.attentionBackwardBf16),
+    args: () => {
+      const qkv = f(B * T * 3 * C), out = f(B * T * C), lse = f(B * H * T);
+      N.attentionForwardBf16(out, lse, qkv, B, T, C, H);
+      return [f(B * T * 3 * C), f(B * T * C), qkv, out, lse, B, T, C, H];
+    },
+    buffers: [0, 1, 2, 3, 4],
+  },
   {
     symbol: "tv_attention_backward", call: call(N.attentionBackward),
     args: () => {
