@@ -110,6 +110,14 @@ static ALWAYS_INLINE void mk_abt(float* s, int lds, const float* a, int lda, con
  * down to a vector. Skipped terms would have added exact zeros. */
 enum { CAUSAL_NONE = 0, CAUSAL_LE = 1, CAUSAL_GE = 2 };
 
+/* The terms [*m_begin, *m_end) of a W·x product that rows r .. r+mr−1 need, of nm, under a causal
+ * mode (for the row-group products, tile_wx and tile_wx_bf16). */
+static inline void causal_terms(int r, int mr, int nm, int causal, int* m_begin, int* m_end) {
+  *m_begin = 0, *m_end = nm;
+  if (causal == CAUSAL_LE && r + mr < nm) *m_end = r + mr;
+  if (causal == CAUSAL_GE) *m_begin = r < nm ? r : nm;
+}
+
 #include "attention_bf16.h" /* the same tile products on bf16 pairs (avx512 with AVX512_BF16) */
 #if defined(__AVX512BF16__)
 #define HAVE_BF16_TILES 1
@@ -165,9 +173,8 @@ static void tile_wx(float* y, int ny, int hsp, const float* w, int wr, int wm, c
    * share each loaded x vector; ny is always a multiple of 16. */
   const int mr = hsp <= 2 * VW ? 8 : 4;
   for (int r = 0; r < ny; r += mr) {
-    int m_begin = 0, m_end = nm;
-    if (causal == CAUSAL_LE && r + mr < nm) m_end = r + mr;
-    if (causal == CAUSAL_GE) m_begin = r < nm ? r : nm;
+    int m_begin, m_end;
+    causal_terms(r, mr, nm, causal, &m_begin, &m_end);
     if (m_end <= m_begin) continue;
     for (int c = 0; c < hsp; c += 4 * VW) {
       int nv = (hsp - c) / VW < 4 ? (hsp - c) / VW : 4;

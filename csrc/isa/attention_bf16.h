@@ -151,9 +151,8 @@ static inline __attribute__((always_inline)) void mk_wx_bf16(float* y, int ldy, 
 static void tile_wx_bf16(float* y, int ny, int hsp, const uint32_t* w, int wr, int wm, const uint32_t* x, int nm, int causal) {
   const int mr = hsp <= 32 ? 8 : 4;
   for (int r = 0; r < ny; r += mr) {
-    int m_begin = 0, m_end = nm;
-    if (causal == CAUSAL_LE && r + mr < nm) m_end = r + mr;
-    if (causal == CAUSAL_GE) m_begin = r < nm ? r : nm;
+    int m_begin, m_end;
+    causal_terms(r, mr, nm, causal, &m_begin, &m_end);
     const int q_begin = m_begin / 2, q_end = (m_end + 1) / 2;
     if (q_end <= q_begin) continue;
     for (int c = 0; c < hsp; c += 64) {

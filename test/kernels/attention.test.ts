@@ -64,14 +64,7 @@ describe("attention", () => {
     ref.forEachIsa((isa) => {
       const [B, T, C, H] = [1, 100, 16, 2];
       const r = new Rng(3);
-      // Scores grow with the key index, so the running max changes in nearly every block.
-      const qkv = new Float32Array(B * T * 3 * C);
-      for (let t = 0; t < T; t++)
-        for (let i = 0; i < C; i++) {
-          qkv[t * 3 * C + i] = 4 + r.uniform(-0.1, 0.1);
-          qkv[t * 3 * C + C + i] = t * 0.3 + r.uniform(-0.1, 0.1);
-          qkv[t * 3 * C + 2 * C + i] = r.uniform();
-        }
+      const qkv = ref.risingScoreQkv(T, C, r);
       const { out, lse } = run(qkv, B, T, C, H);
       const want = ref.attentionForward(qkv, B, T, C, H);
       ref.within(ref.worst(out, want.out, 1e-5, 1e-4), `${isa} out`);

@@ -84,13 +84,7 @@ describe("attention bf16", () => {
     test("a large score range stays finite (the online softmax rescales)", () => {
       const [B, T, C, H] = [1, 100, 32, 2];
       const r = new Rng(3);
-      const qkv = new Float32Array(B * T * 3 * C);
-      for (let t = 0; t < T; t++)
-        for (let i = 0; i < C; i++) {
-          qkv[t * 3 * C + i] = 4 + r.uniform(-0.1, 0.1);
-          qkv[t * 3 * C + C + i] = t * 0.3 + r.uniform(-0.1, 0.1);
-          qkv[t * 3 * C + 2 * C + i] = r.uniform();
-        }
+      const qkv = ref.risingScoreQkv(T, C, r);
       const { out, lse } = forward(true, qkv, B, T, C, H);
       const want = ref.attentionForward(qkv, B, T, C, H);
       ref.within(ref.worst(out, want.out, 1e-2, 1e-2), "out");

@@ -2,6 +2,7 @@
 // straightforward way (attention materializes the whole T×T score matrix), plus the comparison and
 // finite-difference helpers the kernel tests share. Shapes and semantics as in csrc/train_vocab.h.
 import * as native from "../../src/native.ts";
+import type { Rng } from "./rng.ts";
 
 type Vec = ArrayLike<number>;
 
@@ -197,6 +198,19 @@ export function encoderBackward(dout: Vec, tokens: Vec, B: number, T: number, C:
 }
 
 // ---- attention (materializes the full T×T matrices) -------------------------------------------
+
+/** qkv for B = 1 whose scores grow with the key index, so that an online softmax's running max
+ * changes in nearly every block: queries ≈ 4, keys ≈ 0.3·t, values uniform. */
+export function risingScoreQkv(T: number, C: number, r: Rng): Float32Array {
+  const qkv = new Float32Array(T * 3 * C);
+  for (let t = 0; t < T; t++)
+    for (let i = 0; i < C; i++) {
+      qkv[t * 3 * C + i] = 4 + r.uniform(-0.1, 0.1);
+      qkv[t * 3 * C + C + i] = t * 0.3 + r.uniform(-0.1, 0.1);
+      qkv[t * 3 * C + 2 * C + i] = r.uniform();
+    }
+  return qkv;
+}
 
 export function attentionForward(qkv: Vec, B: number, T: number, C: number, H: number) {
   const hs = C / H, scale = 1 / Math.sqrt(hs);

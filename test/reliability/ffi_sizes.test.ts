@@ -45,6 +45,12 @@ const [B, T, C, H, V, maxT] = [1, 2, 4, 2, 5, 3];
 const hyper = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
 const call = (fn: (...a: never[]) => unknown) => (...a: unknown[]) => fn(...(a as never[]));
 
+/** The attention backward's arguments, with out and lse from the matching forward. */
+const attentionBackwardArgs = (forward: typeof N.attentionForward) => () => {
+  const qkv = f(B * T * 3 * C), out = f(B * T * C), lse = f(B * H * T);
+  forward(out, lse, qkv, B, T, C, H);
+  return [f(B * T * 3 * C), f(B * T * C), qkv, out, lse, B, T, C, H];
+};
 const KERNELS: Case[] = [
   { symbol: "tv_matmul_forward", call: call(N.matmulForward), args: () => [f(M * Nn), f(M * K), f(Nn * K), f(Nn), M, K, Nn], buffers: [0, 1, 2, 3] },
   { symbol: "tv_matmul_backward", call: call(N.matmulBackward), args: () => [f(M * K), f(Nn * K), f(Nn), f(M * Nn), f(M * K), f(Nn * K), M, K, Nn], buffers: [0, 1, 2, 3, 4, 5] },
@@ -67,24 +73,8 @@ const KERNELS: Case[] = [
   { symbol: "tv_encoder_backward", call: call(N.encoderBackward), args: () => [f(V * C), f(maxT * C), f(B * T * C), ids(B * T, V), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
   { symbol: "tv_attention_forward", call: call(N.attentionForward), args: () => [f(B * T * C), f(B * H * T), f(B * T * 3 * C), B, T, C, H], buffers: [0, 1, 2] },
   { symbol: "tv_attention_forward_bf16", call: call(N.attentionForwardBf16), args: () => [f(B * T * C), f(B * H * T), f(B * T * 3 * C), B, T, C, H], buffers: [0, 1, 2] },
-  {
-    symbol: "tv_attention_backward_bf16", call: call(N.attentionBackwardBf16),
-    args: () => {
-      const qkv = f(B * T * 3 * C), out = f(B * T * C), lse = f(B * H * T);
-      N.attentionForwardBf16(out, lse, qkv, B, T, C, H);
-      return [f(B * T * 3 * C), f(B * T * C), qkv, out, lse, B, T, C, H];
-    },
-    buffers: [0, 1, 2, 3, 4],
-  },
-  {
-    symbol: "tv_attention_backward", call: call(N.attentionBackward),
-    args: () => {
-      const qkv = f(B * T * 3 * C), out = f(B * T * C), lse = f(B * H * T);
-      N.attentionForward(out, lse, qkv, B, T, C, H);
-      return [f(B * T * 3 * C), f(B * T * C), qkv, out, lse, B, T, C, H];
-    },
-    buffers: [0, 1, 2, 3, 4],
-  },
+  { symbol: "tv_attention_backward_bf16", call: call(N.attentionBackwardBf16), args: attentionBackwardArgs(N.attentionForwardBf16), buffers: [0, 1, 2, 3, 4] },
+  { symbol: "tv_attention_backward", call: call(N.attentionBackward), args: attentionBackwardArgs(N.attentionForward), buffers: [0, 1, 2, 3, 4] },
   { symbol: "tv_attention_decode", call: call(N.attentionDecode), args: () => [f(C), f(C), f(T * C), f(T * C), T, C, H], buffers: [0, 1, 2, 3] },
   { symbol: "tv_crossentropy_forward_backward", call: call(N.crossEntropyForwardBackward), args: () => [f(M), f(M * V), f(M * V), ids(M, V), M, V, 1], buffers: [0, 1, 2, 3] },
   { symbol: "tv_adamw_step", call: (...a) => N.adamwStep(...(a as Parameters<typeof N.adamwStep>)), args: () => [f(6), f(6), f(6).map(Math.abs), f(6), hyper, 1], buffers: [1, 2, 3] },
