@@ -127,7 +127,7 @@ int tv_attention_backward(float* dqkv, const float* dout, const float* qkv, cons
                           const float* lse, int B, int T, int C, int H);
 /* The same with the products (Q·Kᵀ, P·V and the backward's five) on bf16 operands rounded to
  * nearest even, fp32 accumulation, fp32 softmax; exactly the fp32 kernels where the CPU (or the
- * selected ISA level) has no AVX512_BF16. */
+ * selected ISA level) has no AVX512_BF16, and for head sizes above 256 (the untiled path). */
 int tv_attention_forward_bf16(float* out, float* lse, const float* qkv, int B, int T, int C, int H);
 int tv_attention_backward_bf16(float* dqkv, const float* dout, const float* qkv, const float* out,
                                const float* lse, int B, int T, int C, int H);

@@ -12,8 +12,8 @@
  * Tiles: bt query rows × bt keys, bt = min(64, 4096/HSP) where HSP is hs rounded up to 16, so
  * every tile holds at most 4096 floats and lives on the stack. Per-head copies live there too
  * (the forward's keys and values, the backward's queries, dout rows and dq accumulator), each at
- * most 128-256 KiB, and in bf16 mode their pair forms (half that each): worst cases about 440 KiB
- * forward and 820 KiB backward, well inside the 8 MiB the thread pool gives its threads (and the
+ * most 128-256 KiB, and in bf16 mode their pair forms (half that each): worst cases about 460 KiB
+ * forward and 850 KiB backward (measured), well inside the 8 MiB the thread pool gives its threads (and the
  * main thread's usual 8 MiB). Tiles are padded
  * with zeros to whole vectors, so the inner products run on full vectors for any hs. The
  * products inside a tile are small register-blocked kernels written with GCC vector extensions,
@@ -351,7 +351,8 @@ static inline vf vmax(vf a, vf b) {
  * products); the online softmax then runs down the columns, bt queries per vector. */
 static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* kh, const float* vh,
                           const uint32_t* k32h, const uint32_t* vi32h) {
-  float qt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] scaled queries, transposed */
+  const int bf = HAVE_BF16_TILES && c->bf16; /* bf16 products (below) */
+  float qt[bf ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [hs][bt] scaled queries, transposed */
   float o[TILE_FLOATS] __attribute__((aligned(64)));       /* [bt][hsp] output accumulator */
   float kbuf[kh ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [bt][hsp] keys, unless staged */
   float vbuf[kh ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [bt][hsp] values, unless staged */
@@ -372,7 +373,7 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* 
    * are zero and their results dropped. */
   /* bf16 (attention_bf16.h): the queries as qt32[d pair][query], the keys as k32[key][d pair] and
    * the values as vi32[key pair][d], staged per head (k32h, vi32h) or converted per key block. */
-  const int bf = HAVE_BF16_TILES && c->bf16, hq = hsp / 2;
+  const int hq = hsp / 2;
   uint32_t qt32[bf ? hq * bt : 1], tmp32[bf ? bt * hq : 1], pw[bf ? bt * bt / 2 : 1];
   uint32_t k32b[bf && !k32h ? bt * hq : 1], vi32b[bf && !k32h ? bt * hq : 1];
   if (!bf) load_transposed(qt, bt, base + i0 * stride, stride, nq, hs, c->scale * TV_LOG2E);
@@ -413,7 +414,7 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* 
     else {
       if (k32h) {
         k32 = k32h + (int64_t)j0 * hq, vi32 = vi32h + (int64_t)(j0 / 2) * hsp;
-      } else { /* kb, vb: nk4 rows, zero past nk (and staged rows are zero past T) */
+      } else { /* kb, vb: nk4 rows, zero past nk */
         rows_to_pairs(k32b, hq, kb, hsp, nk4, hsp);
         rows_interleave(vi32b, hsp, vb, hsp, (nk + 1) & ~1, hsp);
         k32 = k32b, vi32 = vi32b;
@@ -576,11 +577,12 @@ static void clear_head(float* dbase, int64_t stride, int T, int hs, int parts) {
 static void backward_head(const attn_ctx* c, int b, int h) {
   /* Staged (below): the head's queries and dout rows are copied once, and these stay unused. */
   const int staged = (int64_t)c->nblocks * c->bt * c->hsp <= MAX_STAGED_FLOATS;
+  const int bf = HAVE_BF16_TILES && c->bf16; /* bf16 products: pair forms below replace kt and vt */
   float qbuf[staged ? 1 : TILE_FLOATS] __attribute__((aligned(64)));  /* [bt][hsp] scaled queries */
   float dobuf[staged ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [bt][hsp] dout rows */
   float dq[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] this block's dq */
-  float kt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] keys, transposed */
-  float vt[TILE_FLOATS] __attribute__((aligned(64)));      /* [hs][bt] values, transposed */
+  float kt[bf ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [hs][bt] keys, transposed */
+  float vt[bf ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [hs][bt] values, transposed */
   float kb[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] keys */
   float dk[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] */
   float dv[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] */
@@ -620,7 +622,7 @@ static void backward_head(const attn_ctx* c, int b, int h) {
   /* bf16: the products' operands as pairs (attention_bf16.h). The queries and dout rows are the
    * a operand of the scores and dP (pairs along a row) and the x operand of dk and dv (pairs of
    * rows): converted once per head when staged, else per query block. */
-  const int bf = HAVE_BF16_TILES && c->bf16, hq = hsp / 2;
+  const int hq = hsp / 2;
   const int64_t head_words = bf && staged ? dq_rows * hq : 1, block_words = bf ? (int64_t)bt * hq : 1;
   uint32_t q32h[head_words], do32h[head_words], qi32h[head_words], doi32h[head_words];
   uint32_t q32b[bf && !staged ? block_words : 1], do32b[bf && !staged ? block_words : 1];

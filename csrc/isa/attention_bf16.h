@@ -51,8 +51,8 @@ static void rows_interleave(uint32_t* dst, int ldd, const float* src, int lds, i
 
 /* The forward's probabilities P[r][j] = st[j][r] (keys × queries, bt queries to a row) as pairs
  * of key rows, dst[m][r] = (P[r][2m], P[r][2m+1]) for m < ⌈nk/2⌉, with every entry the softmax
- * did not produce read as 0: keys past nk (on the diagonal those rows hold raw scores of later
- * keys) and keys after the query (key jj hidden from query r when jj > r + off, where off = i0 − j0
+ * did not produce read as 0: keys past nk (those rows hold scores of padding or stale data) and
+ * keys after the query (key jj hidden from query r when jj > r + off, where off = i0 − j0
  * is how far the query block starts after the key block; such entries hold −inf). */
 static void probs_to_pairs(uint32_t* dst, const float* st, int bt, int nk, int off) {
   const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,

@@ -1,7 +1,7 @@
 // tv_attention_forward_bf16 / tv_attention_backward_bf16: the products on bf16 operands (rounded to
-// nearest even), fp32 accumulation and softmax. Against the float64 reference (loose: every operand
-// of a product is off by at most 2⁻⁹ relative, so out and dqkv by about 2⁻⁸ of their terms' size;
-// the test allows 1e-2), against finite differences of that reference, the rounding actually taking
+// nearest even), fp32 accumulation and softmax. Against the float64 reference (every operand of a
+// product is off by at most 2⁻⁹ relative, so out and dqkv by about that much of their largest
+// values; the test allows 5e-3 of the largest value, a dropped key or two per block is caught), against finite differences of that reference, the rounding actually taking
 // place (the bytes differ from fp32's, by an RMS error near 2⁻⁹), bit-identical results for 1 and 2
 // threads, and the fallback: without BF16, or at a lower ISA level, the fp32 kernels' bytes.
 import { describe, expect, test } from "bun:test";
@@ -9,13 +9,18 @@ import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
 import { Rng } from "./rng.ts";
 
-// [B, T, C, H]: T = 1, odd T, several tiles, head sizes 8 (pairs not a multiple of 16), 24, 32, 64,
-// 200 (its pairs transposed element by element), the untiled path (head size 260, fp32 products),
-// whole-head items with per-head copies (B·H ≥ 16 on two threads) and a head too long to copy.
+// [B, T, C, H]: T = 1, odd T, several tiles, head sizes 3, 8 (pairs not a multiple of 16), 17,
+// 24, 32, 64, 80 and 128 (narrower tiles: 48 and 32 rows), 200 (its pairs transposed element by
+// element), the untiled path (head size 260, fp32 products), whole-head items with per-head copies
+// (B·H ≥ 16 on two threads) and heads too long to copy (forward and backward).
 const SHAPES: [number, number, number, number][] = [
   [1, 1, 16, 2], [2, 3, 6, 2], [1, 17, 34, 2], [2, 70, 96, 3], [1, 130, 32, 2], [4, 65, 128, 4],
-  [1, 33, 200, 1], [1, 9, 520, 2], [1, 300, 256, 1], [1, 600, 64, 1],
+  [2, 100, 160, 2], [1, 130, 256, 2], [4, 64, 512, 4], [1, 33, 200, 1], [1, 9, 520, 2],
+  [1, 300, 256, 1], [1, 600, 64, 1],
 ];
+/** Within 5e-3 of the largest |value| (a bf16 rounding of each operand moves results by ~2e-3 of it). */
+const close = (got: Float32Array, want: ArrayLike<number>, label: string) =>
+  ref.within(ref.worst(got, want as Float64Array, 5e-3 * ref.maxAbs(want as Float64Array), 0), label);
 
 function forward(bf16: boolean, qkv: Float32Array, B: number, T: number, C: number, H: number) {
   const out = new Float32Array(B * T * C), lse = new Float32Array(B * H * T);
@@ -45,11 +50,10 @@ describe("attention bf16", () => {
         const qkv = r.floats(B * T * 3 * C, -1.5, 1.5), dout = r.floats(B * T * C);
         const { out, lse } = forward(true, qkv, B, T, C, H);
         const want = ref.attentionForward(qkv, B, T, C, H);
-        ref.within(ref.worst(out, want.out, 1e-2, 1e-2), `${label} out`);
+        close(out, want.out, `${label} out`);
         ref.within(ref.worst(lse, want.lse, 1e-2, 1e-3), `${label} lse`);
         const dqkv = backward(true, dout, qkv, out, lse, B, T, C, H);
-        const g = ref.attentionBackward(dout, qkv, B, T, C, H);
-        ref.within(ref.worst(dqkv, g, 1e-2 * (1 + ref.maxAbs(g)), 1e-2), `${label} dqkv`);
+        close(dqkv, ref.attentionBackward(dout, qkv, B, T, C, H), `${label} dqkv`);
       }
     });
 
@@ -104,10 +108,8 @@ describe("attention bf16", () => {
           const { out, lse } = forward(true, qkv, B, T, C, H);
           return { out, lse, dqkv: backward(true, dout, qkv, out, lse, B, T, C, H) };
         });
-        const want = ref.attentionForward(qkv, B, T, C, H);
-        ref.within(ref.worst(got.out, want.out, 1e-2, 1e-2), `${label} out`);
-        const g = ref.attentionBackward(dout, qkv, B, T, C, H);
-        ref.within(ref.worst(got.dqkv, g, 1e-2 * (1 + ref.maxAbs(g)), 1e-2), `${label} dqkv`);
+        close(got.out, ref.attentionForward(qkv, B, T, C, H).out, `${label} out`);
+        close(got.dqkv, ref.attentionBackward(dout, qkv, B, T, C, H), `${label} dqkv`);
       }
     });
 
@@ -123,6 +125,8 @@ describe("attention bf16", () => {
         for (let i = 0; i < a.length; i++) expect(ref.sameBytes(a[i]!, b[i]!)).toBe(true);
       }
     });
+  } else {
+    test.skip("bf16 products (this CPU has no AVX512_BF16: only the fp32 fallback below runs)", () => {});
   }
 
   test("without BF16 (other ISA levels, or a CPU without it) the bytes are the fp32 kernels'", () => {
@@ -132,8 +136,8 @@ describe("attention bf16", () => {
       const r = new Rng(17);
       const qkv = r.floats(B * T * 3 * C), dout = r.floats(B * T * C);
       const a = forward(false, qkv, B, T, C, H), b = forward(true, qkv, B, T, C, H);
-      expect(ref.sameBytes(a.out, b.out)).toBe(true);
-      expect(ref.sameBytes(a.lse, b.lse)).toBe(true);
+      expect(ref.sameBytes(a.out, b.out), isa).toBe(true);
+      expect(ref.sameBytes(a.lse, b.lse), isa).toBe(true);
       const ga = backward(false, dout, qkv, a.out, a.lse, B, T, C, H);
       const gb = backward(true, dout, qkv, a.out, a.lse, B, T, C, H);
       expect(ref.sameBytes(ga, gb), isa).toBe(true);
