@@ -284,8 +284,12 @@ if (!native.hasBf16()) {
 // ---- attention forward + backward against the time of its matmul FLOPs at our matmul rate --------
 // Causal attention does QKᵀ and P·V forward and four products of the same size backward, each over
 // half the T×T square: 6·B·T²·C FLOPs in all. "Matmul-FLOP time" is that count at the geometric-mean
-// rate of our fp32 matmuls just measured; the target is attention within 2× of it.
-interface AttentionRow { B: number; T: number; C: number; H: number; seconds: number; matmul_flop_seconds: number; ratio: number }
+// rate of our fp32 matmuls just measured; the target is attention within 2× of it. Where the CPU has
+// BF16, the bf16 kernels (--precision bf16) are timed beside, as a ratio to fp32.
+interface AttentionRow {
+  B: number; T: number; C: number; H: number; seconds: number; matmul_flop_seconds: number; ratio: number;
+  bf16_seconds: number | null; bf16_speedup: number | null;
+}
 const attentionRows: AttentionRow[] = [];
 console.log("");
 console.log(`attention forward+backward vs its matmul FLOPs at our matmul rate (${oursGeo.toFixed(0)} GFLOP/s):`);
@@ -296,11 +300,21 @@ for (const [B, T, C, H] of [[8, 256, 256, 8], [8, 256, 768, 12], [4, 512, 256, 8
     native.attentionForward(out, lse, qkv, B, T, C, H);
     native.attentionBackward(dqkv, dout, qkv, out, lse, B, T, C, H);
   }, null, 0.3)[0];
+  const bf16Seconds = native.hasBf16()
+    ? bestTimes(() => {
+      native.attentionForwardBf16(out, lse, qkv, B, T, C, H);
+      native.attentionBackwardBf16(dqkv, dout, qkv, out, lse, B, T, C, H);
+    }, null, 0.3)[0]
+    : null;
   const matmulSeconds = 6 * B * T * T * C / (oursGeo * 1e9);
-  const row = { B, T, C, H, seconds, matmul_flop_seconds: matmulSeconds, ratio: seconds / matmulSeconds };
+  const row: AttentionRow = {
+    B, T, C, H, seconds, matmul_flop_seconds: matmulSeconds, ratio: seconds / matmulSeconds,
+    bf16_seconds: bf16Seconds, bf16_speedup: bf16Seconds === null ? null : seconds / bf16Seconds,
+  };
   attentionRows.push(row);
   console.log(`  B=${B} T=${T} C=${C} H=${H}: ${(1000 * seconds).toFixed(2)} ms, matmul-FLOP time ${(1000 * matmulSeconds).toFixed(2)} ms, ` +
-    `${row.ratio.toFixed(2)}× (target ≤ 2×)`);
+    `${row.ratio.toFixed(2)}× (target ≤ 2×)` +
+    (bf16Seconds === null ? "" : `; bf16 ${(1000 * bf16Seconds).toFixed(2)} ms = ${row.bf16_speedup!.toFixed(2)}× faster`));
 }
 
 mkdirSync(buildDir, { recursive: true });
