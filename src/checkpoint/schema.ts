@@ -33,7 +33,7 @@ export interface TrainingPlan {
   grad_clip: number;
   seed: number;
   schedule: "cosine";
-  /** Matmul arithmetic: "fp32", or "bf16" (bf16 products, fp32 accumulation and master weights). Absent = fp32. */
+  /** Product arithmetic: "fp32", or "bf16" (bf16 operands in the matmuls and attention, fp32 accumulation and master weights). Absent = fp32. */
   precision?: Precision;
 }
 

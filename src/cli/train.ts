@@ -33,7 +33,7 @@ function trainOptions(cmd: Command): Command {
     .option("--grad-clip <f>", "Clip the gradient norm to this; 0 = off (number, default: 1.0)")
     .option("--warmup-steps <n>", "Linear warmup steps (integer, default: 5% of the stage, at most 200)")
     .option("--log-every <n>", "Without a terminal: a progress line every n steps (integer, default: 10)")
-    .option("--precision <p>", "Matmul arithmetic: fp32, or bf16 (bf16 products, fp32 accumulation and weights; fp32 where the CPU lacks BF16) (default: fp32)");
+    .option("--precision <p>", "Arithmetic of the matmuls and attention products: fp32, or bf16 (bf16 operands, fp32 accumulation and weights; fp32 where the CPU lacks BF16) (default: fp32)");
 }
 
 type Flags = Record<string, unknown>;
