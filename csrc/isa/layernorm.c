@@ -5,11 +5,15 @@
  * sits in L1, so no cancellation from E[x²] − mean²), rstd = 1/√(var + eps).
  * Backward, per row, with n = (x − mean)·rstd and g = dout·weight:
  *   dinp += rstd·(g − mean(g) − n·mean(g·n))
- * and over rows dweight += Σ dout·n, dbias += Σ dout. Those two column sums must not depend on the
- * thread count: each thread owns a slice of columns and adds every row into it in row order, while
- * dinp is split by rows. Both halves only read the inputs, so they run in the same job. */
+ * and over rows dweight += Σ dout·n, dbias += Σ dout. All three come from one pass over each row
+ * (while it is in L1). The column sums must not depend on the thread count, so the rows are cut into
+ * chunks fixed by M and C alone; each chunk sums its rows in order into its own partial row, and the
+ * partials are then added into dweight and dbias in chunk order. (Summing a slice of columns over all
+ * rows per thread instead read every row a second time, half of them from the other core's cache:
+ * two threads ran slower than one.) */
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "../kernels.h"
 #include "../threads.h"
@@ -17,8 +21,11 @@
 
 #define LN_EPS 1e-5f
 #define SERIAL_BELOW 16384 /* elements (M·C) below which threads do not pay */
-#define COL_GROUP 16       /* dweight columns per slice unit: one cache line */
-#define COL_BLOCK 1024     /* columns per pass over the rows, so the dweight slice stays in L1 */
+#define MIN_CHUNK_ROWS 128  /* rows per backward chunk, at least (more when the partials would not fit) */
+#define PARTIAL_FLOATS (1 << 17) /* the backward's chunk partials of dweight and dbias (512 KiB) */
+
+/* Kernels never allocate, and one kernel runs at a time: the partials are static. */
+static float partials[PARTIAL_FLOATS] __attribute__((aligned(64)));
 
 typedef struct {
   float* out;          /* [M,C] */
@@ -141,62 +148,87 @@ static inline void row_sums(const float* dout, const float* x, const float* w, f
 #endif
 }
 
-static void bwd_dinp_rows(const bwd_ctx* c, int64_t r0, int64_t r1) {
+/* Rows [r0, r1): dinp, and when pdw/pdb are given, their column sums over these rows in order. */
+static void bwd_rows(const bwd_ctx* c, int64_t r0, int64_t r1, float* restrict pdw, float* restrict pdb) {
   const int C = c->C;
   const float* w = c->weight;
   const float invC = 1.0f / (float)C;
   for (int64_t r = r0; r < r1; r++) {
-    const float* x = c->inp + r * C;
-    const float* dout = c->dout + r * C;
-    float* dinp = c->dinp + r * C;
+    const float* restrict x = c->inp + r * C;
+    const float* restrict dout = c->dout + r * C;
+    float* restrict dinp = c->dinp + r * C;
     const float mu = c->mean[r], s = c->rstd[r];
     float sum_g, sum_gn;
     row_sums(dout, x, w, mu, s, C, &sum_g, &sum_gn);
     const float mg = sum_g * invC, mgn = sum_gn * invC;
+    if (pdw && pdb) { /* the usual case, in one loop */
+      for (int i = 0; i < C; i++) {
+        const float n = (x[i] - mu) * s;
+        dinp[i] += s * (dout[i] * w[i] - mg - n * mgn);
+        pdw[i] += dout[i] * n;
+        pdb[i] += dout[i];
+      }
+      continue;
+    }
     for (int i = 0; i < C; i++) {
-      float n = (x[i] - mu) * s;
+      const float n = (x[i] - mu) * s;
       dinp[i] += s * (dout[i] * w[i] - mg - n * mgn);
     }
+    if (pdw)
+      for (int i = 0; i < C; i++) pdw[i] += dout[i] * ((x[i] - mu) * s);
+    if (pdb)
+      for (int i = 0; i < C; i++) pdb[i] += dout[i];
   }
 }
 
-/* dweight[c0:c1] += Σ_m dout·n and dbias[c0:c1] += Σ_m dout, rows in order. */
-static void bwd_columns(const bwd_ctx* c, int c0, int c1) {
+typedef struct {
+  const bwd_ctx* c;
+  int64_t chunk_rows;
+} bwd_chunks;
+
+/* Chunks [k0, k1): each into its own partial rows (dweight's, then dbias's). */
+static void bwd_chunk_range(void* arg, int64_t k0, int64_t k1) {
+  const bwd_chunks* b = (const bwd_chunks*)arg;
+  const bwd_ctx* c = b->c;
   const int C = c->C;
-  for (int b0 = c0; b0 < c1; b0 += COL_BLOCK) {
-    int b1 = b0 + COL_BLOCK < c1 ? b0 + COL_BLOCK : c1;
-    for (int64_t r = 0; r < c->M; r++) {
-      const float* x = c->inp + r * C;
-      const float* dout = c->dout + r * C;
-      const float mu = c->mean[r], s = c->rstd[r];
-      if (c->dweight) {
-        float* restrict dw = c->dweight;
-        for (int i = b0; i < b1; i++) dw[i] += dout[i] * ((x[i] - mu) * s);
-      }
-      if (c->dbias) {
-        float* restrict db = c->dbias;
-        for (int i = b0; i < b1; i++) db[i] += dout[i];
-      }
-    }
+  for (int64_t k = k0; k < k1; k++) {
+    float* pdw = c->dweight ? partials + k * 2 * C : NULL;
+    float* pdb = c->dbias ? partials + k * 2 * C + C : NULL;
+    if (pdw) memset(pdw, 0, sizeof(float) * (size_t)C);
+    if (pdb) memset(pdb, 0, sizeof(float) * (size_t)C);
+    const int64_t r0 = k * b->chunk_rows, r1 = r0 + b->chunk_rows < c->M ? r0 + b->chunk_rows : c->M;
+    bwd_rows(c, r0, r1, pdw, pdb);
   }
 }
 
-static void bwd_job(void* arg, int tid, int nthreads) {
-  const bwd_ctx* c = (const bwd_ctx*)arg;
-  int64_t r0 = (int64_t)c->M * tid / nthreads, r1 = (int64_t)c->M * (tid + 1) / nthreads;
-  if (r1 > r0) bwd_dinp_rows(c, r0, r1);
-  if (c->dweight || c->dbias) {
-    int64_t groups = (c->C + COL_GROUP - 1) / COL_GROUP;
-    int64_t g0 = groups * tid / nthreads, g1 = groups * (tid + 1) / nthreads;
-    int c0 = (int)(g0 * COL_GROUP), c1 = (int)(g1 * COL_GROUP < c->C ? g1 * COL_GROUP : c->C);
-    if (c1 > c0) bwd_columns(c, c0, c1);
-  }
-}
+static void bwd_dinp_range(void* arg, int64_t r0, int64_t r1) { bwd_rows((const bwd_ctx*)arg, r0, r1, NULL, NULL); }
 
 void TV_FN(layernorm_backward)(float* dinp, float* dweight, float* dbias, const float* dout,
                                const float* inp, const float* weight, const float* mean,
                                const float* rstd, int M, int C) {
   bwd_ctx c = {dinp, dweight, dbias, dout, inp, weight, mean, rstd, M, C};
-  if ((int64_t)M * C < SERIAL_BELOW) bwd_job(&c, 0, 1);
-  else tv_parallel_run(bwd_job, &c);
+  const int serial = (int64_t)M * C < SERIAL_BELOW;
+  if (!dweight && !dbias) {
+    if (serial) bwd_rows(&c, 0, M, NULL, NULL);
+    else tv_parallel_for(M, bwd_dinp_range, &c);
+    return;
+  }
+  /* Chunks of at least MIN_CHUNK_ROWS rows, as many as the partials hold (a function of M and C). */
+  const int64_t max_chunks = PARTIAL_FLOATS / (2 * (int64_t)C);
+  if (max_chunks < 1) { /* C above 65536: one pass, summed straight into the result */
+    bwd_rows(&c, 0, M, dweight, dbias);
+    return;
+  }
+  int64_t chunk_rows = MIN_CHUNK_ROWS;
+  if ((M + chunk_rows - 1) / chunk_rows > max_chunks) chunk_rows = (M + max_chunks - 1) / max_chunks;
+  const int64_t chunks = (M + chunk_rows - 1) / chunk_rows;
+  bwd_chunks b = {&c, chunk_rows};
+  if (serial) bwd_chunk_range(&b, 0, chunks);
+  else tv_parallel_for(chunks, bwd_chunk_range, &b);
+  for (int64_t k = 0; k < chunks; k++) {
+    if (dweight)
+      for (int i = 0; i < C; i++) dweight[i] += partials[k * 2 * C + i];
+    if (dbias)
+      for (int i = 0; i < C; i++) dbias[i] += partials[k * 2 * C + C + i];
+  }
 }

@@ -94,6 +94,29 @@ describe("layernorm", () => {
     });
   });
 
+  test("backward row chunks: several, wider than the minimum when the partials are full, one pass above C = 65536", () => {
+    // The column sums go through fixed chunks of rows (128, or more when 2·C floats per chunk would
+    // overflow the kernel's partials): against the reference, and the same bytes on 1 and 2 threads.
+    for (const [M, C] of [[600, 389], [300, 30000], [3, 70000]] as const) {
+      const { inp, weight, bias, dout } = inputs(M, C, M + C);
+      const run = () => {
+        const out = new Float32Array(M * C), mean = new Float32Array(M), rstd = new Float32Array(M);
+        native.layernormForward(out, mean, rstd, inp, weight, bias, M, C);
+        const dinp = new Float32Array(M * C), dw = new Float32Array(C), db = new Float32Array(C);
+        native.layernormBackward(dinp, dw, db, dout, inp, weight, mean, rstd, M, C);
+        return [dinp, dw, db];
+      };
+      const [dinp, dw, db] = ref.withThreads(2, run);
+      const g = ref.layernormBackward(dout, inp, weight, M, C);
+      const label = `M=${M} C=${C}`;
+      ref.within(ref.worst(dinp!, g.dinp, 1e-5 * (1 + ref.maxAbs(g.dinp)), 1e-4), `${label} dinp`);
+      ref.within(ref.worst(dw!, g.dweight, 1e-5 * Math.sqrt(M) * (1 + ref.maxAbs(g.dweight)), 1e-4), `${label} dweight`);
+      ref.within(ref.worst(db!, g.dbias, 1e-5 * Math.sqrt(M) * (1 + ref.maxAbs(g.dbias)), 1e-4), `${label} dbias`);
+      const one = ref.withThreads(1, run);
+      for (let i = 0; i < one.length; i++) expect(ref.sameBytes(one[i]!, [dinp, dw, db][i]!), label).toBe(true);
+    }
+  });
+
   test("bad sizes and missing buffers are refused", () => {
     const f = new Float32Array(16);
     expect(() => native.layernormForward(f, f, f, f, f, f, 0, 4)).toThrow(RangeError);
