@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { hasBf16 } from "../../src/native.ts";
 import { learnableText, runCli, runCliAndSignal, tempFolder, TINY, writeText } from "./helpers.ts";
 
 // Each test starts CLI processes that train; a loaded machine can make that slow.
@@ -58,6 +59,20 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
     expect(lossLog(signal)).toEqual(lossLog("straight"));
   });
 }
+
+test("--precision bf16 (bf16 matmul and attention products where the CPU has them): a resume on another thread count gives the same bytes", async () => {
+  const bf16 = [...common(), "--precision", "bf16"];
+  const twoThreads = bf16.filter((a, i, all) => a !== "--threads" && all[i - 1] !== "--threads");
+  const straight = join(dir, "bf16-straight"), out = join(dir, "bf16-steps");
+  expect((await runCli([...twoThreads, "--output", straight], dir)).code).toBe(0);
+  expect((await runCli([...bf16, "--output", out, "--max-steps", "23"], dir)).code).toBe(0);
+  const resumed = await runCli(["resume", join(out, "model_checkpoint.bin"), "--data", data, "--vocab", vocab(), "--output", out, "--threads", "1"], dir);
+  expect(resumed.code).toBe(0);
+  expect(Buffer.compare(readFileSync(join(out, "model_checkpoint.bin")), readFileSync(join(straight, "model_checkpoint.bin")))).toBe(0);
+  expect(lossLog("bf16-steps")).toEqual(lossLog("bf16-straight"));
+  // and, where the CPU has BF16, it did not silently train in fp32
+  if (hasBf16()) expect(lossLog("bf16-straight")).not.toEqual(lossLog("straight"));
+});
 
 test("a crash (SIGKILL) after a periodic save: resume continues from that save and still ends bit-identical", async () => {
   const out = join(dir, "killed");
