@@ -8,9 +8,12 @@
  *     LayerNorm's) and into the residual stream's gradient (LayerNorm's dinp), and OVERWRITE the
  *     activation gradients they produce (matmul dinp, GELU, attention), which are scratch and then
  *     need no clearing; a NULL gradient pointer skips it;
- *   - tensors are float32, row-major, contiguous; token ids are int32;
- *   - no kernel allocates or does I/O; results are bit-identical for any thread count (work is cut
- *     into pieces whose arithmetic does not depend on which thread runs them, reductions in a fixed
+ *   - tensors are float32, row-major, contiguous; token ids are int32; outputs do not overlap
+ *     inputs unless a kernel says they may;
+ *   - no kernel allocates or does I/O (scratch such as packing buffers and partial sums is static),
+ *     so calls must not overlap: one host thread at a time (kernels spread their own work over
+ *     the library's threads); results are bit-identical for any thread count (work is cut into
+ *     pieces whose arithmetic does not depend on which thread runs them, reductions in a fixed
  *     order), but may differ between ISA levels.
  *
  * Shapes use B (batch), T (time), C (channels = d_model), H (heads), V (vocab), M = B*T (rows).
@@ -82,7 +85,8 @@ int tv_matmul_backward_bf16(float* dinp, float* dweight, float* dbias,
 /* out[M,C] = (inp - mean)·rstd·weight + bias; saves mean[M], rstd[M] for backward. */
 int tv_layernorm_forward(float* out, float* mean, float* rstd,
                          const float* inp, const float* weight, const float* bias, int M, int C);
-/* dinp[M,C] +=, dweight[C] +=, dbias[C] += (dweight/dbias may be NULL). */
+/* dinp[M,C] +=, dweight[C] +=, dbias[C] += (dweight/dbias may be NULL; dinp overlaps no input).
+ * dweight and dbias are summed per fixed chunk of rows (a function of M and C), chunks in order. */
 int tv_layernorm_backward(float* dinp, float* dweight, float* dbias,
                           const float* dout, const float* inp, const float* weight,
                           const float* mean, const float* rstd, int M, int C);

@@ -7,8 +7,8 @@
  *   dinp += rstd·(g − mean(g) − n·mean(g·n))
  * and over rows dweight += Σ dout·n, dbias += Σ dout. All three come from one pass over each row
  * (while it is in L1). The column sums must not depend on the thread count, so the rows are cut into
- * chunks fixed by M and C alone; each chunk sums its rows in order into its own partial row, and the
- * partials are then added into dweight and dbias in chunk order. (Summing a slice of columns over all
+ * chunks fixed by M and C alone; each chunk sums its rows in order into its own partial rows (from
+ * 0), and the partials are then added into dweight and dbias in chunk order. (Summing a slice of columns over all
  * rows per thread instead read every row a second time, half of them from the other core's cache:
  * two threads ran slower than one.) */
 #include <math.h>
@@ -21,7 +21,8 @@
 
 #define LN_EPS 1e-5f
 #define SERIAL_BELOW 16384 /* elements (M·C) below which threads do not pay */
-#define MIN_CHUNK_ROWS 128  /* rows per backward chunk, at least (more when the partials would not fit) */
+#define CHUNK_ROWS_MIN 16   /* rows per backward chunk: M/16 within [16, 128], more when the partials */
+#define CHUNK_ROWS_MAX 128  /* would not fit (enough chunks for the threads, few partials to add up) */
 #define PARTIAL_FLOATS (1 << 17) /* the backward's chunk partials of dweight and dbias (512 KiB) */
 
 /* Kernels never allocate, and one kernel runs at a time: the partials are static. */
@@ -184,6 +185,7 @@ static void bwd_rows(const bwd_ctx* c, int64_t r0, int64_t r1, float* restrict p
 typedef struct {
   const bwd_ctx* c;
   int64_t chunk_rows;
+  int64_t stride; /* floats between partial rows: C rounded up to a cache line, so chunks share none */
 } bwd_chunks;
 
 /* Chunks [k0, k1): each into its own partial rows (dweight's, then dbias's). */
@@ -192,8 +194,8 @@ static void bwd_chunk_range(void* arg, int64_t k0, int64_t k1) {
   const bwd_ctx* c = b->c;
   const int C = c->C;
   for (int64_t k = k0; k < k1; k++) {
-    float* pdw = c->dweight ? partials + k * 2 * C : NULL;
-    float* pdb = c->dbias ? partials + k * 2 * C + C : NULL;
+    float* pdw = c->dweight ? partials + k * 2 * b->stride : NULL;
+    float* pdb = c->dbias ? partials + k * 2 * b->stride + b->stride : NULL;
     if (pdw) memset(pdw, 0, sizeof(float) * (size_t)C);
     if (pdb) memset(pdb, 0, sizeof(float) * (size_t)C);
     const int64_t r0 = k * b->chunk_rows, r1 = r0 + b->chunk_rows < c->M ? r0 + b->chunk_rows : c->M;
@@ -213,22 +215,24 @@ void TV_FN(layernorm_backward)(float* dinp, float* dweight, float* dbias, const 
     else tv_parallel_for(M, bwd_dinp_range, &c);
     return;
   }
-  /* Chunks of at least MIN_CHUNK_ROWS rows, as many as the partials hold (a function of M and C). */
-  const int64_t max_chunks = PARTIAL_FLOATS / (2 * (int64_t)C);
-  if (max_chunks < 1) { /* C above 65536: one pass, summed straight into the result */
+  /* The chunking is a function of M and C alone (never of the threads). */
+  const int64_t stride = ((int64_t)C + 15) & ~(int64_t)15;
+  const int64_t max_chunks = PARTIAL_FLOATS / (2 * stride);
+  if (max_chunks < 1) { /* C above 65520: one pass, summed straight into the result */
     bwd_rows(&c, 0, M, dweight, dbias);
     return;
   }
-  int64_t chunk_rows = MIN_CHUNK_ROWS;
+  int64_t chunk_rows = ((int64_t)M + 15) / 16;
+  chunk_rows = chunk_rows < CHUNK_ROWS_MIN ? CHUNK_ROWS_MIN : chunk_rows > CHUNK_ROWS_MAX ? CHUNK_ROWS_MAX : chunk_rows;
   if ((M + chunk_rows - 1) / chunk_rows > max_chunks) chunk_rows = (M + max_chunks - 1) / max_chunks;
   const int64_t chunks = (M + chunk_rows - 1) / chunk_rows;
-  bwd_chunks b = {&c, chunk_rows};
+  bwd_chunks b = {&c, chunk_rows, stride};
   if (serial) bwd_chunk_range(&b, 0, chunks);
   else tv_parallel_for(chunks, bwd_chunk_range, &b);
   for (int64_t k = 0; k < chunks; k++) {
     if (dweight)
-      for (int i = 0; i < C; i++) dweight[i] += partials[k * 2 * C + i];
+      for (int i = 0; i < C; i++) dweight[i] += partials[k * 2 * stride + i];
     if (dbias)
-      for (int i = 0; i < C; i++) dbias[i] += partials[k * 2 * C + C + i];
+      for (int i = 0; i < C; i++) dbias[i] += partials[k * 2 * stride + stride + i];
   }
 }

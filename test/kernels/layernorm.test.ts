@@ -94,27 +94,60 @@ describe("layernorm", () => {
     });
   });
 
-  test("backward row chunks: several, wider than the minimum when the partials are full, one pass above C = 65536", () => {
-    // The column sums go through fixed chunks of rows (128, or more when 2·C floats per chunk would
-    // overflow the kernel's partials): against the reference, and the same bytes on 1 and 2 threads.
-    for (const [M, C] of [[600, 389], [300, 30000], [3, 70000]] as const) {
+  test("backward row chunks against the reference, and the same bytes on 1 and 2 threads", () => {
+    // The column sums go through fixed chunks of rows: several here, and one pass above C = 65520.
+    for (const [M, C] of [[600, 389], [3, 70000]] as const) {
       const { inp, weight, bias, dout } = inputs(M, C, M + C);
       const run = () => {
         const out = new Float32Array(M * C), mean = new Float32Array(M), rstd = new Float32Array(M);
         native.layernormForward(out, mean, rstd, inp, weight, bias, M, C);
-        const dinp = new Float32Array(M * C), dw = new Float32Array(C), db = new Float32Array(C);
+        const dinp = new Float32Array(M * C).fill(0.5), dw = new Float32Array(C).fill(1), db = new Float32Array(C).fill(-1);
         native.layernormBackward(dinp, dw, db, dout, inp, weight, mean, rstd, M, C);
         return [dinp, dw, db];
       };
       const [dinp, dw, db] = ref.withThreads(2, run);
       const g = ref.layernormBackward(dout, inp, weight, M, C);
       const label = `M=${M} C=${C}`;
-      ref.within(ref.worst(dinp!, g.dinp, 1e-5 * (1 + ref.maxAbs(g.dinp)), 1e-4), `${label} dinp`);
-      ref.within(ref.worst(dw!, g.dweight, 1e-5 * Math.sqrt(M) * (1 + ref.maxAbs(g.dweight)), 1e-4), `${label} dweight`);
-      ref.within(ref.worst(db!, g.dbias, 1e-5 * Math.sqrt(M) * (1 + ref.maxAbs(g.dbias)), 1e-4), `${label} dbias`);
+      const base = (v: number, n: number) => new Float32Array(n).fill(v);
+      ref.within(ref.worst(dinp!, g.dinp, 1e-5 * (1 + ref.maxAbs(g.dinp)), 1e-4, base(0.5, M * C)), `${label} dinp`);
+      ref.within(ref.worst(dw!, g.dweight, 1e-5 * Math.sqrt(M) * (1 + ref.maxAbs(g.dweight)), 1e-4, base(1, C)), `${label} dweight`);
+      ref.within(ref.worst(db!, g.dbias, 1e-5 * Math.sqrt(M) * (1 + ref.maxAbs(g.dbias)), 1e-4, base(-1, C)), `${label} dbias`);
       const one = ref.withThreads(1, run);
       for (let i = 0; i < one.length; i++) expect(ref.sameBytes(one[i]!, [dinp, dw, db][i]!), label).toBe(true);
     }
+  });
+
+  test("backward dbias is exactly the documented chunked sum: serial, parallel and widened chunks, any thread count", () => {
+    // dbias has no products, so its fp32 sum replays exactly: chunks of clamp(⌈M/16⌉, 16, 128) rows,
+    // more when 2 partial rows of C (rounded up to 16) per chunk would overflow 2¹⁷ floats; each chunk
+    // sums its rows from 0 in order; the partials are added to dbias in chunk order. This catches a
+    // chunking, or an order, that differs between the serial and the threaded paths.
+    const f = Math.fround;
+    const replay = (db0: Float32Array, dout: Float32Array, M: number, C: number): Float32Array => {
+      const out = db0.slice();
+      const maxChunks = Math.floor((1 << 17) / (2 * Math.ceil(C / 16) * 16));
+      let rows = Math.min(128, Math.max(16, Math.ceil(M / 16)));
+      if (Math.ceil(M / rows) > maxChunks) rows = Math.ceil(M / maxChunks);
+      for (let r0 = 0; r0 < M; r0 += rows) {
+        const part = new Float32Array(C);
+        for (let r = r0; r < Math.min(M, r0 + rows); r++) for (let i = 0; i < C; i++) part[i] = f(part[i]! + dout[r * C + i]!);
+        for (let i = 0; i < C; i++) out[i] = f(out[i]! + part[i]!);
+      }
+      return out;
+    };
+    ref.forEachIsa((isa) => {
+      // serial (M·C below the threading threshold); several chunks; 16-row chunks; widened chunks
+      for (const [M, C] of [[100, 16], [600, 389], [40, 700], [300, 30000]] as const) {
+        const r = new Rng(M * 3 + C);
+        const inp = r.floats(M * C), dout = r.floats(M * C), w = r.floats(C), mean = r.floats(M), rstd = r.floats(M, 0.5, 2);
+        const db0 = r.floats(C), want = replay(db0, dout, M, C);
+        for (const n of [1, 2]) {
+          const db = db0.slice();
+          ref.withThreads(n, () => native.layernormBackward(new Float32Array(M * C), new Float32Array(C), db, dout, inp, w, mean, rstd, M, C));
+          expect(ref.sameBytes(db, want), `${isa} M=${M} C=${C} threads=${n}`).toBe(true);
+        }
+      }
+    });
   });
 
   test("bad sizes and missing buffers are refused", () => {
