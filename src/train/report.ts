@@ -36,3 +36,13 @@ export function trainingStateLine(t: TrainingState | null, format: string): stri
     `${t.tokens_seen.toLocaleString("en-US")} tokens seen; peak lr ${p.peak_lr}, batch ${p.batch_size} × ${p.seq_len}`
   );
 }
+
+/** What the products compute in, and whether the other choice is available on this CPU. */
+export function arithmeticLine(precision: "fp32" | "bf16", bf16Hardware: boolean): string {
+  if (precision === "bf16") {
+    return bf16Hardware
+      ? "Arithmetic: bf16 operands in the matmuls and attention, fp32 accumulation, weights and optimizer"
+      : "Arithmetic: fp32 (this run's precision is bf16, but this CPU has no AVX512_BF16: its products run in fp32, with fp32's results)";
+  }
+  return "Arithmetic: fp32" + (bf16Hardware ? " (this CPU has AVX512_BF16: --precision bf16 would train faster)" : "");
+}

@@ -13,7 +13,7 @@ import { UserError } from "../errors.ts";
 import { GPT } from "../model/gpt.ts";
 import { initParameters } from "../model/init.ts";
 import { type Architecture, parameterCount } from "../model/layout.ts";
-import { setThreads } from "../native.ts";
+import { hasBf16, setThreads } from "../native.ts";
 import { listDataFiles, type Tokenizer } from "../tokenizer/index.ts";
 import { acquireOutputLock } from "./lock.ts";
 import { writeLossCurve } from "./loss_curve.ts";
@@ -22,7 +22,7 @@ import { MetricsLog, readMetrics } from "./metrics.ts";
 import { AdamW } from "./optimizer.ts";
 import { ARCHITECTURE_OPTIONS, flagName, type ResolvedOptions } from "./options.ts";
 import { TrainingProgress } from "./progress.ts";
-import { architectureBlock, architectureDetails, trainingStateLine } from "./report.ts";
+import { architectureBlock, architectureDetails, arithmeticLine, trainingStateLine } from "./report.ts";
 import { Xoshiro128 } from "./rng.ts";
 import { SIGNAL_EXIT_CODES, StopSignals } from "./signals.ts";
 import { decideStage, stageShape } from "./stage.ts";
@@ -127,6 +127,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo): Prom
       `num_layers ${arch.num_layers}, d_ff ${arch.d_ff}, vocab_size ${arch.vocab_size}, max_seq_len ${arch.max_seq_len})`,
   );
   io.log(`Windows: ${windows.trainCount} for training, ${windows.valCount} held out for validation (${plan.seq_len} tokens each)`);
+  io.log(arithmeticLine(plan.precision ?? "fp32", hasBf16()));
   if (previous) io.log(trainingStateLine(previous, loaded!.format));
   if (decision.notContinuedBecause) io.log(`Not continuing the checkpoint's interrupted stage ${previous!.stage}: ${decision.notContinuedBecause}.`);
   io.log(
@@ -212,3 +213,4 @@ function prepareMetrics(metrics: MetricsLog, loaded: LoadedCheckpoint | null, re
 }
 
 export type { Tokenizer };
+

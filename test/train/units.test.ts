@@ -5,6 +5,7 @@ import { readTokenCache, writeTokenCache } from "../../src/data/token_cache.ts";
 import { learningRate } from "../../src/train/schedule.ts";
 import { Xoshiro128 } from "../../src/train/rng.ts";
 import { epochRng } from "../../src/train/loop.ts";
+import { arithmeticLine } from "../../src/train/report.ts";
 import { tempFolder } from "../cli/helpers.ts";
 import { join } from "node:path";
 import { writeFileSync } from "node:fs";
@@ -62,4 +63,11 @@ test("token cache: round trip; another key or a damaged file is a miss, not an e
   } finally {
     cleanup();
   }
+});
+
+test("the arithmetic line says what the products run in, and when bf16 is available or falls back", () => {
+  expect(arithmeticLine("fp32", false)).toBe("Arithmetic: fp32");
+  expect(arithmeticLine("fp32", true)).toContain("--precision bf16 would train faster");
+  expect(arithmeticLine("bf16", true)).toStartWith("Arithmetic: bf16 operands in the matmuls and attention");
+  expect(arithmeticLine("bf16", false)).toContain("no AVX512_BF16: its products run in fp32");
 });
