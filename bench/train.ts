@@ -9,7 +9,8 @@
 // It also measures on S: bf16 matmuls against fp32 (throughput, and the loss after the same steps
 // on the same data), 1 thread against 2 (which must give the same loss bit for bit), and a
 // per-kernel breakdown of our step. The bf16 and 1-thread runs follow our fp32 run of S within each
-// round, and their ratios are also given per round (runs seconds apart share the machine's load). Writes build/bench-train.json.
+// round, and their ratios are also given per round (runs seconds apart share the machine's load).
+// Writes build/bench-train.json.
 //
 //   bun run bench:train                       all configs, 3 rounds (under 5 minutes)
 //   bun run bench:train --configs S --rounds 1 --no-peer     a quick look
@@ -301,9 +302,10 @@ function preparePeer(): string | null {
     Bun.spawnSync(["apt-get", "install", "-y", "python3-torch", "libopenblas0-openmp", "libjemalloc2"], {
       env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, stdout: "ignore", stderr: "ignore",
     });
-    if (torchReady()) return null;
   }
-  return "PyTorch peer skipped: needs /usr/bin/python3 with python3-torch and libopenblas0-openmp (apt-get install -y python3-torch libopenblas0-openmp)";
+  // Without jemalloc the peer still runs (slower; the run says so below).
+  if (torchReady()) return null;
+  return "PyTorch peer skipped: needs /usr/bin/python3 with python3-torch and libopenblas0-openmp (apt-get install -y python3-torch libopenblas0-openmp libjemalloc2)";
 }
 
 interface PeerResult { tokens_per_s: number; median_step_ms: number; final_loss: number; max_rss: number; torch: string }
