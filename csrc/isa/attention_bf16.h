@@ -16,8 +16,6 @@
 #if defined(__AVX512BF16__)
 #include <immintrin.h>
 
-static inline __mmask16 bf16_lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
-
 /* dst[r][q] = (src[r][2q], src[r][2q+1]) for q < ncols/2 (ncols even, a multiple of 16); rows apart by
  * ldd words and lds floats. */
 static void rows_to_pairs(uint32_t* dst, int ldd, const float* src, int lds, int nrows, int ncols) {
@@ -25,27 +23,19 @@ static void rows_to_pairs(uint32_t* dst, int ldd, const float* src, int lds, int
   for (int r = 0; r < nrows; r++) {
     const float* s = src + (int64_t)r * lds;
     uint32_t* d = dst + (int64_t)r * ldd;
-    for (int q0 = 0; q0 < nq; q0 += 16) {
-      const int n = 2 * (nq - q0); /* floats left */
-      __m512 lo = _mm512_maskz_loadu_ps(bf16_lanes(n), s + 2 * q0);
-      __m512 hi = _mm512_maskz_loadu_ps(bf16_lanes(n - 16), s + 2 * q0 + 16);
-      _mm512_mask_storeu_epi32(d + q0, bf16_lanes(nq - q0), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-    }
+    for (int q0 = 0; q0 < nq; q0 += 16)
+      _mm512_mask_storeu_epi32(d + q0, tv_lanes(nq - q0), tv_bf16_pairs(s + 2 * q0, 2 * (nq - q0)));
   }
 }
 
 /* dst[m][c] = (src[2m][c], src[2m+1][c]) for m < nrows/2 (nrows even), c < ncols (a multiple of 16). */
 static void rows_interleave(uint32_t* dst, int ldd, const float* src, int lds, int nrows, int ncols) {
-  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int m = 0; m < nrows / 2; m++) {
     const float* e = src + (int64_t)(2 * m) * lds;
     const float* o = e + lds;
     uint32_t* d = dst + (int64_t)m * ldd;
-    for (int c = 0; c < ncols; c += 16) {
-      __m512i w = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(o + c), _mm512_loadu_ps(e + c));
-      _mm512_storeu_si512(d + c, _mm512_permutexvar_epi16(idx, w));
-    }
+    for (int c = 0; c < ncols; c += 16)
+      _mm512_storeu_si512(d + c, tv_bf16_interleave(_mm512_loadu_ps(e + c), _mm512_loadu_ps(o + c)));
   }
 }
 
@@ -55,18 +45,16 @@ static void rows_interleave(uint32_t* dst, int ldd, const float* src, int lds, i
  * keys after the query (key jj hidden from query r when jj > r + off, where off = i0 − j0
  * is how far the query block starts after the key block; such entries hold −inf). */
 static void probs_to_pairs(uint32_t* dst, const float* st, int bt, int nk, int off) {
-  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int m = 0; m < (nk + 1) / 2; m++) {
     const int je = 2 * m, jo = 2 * m + 1;
     for (int c = 0; c < bt; c += 16) {
       /* lanes r = c + l with jj <= r + off, i.e. l >= jj − off − c */
       const int se = je - off - c, so = jo - off - c;
-      const __mmask16 ke = se <= 0 ? (__mmask16)0xFFFF : (__mmask16)~bf16_lanes(se);
-      const __mmask16 ko = jo >= nk ? 0 : so <= 0 ? (__mmask16)0xFFFF : (__mmask16)~bf16_lanes(so);
+      const __mmask16 ke = se <= 0 ? (__mmask16)0xFFFF : (__mmask16)~tv_lanes(se);
+      const __mmask16 ko = jo >= nk ? 0 : so <= 0 ? (__mmask16)0xFFFF : (__mmask16)~tv_lanes(so);
       const __m512 e = _mm512_maskz_loadu_ps(ke, st + (int64_t)je * bt + c);
       const __m512 o = _mm512_maskz_loadu_ps(ko, st + (int64_t)jo * bt + c);
-      _mm512_storeu_si512(dst + (int64_t)m * bt + c, _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(o, e)));
+      _mm512_storeu_si512(dst + (int64_t)m * bt + c, tv_bf16_interleave(e, o));
     }
   }
 }

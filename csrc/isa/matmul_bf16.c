@@ -51,22 +51,6 @@ static uint32_t pack_b[GEMM_SLOTS][KQ * NC] __attribute__((aligned(64)));
 
 #include "gemm_driver.h"
 
-static inline __mmask16 lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
-
-/* 16 pairs from 32 consecutive floats, of which the first n are read (the rest are zero):
- * word l = bf16(p[2l]) | bf16(p[2l+1]) << 16. */
-static inline __m512i pairs_contiguous(const float* p, int n) {
-  __m512 lo = _mm512_maskz_loadu_ps(lanes(n), p), hi = _mm512_maskz_loadu_ps(lanes(n - 16), p + 16);
-  return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-}
-
-/* 16 pairs from two vectors: word l = bf16(even[l]) | bf16(odd[l]) << 16. */
-static inline __m512i pairs_interleaved(__m512 even, __m512 odd) {
-  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
-}
-
 /* dst[q*ldd + r] = word q of r[r] for a 16×16 block of 32-bit words, in registers. */
 static inline void transpose16_store(__m512i* rr, uint32_t* dst, int64_t ldd) {
   __m512 r[16];
@@ -154,10 +138,10 @@ static void pack_b_block(uint32_t* restrict dst, const float* b, int64_t rs, int
         const float* r1 = r0 + rs;
         const int odd = 2 * q + 1 < kc;
         for (int v = 0; v < NR / 16; v++) {
-          __mmask16 m = lanes(nr - 16 * v);
+          __mmask16 m = tv_lanes(nr - 16 * v);
           __m512 e = _mm512_maskz_loadu_ps(m, r0 + 16 * v);
           __m512 o = odd ? _mm512_maskz_loadu_ps(m, r1 + 16 * v) : _mm512_setzero_ps();
-          _mm512_store_si512(dst + (size_t)q * NR + 16 * v, pairs_interleaved(e, o));
+          _mm512_store_si512(dst + (size_t)q * NR + 16 * v, tv_bf16_interleave(e, o));
         }
       }
     } else {
@@ -169,7 +153,7 @@ static void pack_b_block(uint32_t* restrict dst, const float* b, int64_t rs, int
         for (int jb = 0; jb < NR; jb += 16) {
           __m512i r[16];
           for (int t = 0; t < 16; t++)
-            r[t] = jb + t < nr ? pairs_contiguous(src + (int64_t)(jb + t) * cs + 2 * q0, kc - 2 * q0)
+            r[t] = jb + t < nr ? tv_bf16_pairs(src + (int64_t)(jb + t) * cs + 2 * q0, kc - 2 * q0)
                                : _mm512_setzero_si512();
           if (qn == 16) {
             transpose16_store(r, dst + (size_t)q0 * NR + jb, NR);
@@ -198,8 +182,8 @@ static void pack_a_block(uint32_t* restrict dst, const float* a, int64_t rs, int
       if (i < mc) {
         const float* src = a + (int64_t)i * rs;
         int q0 = 0;
-        for (; q0 + 16 <= kq; q0 += 16) _mm512_storeu_si512(d + q0, pairs_contiguous(src + 2 * q0, kc - 2 * q0));
-        if (q0 < kq) _mm512_mask_storeu_epi32(d + q0, lanes(kq - q0), pairs_contiguous(src + 2 * q0, kc - 2 * q0));
+        for (; q0 + 16 <= kq; q0 += 16) _mm512_storeu_si512(d + q0, tv_bf16_pairs(src + 2 * q0, kc - 2 * q0));
+        if (q0 < kq) _mm512_mask_storeu_epi32(d + q0, tv_lanes(kq - q0), tv_bf16_pairs(src + 2 * q0, kc - 2 * q0));
       } else {
         memset(d, 0, (size_t)kq * sizeof(uint32_t));
       }
@@ -213,10 +197,10 @@ static void pack_a_block(uint32_t* restrict dst, const float* a, int64_t rs, int
       const float* r1 = r0 + cs;
       const int odd = 2 * q + 1 < kc;
       for (int i0 = 0; i0 < mcp; i0 += 16) {
-        __mmask16 m = lanes(mc - i0);
+        __mmask16 m = tv_lanes(mc - i0);
         __m512 e = _mm512_maskz_loadu_ps(m, r0 + i0);
         __m512 o = odd ? _mm512_maskz_loadu_ps(m, r1 + i0) : _mm512_setzero_ps();
-        _mm512_store_si512(dst + (size_t)q * mcp + i0, pairs_interleaved(e, o));
+        _mm512_store_si512(dst + (size_t)q * mcp + i0, tv_bf16_interleave(e, o));
       }
     }
     *a_rs = 1;

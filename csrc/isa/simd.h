@@ -76,6 +76,28 @@ static inline __attribute__((always_inline)) void tv_transpose16(__m512 r[16]) {
 /* A mask selecting the first n (< 16) lanes, for row tails. */
 static inline __mmask16 tv_tail_mask(int n) { return (__mmask16)((1u << n) - 1u); }
 
+/* The first n lanes for any n (all of them from 16 up, none below 1). */
+static inline __mmask16 tv_lanes(int n) { return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+#if defined(__AVX512BF16__)
+/* bf16 pairs, the operand form of vdpbf16ps (the bf16 matmul engine and attention's bf16 tiles):
+ * 32-bit words holding two values rounded to bf16 (nearest even), the even-indexed one low. */
+
+/* 16 pairs from 32 consecutive floats, of which the first n are read (the rest are zero):
+ * word l = bf16(p[2l]) | bf16(p[2l+1]) << 16. */
+static inline __m512i tv_bf16_pairs(const float* p, int n) {
+  __m512 lo = _mm512_maskz_loadu_ps(tv_lanes(n), p), hi = _mm512_maskz_loadu_ps(tv_lanes(n - 16), p + 16);
+  return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* 16 pairs from two vectors: word l = bf16(even[l]) | bf16(odd[l]) << 16. */
+static inline __m512i tv_bf16_interleave(__m512 even, __m512 odd) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(odd, even));
+}
+#endif
+
 #elif defined(__AVX2__)
 #define TV_VW 8
 
