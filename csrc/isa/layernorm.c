@@ -6,11 +6,11 @@
  * Backward, per row, with n = (x − mean)·rstd and g = dout·weight:
  *   dinp += rstd·(g − mean(g) − n·mean(g·n))
  * and over rows dweight += Σ dout·n, dbias += Σ dout. All three come from one pass over each row
- * (while it is in L1). The column sums must not depend on the thread count, so the rows are cut into
- * chunks fixed by M and C alone; each chunk sums its rows in order into its own partial rows (from
- * 0), and the partials are then added into dweight and dbias in chunk order. (Summing a slice of columns over all
- * rows per thread instead read every row a second time, half of them from the other core's cache:
- * two threads ran slower than one.) */
+ * (while it is in L1). The column sums must not depend on the thread count, so the rows are cut
+ * into chunks fixed by M and C alone; each chunk sums its rows in order into its own partial rows
+ * (from 0), and the partials are then added into dweight and dbias in chunk order. (Summing a slice
+ * of columns over all rows per thread instead read every row a second time, half of them from the
+ * other core's cache: two threads ran slower than one.) */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -162,23 +162,13 @@ static void bwd_rows(const bwd_ctx* c, int64_t r0, int64_t r1, float* restrict p
     float sum_g, sum_gn;
     row_sums(dout, x, w, mu, s, C, &sum_g, &sum_gn);
     const float mg = sum_g * invC, mgn = sum_gn * invC;
-    if (pdw && pdb) { /* the usual case, in one loop */
-      for (int i = 0; i < C; i++) {
-        const float n = (x[i] - mu) * s;
-        dinp[i] += s * (dout[i] * w[i] - mg - n * mgn);
-        pdw[i] += dout[i] * n;
-        pdb[i] += dout[i];
-      }
-      continue;
-    }
+    /* One loop; the tests of pdw and pdb do not vary in it, and -O3 hoists them out (unswitching). */
     for (int i = 0; i < C; i++) {
       const float n = (x[i] - mu) * s;
       dinp[i] += s * (dout[i] * w[i] - mg - n * mgn);
+      if (pdw) pdw[i] += dout[i] * n;
+      if (pdb) pdb[i] += dout[i];
     }
-    if (pdw)
-      for (int i = 0; i < C; i++) pdw[i] += dout[i] * ((x[i] - mu) * s);
-    if (pdb)
-      for (int i = 0; i < C; i++) pdb[i] += dout[i];
   }
 }
 
