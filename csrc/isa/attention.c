@@ -13,13 +13,13 @@
  * every tile holds at most 4096 floats and lives on the stack. Per-head copies live there too
  * (the forward's keys and values, the backward's queries, dout rows and dq accumulator), each at
  * most 128-256 KiB, and in bf16 mode their pair forms (half that each): worst cases about 460 KiB
- * forward and 850 KiB backward (measured), well inside the 8 MiB the thread pool gives its threads (and the
- * main thread's usual 8 MiB). Tiles are padded
- * with zeros to whole vectors, so the inner products run on full vectors for any hs. The
- * products inside a tile are small register-blocked kernels written with GCC vector extensions,
- * which become zmm, ymm or xmm code for each ISA level. Whichever operand of
- * a product is reused most is the one transposed into a tile: the queries in the forward (scores
- * are built key-major), the keys and values of the outer key block in the backward.
+ * forward and 850 KiB backward (measured), well inside the 8 MiB the thread pool gives its threads
+ * (and the main thread's usual 8 MiB). Tiles are padded with zeros to whole vectors, so the inner
+ * products run on full vectors for any hs. The products inside a tile are small register-blocked
+ * kernels written with GCC vector extensions, which become zmm, ymm or xmm code for each ISA
+ * level. Whichever operand of a product is reused most is the one transposed into a tile: the
+ * queries in the forward (scores are built key-major), the keys and values of the outer key block
+ * in the backward.
  * A head dimension above MAX_TILED_HEAD_DIM takes a plain untiled path (slower, no scratch).
  *
  * bf16 mode (--precision bf16, avx512 with AVX512_BF16): the same loops, with every product's
@@ -370,9 +370,9 @@ static void forward_block(const attn_ctx* c, int b, int h, int qb, const float* 
     for (int r = i0 + bt; r < T && r < i0 + 2 * bt; r++)
       for (int i = 0; i < hs; i += 16) __builtin_prefetch(base + (int64_t)r * stride + i);
   /* qt[d][r] = scale·log2(e)·q[i0 + r][d] (scores in base 2, see vexp2); padding queries r >= nq
-   * are zero and their results dropped. */
-  /* bf16 (attention_bf16.h): the queries as qt32[d pair][query], the keys as k32[key][d pair] and
-   * the values as vi32[key pair][d], staged per head (k32h, vi32h) or converted per key block. */
+   * are zero and their results dropped. In bf16 mode (attention_bf16.h) the queries are
+   * qt32[d pair][query] instead, the keys k32[key][d pair] and the values vi32[key pair][d],
+   * staged per head (k32h, vi32h) or converted per key block. */
   const int hq = hsp / 2;
   uint32_t qt32[bf ? hq * bt : 1], tmp32[bf ? bt * hq : 1], pw[bf ? bt * bt / 2 : 1];
   uint32_t k32b[bf && !k32h ? bt * hq : 1], vi32b[bf && !k32h ? bt * hq : 1];

@@ -19,11 +19,12 @@
  * go through a padded scratch tile and the same micro-kernel, so every element of C sees exactly the
  * same sequence of floating-point operations.
  *
- * Threads: the output is cut into row ranges (or column ranges) of whole tiles, up to two per thread
- * (gemm_driver.h says when), which threads claim one at a time, each with its own packing buffers. The
- * reduction order of an element depends only on K and the fixed KC blocking, never on which part or
- * thread computes it, so results are bit-identical for any thread count. (Buffers are indexed by the pool's thread index: this kernel must not be called from inside
- * another parallel job.) Kernels never allocate: the buffers are static. */
+ * Threads: the output is cut into row ranges (or column ranges) of whole tiles, up to two per
+ * thread (gemm_driver.h says when), which threads claim one at a time, each with its own packing
+ * buffers. The reduction order of an element depends only on K and the fixed KC blocking, never on
+ * which part or thread computes it, so results are bit-identical for any thread count. (Buffers
+ * are indexed by the pool's thread index: this kernel must not be called from inside another
+ * parallel job.) Kernels never allocate: the buffers are static. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>

@@ -22,17 +22,17 @@ export type Precision = "fp32" | "bf16";
 /** The kernels a model runs its products with (linear layers and attention), chosen once from its
  * precision. */
 interface Products {
-  forward: typeof K.matmulForward;
-  backward: typeof K.matmulBackward;
+  matmulForward: typeof K.matmulForward;
+  matmulBackward: typeof K.matmulBackward;
   attentionForward: typeof K.attentionForward;
   attentionBackward: typeof K.attentionBackward;
 }
 const FP32: Products = {
-  forward: K.matmulForward, backward: K.matmulBackward,
+  matmulForward: K.matmulForward, matmulBackward: K.matmulBackward,
   attentionForward: K.attentionForward, attentionBackward: K.attentionBackward,
 };
 const BF16: Products = {
-  forward: K.matmulForwardBf16, backward: K.matmulBackwardBf16,
+  matmulForward: K.matmulForwardBf16, matmulBackward: K.matmulBackwardBf16,
   attentionForward: K.attentionForwardBf16, attentionBackward: K.attentionBackwardBf16,
 };
 
@@ -49,14 +49,14 @@ export class GPT {
   private lastHadTargets = false;
 
   readonly precision: Precision;
-  private readonly mm: Products;
+  private readonly ops: Products;
   /** When set, every native call of forward and backward is timed into it (the training benchmark). */
   profile: StepProfile | null = null;
 
   constructor(arch: Architecture, params?: Float32Array, options: { precision?: Precision } = {}) {
     this.arch = arch;
     this.precision = options.precision ?? "fp32";
-    this.mm = this.precision === "bf16" ? BF16 : FP32;
+    this.ops = this.precision === "bf16" ? BF16 : FP32;
     const n = parameterCount(arch);
     if (params && params.length !== n) throw new Error(`GPT: ${params.length} parameters given, the architecture has ${n}`);
     this.params = params ?? new Float32Array(n);
@@ -94,7 +94,7 @@ export class GPT {
     if (!a || B * T > a.B * a.T || T > a.T) throw new Error(`GPT: forward(${B}, ${T}) needs reserve(${B}, ${T}) first`);
     const { d_model: C, vocab_size: V, max_seq_len: P, num_heads: H, d_ff: F } = this.arch;
     const M = B * T;
-    const w = this.w, mm = this.mm;
+    const w = this.w, ops = this.ops;
     const p = this.profile;
     p?.begin();
     K.encoderForward(a.encoded, a.tokens, w.wte, w.wpe, B, T, C, V, P);
@@ -113,11 +113,11 @@ export class GPT {
     p?.end("layernorm fwd");
     let x = a.encoded;
     for (let l = 0; l < L; l++) {
-      blockForward(a.blocks[l]!, w.blocks[l]!, x, l + 1 < L ? ln1(l + 1) : lnf, B, T, C, H, F, mm, p);
+      blockForward(a.blocks[l]!, w.blocks[l]!, x, l + 1 < L ? ln1(l + 1) : lnf, B, T, C, H, F, ops, p);
       x = a.blocks[l]!.resid3;
     }
     p?.begin();
-    mm.forward(a.logits, a.lnf, w.lmHead, null, M, C, V);
+    ops.matmulForward(a.logits, a.lnf, w.lmHead, null, M, C, V);
     p?.end("lm head fwd");
     this.lastB = B;
     this.lastT = T;
@@ -162,7 +162,7 @@ export class GPT {
     const a = this.acts!;
     const B = this.lastB, T = this.lastT, M = B * T;
     const { d_model: C, vocab_size: V, max_seq_len: P, num_heads: H, d_ff: F, num_layers: L } = this.arch;
-    const w = this.w, g = this.g, mm = this.mm;
+    const w = this.w, g = this.g, ops = this.ops;
     const dLnf = a.dLn.subarray(0, M * C);
     const dRes = a.dResidual.subarray(0, M * C);
     const lastX = L > 0 ? a.blocks[L - 1]!.resid3 : a.encoded;
@@ -170,7 +170,7 @@ export class GPT {
 
     // LM head: with tied embeddings g.lmHead is g.wte, which the encoder's scatter adds to below.
     p?.begin();
-    mm.backward(dLnf, g.lmHead, null, a.logits, a.lnf, w.lmHead, M, C, V);
+    ops.matmulBackward(dLnf, g.lmHead, null, a.logits, a.lnf, w.lmHead, M, C, V);
     p?.end("lm head bwd");
     dRes.fill(0);
     p?.begin();
@@ -178,7 +178,7 @@ export class GPT {
     p?.end("layernorm bwd");
     for (let l = L - 1; l >= 0; l--) {
       const x = l > 0 ? a.blocks[l - 1]!.resid3 : a.encoded;
-      blockBackward(a, a.blocks[l]!, w.blocks[l]!, g.blocks[l]!, x, B, T, C, H, F, mm, p);
+      blockBackward(a, a.blocks[l]!, w.blocks[l]!, g.blocks[l]!, x, B, T, C, H, F, ops, p);
     }
     p?.begin();
     K.encoderBackward(g.wte, g.wpe, dRes, a.tokens, B, T, C, V, P);
@@ -198,29 +198,29 @@ interface NextNorm {
 /** Expects a.ln1 = ln_1(x) already written; writes resid2, resid3 and `next` = LN(resid3). */
 function blockForward(
   a: BlockActivations, w: BlockTensors, x: Float32Array, next: NextNorm,
-  B: number, T: number, C: number, H: number, F: number, mm: Products, p: StepProfile | null,
+  B: number, T: number, C: number, H: number, F: number, ops: Products, p: StepProfile | null,
 ): void {
   const M = B * T;
   p?.begin();
-  mm.forward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C);
+  ops.matmulForward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C);
   p?.end("matmul qkv fwd");
   p?.begin();
-  mm.attentionForward(a.atty, a.attLse, a.qkv, B, T, C, H);
+  ops.attentionForward(a.atty, a.attLse, a.qkv, B, T, C, H);
   p?.end("attention fwd");
   p?.begin();
-  mm.forward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C);
+  ops.matmulForward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C);
   p?.end("matmul attn.proj fwd");
   p?.begin();
   K.residualLayernormForward(a.resid2, a.ln2, a.ln2Mean, a.ln2Rstd, x, a.attProj, w.ln2w, w.ln2b, M, C);
   p?.end("residual+layernorm fwd");
   p?.begin();
-  mm.forward(a.fch, a.ln2, w.fcW, w.fcB, M, C, F);
+  ops.matmulForward(a.fch, a.ln2, w.fcW, w.fcB, M, C, F);
   p?.end("matmul fc fwd");
   p?.begin();
   K.geluForward(a.fchGelu, a.fch, M * F);
   p?.end("gelu fwd");
   p?.begin();
-  mm.forward(a.mlpProj, a.fchGelu, w.mlpProjW, w.mlpProjB, M, F, C);
+  ops.matmulForward(a.mlpProj, a.fchGelu, w.mlpProjW, w.mlpProjB, M, F, C);
   p?.end("matmul mlp.proj fwd");
   p?.begin();
   K.residualLayernormForward(a.resid3, next.out, next.mean, next.rstd, a.resid2, a.mlpProj, next.weight, next.bias, M, C);
@@ -234,7 +234,7 @@ function blockForward(
  */
 function blockBackward(
   acts: Activations, a: BlockActivations, w: BlockTensors, g: BlockTensors, x: Float32Array,
-  B: number, T: number, C: number, H: number, F: number, mm: Products, p: StepProfile | null,
+  B: number, T: number, C: number, H: number, F: number, ops: Products, p: StepProfile | null,
 ): void {
   const M = B * T;
   const dRes = acts.dResidual.subarray(0, M * C);
@@ -245,13 +245,13 @@ function blockBackward(
 
   // MLP branch: resid3 = resid2 + mlpProj(gelu(fc(ln2(resid2))))
   p?.begin();
-  mm.backward(dFch, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C);
+  ops.matmulBackward(dFch, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C);
   p?.end("matmul mlp.proj bwd");
   p?.begin();
   K.geluBackward(dFch, a.fch, dFch, M * F); // in place: d(gelu output) becomes d(fc output)
   p?.end("gelu bwd");
   p?.begin();
-  mm.backward(dLn, g.fcW, g.fcB, dFch, a.ln2, w.fcW, M, C, F);
+  ops.matmulBackward(dLn, g.fcW, g.fcB, dFch, a.ln2, w.fcW, M, C, F);
   p?.end("matmul fc bwd");
   p?.begin();
   K.layernormBackward(dRes, g.ln2w, g.ln2b, dLn, a.resid2, w.ln2w, a.ln2Mean, a.ln2Rstd, M, C);
@@ -259,13 +259,13 @@ function blockBackward(
 
   // Attention branch: resid2 = x + attnProj(attention(qkv(ln1(x))))
   p?.begin();
-  mm.backward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C);
+  ops.matmulBackward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C);
   p?.end("matmul attn.proj bwd");
   p?.begin();
-  mm.attentionBackward(dQkv, dAtty, a.qkv, a.atty, a.attLse, B, T, C, H);
+  ops.attentionBackward(dQkv, dAtty, a.qkv, a.atty, a.attLse, B, T, C, H);
   p?.end("attention bwd");
   p?.begin();
-  mm.backward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C);
+  ops.matmulBackward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C);
   p?.end("matmul qkv bwd");
   p?.begin();
   K.layernormBackward(dRes, g.ln1w, g.ln1b, dLn, x, w.ln1w, a.ln1Mean, a.ln1Rstd, M, C);
