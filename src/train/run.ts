@@ -213,4 +213,3 @@ function prepareMetrics(metrics: MetricsLog, loaded: LoadedCheckpoint | null, re
 }
 
 export type { Tokenizer };
-
