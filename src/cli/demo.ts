@@ -1,7 +1,7 @@
 /**
  * `train_vocab demo`: the default model (d_model 256, 8 heads, 2 layers, d_ff 1024, a 10,000-token
  * vocabulary) trained on the Brown corpus for about a minute, then resumed for one more epoch at a
- * lower learning rate — the seed guide's two-stage workflow — and a few continuations of what it
+ * lower learning rate — the two-stage workflow of LoopOS's guide — and a few continuations of what it
  * learned. The data is sized from a quick measurement of this machine's speed.
  */
 import type { CAC } from "cac";
@@ -82,7 +82,8 @@ async function runDemo(flags: DemoFlags): Promise<void> {
   const checkpoint = join(modelDir, "model_checkpoint.bin");
   const common = { data: subsetDir, vocab: vocabPath, output: modelDir, maxLength: SEQ_LEN, batchSize: BATCH, logEvery: 10, threads };
   console.log("== Stage 0: the default model from scratch, 2 epochs at learning rate 0.002");
-  let code = await runTraining(resolveOptions({ ...common, epochs: 2, learningRate: 0.002 }));
+  // The demo's model folder is the demo's own: each demo run trains it anew.
+  let code = await runTraining(resolveOptions({ ...common, epochs: 2, learningRate: 0.002 }), undefined, { overwrite: true });
   if (code !== 0) return void (process.exitCode = code);
   console.log("\n== Stage 1: resume it for one more epoch at learning rate 0.0005");
   code = await runTraining(resolveOptions({ ...common, resume: checkpoint, epochs: 1, learningRate: 0.0005 }));

@@ -2,6 +2,7 @@
 import type { CAC } from "cac";
 import { readFileSync, writeFileSync } from "node:fs";
 import { UserError } from "../errors.ts";
+import { checkWritable, refuseToReplace } from "../overwrite.ts";
 
 const ACTIONS = ["train", "encode", "decode", "inspect", "export-hf", "import-hf"] as const;
 type Action = (typeof ACTIONS)[number];
@@ -14,6 +15,7 @@ interface Options {
   minFrequency: number;
   out?: string;
   format: string;
+  overwrite?: boolean;
 }
 
 export function registerTokenizer(cli: CAC): void {
@@ -21,10 +23,11 @@ export function registerTokenizer(cli: CAC): void {
     .command("tokenizer <action> [file]", `Vocabulary tools: ${ACTIONS.join("|")}`)
     .option("--data <path>", "train: text file or folder (walked recursively, sorted)")
     .option("--vocab <file>", "The .vocab file to write (train, import-hf) or read", { default: "outputs/tokenizer.vocab" })
-    .option("--vocab-size <n>", "train: tokens wanted, counting 256 bytes and the specials (number)", { default: 10000 })
+    .option("--vocab-size <n>", "train: tokens wanted, counting 256 bytes and the specials (integer, at least 258)", { default: 10000 })
     .option("--min-frequency <n>", "train: stop when the best pair occurs fewer times (number)", { default: 2 })
     .option("--out <file>", "encode/decode/export-hf: output file (default: stdout; export-hf: tokenizer.json)")
     .option("--format <fmt>", "encode/decode: ids as text, or binary little-endian u16/u32", { default: "text" })
+    .option("--overwrite", "train, import-hf, export-hf: replace an existing --vocab or --out (a model trained with a vocabulary needs that exact file)")
     .example("train_vocab tokenizer train --data corpus/ --vocab out/tokenizer.vocab --vocab-size 32000")
     .example("train_vocab tokenizer encode notes.txt --vocab out/tokenizer.vocab --format u32 --out notes.ids")
     .example("train_vocab tokenizer inspect sample.txt --vocab out/tokenizer.vocab")
@@ -36,10 +39,22 @@ export function registerTokenizer(cli: CAC): void {
     });
 }
 
-function wholeNumber(flag: string, value: unknown, min: number): number {
+function wholeNumber(flag: string, value: unknown, min: number, why = ""): number {
+  if (Array.isArray(value)) throw new UserError(`${flag} given ${value.length} times (${value.join(", ")}); give it once.`);
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag} ${String(value)}: expected a whole number >= ${min}.`);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag} ${String(value)}: expected a whole number of at least ${min}${why}.`);
   return n;
+}
+
+/** A vocabulary (or tokenizer.json) about to be written: never over an existing one without
+ * --overwrite, and a place that cannot be written is found before the slow work. */
+function checkVocabTarget(path: string, flag: string, overwrite: boolean | undefined): void {
+  refuseToReplace(path, overwrite === true, {
+    what: "a vocabulary",
+    flag,
+    waysOut: [`give another ${flag} (a model trained with ${path} needs that exact file)`],
+  });
+  checkWritable(path, flag);
 }
 
 function parseFormat(value: string): Format {
@@ -75,12 +90,10 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
   switch (action) {
     case "train": {
       if (!o.data) throw new UserError("tokenizer train: --data is required (a text file or a folder of them).");
-      const tok = t.trainTokenizer({
-        data: o.data,
-        vocabSize: wholeNumber("--vocab-size", o.vocabSize, 1),
-        minFrequency: wholeNumber("--min-frequency", o.minFrequency, 1),
-        log,
-      });
+      const vocabSize = wholeNumber("--vocab-size", o.vocabSize, 258, " (256 byte tokens, 1 special, 1 merge)");
+      const minFrequency = wholeNumber("--min-frequency", o.minFrequency, 1);
+      checkVocabTarget(o.vocab, "--vocab", o.overwrite);
+      const tok = t.trainTokenizer({ data: o.data, vocabSize, minFrequency, log });
       await ensureDir(o.vocab);
       t.saveTokenizer(tok, o.vocab);
       log(`wrote ${o.vocab} (vocab_size ${tok.vocabSize}, fingerprint ${tok.fingerprint})`);
@@ -118,14 +131,16 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
       return;
     }
     case "export-hf": {
-      const tok = t.loadTokenizer(o.vocab);
       const out = o.out ?? "tokenizer.json";
+      checkVocabTarget(out, "--out", o.overwrite);
+      const tok = t.loadTokenizer(o.vocab);
       t.saveHuggingFace(tok, out);
       log(`wrote ${out} (HuggingFace ByteLevel BPE, ${tok.vocabSize} tokens)`);
       return;
     }
     case "import-hf": {
       if (!file) throw new UserError("tokenizer import-hf: give the tokenizer.json to import.");
+      checkVocabTarget(o.vocab, "--vocab", o.overwrite);
       const tok = t.loadTokenizer(file);
       await ensureDir(o.vocab);
       t.saveTokenizer(tok, o.vocab);

@@ -1,5 +1,5 @@
 /**
- * The seed's train_vocab command line: the default command (`train_vocab --data …`), the same as
+ * LoopOS's train_vocab command line: the default command (`train_vocab --data …`), the same as
  * `train_vocab train-vocab …`, and `train_vocab resume <checkpoint> …` (alias `continue`), which is
  * `--resume <checkpoint>`. Defaults are applied by the option schema, not by cac, so the run knows
  * which options were actually given (architecture flags are ignored with a warning on resume).
@@ -13,8 +13,9 @@ function trainOptions(cmd: Command): Command {
     .option("--vocab <file>", "Vocabulary file; built from --data when missing on a fresh run (path, default: outputs/tokenizer.vocab)")
     .option("--vocab-size <n>", "Tokens when building the vocabulary, specials included (integer, default: 10000)")
     .option("--min-frequency <n>", "Vocabulary building: least count for a merge (integer, default: 2)")
-    .option("--output <dir>", "Output folder: model_checkpoint.bin, metrics.jsonl, loss_curve.svg (path, default: outputs/autoregressive)")
-    .option("--resume <file>", "Continue from a checkpoint (ours or the seed's LOPOS v1); the architecture comes from it (path)")
+    .option("--output <dir>", "Output folder: model_checkpoint.bin, metrics.jsonl, loss_curve.svg (path, default: outputs/autoregressive; with --resume: the checkpoint's folder)")
+    .option("--resume <file>", "Continue from a checkpoint (ours or LoopOS's LOPOS v1); the architecture comes from it; writes next to it unless --output is given (path)")
+    .option("--overwrite", "Replace the checkpoint in --output when it is not the one resumed (without it such a run stops and says so)")
     .option("--d-model <n>", "Model width (integer, default: 256; ignored with --resume)")
     .option("--num-heads <n>", "Attention heads; must divide --d-model (integer, default: 8; ignored with --resume)")
     .option("--num-layers <n>", "Transformer blocks (integer, default: 2; ignored with --resume)")
@@ -41,13 +42,13 @@ type Flags = Record<string, unknown>;
 async function train(flags: Flags): Promise<void> {
   const { resolveOptions } = await import("../train/options.ts");
   const { runTraining } = await import("../train/run.ts");
-  const code = await runTraining(resolveOptions(flags));
+  const code = await runTraining(resolveOptions(flags), undefined, { overwrite: flags.overwrite === true });
   if (code !== 0) process.exitCode = code;
 }
 
 export function registerTrain(cli: CAC): void {
-  const bare = cli.command("[...args]", "Train a model (the seed's train_vocab; see `train_vocab train-vocab --help`)");
-  // The help lists commands by their raw name; the bare command is how the seed trains, so show that.
+  const bare = cli.command("[...args]", "Train a model (LoopOS's train_vocab; see `train_vocab train-vocab --help`)");
+  // The help lists commands by their raw name; the bare command is how LoopOS trains, so show that.
   bare.rawName = "--data <path> …";
   trainOptions(bare)
     .usage("--data <path> [options]")

@@ -3,7 +3,7 @@
  * the architecture from it; (2) the vocabulary; (3–4) the model and its weights; (5) without --data,
  * report and stop; (6) otherwise tokenize, train the stage, save. Returns the process exit code.
  */
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, realpathSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { type LoadedCheckpoint, readCheckpoint, type TrainingState, writeCheckpoint } from "../checkpoint/index.ts";
 import { dataFingerprint } from "../data/fingerprint.ts";
@@ -14,13 +14,14 @@ import { GPT } from "../model/gpt.ts";
 import { initParameters } from "../model/init.ts";
 import { type Architecture, parameterCount } from "../model/layout.ts";
 import { hasBf16, setThreads } from "../native.ts";
+import { checkWritable, firstMissingFolder, refuseToReplace, removeEmptyFolders } from "../overwrite.ts";
 import { listDataFiles, type Tokenizer } from "../tokenizer/index.ts";
 import { acquireOutputLock } from "./lock.ts";
 import { writeLossCurve } from "./loss_curve.ts";
 import { DivergedError, type SaveReason, trainStage } from "./loop.ts";
 import { MetricsLog, readMetrics } from "./metrics.ts";
 import { AdamW } from "./optimizer.ts";
-import { ARCHITECTURE_OPTIONS, flagName, type ResolvedOptions } from "./options.ts";
+import { ARCHITECTURE_OPTIONS, flagName, type OptionName, type ResolvedOptions, type TrainOptions } from "./options.ts";
 import { TrainingProgress } from "./progress.ts";
 import { architectureBlock, architectureDetails, arithmeticLine, trainingStateLine } from "./report.ts";
 import { Xoshiro128 } from "./rng.ts";
@@ -39,20 +40,73 @@ export interface RunIo {
 
 const consoleIo: RunIo = { log: (m) => console.log(m), warn: (m) => console.error(m) };
 
-export async function runTraining(options: ResolvedOptions, io: RunIo = consoleIo): Promise<number> {
-  const { values: o, given } = options;
+/** Choices that are made per invocation, never in a config file. */
+export interface RunChoices {
+  /** Replace a checkpoint that is not the one resumed (the overwrite rule, src/overwrite.ts). */
+  overwrite: boolean;
+}
+
+export async function runTraining(options: ResolvedOptions, io: RunIo = consoleIo, choices: RunChoices = { overwrite: false }): Promise<number> {
+  const { values, given } = options;
+  // A resume writes next to the checkpoint it read unless --output says otherwise, so that a resumed
+  // model never lands on (and replaces) whatever sits in the default folder.
+  const o: TrainOptions = values.resume !== undefined && !given.has("output") ? { ...values, output: dirname(values.resume) } : values;
+  const resolved = { values: o, given };
   // One writer per output folder: taken before anything is written there, released however the run ends.
-  const writes = o.data !== undefined || (o.resume !== undefined && given.has("output") && resolve(o.output) !== resolve(dirname(o.resume)));
+  const writes = o.data !== undefined || converting(resolved);
+  const created = writes ? firstMissingFolder(o.output) : null;
   const lock = writes ? acquireOutputLock(o.output, io.warn) : null;
+  let failed = true;
   try {
-    return await runLocked(options, io);
+    const code = await runLocked(resolved, io, choices);
+    failed = code !== 0;
+    return code;
   } finally {
     lock?.release();
+    // A run that failed before writing anything leaves no empty folder behind.
+    if (failed && created) removeEmptyFolders(o.output, created);
   }
 }
 
-async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo): Promise<number> {
+/** Resume without --data, with --output naming another folder: a converted copy is written there. */
+function converting({ values: o, given }: ResolvedOptions): boolean {
+  return o.data === undefined && o.resume !== undefined && given.has("output") && resolve(o.output) !== resolve(dirname(o.resume));
+}
+
+/**
+ * The checks that need no slow work, made before any: the checkpoint this run would write must be
+ * new, the one it resumed, or replaced by choice; a vocabulary it would build must be writable.
+ */
+function checkOutputs({ values: o, given }: ResolvedOptions, choices: RunChoices): void {
+  if (o.data === undefined && !converting({ values: o, given })) return;
+  const target = join(o.output, CHECKPOINT_NAME);
+  const same = o.resume !== undefined && existsSync(target) && existsSync(o.resume) && realpathSync(target) === realpathSync(o.resume);
+  if (!same) {
+    const waysOut = o.resume
+      ? [`leave out --output to write next to ${o.resume}`, "give another --output"]
+      : [`continue it with \`${resumeCommand(target, o, given)}\``, "give another --output"];
+    refuseToReplace(target, choices.overwrite, { what: "a checkpoint", flag: "--output", waysOut });
+  }
+  if (!o.resume && !existsSync(o.vocab)) checkWritable(o.vocab, "--vocab");
+}
+
+/** The command that continues a run: the checkpoint, and the flags that the stage's plan depends on. */
+function resumeCommand(checkpoint: string, o: TrainOptions, given: Set<OptionName>): string {
+  const parts = ["train_vocab", "resume", checkpoint];
+  if (o.data !== undefined) parts.push("--data", o.data);
+  parts.push("--vocab", o.vocab);
+  if (given.has("valFraction")) parts.push("--val-fraction", String(o.valFraction));
+  return parts.map(shellWord).join(" ");
+}
+
+/** A word as a POSIX shell reads it back: bare when safe, else single-quoted. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choices: RunChoices): Promise<number> {
   if (o.threads !== undefined) setThreads(o.threads);
+  checkOutputs({ values: o, given }, choices);
 
   // (1) the checkpoint decides the architecture
   let loaded: LoadedCheckpoint | null = null;
@@ -113,12 +167,20 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo): Prom
     throw new UserError(`--max-length ${shape.seqLen} is longer than the checkpoint's max_seq_len ${arch.max_seq_len} (its position embeddings end there). Use --max-length ${arch.max_seq_len} or less.`);
   }
   const windows = new TokenWindows(tokens.ids, shape.seqLen, o.valFraction);
+  if (shape.batchSize > windows.trainCount) {
+    // A batch larger than the data would only reserve memory that no step uses.
+    io.log(`Note: --batch-size ${shape.batchSize} is more than the ${windows.trainCount} training windows; each step takes all ${windows.trainCount} (one step per epoch).`);
+    shape.batchSize = windows.trainCount;
+  }
   const stepsPerEpoch = Math.ceil(windows.trainCount / shape.batchSize);
   const initRng = Xoshiro128.fromSeed(o.seed);
   const params = loaded ? loaded.params : initParameters(arch, initRng);
   const decision = decideStage({ previous, options: o, given, dataFingerprint: dataFp, stepsPerEpoch, shape, rngState: initRng.serialize() });
   const state = decision.state;
   const plan = state.plan;
+  if (!decision.continued && given.has("warmupSteps") && o.warmupSteps! > plan.total_steps) {
+    io.log(`Note: --warmup-steps ${o.warmupSteps} is longer than this stage's ${plan.total_steps} steps; the learning rate warms up over all of them and never decays.`);
+  }
 
   const model = new GPT(arch, params, { precision: plan.precision ?? "fp32" });
   const optimizer = new AdamW(arch, loaded?.adam ?? null);
@@ -185,7 +247,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo): Prom
     progress.clear();
   }
 
-  const resumeHint = `train_vocab resume ${checkpointPath} --data ${o.data} --vocab ${o.vocab}`;
+  const resumeHint = resumeCommand(checkpointPath, o, given);
   if (stop === "signal") {
     io.log(`Interrupted by ${signals.signal}: saved ${checkpointPath} at step ${state.global_step}. Continue with: ${resumeHint}`);
     return SIGNAL_EXIT_CODES[signals.signal!] ?? 1;
