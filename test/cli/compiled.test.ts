@@ -60,7 +60,7 @@ test("scripts/run_cli.sh: train-vocab, vocab-train, resume, continue, generate a
   };
   const train = ["--data", data, "--vocab", "sh/tok.vocab", ...TINY, "--epochs", "1", "--output", "sh"];
   expect((await sh(["train-vocab", ...train, "--max-steps", "3"])).code).toBe(0);
-  expect((await sh(["vocab-train", ...train, "--max-steps", "3"])).code).toBe(0);
+  expect((await sh(["vocab-train", ...train, "--max-steps", "3", "--overwrite"])).code).toBe(0);
   const r1 = await sh(["resume", "sh/model_checkpoint.bin", "--data", data, "--vocab", "sh/tok.vocab", "--output", "sh", "--max-steps", "2"]);
   expect(r1.code).toBe(0);
   expect(r1.stdout).toContain("Continuing stage 0");

@@ -67,7 +67,7 @@ test("a second run reuses the cached token ids; the output folder has metrics an
     const first = await runCli(args, dir);
     expect(first.code).toBe(0);
     expect(first.stdout).toContain("(tokenized; ids cached in");
-    const second = await runCli(args, dir);
+    const second = await runCli([...args, "--overwrite"], dir); // a fresh run again: it replaces the first's model
     expect(second.code).toBe(0);
     expect(second.stdout).toContain("(cached ids");
     const files = readdirSync(join(dir, "out")).sort();
