@@ -14,6 +14,7 @@ import { GPT } from "../model/gpt.ts";
 import { initParameters } from "../model/init.ts";
 import { type Architecture, parameterCount } from "../model/layout.ts";
 import { hasBf16, setThreads } from "../native.ts";
+import { count, int, num } from "../format.ts";
 import { checkWritable, firstMissingFolder, refuseToReplace, removeEmptyFolders } from "../overwrite.ts";
 import { listDataFiles, type Tokenizer } from "../tokenizer/index.ts";
 import { acquireOutputLock } from "./lock.ts";
@@ -137,7 +138,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   if (!o.data) {
     const ckpt = loaded!;
     io.log(trainingStateLine(ckpt.training, ckpt.format));
-    io.log(`Checkpoint verified: ${ckpt.format === "lopos" ? "LOPOS v1 (no checksum in that format)" : `checksum ${ckpt.checksum.value} ok`}, ${parameterCount(ckpt.arch).toLocaleString("en-US")} parameters`);
+    io.log(`Checkpoint verified: ${ckpt.format === "lopos" ? "LOPOS v1 (no checksum in that format)" : `checksum ${ckpt.checksum.value} ok`}, ${count(parameterCount(ckpt.arch), "parameter")}`);
     if (given.has("output") && resolve(o.output) !== resolve(dirname(o.resume!))) {
       const out = join(o.output, CHECKPOINT_NAME);
       mkdirSync(o.output, { recursive: true });
@@ -153,7 +154,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const dataFp = dataFingerprint(files);
   const tokens = tokenizeWithCache(files, tokenizer, dataFp, o.output);
   io.log(
-    `Data: ${tokens.ids.length.toLocaleString("en-US")} tokens from ${files.length} file(s)` +
+    `Data: ${count(tokens.ids.length, "token")} from ${count(files.length, "file")}` +
       (tokens.fromCache ? ` (cached ids ${tokens.cacheFile})` : ` (tokenized; ids cached in ${tokens.cacheFile})`),
   );
 
@@ -169,7 +170,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const windows = new TokenWindows(tokens.ids, shape.seqLen, o.valFraction);
   if (shape.batchSize > windows.trainCount) {
     // A batch larger than the data would only reserve memory that no step uses.
-    io.log(`Note: --batch-size ${shape.batchSize} is more than the ${windows.trainCount} training windows; each step takes all ${windows.trainCount} (one step per epoch).`);
+    io.log(`Note: --batch-size ${shape.batchSize} is more than the ${count(windows.trainCount, "training window")}; each step takes all of them (one step per epoch).`);
     shape.batchSize = windows.trainCount;
   }
   const stepsPerEpoch = Math.ceil(windows.trainCount / shape.batchSize);
@@ -179,24 +180,24 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const state = decision.state;
   const plan = state.plan;
   if (!decision.continued && given.has("warmupSteps") && o.warmupSteps! > plan.total_steps) {
-    io.log(`Note: --warmup-steps ${o.warmupSteps} is longer than this stage's ${plan.total_steps} steps; the learning rate warms up over all of them and never decays.`);
+    io.log(`Note: --warmup-steps ${o.warmupSteps} is longer than this stage's ${count(plan.total_steps, "step")}; the learning rate warms up over all of them and never decays.`);
   }
 
   const model = new GPT(arch, params, { precision: plan.precision ?? "fp32" });
   const optimizer = new AdamW(arch, loaded?.adam ?? null);
   io.log(
-    `Model: ${parameterCount(arch).toLocaleString("en-US")} parameters (d_model ${arch.d_model}, num_heads ${arch.num_heads}, ` +
+    `Model: ${count(parameterCount(arch), "parameter")} (d_model ${arch.d_model}, num_heads ${arch.num_heads}, ` +
       `num_layers ${arch.num_layers}, d_ff ${arch.d_ff}, vocab_size ${arch.vocab_size}, max_seq_len ${arch.max_seq_len})`,
   );
-  io.log(`Windows: ${windows.trainCount} for training, ${windows.valCount} held out for validation (${plan.seq_len} tokens each)`);
+  io.log(`Windows: ${int(windows.trainCount)} for training, ${int(windows.valCount)} held out for validation (${count(plan.seq_len, "token")} each)`);
   io.log(arithmeticLine(plan.precision ?? "fp32", hasBf16()));
   if (previous) io.log(trainingStateLine(previous, loaded!.format));
   if (decision.notContinuedBecause) io.log(`Not continuing the checkpoint's interrupted stage ${previous!.stage}: ${decision.notContinuedBecause}.`);
   io.log(
     decision.continued
-      ? `Continuing stage ${state.stage} at epoch ${state.epoch + 1}/${plan.epochs}, step ${state.step_in_epoch}/${plan.steps_per_epoch} (global step ${state.global_step})`
-      : `Stage ${state.stage}: ${plan.epochs} epoch(s) × ${plan.steps_per_epoch} steps (batch ${plan.batch_size} × ${plan.seq_len}), ` +
-          `peak lr ${plan.peak_lr}, warmup ${plan.warmup_steps} steps, cosine to ${plan.min_lr}` +
+      ? `Continuing stage ${state.stage} at epoch ${state.epoch + 1}/${plan.epochs}, step ${state.step_in_epoch}/${plan.steps_per_epoch} (global step ${int(state.global_step)})`
+      : `Stage ${state.stage}: ${count(plan.epochs, "epoch")} × ${count(plan.steps_per_epoch, "step")} (batch ${plan.batch_size} × ${plan.seq_len}), ` +
+          `peak lr ${num(plan.peak_lr)}, warmup ${count(plan.warmup_steps, "step")}, cosine to ${num(plan.min_lr)}` +
           (loaded?.adam ? ", optimizer state carried over" : ""),
   );
 
@@ -239,7 +240,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
         : "No checkpoint had been saved yet.";
     throw new UserError(
       `Training stopped at step ${err.step}: ${err.what.replace(/ at step \d+$/, "")} (not finite). Nothing from this step was applied. ${kept}\n` +
-        `Try a lower --learning-rate (now ${plan.peak_lr}; e.g. ${plan.peak_lr / 10}) or a smaller --grad-clip.`,
+        `Try a lower --learning-rate (now ${num(plan.peak_lr)}; e.g. ${num(plan.peak_lr / 10)}) or a smaller --grad-clip.`,
     );
   } finally {
     metrics.flush();

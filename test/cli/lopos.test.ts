@@ -66,7 +66,7 @@ test("--resume on a LOPOS v1 file trains the whole untied model and lowers its l
     dir,
   );
   expect(r.code).toBe(0);
-  expect(r.stdout).toContain("Stage 0: 2 epoch(s)");
+  expect(r.stdout).toContain("Stage 0: 2 epochs");
   const after = readCheckpoint(join(out, "model_checkpoint.bin"));
   expect(after.arch).toEqual(arch);
   expect(after.training!.stage_complete).toBe(true);

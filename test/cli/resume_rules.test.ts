@@ -79,7 +79,7 @@ test("--epochs or --learning-rate on resume start a new stage with the optimizer
   const out = join(dir, "stage1");
   const r = await runCli(["resume", ckpt(), "--data", data, "--vocab", vocab(), "--epochs", "1", "--learning-rate", "0.001", "--output", out, "--threads", "1"], dir);
   expect(r.code).toBe(0);
-  expect(r.stdout).toContain("Stage 1: 1 epoch(s)");
+  expect(r.stdout).toContain("Stage 1: 1 epoch × ");
   expect(r.stdout).toContain("optimizer state carried over");
   const before = readCheckpoint(ckpt());
   const after = readCheckpoint(join(out, "model_checkpoint.bin"));
@@ -120,6 +120,6 @@ test("a run that diverges stops at once, keeps the last good checkpoint, suggest
   expect(r.code).not.toBe(0);
   expect(r.stderr).toMatch(/Training stopped at step \d+: the (loss|gradient norm) is (NaN|Infinity|-Infinity) \(not finite\)/);
   expect(r.stderr).toContain(`Nothing was saved in this run; ${good} is unchanged.`);
-  expect(r.stderr).toContain("Try a lower --learning-rate (now 1e+30");
+  expect(r.stderr).toContain("Try a lower --learning-rate (now 1e30; e.g. 1e29)");
   expect(Buffer.compare(readFileSync(good), before)).toBe(0);
 });
