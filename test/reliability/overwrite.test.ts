@@ -25,8 +25,13 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
+/** TINY with some of its flags replaced: a flag may be given once. */
+const tiny = (...more: string[]) => {
+  const replaced = new Set(more.filter((a) => a.startsWith("--")));
+  return [...TINY.filter((a, i, all) => !replaced.has(a) && !replaced.has(all[i - 1]!)), ...more];
+};
 const train = (output: string, ...more: string[]) =>
-  runCli(["--data", "data.txt", "--vocab", "tok.vocab", ...TINY, "--epochs", "1", "--output", output, ...more], dir);
+  runCli(["--data", "data.txt", "--vocab", "tok.vocab", "--epochs", "1", "--output", output, ...tiny(...more)], dir);
 
 test("a fresh run into a folder that holds a checkpoint stops before any work and names the ways out", async () => {
   expect((await train("a")).code).toBe(0);
@@ -134,9 +139,11 @@ test("an output path that cannot be written is refused before the vocabulary is 
   expect(vocabSize.stderr).toContain("at least 258");
 });
 
-test("a batch larger than the data and a warmup longer than the stage are said, not silent", async () => {
-  const r = await train("d", "--batch-size", "5000", "--warmup-steps", "100000");
+test("a batch larger than the data and a warmup longer than the stage are said, not silent, in plain words", async () => {
+  const r = await train("d", "--batch-size", "5000", "--warmup-steps", "100000", "--learning-rate", "0.0003");
   expect(r.code).toBe(0);
+  expect(r.stdout).toContain("Stage 0: 1 epoch × 1 step (batch");
+  expect(r.stdout).toContain("peak lr 0.0003, warmup 1 step, cosine to 3e-5");
   expect(r.stdout).toMatch(/Note: --batch-size 5000 is more than the \d+ training windows/);
   expect(r.stdout).toMatch(/Note: --warmup-steps 100000 is longer than this stage's 1 steps?/);
 });
