@@ -3,7 +3,8 @@ import { cac, type CAC } from "cac";
 import pc from "picocolors";
 import { UserError } from "../errors.ts";
 import { registerDoctor, versionLine } from "./doctor.ts";
-import { suggestOption } from "./suggest.ts";
+import { suggestCommand, suggestOption } from "./suggest.ts";
+import { givenTwice } from "./use_flags.ts";
 
 export type Register = (cli: CAC) => void;
 
@@ -33,13 +34,18 @@ export async function runCli(argv: string[]): Promise<void> {
       console.log(await versionLine());
       return;
     }
-    if (!cli.matchedCommand && !parsed.options.help) {
-      if (parsed.args.length > 0) {
-        throw new UserError(`Unknown command "${parsed.args[0]}". Run \`train_vocab --help\` for the list of commands.`);
-      }
-      if (argv.length <= 2) {
+    const command = cli.matchedCommand;
+    if (!parsed.options.help) {
+      // The bare command trains, so it takes any word: a mistyped command name lands there, and
+      // its options would be judged as training options.
+      if ((!command || command.isDefaultCommand) && parsed.args.length > 0) throw unknownCommand(String(parsed.args[0]), cli);
+      if (!command && argv.length <= 2) {
         cli.outputHelp();
         return;
+      }
+      if (command) {
+        command.checkUnknownOptions();
+        refuseRepeatedFlags(parsed.options);
       }
     }
     await cli.runMatchedCommand();
@@ -69,6 +75,19 @@ export function reportError(err: unknown, cli?: CAC): number {
   }
   console.error(err instanceof Error ? err.stack ?? err.message : String(err));
   return 1;
+}
+
+function unknownCommand(name: string, cli: CAC): UserError {
+  const names = cli.commands.filter((c) => !c.isDefaultCommand).flatMap((c) => [c.name, ...c.aliasNames]);
+  const hint = suggestCommand(name, names);
+  return new UserError(`Unknown command "${name}"${hint ? ` — did you mean \`${hint}\`?` : "."} Run \`train_vocab --help\` for the list of commands.`);
+}
+
+/** A flag given twice: mri keeps both values, and a command would silently use one of them. */
+function refuseRepeatedFlags(options: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(options)) {
+    if (key !== "--" && key !== "help" && key !== "version" && Array.isArray(value)) throw givenTwice(`--${kebab(key)}`, value);
+  }
 }
 
 function kebab(option: string): string {

@@ -14,15 +14,23 @@ export function editDistance(a: string, b: string): number {
 }
 
 export function suggestOption(given: string, known: string[]): string | null {
-  const flag = given.startsWith("-") ? given : `--${given}`;
+  return closest(given.startsWith("-") ? given : `--${given}`, known);
+}
+
+export function suggestCommand(given: string, known: string[]): string | null {
+  // "train" or "tok": the start of a longer name is what the user meant.
+  return closest(given, known) ?? (given.length >= 3 ? known.find((name) => name.startsWith(given)) ?? null : null);
+}
+
+function closest(given: string, known: string[]): string | null {
   let best: string | null = null;
   let bestDistance = Infinity;
   for (const name of known) {
-    const d = editDistance(flag, name);
+    const d = editDistance(given, name);
     if (d < bestDistance) {
       bestDistance = d;
       best = name;
     }
   }
-  return best !== null && bestDistance <= Math.max(2, Math.floor(flag.length / 3)) ? best : null;
+  return best !== null && bestDistance <= Math.max(2, Math.floor(given.length / 3)) ? best : null;
 }

@@ -4,30 +4,60 @@
 import { existsSync } from "node:fs";
 import { UserError } from "../errors.ts";
 
-/** The last value when a flag was given twice (later wins, as in most CLIs). */
-function last(value: unknown): unknown {
-  return Array.isArray(value) ? value[value.length - 1] : value;
+/** A flag's one value: given twice, mri hands over an array, and keeping either would be a guess. */
+export function once(flag: string, value: unknown): unknown {
+  if (Array.isArray(value)) throw givenTwice(flag, value);
+  return value;
+}
+
+export function givenTwice(flag: string, values: unknown[]): UserError {
+  const times = values.length === 2 ? "twice" : `${values.length} times`;
+  const list = values.every((v) => v === true) ? "" : ` (${values.map((v) => (v === true ? "no value" : String(v))).join(", ")})`;
+  return new UserError(`${flag} given ${times}${list}; give it once.`);
+}
+
+/** A number as the user typed it; "" and blanks are not 0 (Number("") is). */
+function numberOf(value: unknown): number {
+  if (typeof value === "number") return value;
+  if (typeof value !== "string" || value.trim() === "") return NaN;
+  return Number(value);
+}
+
+/** Readable bounds: the Number.MIN_VALUE that callers pass for "above 0" is shown as the open
+ * bound it is, and the largest numbers as ∞. */
+function range(min: number, max: number): string {
+  const low = min === Number.MIN_VALUE ? "(0" : min <= -Number.MAX_VALUE ? "(-∞" : `[${min}`;
+  const high = max === -Number.MIN_VALUE ? "0)" : max >= Number.MAX_VALUE ? "∞)" : `${max}]`;
+  return `${low}, ${high}`;
 }
 
 export function wholeNumber(flag: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const n = Number(last(value));
+  const v = once(flag, value);
+  const n = numberOf(v);
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UserError(`${flag} ${String(last(value))}: expected a whole number in ${min}..${max === Number.MAX_SAFE_INTEGER ? "∞" : max}.`);
+    const bounds = max >= Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
+    throw new UserError(`${flag} ${show(v)}: expected a whole number ${bounds}.`);
   }
   return n;
 }
 
 export function realNumber(flag: string, value: unknown, min: number, max: number, note = ""): number {
-  const n = Number(last(value));
+  const v = once(flag, value);
+  const n = numberOf(v);
   if (!Number.isFinite(n) || n < min || n > max) {
-    throw new UserError(`${flag} ${String(last(value))}: expected a number in [${min}, ${max}]${note ? ` (${note})` : ""}.`);
+    throw new UserError(`${flag} ${show(v)}: expected a number in ${range(min, max)}${note ? ` (${note})` : ""}.`);
   }
   return n;
 }
 
+function show(value: unknown): string {
+  if (value === true) return "(no value)";
+  return typeof value === "string" && value.trim() === "" ? JSON.stringify(value) : String(value);
+}
+
 /** A path or text flag; mri turns "123" into a number and `--flag` alone into true. */
 export function text(flag: string, value: unknown, required = true): string | undefined {
-  const v = last(value);
+  const v = once(flag, value);
   if (v === undefined || v === null) {
     if (required) throw new UserError(`${flag} is required.`);
     return undefined;
