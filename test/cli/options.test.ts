@@ -44,9 +44,25 @@ test("a config file's keys mirror the flags in any spelling; flags win; given op
     expect(r.values).toMatchObject({ dModel: 64, numHeads: 4, numLayers: 3, learningRate: 0.01, epochs: 7, dFf: 1024, batchSize: 16, maxLength: 256 });
     expect([...r.given].sort()).toEqual(["dModel", "data", "epochs", "learningRate", "numHeads", "numLayers"]);
     writeFileSync(file, JSON.stringify({ d_modle: 64 }));
-    expect(() => resolveOptions({ config: file })).toThrow(/unknown option "dModle"/);
+    expect(() => resolveOptions({ config: file })).toThrow(/unknown option "d_modle"/);
     writeFileSync(file, JSON.stringify({ epochs: -1 }));
     expect(() => resolveOptions({ config: file })).toThrow(/"epochs" -1: must be at least 1/);
+  } finally {
+    cleanup();
+  }
+});
+
+test("relative paths in a config file resolve from its folder; flags stay as typed; one value per option", () => {
+  const { dir, cleanup } = tempFolder();
+  try {
+    const file = join(dir, "run.json");
+    writeFileSync(file, JSON.stringify({ data: "corpus", vocab: "/abs/tok.vocab", output: "out", resume: "../ck.bin" }));
+    expect(resolveOptions({ config: file }).values).toMatchObject({
+      data: join(dir, "corpus"), vocab: "/abs/tok.vocab", output: join(dir, "out"), resume: join(dir, "..", "ck.bin"),
+    });
+    expect(resolveOptions({ config: file, output: "here" }).values.output).toBe("here");
+    expect(() => resolveOptions({ data: ["a", "b"] })).toThrow("--data given twice (a, b); give it once.");
+    expect(() => resolveOptions({ config: [file, file] })).toThrow("--config given twice");
   } finally {
     cleanup();
   }
