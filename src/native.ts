@@ -90,13 +90,29 @@ function open(path: string) {
   }
 }
 
+export type Isa = "portable" | "avx2" | "avx512";
+export const ISA_LEVELS: readonly Isa[] = ["portable", "avx2", "avx512"];
+/** TV_MAX_THREADS in csrc/threads.c. */
+const MAX_THREADS = 256;
+
+/** The library reads TRAIN_VOCAB_ISA and TRAIN_VOCAB_THREADS itself and passes over a value it
+ * cannot use; a typo there must not run quietly on other settings. */
+export function checkEnvironment(env: Record<string, string | undefined> = process.env): void {
+  const isa = env.TRAIN_VOCAB_ISA;
+  if (isa && !ISA_LEVELS.includes(isa.toLowerCase() as Isa)) {
+    throw new UserError(`TRAIN_VOCAB_ISA=${isa}: expected one of ${ISA_LEVELS.join(", ")} (or leave it unset for the best level the CPU supports).`);
+  }
+  const threads = env.TRAIN_VOCAB_THREADS;
+  if (threads && !(/^\s*\d{1,3}\s*$/.test(threads) && Number(threads) >= 1 && Number(threads) <= MAX_THREADS)) {
+    throw new UserError(`TRAIN_VOCAB_THREADS=${threads}: expected a whole number from 1 to ${MAX_THREADS} (or leave it unset for every CPU).`);
+  }
+}
+
+checkEnvironment();
 const lib = open(await libraryPath());
 const S = lib.symbols;
 /** The raw symbol table, for modules that keep their own typed wrappers (src/tokenizer/native_bpe.ts). */
 export const nativeSymbols = S;
-
-export type Isa = "portable" | "avx2" | "avx512";
-export const ISA_LEVELS: readonly Isa[] = ["portable", "avx2", "avx512"];
 
 /** A kernel refused its arguments: a bug in the caller, never user input. */
 export class NativeError extends Error {
@@ -153,7 +169,7 @@ export function hasBf16(): boolean {
   return S.tv_has_bf16() === 1;
 }
 export function setThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError(`threads must be 1..256, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) throw new RangeError(`threads must be 1..${MAX_THREADS}, got ${n}`);
   check("tv_threads_set", S.tv_threads_set(n));
 }
 export function getThreads(): number {
