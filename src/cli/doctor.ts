@@ -4,7 +4,7 @@ import pkg from "../../package.json" with { type: "json" };
 
 export async function versionLine(): Promise<string> {
   const native = await import("../native.ts");
-  return `train_vocab ${pkg.version} (isa ${native.isaCurrent()}, ${native.getThreads()} threads)`;
+  return `train_vocab ${pkg.version} (isa ${native.isaCurrent()}, ${native.getThreads()} threads; CPU features: ${native.cpuFeatures()})`;
 }
 
 export function registerDoctor(cli: CAC): void {
