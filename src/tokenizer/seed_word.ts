@@ -93,17 +93,18 @@ function latin1Bytes(s: string): Uint8Array {
 
 /** Does this file look like the seed's format (first meaningful line a comment or key=value)? */
 export function looksLikeSeedVocab(bytes: Uint8Array): boolean {
-  const head = dec.decode(bytes.subarray(0, 256));
+  const head = dec.decode(bytes.subarray(0, 256)); // drops a byte order mark
   return head.startsWith("# Tokenizer Vocabulary") || /^(#[^\n]*\n|\s*\n)*(vocab_size|next_id|total_tokens)=/.test(head) || /^(#[^\n]*\n|\s*\n)*---\r?\n/.test(head);
 }
 
 /** Parse a seed .vocab file; every problem names its line. */
 export function parseSeedVocab(bytes: Uint8Array, path: string): SeedWordTokenizer {
   const fail = (line: number, msg: string): never => {
-    throw new UserError(`${path}:${line}: ${msg}. This looks like the seed system's word vocabulary; rebuild it or restore the original file`);
+    throw new UserError(`${path}:${line}: ${msg}. This looks like a LoopOS word vocabulary; rebuild it or restore the original file`);
   };
-  // Split into lines by bytes: words may be any bytes >= 0x80.
-  const text = latin1String(bytes);
+  // Split into lines by bytes: words may be any bytes >= 0x80. A byte order mark, as some editors
+  // save, is not part of the first line.
+  const text = latin1String(bytes.subarray(startsWithBom(bytes) ? 3 : 0));
   const lines = text.split("\n");
   if (lines.length && lines[lines.length - 1] === "") lines.pop();
   let i = 0;
@@ -150,6 +151,10 @@ export function parseSeedVocab(bytes: Uint8Array, path: string): SeedWordTokeniz
     words[id] = word;
   }
   return new SeedWordTokenizer(words);
+}
+
+function startsWithBom(b: Uint8Array): boolean {
+  return b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf;
 }
 
 function latin1String(b: Uint8Array): string {

@@ -49,7 +49,7 @@ const HEADER_KEYS = ["type", "pretokenizer", "vocab_size", "merges", "specials",
 
 /** Parse and check a .vocab file's text; `path` is for messages. */
 export function parseVocabFile(text: string, path: string): BpeTokenizer {
-  const lines = text.split("\n");
+  const lines = text.replace(/^\uFEFF/, "").split("\n"); // a byte order mark, as some editors save
   if (lines.length > 0 && lines[lines.length - 1] === "") lines.pop();
   const fail = (line: number, msg: string, hint = ""): never => {
     throw new UserError(`${path}:${line}: ${msg}${hint ? `. ${hint}` : ""}`);
