@@ -23,7 +23,9 @@ const MAX_VOCAB_FILE = 1 << 30;
 /** Load a .vocab file: ours (byte-level BPE) or the seed system's word-level format, detected by content. */
 export function loadTokenizer(path: string): Tokenizer {
   const bytes = readFileLimited(path, MAX_VOCAB_FILE, "vocab file");
-  const head = new TextDecoder().decode(bytes.subarray(0, MAGIC.length));
+  // Some editors save a UTF-8 byte order mark first; the format starts after it.
+  const start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  const head = new TextDecoder().decode(bytes.subarray(start, start + MAGIC.length));
   if (head === MAGIC) {
     let text: string;
     try {
@@ -33,11 +35,11 @@ export function loadTokenizer(path: string): Tokenizer {
     }
     return parseVocabFile(text, path);
   }
-  if (path.endsWith(".json") || bytes[0] === 0x7b) {
+  if (path.endsWith(".json") || bytes[start] === 0x7b) {
     return importHuggingFace(new TextDecoder().decode(bytes), path);
   }
   if (looksLikeSeedVocab(bytes)) return parseSeedVocab(bytes, path);
-  throw new UserError(`${path}:1: not a vocabulary file (expected "${MAGIC} 1", the seed's "# Tokenizer Vocabulary" format, or a tokenizer.json).`);
+  throw new UserError(`${path}:1: not a vocabulary file (expected "${MAGIC} 1", LoopOS's "# Tokenizer Vocabulary" format, or a tokenizer.json).`);
 }
 
 /** Write a tokenizer as a .vocab file (atomically). Only our BPE format is written. */

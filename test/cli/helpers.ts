@@ -71,3 +71,10 @@ export async function runCliAndSignal(args: string[], cwd: string, when: RegExp,
   const stderr = await errText;
   return { code, stdout, stderr, out: stdout + stderr };
 }
+
+/** `base` with some flags replaced by `more` (a flag may be given once): withFlags(TINY, "--log-every", "1"). */
+export function withFlags(base: string[], ...more: string[]): string[] {
+  const replaced = new Set(more.filter((a) => a.startsWith("--")));
+  const kept = base.filter((a, i) => !replaced.has(a) && !(i > 0 && replaced.has(base[i - 1]!) && !a.startsWith("--")));
+  return [...kept, ...more];
+}

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hasBf16 } from "../../src/native.ts";
-import { learnableText, runCli, runCliAndSignal, tempFolder, TINY, writeText } from "./helpers.ts";
+import { learnableText, runCli, runCliAndSignal, tempFolder, TINY, withFlags, writeText } from "./helpers.ts";
 
 // Each test starts CLI processes that train; a loaded machine can make that slow.
 setDefaultTimeout(120_000);
@@ -49,7 +49,7 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
   test(`${signal} finishes the step, saves, exits ${code}; resuming gives the uninterrupted run's bytes`, async () => {
     const out = join(dir, signal);
     // Two threads here: the results must not depend on the thread count either.
-    const args = [...common().filter((a, i, all) => a !== "--threads" && all[i - 1] !== "--threads"), "--output", out, "--log-every", "1"];
+    const args = [...withFlags(common(), "--log-every", "1").filter((a, i, all) => a !== "--threads" && all[i - 1] !== "--threads"), "--output", out];
     const stopped = await runCliAndSignal(args, dir, /step 10 /, signal); // early: the run has ~150 steps
     expect(stopped.code).toBe(code);
     expect(stopped.stdout).toContain(`Interrupted by ${signal}: saved`);
@@ -76,7 +76,7 @@ test("--precision bf16 (bf16 matmul and attention products where the CPU has the
 
 test("a crash (SIGKILL) after a periodic save: resume continues from that save and still ends bit-identical", async () => {
   const out = join(dir, "killed");
-  const args = [...common(), "--output", out, "--log-every", "1"];
+  const args = [...withFlags(common(), "--log-every", "1"), "--output", out];
   const killed = await runCliAndSignal(args, dir, /step 10 /, "SIGKILL");
   expect(killed.code).not.toBe(0);
   const resumed = await runCli(["resume", join(out, "model_checkpoint.bin"), "--data", data, "--vocab", vocab(), "--output", out, "--threads", "1"], dir);

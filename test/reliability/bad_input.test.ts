@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { learnableText, runCli, tempFolder, TINY, writeText } from "../cli/helpers.ts";
+import { learnableText, runCli, tempFolder, TINY, withFlags, writeText } from "../cli/helpers.ts";
 
 setDefaultTimeout(300_000);
 
@@ -57,8 +57,8 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
-const train = (data: string, ...more: string[]) => () => ["--data", p(data), "--vocab", p("tok.vocab"), ...MODEL, "--epochs", "1", "--output", out(), ...more];
-const fresh = (data: string, ...more: string[]) => () => ["--data", p(data), "--vocab", p(`v-${outputs}.vocab`), ...MODEL, "--epochs", "1", "--output", out(), ...more];
+const train = (data: string, ...more: string[]) => () => ["--data", p(data), "--vocab", p("tok.vocab"), "--output", out(), ...withFlags([...MODEL, "--epochs", "1"], ...more)];
+const fresh = (data: string, ...more: string[]) => () => ["--data", p(data), "--vocab", p(`v-${outputs}.vocab`), "--output", out(), ...withFlags([...MODEL, "--epochs", "1"], ...more)];
 
 const CASES: Case[] = [
   { name: "an empty file", args: fresh("empty.txt"), code: 2, says: ["empty.txt: the file is empty"] },
@@ -91,7 +91,7 @@ const CASES: Case[] = [
   { name: "--learning-rate Infinity", args: train("data.txt", "--learning-rate", "Infinity"), code: 2, says: ['--learning-rate "Infinity": expected a number'] },
   { name: "a negative --learning-rate", args: train("data.txt", "--learning-rate", "-0.001"), code: 2, says: ["--learning-rate -0.001: must be greater than 0"] },
   { name: "--learning-rate 0", args: train("data.txt", "--learning-rate", "0"), code: 2, says: ["--learning-rate 0: must be greater than 0"] },
-  { name: "a negative learning_rate in --config", args: train("data.txt", "--config", p("run.json")), code: 2, says: ['run.json: "learningRate" -1: must be greater than 0'] },
+  { name: "a negative learning_rate in --config", args: train("data.txt", "--config", p("run.json")), code: 2, says: ['run.json: "learning_rate" -1: must be greater than 0'] },
   { name: "a deeply nested value in --config", args: train("data.txt", "--config", p("nested.json")), code: 2, says: ['nested.json: "epochs" (a list): expected a whole number'] },
   { name: "a negative --epochs", args: train("data.txt", "--epochs", "-2"), code: 2, says: ["--epochs -2: must be at least 1"] },
   { name: "--batch-size 0", args: train("data.txt", "--batch-size", "0"), code: 2, says: ["--batch-size 0: must be at least 1"] },

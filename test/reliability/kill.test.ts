@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readCheckpoint } from "../../src/checkpoint/index.ts";
 import { LOCK_NAME } from "../../src/train/lock.ts";
-import { learnableText, runCli, tempFolder, TINY, writeText } from "../cli/helpers.ts";
+import { learnableText, runCli, tempFolder, TINY, withFlags, writeText } from "../cli/helpers.ts";
 import { rng, sleep, startCli } from "./harness.ts";
 
 setDefaultTimeout(600_000);
@@ -27,7 +27,7 @@ const tmp = tempFolder("tv-kill-");
 const dir = tmp.dir;
 let data: string;
 const vocab = () => join(dir, "tok.vocab");
-const flags = () => [...TINY.filter((a, i, all) => a !== "--log-every" && all[i - 1] !== "--log-every"), "--epochs", "2", "--save-every", "1", "--log-every", "1"];
+const flags = () => [...withFlags(TINY, "--log-every", "1"), "--epochs", "2", "--save-every", "1"];
 
 function lossLog(folder: string): unknown[] {
   return readFileSync(join(folder, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => {

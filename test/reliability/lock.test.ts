@@ -1,7 +1,8 @@
 /**
  * One writer per output folder: a second run is refused with a message naming the first (pid, since
  * when, command); locks of dead processes, of reused pids and damaged lock files are taken over; the
- * lock goes away when the run ends, also by SIGTERM; leftover temp files of dead writers are removed.
+ * lock goes away when the run ends, also by SIGTERM in training; a signal before training ends the
+ * process at once and its lock is then stale; leftover temp files of dead writers are removed.
  */
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
@@ -9,7 +10,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../../src/errors.ts";
 import { acquireOutputLock, LOCK_NAME, processAlive, processStartTime, removeStaleTempFiles } from "../../src/train/lock.ts";
-import { learnableText, runCli, tempFolder, TINY, writeText } from "../cli/helpers.ts";
+import { learnableText, runCli, tempFolder, TINY, withFlags, writeText } from "../cli/helpers.ts";
 import { startCli } from "./harness.ts";
 
 setDefaultTimeout(120_000);
@@ -120,20 +121,31 @@ describe("acquireOutputLock", () => {
 
 describe("signals before the training loop", () => {
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    test(`${signal} while only the lock is held (e.g. during tokenization) removes it and exits ${code}`, async () => {
+    test(`${signal} during synchronous work while only the lock is held ends the process at once (${code}); the next taker says the lock was stale`, async () => {
       const dir = fresh();
+      // Busy like a vocabulary build or tokenization: the event loop does not run for 30 s.
       const script = `import { acquireOutputLock } from ${JSON.stringify(join(import.meta.dir, "../../src/train/lock.ts"))};
 acquireOutputLock(${JSON.stringify(dir)});
 console.log("locked");
-setInterval(() => {}, 1000);`;
+const t = Date.now();
+while (Date.now() - t < 30000) {}`;
       const proc = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
-      const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
-      const first = await reader.read();
-      expect(new TextDecoder().decode(first.value)).toContain("locked");
-      expect(existsSync(join(dir, LOCK_NAME))).toBe(true);
-      proc.kill(signal);
-      expect(await proc.exited).toBe(code);
-      expect(existsSync(join(dir, LOCK_NAME))).toBe(false);
+      try {
+        const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+        const first = await reader.read();
+        expect(new TextDecoder().decode(first.value)).toContain("locked");
+        expect(existsSync(join(dir, LOCK_NAME))).toBe(true);
+        const sent = Date.now();
+        proc.kill(signal);
+        const end = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "still running after 10 s")]);
+        expect({ end, prompt: Date.now() - sent < 3000 }).toEqual({ end: code, prompt: true });
+        const notices: string[] = [];
+        acquireOutputLock(dir, (m) => notices.push(m)).release();
+        expect(notices.join("\n")).toContain(`Note: taking over ${join(dir, LOCK_NAME)}: the run that held it (pid ${proc.pid}`);
+        expect(existsSync(join(dir, LOCK_NAME))).toBe(false);
+      } finally {
+        proc.kill("SIGKILL");
+      }
     });
   }
 });
@@ -144,7 +156,7 @@ describe("through the CLI", () => {
     const dir = fresh();
     const data = writeText(dir, "data.txt", learnableText(300));
     const out = join(dir, "out");
-    const args = ["--data", data, "--vocab", join(dir, "tok.vocab"), ...TINY, "--epochs", "50", "--output", out, "--log-every", "1", "--save-every", "1"];
+    const args = ["--data", data, "--vocab", join(dir, "tok.vocab"), ...withFlags(TINY, "--log-every", "1"), "--epochs", "50", "--output", out, "--save-every", "1"];
     const first = startCli(args, dir);
     const deadline = Date.now() + 60_000;
     while (!/step [3-9]\d* /.test(first.output()) && Date.now() < deadline) await Bun.sleep(20);

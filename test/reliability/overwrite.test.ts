@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { learnableText, runCli, tempFolder, TINY, writeText } from "../cli/helpers.ts";
+import { learnableText, runCli, tempFolder, TINY, withFlags, writeText } from "../cli/helpers.ts";
 
 setDefaultTimeout(300_000);
 
@@ -25,13 +25,8 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
-/** TINY with some of its flags replaced: a flag may be given once. */
-const tiny = (...more: string[]) => {
-  const replaced = new Set(more.filter((a) => a.startsWith("--")));
-  return [...TINY.filter((a, i, all) => !replaced.has(a) && !replaced.has(all[i - 1]!)), ...more];
-};
 const train = (output: string, ...more: string[]) =>
-  runCli(["--data", "data.txt", "--vocab", "tok.vocab", "--epochs", "1", "--output", output, ...tiny(...more)], dir);
+  runCli(["--data", "data.txt", "--vocab", "tok.vocab", "--epochs", "1", "--output", output, ...withFlags(TINY, ...more)], dir);
 
 test("a fresh run into a folder that holds a checkpoint stops before any work and names the ways out", async () => {
   expect((await train("a")).code).toBe(0);
