@@ -151,7 +151,10 @@ export function readLopos(fd: number, fileSize: number, path: string): { arch: A
  */
 export function writeLopos(path: string, arch: Architecture, weights: Float32Array | Map<string, Float32Array>): void {
   if (arch.attention_bias) {
-    throw new UserError(`Cannot write ${path} as a LOPOS v1 checkpoint: the seed's model has no attention biases and this model has them.`);
+    throw new UserError(
+      `Cannot write ${path} as a LOPOS v1 checkpoint: LoopOS's model has no attention biases and this model has them. ` +
+        `Only models without attention biases (such as models imported from LoopOS) export to LOPOS v1; use --format hf instead.`,
+    );
   }
   const specs = tensorSpecs(arch);
   const byName = new Map<string, Float32Array>();

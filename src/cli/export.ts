@@ -1,7 +1,9 @@
 /** `train_vocab export CKPT --format hf --out DIR`: a folder HuggingFace transformers loads as
- * GPT2LMHeadModel (or, with --format lopos, the seed system's checkpoint file). */
+ * GPT2LMHeadModel (or, with --format lopos, a LOPOS v1 file for LoopOS). */
 import type { CAC } from "cac";
+import { dirname, join } from "node:path";
 import { UserError } from "../errors.ts";
+import { refuseToReplace } from "../overwrite.ts";
 import { requireFile, text } from "./use_flags.ts";
 
 const FORMATS = ["hf", "lopos"] as const;
@@ -10,18 +12,20 @@ interface Options {
   vocab: unknown;
   format: unknown;
   out?: unknown;
+  overwrite?: boolean;
 }
 
 export function registerExport(cli: CAC): void {
   cli
-    .command("export <checkpoint>", "Write a checkpoint for other tools: a HuggingFace GPT-2 folder, or the seed's LOPOS file")
+    .command("export <checkpoint>", "Write a checkpoint for other tools: a HuggingFace GPT-2 folder, or a LoopOS LOPOS v1 file")
     .option("--vocab <file>", "hf: the vocabulary the model was trained with; becomes tokenizer.json, vocab.json, merges.txt (path)", {
       default: "outputs/tokenizer.vocab",
     })
-    .option("--format <fmt>", "hf (folder for transformers' GPT2LMHeadModel) or lopos (the seed system's checkpoint file) (string)", { default: "hf" })
+    .option("--format <fmt>", "hf (folder for transformers' GPT2LMHeadModel) or lopos (LoopOS's checkpoint file; models without attention biases only) (string)", { default: "hf" })
     .option("--out <path>", "hf: the folder to write (created if missing); lopos: the file to write (path, required)")
+    .option("--overwrite", "Replace an earlier export or file at --out (boolean; default: refuse)")
     .example("train_vocab export outputs/autoregressive/model_checkpoint.bin --vocab outputs/tokenizer.vocab --format hf --out hf_model/")
-    .example("train_vocab export run/model_checkpoint.bin --format lopos --out run/seed_model.bin")
+    .example("train_vocab export imported/model_checkpoint.bin --format lopos --out imported/loopos_model.bin")
     .action(async (checkpoint: unknown, o: Options) => run(text("<checkpoint>", checkpoint)!, o));
 }
 
@@ -30,21 +34,55 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   if (!(FORMATS as readonly string[]).includes(format)) throw new UserError(`--format ${format}: expected ${FORMATS.join(" or ")}.`);
   const out = text("--out", o.out, false);
   if (!out) throw new UserError(`export: --out is required (${format === "hf" ? "the folder to write" : "the file to write"}).`);
+  const overwrite = o.overwrite === true;
   requireFile(checkpoint, "checkpoint");
+  const { checkFolderWay, Outputs } = await import("../hf/files.ts");
+  const outputs = new Outputs();
+
   if (format === "lopos") {
-    const { readCheckpoint, writeLopos } = await import("../checkpoint/index.ts");
+    // Everything that can refuse is checked before the weights are read.
+    refuseToReplace(out, overwrite, { what: "a file", flag: "--out", waysOut: ["give another --out"] });
+    checkFolderWay(dirname(out), "--out", out);
+    const { readCheckpoint, readCheckpointHeader, writeLopos } = await import("../checkpoint/index.ts");
+    if (readCheckpointHeader(checkpoint).arch.attention_bias) throw loposRefusal(checkpoint);
     const ckpt = readCheckpoint(checkpoint);
-    writeLopos(out, ckpt.arch, ckpt.params);
-    console.error(`wrote ${out} (LOPOS v1: weights only; the seed system reads it)`);
+    try {
+      outputs.folder(dirname(out), "--out", out);
+      outputs.write("--out", out, () => writeLopos(out, ckpt.arch, ckpt.params));
+    } catch (err) {
+      outputs.undo();
+      throw err;
+    }
+    console.error(`wrote ${out} (LOPOS v1: weights only; LoopOS reads it)`);
     return;
   }
+
   const vocab = text("--vocab", o.vocab)!;
   requireFile(vocab, "vocab", "--vocab");
+  const { checkHfOut, exportHf, HF_FILES } = await import("../hf/export.ts");
+  checkHfOut(out, overwrite);
+  checkFolderWay(out, "--out", out);
   const { loadModel } = await import("../generate/load.ts");
-  const { exportHf } = await import("../hf/export.ts");
   const { checkpoint: ckpt, tokenizer } = loadModel(checkpoint, vocab);
-  const result = exportHf(ckpt.arch, ckpt.params, tokenizer, out);
+  let result;
+  try {
+    outputs.folder(out, "--out");
+    outputs.willWrite(HF_FILES.map((f) => join(out, f)));
+    result = outputs.write("--out", out, () => exportHf(ckpt.arch, ckpt.params, tokenizer, out));
+  } catch (err) {
+    outputs.undo();
+    throw err;
+  }
   for (const n of result.notices) console.error(`note: ${n}`);
   console.error(`wrote ${out}: ${result.files.join(", ")}`);
   console.error(`load it with: GPT2LMHeadModel.from_pretrained(${JSON.stringify(out)})`);
+}
+
+/** LOPOS v1 holds LoopOS's model, which has no attention biases; every model train_vocab trains has them. */
+function loposRefusal(checkpoint: string): UserError {
+  return new UserError(
+    `--format lopos: ${checkpoint} has attention biases, which a LOPOS v1 file cannot hold. Only models of LoopOS's shape ` +
+      `(no attention biases, such as models imported from LoopOS) export to LOPOS v1; every model train_vocab trains has them. ` +
+      `Use --format hf instead (a folder for HuggingFace transformers).`,
+  );
 }

@@ -1,6 +1,7 @@
 /** `train_vocab generate`: stream text from a checkpoint, with a KV cache. */
 import type { CAC } from "cac";
 import { UserError } from "../errors.ts";
+import { count } from "../format.ts";
 import { realNumber, requireFile, text, wholeNumber } from "./use_flags.ts";
 
 const DEFAULT_CHECKPOINT = "outputs/autoregressive/model_checkpoint.bin";
@@ -14,29 +15,33 @@ interface Options {
   topK: unknown;
   topP: unknown;
   seed?: unknown;
-  echo: boolean;
+  /** false with --no-echo; otherwise absent. */
+  echo?: boolean;
   ignoreEnd?: boolean;
   dumpLogits?: unknown;
 }
 
 export function registerGenerate(cli: CAC): void {
-  cli
+  const command = cli
     .command("generate", "Write text with a trained model (alias: gen)")
     .alias("gen")
-    .option("--checkpoint <file>", "Model checkpoint (ours or the seed's LOPOS) (path)", { default: DEFAULT_CHECKPOINT })
+    .option("--checkpoint <file>", "Model checkpoint (ours, or a LoopOS LOPOS v1 file) (path)", { default: DEFAULT_CHECKPOINT })
     .option("--vocab <file>", "Vocabulary the model was trained with (path)", { default: "outputs/tokenizer.vocab" })
-    .option("--prompt <text>", "Text to continue (string; `-` or omitted with piped input: read stdin; empty: start of a document)")
+    .option("--prompt <text>", "Text to continue (string; `-`, or no --prompt with piped input: read stdin; empty: start of a document)")
     .option("--max-tokens <n>", "Stop after this many new tokens (integer >= 0)", { default: 200 })
     .option("--temperature <t>", "Sampling temperature; 0 = greedy, always the most likely token (number >= 0)", { default: 0.8 })
     .option("--top-k <k>", "Sample only among the k most likely tokens; 0 = off (integer >= 0)", { default: 40 })
     .option("--top-p <p>", "Sample only from the smallest set of tokens with this much probability; 1 = off (number in (0, 1])", { default: 0.95 })
     .option("--seed <n>", "Sampling seed (integer; default: from the clock, printed at the end so a run can be repeated)")
-    .option("--no-echo", "Print the prompt before the new text (boolean; --no-echo prints only the new text)")
+    .option("--no-echo", "Print only the new text, not the prompt before it (boolean; default: the prompt is printed first)")
     .option("--ignore-end", "Keep writing past end-of-text until --max-tokens (boolean)")
-    .option("--dump-logits <file>", "Also write the tokens and the logits each new token was drawn from (safetensors; for reference checks)")
+    .option("--dump-logits <file>", "Also write the tokens and the logits each new token was drawn from (safetensors; for reference checks; replaces only an earlier dump)")
     .example(`train_vocab generate --prompt "Once upon a time" --max-tokens 100`)
     .example(`echo "The meaning of" | train_vocab gen --checkpoint run/model_checkpoint.bin --vocab run/tokenizer.vocab --temperature 0`)
     .action(async (options: Options) => run(options));
+  // cac gives a --no-X flag a default of true and prints "(default: true)" after it, which reads as
+  // the opposite of what the flag does; without the default, echo is simply absent unless --no-echo.
+  for (const option of command.options) if (option.negated && option.name === "echo") option.config.default = undefined;
 }
 
 async function readPrompt(value: unknown): Promise<string> {
@@ -56,6 +61,10 @@ async function run(o: Options): Promise<void> {
   const dumpPath = text("--dump-logits", o.dumpLogits, false);
   requireFile(checkpoint, "checkpoint", "--checkpoint");
   requireFile(vocab, "vocab", "--vocab");
+  if (dumpPath !== undefined) {
+    const { checkDumpPath } = await import("../generate/dump.ts");
+    checkDumpPath(dumpPath, "--dump-logits");
+  }
   const prompt = await readPrompt(o.prompt);
 
   const { loadModel } = await import("../generate/load.ts");
@@ -79,7 +88,7 @@ async function run(o: Options): Promise<void> {
     onText: write,
     // Echo what the model continues: the user's text, or what is left of it after a cut.
     onPrompt: (ids, cut) => {
-      if (o.echo) write(cut ? tokenizer.decode(ids) : prompt);
+      if (o.echo !== false) write(cut ? tokenizer.decode(ids) : prompt);
     },
   });
   write("\n");
@@ -90,7 +99,7 @@ async function run(o: Options): Promise<void> {
   const n = result.generated.length;
   const rate = result.decodeSeconds > 0 ? n / result.decodeSeconds : 0;
   console.error(
-    `[${n} tokens in ${result.decodeSeconds.toFixed(2)} s: ${rate.toFixed(1)} tokens/s · prompt ${result.promptIds.length} tokens in ` +
+    `[${count(n, "token")} in ${result.decodeSeconds.toFixed(2)} s: ${rate.toFixed(1)} tokens/s · prompt ${count(result.promptIds.length, "token")} in ` +
       `${(result.prefillSeconds * 1000).toFixed(1)} ms · stopped at ${result.stop} · seed ${seed}]`,
   );
 }

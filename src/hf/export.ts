@@ -3,15 +3,41 @@
  * model.safetensors (GPT-2 names, Conv1D layouts, written with the checkpoint module's container
  * code) and the tokenizer files. Every file is written atomically.
  */
-import { mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { atomicWrite, type Chunk, encodeHeader } from "../checkpoint/index.ts";
 import { UserError } from "../errors.ts";
+import { refuseToReplace } from "../overwrite.ts";
 import { type Architecture, tensorSpecs, viewsOf } from "../model/layout.ts";
 import { BpeTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 import { hfConfig } from "./config.ts";
 import { hfTensors, transpose } from "./names.ts";
 import { tokenizerFiles } from "./tokenizer_files.ts";
+
+/** Every file an export may write, in the order it writes them. */
+export const HF_FILES = [
+  "model.safetensors", "config.json", "generation_config.json",
+  "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json",
+] as const;
+
+/** Weight files of other exports: a folder holding one already holds a model. */
+const OTHER_WEIGHTS = ["model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"];
+
+/**
+ * Before any slow work: `dir` can take an export. It may be missing or hold unrelated files, but one
+ * that already holds a model is only written into with --overwrite.
+ */
+export function checkHfOut(dir: string, overwrite: boolean): void {
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new UserError(`--out ${dir}: exists and is not a folder. Give a folder for the HuggingFace files.`);
+  for (const name of [...HF_FILES, ...OTHER_WEIGHTS]) {
+    refuseToReplace(join(dir, name), overwrite, {
+      what: name === "model.safetensors" || OTHER_WEIGHTS.includes(name) ? "a model" : "a file of an exported model",
+      flag: "--out",
+      waysOut: ["give another --out folder"],
+    });
+  }
+}
 
 export interface ExportResult {
   files: string[];

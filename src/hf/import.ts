@@ -8,12 +8,14 @@
  * bias-free models) are dropped, which is the same function and gives back the original layout; and a
  * tied config means the embedding is the head, whatever lm_head.weight says (as transformers does).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
+import { count } from "../format.ts";
 import { type Architecture, parameterCount, tensorSpecs, viewsOf } from "../model/layout.ts";
 import type { BpeTokenizer } from "../tokenizer/index.ts";
 import { parseHfConfig } from "./config.ts";
+import { readText } from "./files.ts";
 import { canonicalKey, type HfTensor, hfTensors, isBufferKey, transpose } from "./names.ts";
 import { type LazyTensor, readSafetensorsFile, weightFiles } from "./read_tensors.ts";
 import { readTokenizerFiles } from "./tokenizer_files.ts";
@@ -28,10 +30,12 @@ export interface ImportResult {
 export function importHf(dir: string): ImportResult {
   const configPath = join(dir, "config.json");
   if (!existsSync(dir)) throw new UserError(`Model folder not found: ${dir}. Give a folder saved by save_pretrained or by train_vocab export.`);
+  if (!statSync(dir).isDirectory()) throw new UserError(`${dir} is a file, not a folder. Give the folder saved by save_pretrained or by train_vocab export.`);
   if (!existsSync(configPath)) throw new UserError(`${dir}: no config.json. Give a folder saved by save_pretrained or by train_vocab export.`);
+  const configText = readText(configPath, "the model's config");
   let configJson: unknown;
   try {
-    configJson = JSON.parse(readFileSync(configPath, "utf8"));
+    configJson = JSON.parse(configText);
   } catch (err) {
     throw new UserError(`${configPath}: not valid JSON (${(err as Error).message}).`);
   }
@@ -92,7 +96,7 @@ export function importHf(dir: string): ImportResult {
   }
   const tokenizer = readTokenizerFiles(dir);
   if (tokenizer && tokenizer.vocabSize > arch.vocab_size) {
-    throw new UserError(`${dir}: the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${arch.vocab_size} rows. They do not belong together.`);
+    throw new UserError(`${dir}: the tokenizer has ${count(tokenizer.vocabSize, "token")} but the model only ${count(arch.vocab_size, "row")}. They do not belong together.`);
   }
   return { arch, params, tokenizer, notices };
 }

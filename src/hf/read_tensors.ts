@@ -3,10 +3,11 @@
  * through the checkpoint module's container reader, which checks the header and the tiling before any
  * tensor byte is read. Half-precision files are widened to float32 on the way in.
  */
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { readHeader, type TensorEntry } from "../checkpoint/index.ts";
 import { UserError } from "../errors.ts";
+import { readText } from "./files.ts";
 
 export interface LazyTensor {
   key: string;
@@ -22,9 +23,10 @@ export function weightFiles(dir: string): string[] {
   if (existsSync(single)) return [single];
   const index = join(dir, "model.safetensors.index.json");
   if (existsSync(index)) {
+    const indexText = readText(index, "the weights index");
     let map: Record<string, string>;
     try {
-      map = (JSON.parse(readFileSync(index, "utf8")) as { weight_map: Record<string, string> }).weight_map;
+      map = (JSON.parse(indexText) as { weight_map: Record<string, string> }).weight_map;
     } catch (err) {
       throw new UserError(`${index}: not a safetensors index (${(err as Error).message}).`);
     }

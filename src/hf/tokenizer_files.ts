@@ -4,9 +4,10 @@
  * and merges in the older two-file form; tokenizer_config.json and special_tokens_map.json name
  * <|endoftext|> as GPT-2 does, so AutoTokenizer finds everything.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
+import { readText } from "./files.ts";
 import { END_OF_TEXT, exportHuggingFace, importHuggingFace, type BpeTokenizer } from "../tokenizer/index.ts";
 
 export interface TokenizerFile {
@@ -45,21 +46,27 @@ export function tokenizerFiles(tok: BpeTokenizer, contextSize: number): Tokenize
   ];
 }
 
+/** Whether readTokenizerFiles finds a tokenizer in the folder (without reading it). */
+export function hasTokenizerFiles(dir: string): boolean {
+  return existsSync(join(dir, "tokenizer.json")) || (existsSync(join(dir, "vocab.json")) && existsSync(join(dir, "merges.txt")));
+}
+
 /** The folder's tokenizer, or null when it has none. tokenizer.json is preferred; vocab.json +
  * merges.txt are converted through the same importer (so the same checks apply). */
 export function readTokenizerFiles(dir: string): BpeTokenizer | null {
   const tokenizerJson = join(dir, "tokenizer.json");
-  if (existsSync(tokenizerJson)) return importHuggingFace(readFileSync(tokenizerJson, "utf8"), tokenizerJson);
+  if (existsSync(tokenizerJson)) return importHuggingFace(readText(tokenizerJson, "the tokenizer"), tokenizerJson);
   const vocabPath = join(dir, "vocab.json");
   const mergesPath = join(dir, "merges.txt");
   if (!existsSync(vocabPath) || !existsSync(mergesPath)) return null;
+  const vocabText = readText(vocabPath, "the tokenizer's vocabulary");
   let vocab: Record<string, number>;
   try {
-    vocab = JSON.parse(readFileSync(vocabPath, "utf8")) as Record<string, number>;
+    vocab = JSON.parse(vocabText) as Record<string, number>;
   } catch (err) {
     throw new UserError(`${vocabPath}: not valid JSON (${(err as Error).message}). Give the vocab.json saved with the model.`);
   }
-  const merges = readFileSync(mergesPath, "utf8")
+  const merges = readText(mergesPath, "the tokenizer's merges")
     .split("\n")
     .filter((line) => line.length > 0 && !line.startsWith("#version"));
   // Special tokens are plain entries of vocab.json; they are the ones spelled like <|…|>.

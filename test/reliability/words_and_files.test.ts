@@ -1,0 +1,162 @@
+/**
+ * What a new user met in export, import, inspect, generate and training's output: file-system
+ * failures as one-line errors naming the flag and the path, no export or import replacing a file of
+ * value without --overwrite (checked before any slow work), no empty folder left by a failed run, a
+ * LOPOS refusal with a way out, and numbers and counts written the way a person writes them.
+ */
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { writeLopos } from "../../src/checkpoint/index.ts";
+import { runCli, tempFolder } from "../cli/helpers.ts";
+import { BIN } from "./harness.ts";
+import { randomParams, tinyModelFiles } from "../generate/fixtures.ts";
+
+setDefaultTimeout(120_000);
+
+const tmp = tempFolder("tv-words-files-");
+const dir = tmp.dir;
+const p = (...names: string[]) => join(dir, ...names);
+let m: ReturnType<typeof tinyModelFiles>;
+const cli = (...args: string[]) => runCli(args, dir);
+
+/** One error line for the user: exit 2, no stack trace. */
+function expectUserError(r: { code: number; stderr: string }, ...parts: string[]): void {
+  expect(r.code).toBe(2);
+  for (const s of parts) expect(r.stderr).toContain(s);
+  expect(r.stderr).not.toContain("    at ");
+}
+
+/** Run the CLI under `sh -c` with a file-size limit; SIGXFSZ ignored so write(2) returns EFBIG. */
+async function underFileLimit(blocks: number, args: string[]): Promise<{ code: number; stderr: string }> {
+  const proc = Bun.spawn(["sh", "-c", `trap '' XFSZ; ulimit -f ${blocks}; exec "$@"`, "sh", "bun", "run", BIN, ...args], {
+    cwd: dir, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" },
+  });
+  const [, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stderr };
+}
+
+beforeAll(async () => {
+  m = tinyModelFiles(dir);
+  writeFileSync(p("a_file"), "not a folder");
+  const r = await cli("export", m.checkpoint, "--vocab", m.vocab, "--out", "hf");
+  expect(r.code).toBe(0);
+});
+afterAll(() => tmp.cleanup());
+
+describe("file-system failures are errors that name the flag and the path", () => {
+  test("import --out under a file: no stack trace, nothing written", async () => {
+    const r = await cli("import", "hf", "--out", "a_file/m.bin");
+    expectUserError(r, "--out a_file/m.bin", "a_file is a file, not a folder", "Give another --out");
+    const deeper = await cli("import", "hf", "--out", "a_file/sub/m.bin");
+    expectUserError(deeper, "--out a_file/sub/m.bin", "a_file is a file, not a folder");
+    expect(readFileSync(p("a_file"), "utf8")).toBe("not a folder");
+  });
+
+  test("export --out under a file, for both formats", async () => {
+    expectUserError(await cli("export", m.checkpoint, "--vocab", m.vocab, "--out", "a_file/hf"), "--out a_file/hf", "a_file is a file, not a folder");
+    expectUserError(await cli("export", m.checkpoint, "--vocab", m.vocab, "--out", "a_file"), "--out a_file: exists and is not a folder");
+    const bare = p("bare.bin");
+    const arch = { ...m.arch, attention_bias: false, tied_embeddings: false };
+    writeLopos(bare, arch, randomParams(arch, 3));
+    expectUserError(await cli("export", bare, "--format", "lopos", "--out", "a_file/x.bin"), "--out a_file/x.bin", "a_file is a file, not a folder");
+  });
+
+  test("a write cut short (file-size limit): the flag is named, and the folders the run made are gone", async () => {
+    const hf = await underFileLimit(20, ["export", m.checkpoint, "--vocab", m.vocab, "--out", "cut/hf"]);
+    expectUserError(hf, "--out: Could not write cut/hf/", "file-size limit");
+    expect(existsSync(p("cut"))).toBe(false);
+    const imported = await underFileLimit(20, ["import", "hf", "--out", "cut/m.bin"]);
+    expectUserError(imported, "--out: Could not write cut/m.bin", "file-size limit");
+    expect(existsSync(p("cut"))).toBe(false);
+    // A folder that was there before stays, without the files this run did not finish.
+    mkdirSync(p("kept"));
+    expectUserError(await underFileLimit(20, ["export", m.checkpoint, "--vocab", m.vocab, "--out", "kept"]), "--out: Could not write");
+    expect(readdirSync(p("kept"))).toEqual([]);
+  });
+
+  test("failed inputs leave no output folder", async () => {
+    expectUserError(await cli("export", m.checkpoint, "--vocab", "missing.vocab", "--out", "never/hf"), "missing.vocab");
+    expectUserError(await cli("export", m.checkpoint, "--format", "lopos", "--out", "never/x.bin"), "--format lopos");
+    expectUserError(await cli("import", "no_such_folder", "--out", "never/m.bin"), "no_such_folder");
+    expect(existsSync(p("never"))).toBe(false);
+  });
+});
+
+describe("export and import never replace a file of value without --overwrite", () => {
+  test("export --format hf into a folder that holds an export: refused before the checkpoint is read", async () => {
+    const before = readFileSync(p("hf", "model.safetensors"));
+    // A damaged checkpoint: the refusal must come first, so this error is never reached.
+    const damaged = p("damaged.bin");
+    writeFileSync(damaged, readFileSync(m.checkpoint).subarray(0, 1000));
+    const r = await cli("export", damaged, "--vocab", m.vocab, "--out", "hf");
+    expectUserError(r, "--out: hf/model.safetensors already holds a model; it was left as it is", "give another --out folder", "--overwrite");
+    expect(readFileSync(p("hf", "model.safetensors")).equals(before)).toBe(true);
+
+    mkdirSync(p("other_model"));
+    const other = tinyModelFiles(p("other_model"), {}, 9);
+    const replaced = await cli("export", other.checkpoint, "--vocab", other.vocab, "--out", "hf", "--overwrite");
+    expect(replaced.code).toBe(0);
+    expect(readFileSync(p("hf", "model.safetensors")).equals(before)).toBe(false);
+    // Unrelated files do not stop an export.
+    mkdirSync(p("notes"));
+    writeFileSync(p("notes", "README.md"), "mine");
+    expect((await cli("export", m.checkpoint, "--vocab", m.vocab, "--out", "notes")).code).toBe(0);
+    expect(readFileSync(p("notes", "README.md"), "utf8")).toBe("mine");
+  });
+
+  test("export --format lopos onto an existing file", async () => {
+    writeFileSync(p("precious.bin"), "precious");
+    const bare = p("bare2.bin");
+    const arch = { ...m.arch, attention_bias: false, tied_embeddings: false };
+    writeLopos(bare, arch, randomParams(arch, 4));
+    expectUserError(await cli("export", bare, "--format", "lopos", "--out", "precious.bin"), "precious.bin already holds", "--overwrite");
+    expect(readFileSync(p("precious.bin"), "utf8")).toBe("precious");
+    expect((await cli("export", bare, "--format", "lopos", "--out", "precious.bin", "--overwrite")).code).toBe(0);
+    expect(readFileSync(p("precious.bin")).subarray(0, 5).toString()).toBe("LOPOS");
+    // A new folder is made for the file, as for --format hf.
+    expect((await cli("export", bare, "--format", "lopos", "--out", "made/for/it.bin")).code).toBe(0);
+  });
+
+  test("import onto an existing checkpoint or vocabulary", async () => {
+    expect((await cli("import", "hf", "--out", "imp/m.bin")).code).toBe(0);
+    const ckpt = readFileSync(p("imp", "m.bin"));
+    const again = await cli("import", "hf", "--out", "imp/m.bin");
+    expectUserError(again, "--out: imp/m.bin already holds a checkpoint; it was left as it is", "give another --out", "--overwrite");
+    const vocabOnly = await cli("import", "hf", "--out", "imp/m2.bin");
+    expectUserError(vocabOnly, "imp/tokenizer.vocab already holds a vocabulary", "give another --vocab-out");
+    expect(existsSync(p("imp", "m2.bin"))).toBe(false);
+    expect((await cli("import", "hf", "--out", "imp/m2.bin", "--vocab-out", "imp/t2.vocab")).code).toBe(0);
+    expect((await cli("import", "hf", "--out", "imp/m.bin", "--overwrite")).code).toBe(0);
+    expect(readFileSync(p("imp", "m.bin")).equals(ckpt)).toBe(true);
+    expectUserError(await cli("import", "hf", "--out", "same.bin", "--vocab-out", "same.bin"), "--out and --vocab-out both name same.bin");
+  });
+
+  test("--overwrite is in the help of both commands", async () => {
+    for (const command of ["export", "import"]) {
+      const r = await cli(command, "--help");
+      expect(r.stdout).toMatch(/--overwrite\s+Replace/);
+    }
+  });
+
+  test("generate --dump-logits replaces an earlier dump, never another file, and checks before generating", async () => {
+    const gen = (...more: string[]) => cli("generate", "--checkpoint", m.checkpoint, "--vocab", m.vocab, "--prompt", "The", "--max-tokens", "2", "--temperature", "0", ...more);
+    expect((await gen("--dump-logits", "dump.st")).code).toBe(0);
+    expect((await gen("--dump-logits", "dump.st")).code).toBe(0);
+    writeFileSync(p("notes.txt"), "mine");
+    const r = await gen("--dump-logits", "notes.txt");
+    expectUserError(r, "--dump-logits: notes.txt already exists and is not a logits dump; it was left as it is");
+    expect(r.stdout).toBe(""); // nothing generated
+    expect(readFileSync(p("notes.txt"), "utf8")).toBe("mine");
+    const missing = await gen("--dump-logits", "no_folder/dump.st");
+    expectUserError(missing, "--dump-logits no_folder/dump.st: the folder no_folder does not exist");
+    expect(missing.stdout).toBe("");
+  });
+});
+
+test("export --format lopos of a model with attention biases says which models can, and offers --format hf", async () => {
+  const r = await cli("export", m.checkpoint, "--format", "lopos", "--out", "x.bin");
+  expectUserError(r, "has attention biases", "LoopOS", "every model train_vocab trains has them", "Use --format hf instead");
+  expect(r.stderr).not.toContain("seed");
+  expect(existsSync(p("x.bin"))).toBe(false);
+});
