@@ -42,7 +42,7 @@ async function run(o: Options): Promise<void> {
   const P = ckpt.arch.max_seq_len;
   const seqLen = o.maxLength === undefined ? Math.min(P, ckpt.training?.plan.seq_len ?? P) : wholeNumber("--max-length", o.maxLength, 1, P);
   const maxWindows = o.maxWindows === undefined ? undefined : wholeNumber("--max-windows", o.maxWindows, 1);
-  const ids = encodeFiles(tokenizer, listDataFiles(data));
+  const ids = encodeFiles(tokenizer, listDataFiles(data, (m) => console.error(m)));
   const started = performance.now();
   const r = evaluate(new InferenceEngine(ckpt.arch, ckpt.params), tokenizer, ids, seqLen, { maxWindows });
   const seconds = (performance.now() - started) / 1000;

@@ -1,5 +1,5 @@
 /** Files in and out: data discovery, size-checked reads, atomic writes. */
-import { closeSync, openSync, readFileSync, readdirSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { atomicWrite as writeAtomically } from "../checkpoint/atomic.ts";
 import { UserError } from "../errors.ts";
@@ -28,16 +28,35 @@ export function notText(path: string, size: number): string | null {
   }
 }
 
+/** Notes already given: a run may list the same data twice (vocabulary, then training). */
+const noted = new Set<string>();
+
+export interface DataFileOptions {
+  /** Folders the run writes into (its --output): left out of the data when they sit inside it, so a
+   * run never trains on its own metrics and token cache. Compared by real path; missing ones are ignored. */
+  exclude?: string[];
+}
+
 /**
  * `path` itself if it is a text file; every text file under it (recursively, sorted by path) if a
  * directory. Hidden files are skipped; so are empty and binary files in a folder (`notice` hears
  * which), while a single file given by name that is empty or binary is refused.
+ *
+ * Folders are walked once each by real path: a symbolic link back to a folder above it (a loop) is
+ * skipped with a notice, and a file or folder reached again through links is read once. Each notice
+ * is given once per process.
  */
-export function listDataFiles(path: string, notice?: (message: string) => void): string[] {
+export function listDataFiles(path: string, notice?: (message: string) => void, options: DataFileOptions = {}): string[] {
+  const note = (message: string) => {
+    if (!notice || noted.has(message)) return;
+    noted.add(message);
+    notice(message);
+  };
   let st;
   try {
     st = statSync(path);
-  } catch {
+  } catch (err) {
+    if ((err as { code?: string }).code === "ELOOP") throw new UserError(`--data ${path}: a symbolic link that leads back to itself. Give a text file or a folder of text files.`);
     throw new UserError(`--data ${path}: no such file or directory. Give a text file or a folder of text files.`);
   }
   if (st.isFile()) {
@@ -47,10 +66,24 @@ export function listDataFiles(path: string, notice?: (message: string) => void):
     return [path];
   }
   if (!st.isDirectory()) throw new UserError(`--data ${path}: not a regular file or directory.`);
+  const root = realpathSync(path);
+  const excluded = new Map<string, string>(); // real path -> as given
+  for (const folder of options.exclude ?? []) {
+    const real = realPath(folder);
+    if (real !== null) excluded.set(real, folder);
+  }
+  if (excluded.has(root)) {
+    throw new UserError(`--data ${path} is the output folder ${excluded.get(root)}: the run would train on its own files (metrics, token cache). Keep the text in a folder of its own, or choose another --output.`);
+  }
   const out: string[] = [];
   const skipped: string[] = [];
+  const loops: string[] = [];
+  const again: string[] = [];
+  const leftOut: string[] = [];
   let hidden = 0;
-  const walk = (dir: string) => {
+  const seen = new Map<string, string>([[root, "."]]); // real path -> where it was first reached
+  const show = (p: string) => relative(path, p) || ".";
+  const walk = (dir: string, ancestors: Set<string>) => {
     const names = readdirSync(dir).sort();
     for (const name of names) {
       if (name.startsWith(".")) {
@@ -61,27 +94,71 @@ export function listDataFiles(path: string, notice?: (message: string) => void):
       let s;
       try {
         s = statSync(p);
-      } catch {
-        continue; // a dangling link
+      } catch (err) {
+        // a link to itself (or a chain of links in a circle) leads nowhere; a dangling one is ignored
+        if ((err as { code?: string }).code === "ELOOP") loops.push(`${show(p)} -> ${readLink(p) ?? "?"}`);
+        continue;
       }
-      if (s.isDirectory()) walk(p);
-      else if (s.isFile()) {
+      if (!s.isDirectory() && !s.isFile()) continue;
+      const real = realPath(p);
+      if (real === null) continue;
+      if (s.isDirectory() && ancestors.has(real)) {
+        const link = readLink(p);
+        loops.push(link !== null ? `${show(p)} -> ${link}` : `${show(p)} (${relative(root, real) || "."} again)`);
+        continue;
+      }
+      if (excluded.has(real)) {
+        leftOut.push(show(p));
+        continue;
+      }
+      const first = seen.get(real);
+      if (first !== undefined) {
+        again.push(`${show(p)} (same as ${first})`);
+        continue;
+      }
+      seen.set(real, show(p));
+      if (s.isDirectory()) walk(p, new Set(ancestors).add(real));
+      else {
         const why = notText(p, s.size);
-        if (why) skipped.push(`${relative(path, p)} (${why})`);
+        if (why) skipped.push(`${show(p)} (${why})`);
         else out.push(p);
       }
     }
   };
-  walk(path);
+  walk(path, new Set([root]));
   const list = (xs: string[]) => xs.slice(0, 5).join(", ") + (xs.length > 5 ? `, … (${xs.length} in all)` : "");
+  if (loops.length > 0) note(`Note: --data ${path}: skipped ${loops.length} symbolic link loop(s) (a link back to a folder above it, or to itself): ${list(loops)}`);
+  if (leftOut.length > 0) note(`Note: --data ${path}: the output folder ${list(leftOut)} is left out (its metrics and token cache are not training data).`);
   if (out.length === 0) {
     if (skipped.length > 0) {
       throw new UserError(`--data ${path}: the folder holds no text files, only ${skipped.length} that are not text: ${list(skipped)}. Put UTF-8 text files in it.`);
     }
-    throw new UserError(`--data ${path}: the folder holds no files${hidden > 0 ? ` (only ${hidden} hidden one(s), which are skipped)` : ""}. Put text files in it (subfolders are read too).`);
+    const only = [
+      hidden > 0 ? `${hidden} hidden one(s), which are skipped` : "",
+      leftOut.length > 0 ? `the output folder ${list(leftOut)}, which is left out` : "",
+    ].filter(Boolean).join("; ");
+    throw new UserError(`--data ${path}: the folder holds no files${only ? ` (only ${only})` : ""}. Put text files in it (subfolders are read too).`);
   }
-  if (skipped.length > 0) notice?.(`Note: --data ${path}: skipped ${skipped.length} file(s) that are not text: ${list(skipped)}.`);
+  if (again.length > 0) note(`Note: --data ${path}: ${again.length} file(s) or folder(s) reached again through symbolic links are read once: ${list(again)}.`);
+  if (skipped.length > 0) note(`Note: --data ${path}: skipped ${skipped.length} file(s) that are not text: ${list(skipped)}.`);
   return out;
+}
+
+function realPath(p: string): string | null {
+  try {
+    return realpathSync(p);
+  } catch {
+    return null;
+  }
+}
+
+/** What a symbolic link points to, as written (for notices); null if it is not a link. */
+function readLink(p: string): string | null {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return null;
+  }
 }
 
 /** Read a whole file, refusing anything larger than `maxBytes` before reading a byte. */

@@ -24,6 +24,8 @@ export interface TrainOptions {
   /** Stop merging when the best pair occurs fewer times than this. */
   minFrequency: number;
   log?: (msg: string) => void;
+  /** The files of `data` when the caller has listed them already (walked once, with its exclusions). */
+  files?: string[];
 }
 
 export function trainTokenizer(opts: TrainOptions): BpeTokenizer {
@@ -35,7 +37,7 @@ export function trainTokenizer(opts: TrainOptions): BpeTokenizer {
     throw new UserError(`--min-frequency ${minFrequency}: must be a whole number >= 1.`);
   }
   const log = opts.log ?? (() => {});
-  const files = listDataFiles(opts.data);
+  const files = opts.files ?? listDataFiles(opts.data, log);
   const totalBytes = files.reduce((s, f) => s + statSync(f).size, 0);
   const trainer = new NativeTrainer();
   const progress = new Progress();
