@@ -61,7 +61,9 @@ export interface TokenizedData {
   cacheFile: string;
 }
 
-/** Ids of the data files (end-of-text between documents), from the cache when it matches. */
+/** Ids of the data files (end-of-text between documents), from the cache when it matches. Synchronous:
+ * no signal handler runs meanwhile, so SIGINT/SIGTERM end the process here (nothing is worth saving; a
+ * cache write cut short leaves only a temp file, removed by the next run that takes the lock). */
 export function tokenizeWithCache(
   files: string[], tokenizer: Tokenizer, dataFp: string, cacheDir: string,
 ): TokenizedData {

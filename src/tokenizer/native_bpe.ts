@@ -44,7 +44,12 @@ export function safeCut(text: Uint8Array): number {
 const trainerRegistry = new FinalizationRegistry<Pointer>((handle) => S.tv_bpe_trainer_free(handle));
 const encoderRegistry = new FinalizationRegistry<Pointer>((handle) => S.tv_bpe_encoder_free(handle));
 
-/** Counts words, then learns merges (state lives in C). */
+/**
+ * Counts words, then learns merges (state lives in C). A call may run for seconds without returning
+ * to JS, so no JS signal handler could run meanwhile: callers install none (see src/train/signals.ts)
+ * and SIGINT/SIGTERM's default action ends the process inside C. A half-built vocabulary is worth
+ * nothing, so there is nothing to save first.
+ */
 export class NativeTrainer {
   private handle: Pointer | null;
   private token = {};

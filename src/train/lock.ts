@@ -7,7 +7,14 @@
  * atomically and only once (link(2) fails with EEXIST when another run holds it). A second run on the
  * same folder is refused with a message naming the holder. A lock whose process is gone (same host,
  * no such pid, or the pid now belongs to a process started later) is stale: it is taken over with a
- * notice. The lock is removed when the run ends, also on SIGINT/SIGTERM and on process.exit.
+ * notice. The lock is removed when the run ends and on process.exit.
+ *
+ * No SIGINT/SIGTERM handler is installed here: JS handlers run only when the event loop does, which
+ * it never does during the long synchronous work before training (listing data, building the
+ * vocabulary in C, tokenizing), so a catching handler would defer the signal until training began.
+ * Until the training loop installs its own (src/train/signals.ts) the default action ends the process
+ * at once, with status 130/143; the lock it leaves is stale (its pid is dead) and the next run takes
+ * it over with a notice, removing leftover temp files too.
  *
  * While holding the lock, temp files of interrupted atomic writes in the folder (a run killed in the
  * middle of a save) are removed: no other writer can be using them.
@@ -202,19 +209,10 @@ export function acquireOutputLock(dir: string, notice: (message: string) => void
   }
 
   let released = false;
-  // Before the training loop installs its own handlers (which save first), a SIGINT or SIGTERM
-  // ends the run at once: remove the lock on the way out. Once others listen, they decide.
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (process.listenerCount(signal) > 1) return;
-    release();
-    process.exit(signal === "SIGINT" ? 130 : 143);
-  };
   const release = () => {
     if (released) return;
     released = true;
     process.off("exit", release);
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
     const now = readLock(path);
     if (now !== "missing" && now !== null && now.pid === info.pid && now.started === info.started) {
       try {
@@ -226,8 +224,6 @@ export function acquireOutputLock(dir: string, notice: (message: string) => void
   };
   // process.exit (a second SIGINT/SIGTERM) skips finally blocks but runs 'exit' listeners.
   process.on("exit", release);
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
   return { path, info, release };
 }
 
