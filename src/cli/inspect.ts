@@ -1,11 +1,12 @@
 /**
  * `train_vocab inspect CKPT`: what a checkpoint holds, from its header alone (instant even for large
- * files); `--verify` also reads every tensor and checks the checksum. Reads our checkpoints and the
- * seed's LOPOS v1 files.
+ * files); `--verify` also reads every tensor and checks the checksum. Reads our checkpoints and
+ * LoopOS's LOPOS v1 files.
  */
 import type { CAC } from "cac";
 import type { CheckpointHeader } from "../checkpoint/index.ts";
 import { UserError } from "../errors.ts";
+import { count, int, num } from "../format.ts";
 import { parameterCount } from "../model/layout.ts";
 import { requireFile, text } from "./use_flags.ts";
 
@@ -20,7 +21,7 @@ export function registerInspect(cli: CAC): void {
     .option("--verify", "Also read every tensor and check the checksum (boolean; default: header only)")
     .option("--json", "Print one JSON object instead of text (boolean)")
     .example("train_vocab inspect outputs/autoregressive/model_checkpoint.bin")
-    .example("train_vocab inspect old_seed_model.bin --verify --json")
+    .example("train_vocab inspect loopos_model.bin --verify --json")
     .action(async (checkpoint: unknown, o: Options) => run(text("<checkpoint>", checkpoint)!, o));
 }
 
@@ -70,10 +71,6 @@ function asJson(h: CheckpointHeader, v: Verdict, verify: boolean) {
   };
 }
 
-const int = (n: number) => n.toLocaleString("en-US");
-/** Rates and rates of decay without float noise (3e-4 · 0.1 prints as 0.00003, not 0.000030000000000000004). */
-const num = (x: number) => String(Number(x.toPrecision(6)));
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 function bytes(n: number, exact = true): string {
   const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
@@ -82,7 +79,7 @@ function bytes(n: number, exact = true): string {
     x /= 1024;
     i++;
   }
-  if (i === 0) return `${n} bytes`;
+  if (i === 0) return count(n, "byte");
   return exact ? `${x.toFixed(1)} ${units[i]} (${int(n)} bytes)` : `${x.toFixed(1)} ${units[i]}`;
 }
 
@@ -91,7 +88,7 @@ function asText(h: CheckpointHeader, v: Verdict, verify: boolean): string {
   const n = parameterCount(a);
   const rows: [string, string][] = [
     ["checkpoint", h.path],
-    ["format", h.format === "lopos" ? `LOPOS v${h.version} (the seed system's format: weights only)` : `${h.format} v${h.version} (safetensors)`],
+    ["format", h.format === "lopos" ? `LOPOS v${h.version} (LoopOS's format: weights only)` : `${h.format} v${h.version} (safetensors)`],
     ["file size", bytes(h.fileSize)],
     [
       "architecture",
@@ -103,23 +100,26 @@ function asText(h: CheckpointHeader, v: Verdict, verify: boolean): string {
   ];
   const t = h.training;
   if (!t) {
-    rows.push(["training", h.format === "lopos" ? "not recorded (the seed format stores none)" : "none recorded (weights only)"]);
+    rows.push(["training", h.format === "lopos" ? "not recorded (LOPOS stores none)" : "none recorded (weights only)"]);
   } else {
     const p = t.plan;
-    const epochStep = p.steps_per_epoch > 0 ? ` (step ${int(t.step_in_epoch)} of ${int(p.steps_per_epoch)})` : "";
+    // The state counts epochs from 0 (t.epoch epochs are done); people count the one under way from 1.
+    const where = t.stage_complete
+      ? `${count(p.epochs, "epoch")} done · stage complete`
+      : `epoch ${t.epoch + 1}/${p.epochs}${p.steps_per_epoch > 0 ? ` (step ${int(t.step_in_epoch)} of ${int(p.steps_per_epoch)})` : ""}`;
     rows.push(
-      ["training", `step ${int(t.global_step)} · stage ${t.stage} · epoch ${t.epoch}${epochStep} · tokens seen ${int(t.tokens_seen)}${t.stage_complete ? " · stage complete" : ""}`],
+      ["training", `step ${int(t.global_step)} · stage ${t.stage} · ${where} · tokens seen ${int(t.tokens_seen)}`],
       [
         "lr plan",
-        `${p.schedule}: peak ${num(p.peak_lr)} → min ${num(p.min_lr)}, warmup ${int(p.warmup_steps)} of ${int(p.total_steps)} steps, ${plural(p.epochs, "epoch")}`,
+        `${p.schedule}: peak ${num(p.peak_lr)} → min ${num(p.min_lr)}, warmup ${int(p.warmup_steps)} of ${count(p.total_steps, "step")}, ${count(p.epochs, "epoch")}`,
       ],
-      ["", `batch ${p.batch_size} × seq_len ${p.seq_len} · weight decay ${num(p.weight_decay)} · betas ${num(p.beta1)}/${num(p.beta2)} · eps ${num(p.eps)} · grad clip ${num(p.grad_clip)} · seed ${p.seed}`],
+      ["", `batch ${int(p.batch_size)} × seq_len ${int(p.seq_len)} · weight decay ${num(p.weight_decay)} · betas ${num(p.beta1)}/${num(p.beta2)} · eps ${num(p.eps)} · grad clip ${num(p.grad_clip)} · seed ${p.seed}`],
       ["data", p.data_fingerprint || "(none)"],
     );
-    for (const s of t.history ?? []) rows.push(["earlier stage", `stage ${s.stage}: ${plural(s.epochs, "epoch")} at peak lr ${num(s.peak_lr)} (data ${s.data_fingerprint})`]);
+    for (const s of t.history ?? []) rows.push(["earlier stage", `stage ${s.stage}: ${count(s.epochs, "epoch")} at peak lr ${num(s.peak_lr)} (data ${s.data_fingerprint})`]);
   }
   const tok = h.tokenizer;
-  rows.push(["tokenizer", tok ? `${tok.type}, ${int(tok.vocab_size)} tokens, fingerprint ${tok.fingerprint}` : "not recorded (any vocab of the right size is accepted)"]);
+  rows.push(["tokenizer", tok ? `${tok.type}, ${count(tok.vocab_size, "token")}, fingerprint ${tok.fingerprint}` : "not recorded (any vocab of the right size is accepted)"]);
   rows.push(["checksum", checksumLine(h, v, verify)]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, val]) => `${k.padEnd(width)}  ${val}`).join("\n");

@@ -6,6 +6,7 @@
  * half-context of tokens rather than one per token.
  */
 import { UserError } from "../errors.ts";
+import { count, int } from "../format.ts";
 import type { Tokenizer } from "../tokenizer/index.ts";
 import type { InferenceEngine } from "./engine.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";
@@ -47,7 +48,7 @@ export function generate(engine: InferenceEngine, tok: Tokenizer, prompt: string
   }
   const cut = ids.length > context;
   if (cut) {
-    notice(`The prompt is ${ids.length} tokens; the model's context holds ${context}: using the last ${context}.`);
+    notice(`The prompt is ${count(ids.length, "token")}; the model's context holds ${int(context)}: using the last ${int(context)}.`);
     ids = ids.slice(ids.length - context);
   }
   opts.onPrompt?.(ids, cut);
@@ -80,7 +81,7 @@ export function generate(engine: InferenceEngine, tok: Tokenizer, prompt: string
       continue;
     }
     const keep = Math.ceil(context / 2);
-    if (!slid) notice(`\n[context of ${context} tokens full: continuing from the last ${keep}]`);
+    if (!slid) notice(`\n[context of ${count(context, "token")} full: continuing from the last ${int(keep)}]`);
     slid = true;
     recent.splice(0, recent.length - keep);
     logits = engine.prefill(recent);

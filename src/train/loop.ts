@@ -31,6 +31,7 @@ export interface LoopParts {
   progress: TrainingProgress;
   metrics: MetricsLog;
   save(reason: SaveReason): void;
+  /** `epoch`: the epoch that ended, counted from 0 as the state counts them. */
   onEpochEnd(epoch: number, valLoss: number | null): void;
   /** The signal that asked us to stop, if any (checked between steps). */
   stopRequested(): NodeJS.Signals | null;
@@ -117,7 +118,10 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
       const perStep = stepsThisRun === 1 ? (now - started) / 1000 : (now - firstStepEnd) / 1000 / (stepsThisRun - 1);
       const left = plan.total_steps - stageStep(state);
       const leftThisRun = p.maxSteps === null ? left : Math.min(left, p.maxSteps - stepsThisRun);
-      p.metrics.add({ step, stage: state.stage, epoch: state.epoch, loss, lr, grad_norm: gradNorm, tokens_per_sec: Math.round(tokensPerSec) });
+      // metrics.jsonl counts epochs from 1, as the log does (the state counts from 0).
+      p.metrics.add({
+        step, stage: state.stage, epoch: state.epoch + 1, epochs: plan.epochs, loss, lr, grad_norm: gradNorm, tokens_per_sec: Math.round(tokensPerSec),
+      });
       p.progress.step({
         step, stageStep: sStep + 1, stageSteps: plan.total_steps, epoch: state.epoch, epochs: plan.epochs,
         stepInEpoch: state.step_in_epoch, stepsPerEpoch: plan.steps_per_epoch, loss, lr, tokensPerSec: shownRate,
@@ -128,7 +132,7 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
     }
 
     const valLoss = validationLoss(model, windows, B, T);
-    if (valLoss !== null) p.metrics.add({ step: state.global_step, stage: state.stage, epoch: state.epoch, val_loss: valLoss });
+    if (valLoss !== null) p.metrics.add({ step: state.global_step, stage: state.stage, epoch: state.epoch + 1, epochs: plan.epochs, val_loss: valLoss });
     const finished = state.epoch;
     state.epoch++;
     state.step_in_epoch = 0;

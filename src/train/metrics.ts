@@ -3,6 +3,11 @@
  * optimizer step and {"step", "val_loss", ...} per epoch end. A resumed stage first drops lines
  * past the checkpoint's step (written after the last save by a run that then died), so the file
  * reads the same as if the run had never stopped.
+ *
+ * Fields: step is the global step (1-based); stage the stage (1-based); epoch the stage's epoch the
+ * line belongs to, counted from 1 as the log prints it ("epoch 2/3"), and epochs the stage's count.
+ * Lines written before `epochs` was recorded counted epochs from 0: readMetrics adds 1 to those and
+ * gives them epochs null, so an old log read and rewritten on resume stays consistent.
  */
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { atomicWrite, describeFsError } from "../checkpoint/atomic.ts";
@@ -11,7 +16,10 @@ import { UserError } from "../errors.ts";
 export interface StepRecord {
   step: number;
   stage: number;
+  /** 1-based, within the stage. */
   epoch: number;
+  /** The stage's epoch count; null on lines from logs that did not record it. */
+  epochs: number | null;
   loss: number;
   lr: number;
   grad_norm: number;
@@ -21,7 +29,9 @@ export interface StepRecord {
 export interface ValRecord {
   step: number;
   stage: number;
+  /** 1-based: the epoch that just ended. */
   epoch: number;
+  epochs: number | null;
   val_loss: number;
 }
 
@@ -72,8 +82,11 @@ export function readMetrics(path: string): MetricsRecord[] {
   for (const line of readFileSync(path, "utf8").split("\n")) {
     if (!line.trim()) continue;
     try {
-      const r = JSON.parse(line) as MetricsRecord;
-      if (typeof r.step === "number") out.push(r);
+      const r = JSON.parse(line) as Partial<MetricsRecord> & { step: unknown };
+      if (typeof r.step !== "number") continue;
+      // An older line: epochs counted from 0 (see the top of the file).
+      if (r.epochs === undefined && typeof r.epoch === "number") Object.assign(r, { epoch: r.epoch + 1, epochs: null });
+      out.push(r as MetricsRecord);
     } catch {
       // a line cut short by a crash: skip it
     }

@@ -3,6 +3,8 @@
  * loss, learning rate, tokens/s, ETA); otherwise a plain line every `logEvery` steps, so logs and
  * CI output stay readable.
  */
+import { int, num } from "../format.ts";
+
 export interface StepView {
   step: number;          // global step just finished
   stageStep: number;     // within the stage, 1-based
@@ -28,8 +30,8 @@ export class TrainingProgress {
 
   step(v: StepView): void {
     const line =
-      `step ${v.step} (${v.stageStep}/${v.stageSteps}) · epoch ${v.epoch + 1}/${v.epochs} [${v.stepInEpoch}/${v.stepsPerEpoch}] · ` +
-      `loss ${v.loss.toFixed(4)} · lr ${v.lr.toExponential(2)} · ${Math.round(v.tokensPerSec).toLocaleString("en-US")} tok/s · ETA ${duration(v.etaSeconds)}`;
+      `step ${int(v.step)} (${int(v.stageStep)}/${int(v.stageSteps)}) · epoch ${v.epoch + 1}/${v.epochs} [${int(v.stepInEpoch)}/${int(v.stepsPerEpoch)}] · ` +
+      `loss ${v.loss.toFixed(4)} · lr ${num(v.lr, 3)} · ${int(v.tokensPerSec)} tok/s · ETA ${duration(v.etaSeconds)}`;
     if (this.tty) {
       // At most ten redraws a second: tiny models take thousands of steps per second.
       const now = performance.now();

@@ -1,8 +1,9 @@
-/** The lines a person reads about a checkpoint: the seed's architecture block and our training state. */
+/** The lines a person reads about a checkpoint: LoopOS's architecture block and our training state. */
 import type { TrainingState } from "../checkpoint/index.ts";
+import { count, int, num } from "../format.ts";
 import type { Architecture } from "../model/layout.ts";
 
-/** Exactly the seed's block (its users grep for it). */
+/** Exactly LoopOS's block (its users grep for it). */
 export function architectureBlock(arch: Architecture): string {
   return [
     "Loaded architecture from checkpoint:",
@@ -24,16 +25,16 @@ export function architectureDetails(arch: Architecture): string {
 export function trainingStateLine(t: TrainingState | null, format: string): string {
   if (!t) {
     return format === "lopos"
-      ? "Training state: none stored (a seed LOPOS v1 checkpoint holds weights only); training starts a new stage"
+      ? "Training state: none stored (a LoopOS LOPOS v1 checkpoint holds weights only); training starts a new stage"
       : "Training state: none stored (weights only)";
   }
   const p = t.plan;
   const where = t.stage_complete
-    ? `complete (${p.epochs} epoch${p.epochs === 1 ? "" : "s"})`
-    : `interrupted at epoch ${t.epoch + 1}/${p.epochs}, step ${t.step_in_epoch}/${p.steps_per_epoch} of the epoch`;
+    ? `complete (${count(p.epochs, "epoch")})`
+    : `interrupted at epoch ${t.epoch + 1}/${p.epochs}, step ${int(t.step_in_epoch)}/${int(p.steps_per_epoch)} of the epoch`;
   return (
-    `Training state: stage ${t.stage} ${where}; global step ${t.global_step}, ` +
-    `${t.tokens_seen.toLocaleString("en-US")} tokens seen; peak lr ${p.peak_lr}, batch ${p.batch_size} × ${p.seq_len}`
+    `Training state: stage ${t.stage} ${where}; global step ${int(t.global_step)}, ` +
+    `${count(t.tokens_seen, "token")} seen; peak lr ${num(p.peak_lr)}, batch ${int(p.batch_size)} × ${int(p.seq_len)}`
   );
 }
 

@@ -31,7 +31,7 @@ describe("inspect", () => {
     const r = runCli(["inspect", ours]);
     expect(r.code).toBe(0);
     for (const s of ["train-vocab-checkpoint v1", "d_model 32", "num_layers 2", `${n.toLocaleString("en-US")}`, "AdamW moments stored", "step 120",
-      "epoch 2 (step 20 of 50)", "tokens seen 2,880", "peak 0.0003", "warmup 10 of 150", "fingerprint feedbeef", "not checked"]) {
+      "epoch 3/3 (step 20 of 50)", "tokens seen 2,880", "peak 0.0003", "warmup 10 of 150", "fingerprint feedbeef", "not checked"]) {
       expect(r.stdout).toContain(s);
     }
   });

@@ -7,8 +7,9 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeLopos } from "../../src/checkpoint/index.ts";
-import { runCli, tempFolder } from "../cli/helpers.ts";
+import { writeCheckpoint, writeLopos } from "../../src/checkpoint/index.ts";
+import { MetricsLog, readMetrics } from "../../src/train/metrics.ts";
+import { learnableText, runCli, tempFolder, TINY, writeText } from "../cli/helpers.ts";
 import { BIN } from "./harness.ts";
 import { randomParams, tinyModelFiles } from "../generate/fixtures.ts";
 
@@ -159,4 +160,89 @@ test("export --format lopos of a model with attention biases says which models c
   expectUserError(r, "has attention biases", "LoopOS", "every model train_vocab trains has them", "Use --format hf instead");
   expect(r.stderr).not.toContain("seed");
   expect(existsSync(p("x.bin"))).toBe(false);
+});
+
+describe("numbers and words", () => {
+  test("generate: one token is '1 token'; --no-echo's help does not contradict itself", async () => {
+    const r = await cli("generate", "--checkpoint", m.checkpoint, "--vocab", m.vocab, "--prompt", "The", "--max-tokens", "1", "--temperature", "0", "--ignore-end");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/\[1 token in .* · prompt 1 token in/);
+    const help = (await cli("generate", "--help")).stdout;
+    const line = help.split("\n").find((l) => l.includes("--no-echo"))!;
+    expect(line).toContain("Print only the new text");
+    expect(line).not.toContain("(default: true)");
+    expect(help).not.toContain("the seed");
+  });
+
+  test("export and inspect help speak of LoopOS, not of a seed", async () => {
+    for (const command of ["export", "inspect", "generate"]) expect((await cli(command, "--help")).stdout).not.toMatch(/the seed|seed's|seed system/);
+  });
+
+  test.todo("generate --prompt - reads the prompt from stdin", async () => {
+    const args = ["generate", "--checkpoint", m.checkpoint, "--vocab", m.vocab, "--max-tokens", "3", "--temperature", "0"];
+    const proc = Bun.spawn(["bun", "run", BIN, ...args, "--prompt", "-"], { cwd: dir, stdin: new TextEncoder().encode("The cat"), stdout: "pipe", stderr: "pipe" });
+    const [stdout, , code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect(code).toBe(0);
+    expect(stdout).toBe((await cli(...args, "--prompt", "The cat")).stdout);
+  });
+
+  test("training: epochs counted from 1 in metrics.jsonl as in the log, plain learning rates, thousands separators", async () => {
+    writeText(dir, "data.txt", learnableText(300));
+    const flags = TINY.map((a, i) => (TINY[i - 1] === "--learning-rate" ? "0.0003" : TINY[i - 1] === "--log-every" ? "1" : a));
+    const r = await cli("--data", "data.txt", "--vocab", "train.vocab", ...flags, "--epochs", "2", "--output", "run");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split("\n").filter((l) => l.startsWith("step "));
+    expect(lines[0]).toMatch(/^step 1 \(1\/\d+\) · epoch 1\/2 \[1\/\d+\] · loss \d+\.\d{4} · lr [\d.e-]+ · [\d,]+ tok\/s/);
+    for (const l of lines) {
+      const lr = /· lr ([^ ]+) ·/.exec(l)![1]!;
+      expect(lr.replace(/e-\d+$/, "").replace(/^0\.0*/, "").replace(".", "").length).toBeLessThanOrEqual(4);
+    }
+    const records = readFileSync(p("run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(new Set(records.map((x) => x.epoch))).toEqual(new Set([1, 2]));
+    expect(records.every((x) => x.epochs === 2)).toBe(true);
+    expect(records[0].epoch).toBe(1);
+    expect(records.at(-1).epoch).toBe(2);
+
+    const inspect = await cli("inspect", "run/model_checkpoint.bin");
+    expect(inspect.stdout).toContain("2 epochs done · stage complete");
+    expect(inspect.stdout).toMatch(/warmup \d+ of [\d,]+ steps?, 2 epochs/);
+    const resumed = await cli("resume", "run/model_checkpoint.bin", "--vocab", "train.vocab");
+    expect(resumed.stdout).toMatch(/Training state: stage \d+ complete \(2 epochs\); global step [\d,]+, [\d,]+ tokens seen; peak lr 0\.0003,/);
+  });
+
+  test("inspect: an interrupted stage's epoch counted from 1", async () => {
+    const arch = m.arch;
+    writeCheckpoint(p("mid.bin"), {
+      arch, tokenizer: null, params: randomParams(arch, 2),
+      training: {
+        global_step: 1, stage: 1, epoch: 0, step_in_epoch: 1, tokens_seen: 1, rng_state: "00", stage_complete: false,
+        plan: {
+          data_fingerprint: "d", epochs: 1, peak_lr: 0.00030000000000000003, min_lr: 0.000030000000000000004, warmup_steps: 1, total_steps: 1,
+          steps_per_epoch: 1, batch_size: 1, seq_len: 6, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1, seed: 1, schedule: "cosine",
+        },
+      },
+    });
+    const r = await cli("inspect", "mid.bin");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("step 1 · stage 1 · epoch 1/1 (step 1 of 1) · tokens seen 1");
+    expect(r.stdout).toContain("peak 0.0003 → min 3e-5, warmup 1 of 1 step, 1 epoch");
+    const resumed = await cli("resume", "mid.bin", "--vocab", m.vocab);
+    expect(resumed.stdout).toContain("interrupted at epoch 1/1, step 1/1 of the epoch; global step 1, 1 token seen; peak lr 0.0003, batch 1 × 6");
+  });
+});
+
+test("metrics.jsonl from before epochs counted from 1: read as 1-based, and not shifted twice when rewritten", () => {
+  const path = p("old_metrics.jsonl");
+  writeFileSync(path, [
+    { step: 1, stage: 1, epoch: 0, loss: 5, lr: 0.001, grad_norm: 1, tokens_per_sec: 10 },
+    { step: 1, stage: 1, epoch: 0, val_loss: 5.5 },
+    { step: 2, stage: 1, epoch: 1, loss: 4, lr: 0.001, grad_norm: 1, tokens_per_sec: 10 },
+  ].map((r) => JSON.stringify(r)).join("\n") + "\n");
+  expect(readMetrics(path).map((r) => [r.epoch, r.epochs])).toEqual([[1, null], [1, null], [2, null]]);
+  const log = new MetricsLog(path);
+  log.open(Infinity, false);
+  log.add({ step: 3, stage: 1, epoch: 2, epochs: 2, loss: 3, lr: 0.001, grad_norm: 1, tokens_per_sec: 10 });
+  log.flush();
+  log.open(Infinity, false);
+  expect(readMetrics(path).map((r) => r.epoch)).toEqual([1, 1, 2, 2]);
 });
