@@ -70,9 +70,12 @@ deps:
 	@command -v bun >/dev/null 2>&1 || npm install -g bun
 	@test -d node_modules || bun install
 
-# The standalone executable, with the native library embedded.
+# The standalone executable, with the native library embedded. The resume guide's Method 2 runs
+# ./build_avx512/train_vocab: the same file is linked there (it picks the ISA level at run time).
 compile: lib deps
 	$(BUN) build --compile bin/train-vocab.ts --outfile train_vocab
+	@mkdir -p build_avx512
+	ln -f train_vocab build_avx512/train_vocab 2>/dev/null || cp -f train_vocab build_avx512/train_vocab
 
 demo: deps lib
 	$(BUN) run bin/train-vocab.ts demo
@@ -97,7 +100,7 @@ bench: deps lib
 	$(BUN) run bench:kernels
 
 clean:
-	rm -rf $(BUILD) train_vocab
+	rm -rf $(BUILD) train_vocab build_avx512
 
 # Independent check of the HuggingFace export: GPT-2 rebuilt in plain PyTorch from the exported files
 # must give our logits to 1e-4 (needs PyTorch: `apt-get install python3-torch` on Debian).

@@ -1,10 +1,11 @@
 /**
  * The standalone executable (bun build --compile, native library embedded), copied away from the
  * project and run from another folder: it trains, stops and resumes, loads without training, and
- * speaks the seed's errors. scripts/run_cli.sh drives the same executable through its subcommands.
+ * speaks LoopOS's errors. scripts/run_cli.sh drives the same executable through its subcommands;
+ * `make compile` also puts it where the resume guide runs it.
  */
 import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { learnableText, runCli, tempFolder, TINY, writeText } from "./helpers.ts";
 
@@ -82,4 +83,23 @@ test("scripts/run_cli.sh: train-vocab, vocab-train, resume, continue, generate a
   const bad = await sh(["resume"]);
   expect(bad.code).toBe(2);
   expect(existsSync(join(work, "sh/model_checkpoint.bin"))).toBe(true);
+});
+
+test("make compile also puts the executable at build_avx512/train_vocab, where the resume guide's Method 2 runs it", async () => {
+  // The Makefile's compile recipe in a scratch folder: the library stubbed as up to date and a "bun"
+  // whose build hands over the executable built above, so only the recipe's own steps run.
+  const scratch = join(tmp.dir, "make");
+  mkdirSync(join(scratch, "build"), { recursive: true });
+  mkdirSync(join(scratch, "node_modules"));
+  writeFileSync(join(scratch, "build", `libtrain_vocab.${process.platform === "darwin" ? "dylib" : "so"}`), "");
+  const stub = join(scratch, "bun-stub.sh");
+  writeFileSync(stub, `#!/bin/sh\n# build --compile <entry> --outfile <out>\ncp "${exe}" "$5"\n`, { mode: 0o755 });
+  const make = Bun.spawnSync(["make", "-f", join(ROOT, "Makefile"), "-C", scratch, "compile", `BUN=${stub}`], { stdout: "pipe", stderr: "pipe" });
+  expect(make.stderr.toString()).toBe("");
+  expect(make.exitCode).toBe(0);
+  const guide = join(scratch, "build_avx512", "train_vocab");
+  expect(statSync(guide).size).toBe(statSync(join(scratch, "train_vocab")).size);
+  const r = await runCli(["inspect", "--help"], scratch, [guide]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("inspect <checkpoint>");
 });
