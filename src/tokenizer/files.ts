@@ -32,8 +32,9 @@ export function notText(path: string, size: number): string | null {
 const noted = new Set<string>();
 
 export interface DataFileOptions {
-  /** Folders the run writes into (its --output): left out of the data when they sit inside it, so a
-   * run never trains on its own metrics and token cache. Compared by real path; missing ones are ignored. */
+  /** What the run writes (its --output folder, its --vocab file): left out of the data when inside it,
+   * so a run never trains on its own metrics, token cache or vocabulary. Compared by real path;
+   * paths that do not exist yet are ignored. */
   exclude?: string[];
 }
 
@@ -128,14 +129,14 @@ export function listDataFiles(path: string, notice?: (message: string) => void, 
   walk(path, new Set([root]));
   const list = (xs: string[]) => xs.slice(0, 5).join(", ") + (xs.length > 5 ? `, … (${xs.length} in all)` : "");
   if (loops.length > 0) note(`Note: --data ${path}: skipped ${loops.length} symbolic link loop(s) (a link back to a folder above it, or to itself): ${list(loops)}`);
-  if (leftOut.length > 0) note(`Note: --data ${path}: the output folder ${list(leftOut)} is left out (its metrics and token cache are not training data).`);
+  if (leftOut.length > 0) note(`Note: --data ${path}: left out ${list(leftOut)}: written by this run (output folder, vocabulary), not training data.`);
   if (out.length === 0) {
     if (skipped.length > 0) {
       throw new UserError(`--data ${path}: the folder holds no text files, only ${skipped.length} that are not text: ${list(skipped)}. Put UTF-8 text files in it.`);
     }
     const only = [
       hidden > 0 ? `${hidden} hidden one(s), which are skipped` : "",
-      leftOut.length > 0 ? `the output folder ${list(leftOut)}, which is left out` : "",
+      leftOut.length > 0 ? `${list(leftOut)}, written by this run and left out` : "",
     ].filter(Boolean).join("; ");
     throw new UserError(`--data ${path}: the folder holds no files${only ? ` (only ${only})` : ""}. Put text files in it (subfolders are read too).`);
   }

@@ -126,29 +126,33 @@ test("a file reached twice through links (a folder and a link to it) counts once
 });
 
 describe("an output folder inside the data folder", () => {
-  test("listDataFiles leaves out an excluded folder (by real path) with a notice, and refuses data that is that folder", () => {
+  test("listDataFiles leaves out excluded folders and files (by real path) with a notice, and refuses data that is such a folder", () => {
     const data = dataFolder({ "out-link": "out" });
     mkdirSync(join(data, "out"));
     writeText(join(data, "out"), "metrics.jsonl", '{"step":1,"loss":5}\n');
     const notices: string[] = [];
     expect(listDataFiles(data, (m) => notices.push(m), { exclude: [join(data, "out-link")] })).toEqual([join(data, "story.txt")]);
-    expect(notices.join("\n")).toContain("the output folder out, out-link is left out");
+    expect(notices.join("\n")).toContain("left out out, out-link: written by this run");
     expect(listDataFiles(data, () => {}, { exclude: [join(data, "not-made-yet")] })).toHaveLength(2);
+    expect(listDataFiles(data, () => {}, { exclude: [join(data, "story.txt")] })).toEqual([join(data, "out", "metrics.jsonl")]);
     expect(() => listDataFiles(data, () => {}, { exclude: [data + "/"] })).toThrow(/is the output folder/);
   });
 
-  // Needs run.ts to pass the output folder: listDataFiles(o.data, io.warn, { exclude: [o.output] }).
-  test.todo("a second run does not train on the first run's metrics and token cache", async () => {
+  // Needs run.ts to pass what it writes: listDataFiles(o.data, io.warn, { exclude: [o.output, o.vocab] }).
+  test.todo("a second run does not train on the first run's metrics, token cache and vocabulary", async () => {
     const data = dataFolder({});
     const out = join(data, "run");
-    const args = ["--data", data, "--vocab", join(data, "..", "tok.vocab"), ...TINY, "--max-steps", "2", "--output", out];
+    const vocab = join(data, "tok.vocab");
+    const args = ["--data", data, "--vocab", vocab, ...TINY, "--max-steps", "2", "--output", out];
     const first = await runBounded(args, join(data, ".."));
     expect(first.code).toBe(0);
-    const second = await runBounded(args, join(data, ".."));
+    const second = await runBounded(["resume", join(out, "model_checkpoint.bin"), "--data", data, "--vocab", vocab, "--output", out, "--max-steps", "1"], join(data, ".."));
     expect({ timedOut: second.timedOut, code: second.code }).toEqual({ timedOut: false, code: 0 });
-    expect(second.stdout).toMatch(/Data: [\d,]+ tokens from 1 file\(s\) \(cached ids/);
-    expect(second.stderr).toContain(`Note: --data ${data}: the output folder run is left out`);
-    const same = await runBounded(["--data", out, "--vocab", join(data, "..", "tok.vocab"), ...TINY, "--max-steps", "1", "--output", out], join(data, ".."));
+    expect(second.stdout).toMatch(/Data: [\d,]+ tokens from 1 file(?!s).*\(cached ids/);
+    expect(second.stdout).toContain("Continuing stage 0"); // the same data as the first run
+    expect(second.stderr).toContain(`Note: --data ${data}: left out run, tok.vocab: written by this run`);
+    const both = dataFolder({});
+    const same = await runBounded(["--data", both, "--vocab", join(data, "..", "tok.vocab"), ...TINY, "--max-steps", "1", "--output", both], join(data, ".."));
     expect(same.code).toBe(2);
     expect(same.stderr).toContain("is the output folder");
   });
