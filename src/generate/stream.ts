@@ -1,7 +1,7 @@
 /**
  * Turning generated ids into text as they arrive. Byte-level BPE tokens are byte strings that may end
  * inside a UTF-8 character, so their bytes go through a streaming decoder that holds an incomplete
- * character back until the next token completes it. Other tokenizers (the seed's word vocabulary)
+ * character back until the next token completes it. Other tokenizers (LoopOS's word vocabulary)
  * put separators between tokens, so the new text is what decoding the previous token plus this one
  * adds to decoding the previous token alone.
  */

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { architectureSchema, describeIssues } from "../checkpoint/schema.ts";
 import { UserError } from "../errors.ts";
+import { num } from "../format.ts";
 import type { Architecture } from "../model/layout.ts";
 
 export const LAYER_NORM_EPSILON = 1e-5;
@@ -77,7 +78,7 @@ export function parseHfConfig(json: unknown, path: string): ParsedConfig {
     fail(`activation_function "${c.activation_function}" is not the tanh GELU this model computes`, `Only ${TANH_GELUS.join("/")} can be imported`);
   }
   if (Math.abs(c.layer_norm_epsilon - LAYER_NORM_EPSILON) > 1e-12) {
-    fail(`layer_norm_epsilon ${c.layer_norm_epsilon} differs from the ${LAYER_NORM_EPSILON} our kernels use`, "The model would compute different numbers here");
+    fail(`layer_norm_epsilon ${num(c.layer_norm_epsilon, 12)} differs from the ${num(LAYER_NORM_EPSILON)} our kernels use`, "The model would compute different numbers here");
   }
   if (!c.scale_attn_weights || c.scale_attn_by_inverse_layer_idx) {
     fail("the attention scaling is not the standard 1/√head_dim", "Set scale_attn_weights=true and scale_attn_by_inverse_layer_idx=false, or train with that setting");

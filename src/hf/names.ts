@@ -13,7 +13,7 @@ export interface HfTensor {
   hf: string;
   /** HF holds the transpose of ours. */
   transposed: boolean;
-  /** GPT-2 always has it; our seed-shaped models do not (exported as zeros of this length). */
+  /** GPT-2 always has it; LoopOS-shaped models do not (exported as zeros of this length). */
   zeroIfAbsent?: number;
 }
 

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseSafetensors } from "../checkpoint/helpers.ts";
-import { exportHf } from "../../src/hf/export.ts";
+import { exportHf, HF_FILES } from "../../src/hf/export.ts";
 import { importHf } from "../../src/hf/import.ts";
 import { readTokenizerFiles } from "../../src/hf/tokenizer_files.ts";
 import { viewsOf } from "../../src/model/layout.ts";
@@ -42,7 +42,8 @@ describe("HuggingFace export/import", () => {
     const arch = archFor(tok.vocabSize);
     const params = randomParams(arch, 6);
     const folder = join(dir, "layout");
-    exportHf(arch, params, tok, folder);
+    // HF_FILES is what the CLI checks before an export may replace one: exactly what is written.
+    expect(exportHf(arch, params, tok, folder).files).toEqual([...HF_FILES]);
     const { json, get } = tensorsOf(folder);
     const C = arch.d_model;
     expect((json.__metadata__ as Record<string, string>).format).toBe("pt");
@@ -139,10 +140,11 @@ describe("HuggingFace export/import", () => {
       writeFileSync(join(f, "config.json"), JSON.stringify({ ...c, ...change }));
     };
     expect(() => importHf(join(dir, "nothing"))).toThrow(/Model folder not found/);
+    expect(() => importHf(join(base, "config.json"))).toThrow(/config.json is a file, not a folder/);
     expect(() => importHf(variant("noconfig", (f) => rmSync(join(f, "config.json"))))).toThrow(/no config.json/);
     expect(() => importHf(variant("llama", (f) => editConfig(f, { model_type: "llama", architectures: ["LlamaForCausalLM"] })))).toThrow(/not "gpt2"/);
     expect(() => importHf(variant("relu", (f) => editConfig(f, { activation_function: "relu" })))).toThrow(/activation_function "relu"/);
-    expect(() => importHf(variant("eps", (f) => editConfig(f, { layer_norm_epsilon: 1e-6 })))).toThrow(/layer_norm_epsilon/);
+    expect(() => importHf(variant("eps", (f) => editConfig(f, { layer_norm_epsilon: 1e-6 })))).toThrow("layer_norm_epsilon 1e-6 differs from the 1e-5 our kernels use");
     expect(() => importHf(variant("layers", (f) => editConfig(f, { n_layer: 3 })))).toThrow(/transformer.h.2.* is missing/);
     expect(() => importHf(variant("inner", (f) => editConfig(f, { n_inner: 128 })))).toThrow(/has shape .* but config.json implies/);
     expect(() => importHf(variant("fewer", (f) => editConfig(f, { n_layer: 1 })))).toThrow(/tensors GPT-2 does not have/);
