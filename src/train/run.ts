@@ -124,14 +124,15 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   }
 
   // The data is checked (and listed) before a vocabulary is built from it.
-  const files = o.data ? listDataFiles(o.data, io.warn) : [];
+  // The run's own outputs never become its training data (an output folder inside the data folder).
+  const files = o.data ? listDataFiles(o.data, io.warn, { exclude: [o.output, o.vocab] }) : [];
 
   // (2) the vocabulary
   const tokenizer = loaded
     ? vocabularyForResume(loaded, o.vocab)
     : vocabularyForFreshRun({
         vocabPath: o.vocab, data: o.data!, vocabSize: o.vocabSize, vocabSizeGiven: given.has("vocabSize"),
-        minFrequency: o.minFrequency, log: io.log,
+        minFrequency: o.minFrequency, log: io.log, files,
       });
 
   // (5) no data: load, verify, report; a converted copy when --output names another folder

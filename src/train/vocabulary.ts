@@ -1,6 +1,6 @@
 /**
- * The vocabulary for a run, by the seed's rules: when resuming it must exist and match the
- * checkpoint (by size, as the seed checked, and by fingerprint when the checkpoint records one);
+ * The vocabulary for a run, by LoopOS's rules: when resuming it must exist and match the
+ * checkpoint (by size, as LoopOS checked, and by fingerprint when the checkpoint records one);
  * a fresh run loads it if it exists, else builds it from --data and saves it.
  */
 import { existsSync, mkdirSync } from "node:fs";
@@ -40,6 +40,8 @@ export function vocabularyForFreshRun(args: {
   vocabSizeGiven: boolean;
   minFrequency: number;
   log: (msg: string) => void;
+  /** The data's files, already listed (and filtered) by the caller. */
+  files?: string[];
 }): Tokenizer {
   const { vocabPath, log } = args;
   if (existsSync(vocabPath)) {
@@ -51,7 +53,7 @@ export function vocabularyForFreshRun(args: {
     return tok;
   }
   log(`Building vocabulary (${args.vocabSize} tokens) from ${args.data} ...`);
-  const tok = trainTokenizer({ data: args.data, vocabSize: args.vocabSize, minFrequency: args.minFrequency, log });
+  const tok = trainTokenizer({ data: args.data, files: args.files, vocabSize: args.vocabSize, minFrequency: args.minFrequency, log });
   mkdirSync(dirname(vocabPath), { recursive: true });
   saveTokenizer(tok, vocabPath);
   log(`Saved vocabulary to ${vocabPath}`);

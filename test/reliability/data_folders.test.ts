@@ -139,7 +139,7 @@ describe("an output folder inside the data folder", () => {
   });
 
   // Needs run.ts to pass what it writes: listDataFiles(o.data, io.warn, { exclude: [o.output, o.vocab] }).
-  test.todo("a second run does not train on the first run's metrics, token cache and vocabulary", async () => {
+  test("a second run does not train on the first run's metrics, token cache and vocabulary", async () => {
     const data = dataFolder({});
     const out = join(data, "run");
     const vocab = join(data, "tok.vocab");
