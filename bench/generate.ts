@@ -14,7 +14,7 @@ import { argmax } from "../src/generate/sampler.ts";
 import { exportHf } from "../src/hf/export.ts";
 import { type Architecture, parameterCount, tensorSpecs } from "../src/model/layout.ts";
 import { getThreads, setThreads, sumSquares } from "../src/native.ts";
-import { Rng } from "../src/generate/rng.ts";
+import { Xoshiro128 } from "../src/base/rng.ts";
 
 const NEW_TOKENS = 256;
 const PROMPT = 16;
@@ -30,11 +30,11 @@ const models: [string, Architecture][] = [
 ];
 
 function initParams(arch: Architecture): Float32Array {
-  const rng = new Rng(1);
+  const rng = Xoshiro128.fromSeed(1);
   const p = new Float32Array(parameterCount(arch));
   for (const s of tensorSpecs(arch)) {
     const norm = s.name.includes("ln_") && s.name.endsWith("weight");
-    for (let i = 0; i < s.size; i++) p[s.offset + i] = norm ? 1 : s.shape.length === 1 ? 0 : 0.02 * (2 * rng.nextFloat() - 1) * Math.sqrt(3);
+    for (let i = 0; i < s.size; i++) p[s.offset + i] = norm ? 1 : s.shape.length === 1 ? 0 : 0.02 * (2 * rng.nextFloat32() - 1) * Math.sqrt(3);
   }
   return p;
 }

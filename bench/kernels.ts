@@ -12,6 +12,7 @@ import { dlopen, FFIType } from "bun:ffi";
 import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { Xoshiro128 } from "../src/base/rng.ts";
 
 const root = join(import.meta.dir, "..");
 const buildDir = join(root, "build");
@@ -114,11 +115,8 @@ function bestTimes(ours: () => void, theirs: (() => void) | null, burst: number,
 
 function randomArray(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 4294967296 - 0.5;
-  }
+  const rng = Xoshiro128.fromSeed(seed);
+  for (let i = 0; i < n; i++) a[i] = rng.nextFloat32() - 0.5;
   return a;
 }
 

@@ -117,7 +117,7 @@ async function runOurs(
   const { initParameters } = await import("../src/model/init.ts");
   const { activationFloats } = await import("../src/model/activations.ts");
   const { AdamW } = await import("../src/train/optimizer.ts");
-  const { Xoshiro128 } = await import("../src/train/rng.ts");
+  const { Xoshiro128 } = await import("../src/base/rng.ts");
   const arch = {
     d_model: c.d_model, num_heads: c.num_heads, num_layers: c.num_layers, d_ff: c.d_ff,
     vocab_size: c.vocab_size, max_seq_len: c.seq_len, tied_embeddings: true, attention_bias: true,

@@ -6,6 +6,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Xoshiro128 } from "../src/base/rng.ts";
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint, writeLopos } from "../src/checkpoint/index.ts";
 import { exportHf } from "../src/hf/export.ts";
 import { importHf } from "../src/hf/import.ts";
@@ -37,11 +38,8 @@ const SEED_ARCH: Architecture = { d_model: 6, num_heads: 2, num_layers: 2, d_ff:
 
 function values(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out[i] = (s / 0x100000000 - 0.5) * 0.2;
-  }
+  const rng = Xoshiro128.fromSeed(seed);
+  for (let i = 0; i < n; i++) out[i] = (rng.nextFloat32() - 0.5) * 0.2;
   return out;
 }
 

@@ -4,6 +4,7 @@
  * swapped, deep nesting) and structural (a JSON value anywhere in the tree replaced, a safetensors
  * header rewritten with a consistent or an impossible length, LOPOS header fields and matrix sizes).
  */
+import { Xoshiro128 } from "../src/base/rng.ts";
 import { ChainedChecksum } from "../src/checkpoint/checksum.ts";
 
 export interface Rng {
@@ -12,24 +13,15 @@ export interface Rng {
   pick<T>(xs: readonly T[]): T;
 }
 
-/** mulberry32 */
+/** The mutations' dice, drawn from the repository's one generator. */
 export function rng(seed: number): Rng {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)), pick: (xs) => xs[Math.floor(next() * xs.length)]! };
+  const x = Xoshiro128.fromSeed(seed);
+  return { next: () => x.nextFloat32(), int: (lo, hi) => lo + x.below(hi - lo + 1), pick: (xs) => xs[x.below(xs.length)]! };
 }
 
 /** A per-case seed from the run's seed, the format and the case number. */
 export function caseSeed(seed: number, format: string, index: number): number {
-  let h = (seed ^ 0x9e3779b9) >>> 0;
-  for (const ch of `${format}#${index}`) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
-  return h;
+  return Xoshiro128.derive(seed, index, ...Array.from(format, (ch) => ch.charCodeAt(0))).nextU32();
 }
 
 export type Mutation = (r: Rng, b: Uint8Array) => Uint8Array;

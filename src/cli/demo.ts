@@ -101,7 +101,7 @@ function spreadOverGenres(names: string[]): string[] {
 async function measureSpeed(vocabSize: number): Promise<number> {
   const { GPT } = await import("../model/gpt.ts");
   const { initParameters } = await import("../model/init.ts");
-  const { Xoshiro128 } = await import("../train/rng.ts");
+  const { Xoshiro128 } = await import("../base/rng.ts");
   const arch = { d_model: 256, num_heads: 8, num_layers: 2, d_ff: 1024, vocab_size: vocabSize, max_seq_len: SEQ_LEN, tied_embeddings: true, attention_bias: true };
   const rng = Xoshiro128.fromSeed(1);
   const model = new GPT(arch, initParameters(arch, rng));
@@ -127,7 +127,7 @@ async function showWhatItLearned(checkpoint: string, tokenizer: import("../token
   const { readCheckpoint } = await import("../checkpoint/index.ts");
   const { GPT } = await import("../model/gpt.ts");
   const { sampleContinuation } = await import("../model/sample.ts");
-  const { Xoshiro128 } = await import("../train/rng.ts");
+  const { Xoshiro128 } = await import("../base/rng.ts");
   const { readMetrics, isValRecord } = await import("../train/metrics.ts");
   const ckpt = readCheckpoint(checkpoint);
   const model = new GPT(ckpt.arch, ckpt.params);

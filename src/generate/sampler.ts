@@ -7,7 +7,7 @@
  * them, and top-p first drops tokens too unlikely to ever be in the nucleus (the llama2.c trick), so
  * the full vocabulary is never sorted.
  */
-import { Rng } from "./rng.ts";
+import { Xoshiro128 } from "../base/rng.ts";
 
 export interface SamplerOptions {
   /** 0 = greedy. */
@@ -20,7 +20,7 @@ export interface SamplerOptions {
 }
 
 export class Sampler {
-  private readonly rng: Rng;
+  private readonly rng: Xoshiro128;
   private probs = new Float32Array(0);
   private order = new Int32Array(0);
 
@@ -29,7 +29,7 @@ export class Sampler {
     if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new RangeError(`temperature ${temperature} must be >= 0`);
     if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`topK ${topK} must be a whole number >= 0`);
     if (!(topP > 0 && topP <= 1)) throw new RangeError(`topP ${topP} must be in (0, 1]`);
-    this.rng = new Rng(options.seed);
+    this.rng = Xoshiro128.fromSeed(options.seed);
   }
 
   /** The next token id. `vocab` limits the choice to ids below it (a model may have spare rows). */
@@ -81,7 +81,7 @@ export class Sampler {
         }
       }
     }
-    let r = this.rng.nextFloat() * kept;
+    let r = this.rng.nextFloat32() * kept;
     for (let i = 0; i < keep; i++) {
       r -= probs[cand[i]!]!;
       if (r < 0) return cand[i]!;
@@ -97,7 +97,7 @@ export class Sampler {
 
   /** Inverse-CDF draw over all n ids. */
   private draw(probs: Float32Array, sum: number, n: number): number {
-    let r = this.rng.nextFloat() * sum;
+    let r = this.rng.nextFloat32() * sum;
     for (let i = 0; i < n; i++) {
       r -= probs[i]!;
       if (r < 0) return i;

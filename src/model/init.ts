@@ -3,7 +3,7 @@
  * N(0, 0.01), the two projections that write into the residual stream scaled by 1/√(2·num_layers)
  * (so the stream's variance does not grow with depth), biases 0, LayerNorm weights 1.
  */
-import type { Xoshiro128 } from "../train/rng.ts";
+import type { Xoshiro128 } from "../base/rng.ts";
 import { type Architecture, parameterCount, tensorSpecs } from "./layout.ts";
 
 export function initParameters(arch: Architecture, rng: Xoshiro128): Float32Array {

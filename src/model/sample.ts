@@ -3,7 +3,7 @@
  * training model's forward pass. Quadratic in the context, which is fine for the short continuations
  * the demo prints; `generate` has the cached, fast path.
  */
-import type { Xoshiro128 } from "../train/rng.ts";
+import type { Xoshiro128 } from "../base/rng.ts";
 import { GPT } from "./gpt.ts";
 
 export interface SampleOptions {

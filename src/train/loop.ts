@@ -11,7 +11,7 @@ import type { GPT } from "../model/gpt.ts";
 import type { MetricsLog } from "./metrics.ts";
 import { AdamW } from "./optimizer.ts";
 import type { TrainingProgress } from "./progress.ts";
-import { Xoshiro128 } from "./rng.ts";
+import { Xoshiro128 } from "../base/rng.ts";
 import { learningRate } from "./schedule.ts";
 import { stageStep } from "./stage.ts";
 

@@ -25,7 +25,7 @@ import { AdamW } from "./optimizer.ts";
 import { ARCHITECTURE_OPTIONS, flagName, type OptionName, type ResolvedOptions, type TrainOptions } from "./options.ts";
 import { TrainingProgress } from "./progress.ts";
 import { architectureBlock, architectureDetails, arithmeticLine, trainingStateLine } from "./report.ts";
-import { Xoshiro128 } from "./rng.ts";
+import { Xoshiro128 } from "../base/rng.ts";
 import { SIGNAL_EXIT_CODES, StopSignals } from "./signals.ts";
 import { decideStage, stageShape } from "./stage.ts";
 import { identityOf, vocabularyForFreshRun, vocabularyForResume } from "./vocabulary.ts";

@@ -2,6 +2,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Xoshiro128 } from "../../src/base/rng.ts";
 import type { Architecture } from "../../src/model/layout.ts";
 import { parameterCount } from "../../src/model/layout.ts";
 import type { TokenizerIdentity, TrainingState } from "../../src/checkpoint/index.ts";
@@ -22,12 +23,12 @@ export function tempDir(): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Reproducible values with varied exponents and signs (xorshift32). */
+/** Reproducible values with varied exponents and signs. */
 export function filled(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
+  const rng = Xoshiro128.fromSeed(seed);
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    const s = rng.nextU32();
     out[i] = ((s / 0x100000000) - 0.5) * 2 ** ((s % 17) - 8);
   }
   return out;

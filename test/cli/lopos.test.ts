@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { readCheckpoint, writeLopos } from "../../src/checkpoint/index.ts";
 import { initParameters } from "../../src/model/init.ts";
 import { type Architecture, viewsOf } from "../../src/model/layout.ts";
-import { Xoshiro128 } from "../../src/train/rng.ts";
+import { Xoshiro128 } from "../../src/base/rng.ts";
 import { learnableText, runCli, tempFolder, writeText } from "./helpers.ts";
 
 // Each test starts CLI processes that train; a loaded machine can make that slow.

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { writeCheckpoint } from "../../src/checkpoint/index.ts";
 import { type Architecture, parameterCount, tensorSpecs } from "../../src/model/layout.ts";
 import { BpeTokenizer, END_OF_TEXT, saveTokenizer, trainTokenizer } from "../../src/tokenizer/index.ts";
-import { Rng } from "../../src/generate/rng.ts";
+import { Xoshiro128 } from "../../src/base/rng.ts";
 
 export const SAMPLE_TEXT =
   "The cat sat on the mat. The dog sat on the log. A bird sang in the tree, and the cat watched the bird.\n" +
@@ -37,11 +37,11 @@ export function archFor(vocabSize: number, over: Partial<Architecture> = {}): Ar
 /** Random parameters with GPT-2-like scales: unit-ish norms, small matrices, varied biases, so that
  * every tensor changes the output (a wrong transpose or a dropped bias shows up in the logits). */
 export function randomParams(arch: Architecture, seed = 1): Float32Array {
-  const rng = new Rng(seed);
+  const rng = Xoshiro128.fromSeed(seed);
   const p = new Float32Array(parameterCount(arch));
   const gauss = () => {
-    const u = rng.nextFloat() || 1e-9;
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.nextFloat());
+    const u = rng.nextFloat32() || 1e-9;
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.nextFloat32());
   };
   for (const s of tensorSpecs(arch)) {
     const isNormWeight = s.name.endsWith("ln_1.weight") || s.name.endsWith("ln_2.weight") || s.name === "ln_f.weight";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { argmax, Sampler } from "../../src/generate/sampler.ts";
-import { Rng } from "../../src/generate/rng.ts";
+import { Xoshiro128 } from "../../src/base/rng.ts";
 
 const logitsOf = (probs: number[]) => Float32Array.from(probs.map(Math.log));
 const counts = (s: Sampler, logits: Float32Array, n: number) => {
@@ -12,15 +12,22 @@ const counts = (s: Sampler, logits: Float32Array, n: number) => {
   return c;
 };
 
-describe("Rng", () => {
-  test("a seed gives the same stream; different seeds differ; values lie in [0, 1)", () => {
-    const a = new Rng(42), b = new Rng(42), c = new Rng(43);
-    const xs = Array.from({ length: 1000 }, () => a.nextFloat());
-    expect(Array.from({ length: 1000 }, () => b.nextFloat())).toEqual(xs);
-    expect(Array.from({ length: 1000 }, () => c.nextFloat())).not.toEqual(xs);
-    expect(xs.every((x) => x >= 0 && x < 1)).toBe(true);
-    const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
-    expect(Math.abs(mean - 0.5)).toBeLessThan(0.05);
+describe("Xoshiro128 floats", () => {
+  for (const method of ["nextFloat32", "nextFloat"] as const) {
+    test(`${method}: a seed gives the same stream; different seeds differ; values lie in [0, 1)`, () => {
+      const a = Xoshiro128.fromSeed(42), b = Xoshiro128.fromSeed(42), c = Xoshiro128.fromSeed(43);
+      const xs = Array.from({ length: 1000 }, () => a[method]());
+      expect(Array.from({ length: 1000 }, () => b[method]())).toEqual(xs);
+      expect(Array.from({ length: 1000 }, () => c[method]())).not.toEqual(xs);
+      expect(xs.every((x) => x >= 0 && x < 1)).toBe(true);
+      const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+      expect(Math.abs(mean - 0.5)).toBeLessThan(0.05);
+    });
+  }
+
+  test("nextFloat32 is one 32-bit draw over 2^32", () => {
+    const a = Xoshiro128.fromSeed(7), b = Xoshiro128.fromSeed(7);
+    for (let i = 0; i < 100; i++) expect(a.nextFloat32()).toBe(b.nextU32() / 2 ** 32);
   });
 });
 

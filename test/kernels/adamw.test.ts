@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
-import { Rng } from "./rng.ts";
+import { RandomData } from "./random_data.ts";
 
 const H = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1 };
 // The kernel takes float32 hyperparameters: the reference uses the same rounded values (1 − β2 for
@@ -15,7 +15,7 @@ describe("adamw", () => {
   test("several AdamW steps match the float64 reference on every ISA level", () => {
     ref.forEachIsa((isa) => {
       for (const N of [1, 3, 17, 31, 1000, 33_333]) {
-        const r = new Rng(N);
+        const r = new RandomData(N);
         const p = r.floats(N), m = new Float32Array(N), v = new Float32Array(N);
         let p64: ArrayLike<number> = Float64Array.from(p), m64: ArrayLike<number> = new Float64Array(N), v64: ArrayLike<number> = new Float64Array(N);
         for (let t = 1; t <= 4; t++) {
@@ -36,7 +36,7 @@ describe("adamw", () => {
   test("sum_squares is the double sum for sizes around the chunk boundaries", () => {
     ref.forEachIsa((isa) => {
       for (const N of [1, 2, 15, 17, 16383, 16384, 16385, 100_003, 16384 * 64, 16384 * 130 + 7]) {
-        const x = new Rng(N).floats(N, -3, 3);
+        const x = new RandomData(N).floats(N, -3, 3);
         const got = native.sumSquares(x);
         const want = ref.sumSquares(x);
         ref.within(Math.abs(got - want) / (1e-12 * want + 1e-300), `${isa} N=${N}`);
@@ -47,7 +47,7 @@ describe("adamw", () => {
   test("scale multiplies every element", () => {
     ref.forEachIsa(() => {
       for (const N of [1, 7, 1025, 70_001]) {
-        const x = new Rng(N).floats(N);
+        const x = new RandomData(N).floats(N);
         const y = x.slice();
         native.scale(y, 0.37);
         expect(ref.sameBytes(y, Float32Array.from(x, (v) => v * Math.fround(0.37)))).toBe(true);
@@ -58,7 +58,7 @@ describe("adamw", () => {
   test("a gradient scale gives the bytes of scaling the gradients first, and leaves them unchanged", () => {
     ref.forEachIsa(() => {
       const N = 40000 + 3;
-      const r = new Rng(4);
+      const r = new RandomData(4);
       const p = r.floats(N), g = r.floats(N);
       const s = Math.fround(0.37);
       const a = p.slice(), am = new Float32Array(N), av = new Float32Array(N);
@@ -78,7 +78,7 @@ describe("adamw", () => {
   test("clearGrads gives the same update and leaves every gradient at 0", () => {
     ref.forEachIsa(() => {
       for (const N of [7, 40000 + 3]) {
-        const r = new Rng(N);
+        const r = new RandomData(N);
         const p = r.floats(N), g = r.floats(N), m0 = r.floats(N, 0, 0.1), v0 = r.floats(N, 0, 0.1);
         const a = p.slice(), am = m0.slice(), av = v0.slice(), ga = g.slice();
         native.adamwStep(a, am, av, ga, { ...H, gradScale: 0.5 }, 4);
@@ -94,7 +94,7 @@ describe("adamw", () => {
   test("1 and 2 threads give identical bytes", () => {
     ref.forEachIsa(() => {
       const N = 16384 * 70 + 5; // more than one round of sum_squares partials
-      const r = new Rng(1);
+      const r = new RandomData(1);
       const p = r.floats(N), g = r.floats(N);
       const go = () => {
         const pp = p.slice(), m = new Float32Array(N), v = new Float32Array(N);

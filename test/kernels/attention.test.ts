@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
-import { Rng } from "./rng.ts";
+import { RandomData } from "./random_data.ts";
 
 // [B, T, C, H]
 const SHAPES: [number, number, number, number][] = [
@@ -27,7 +27,7 @@ describe("attention", () => {
     ref.forEachIsa((isa) => {
       for (const [B, T, C, H] of SHAPES) {
         const label = `${isa} B=${B} T=${T} C=${C} H=${H}`;
-        const r = new Rng(B * 7919 + T * 31 + C);
+        const r = new RandomData(B * 7919 + T * 31 + C);
         const qkv = r.floats(B * T * 3 * C, -1.5, 1.5);
         const { out, lse } = run(qkv, B, T, C, H);
         const want = ref.attentionForward(qkv, B, T, C, H);
@@ -47,7 +47,7 @@ describe("attention", () => {
     ref.forEachIsa((isa) => {
       for (const [B, T, C, H] of [[1, 5, 6, 2], [2, 19, 12, 3], [1, 70, 16, 1]] as const) {
         const label = `${isa} B=${B} T=${T} C=${C} H=${H}`;
-        const r = new Rng(T * 13 + C);
+        const r = new RandomData(T * 13 + C);
         const qkv = r.floats(B * T * 3 * C, -1, 1);
         const R = r.floats(B * T * C);
         const { out, lse } = run(qkv, B, T, C, H);
@@ -63,7 +63,7 @@ describe("attention", () => {
   test("a large score range stays finite (the online softmax rescales)", () => {
     ref.forEachIsa((isa) => {
       const [B, T, C, H] = [1, 100, 16, 2];
-      const r = new Rng(3);
+      const r = new RandomData(3);
       const qkv = ref.risingScoreQkv(T, C, r);
       const { out, lse } = run(qkv, B, T, C, H);
       const want = ref.attentionForward(qkv, B, T, C, H);
@@ -82,7 +82,7 @@ describe("attention", () => {
     ref.forEachIsa((isa) => {
       for (const [B, T, C, H] of [[2, 70, 96, 4], [1, 170, 1600, 8]] as const) {
         const label = `${isa} B=${B} T=${T} C=${C} H=${H}`;
-        const r = new Rng(T * 7 + C);
+        const r = new RandomData(T * 7 + C);
         const qkv = r.floats(B * T * 3 * C, -1, 1), dout = r.floats(B * T * C);
         const got = ref.withThreads(1, () => {
           const { out, lse } = run(qkv, B, T, C, H);
@@ -102,7 +102,7 @@ describe("attention", () => {
   test("1 and 2 threads give identical bytes", () => {
     ref.forEachIsa(() => {
       for (const [B, T, C, H] of [[2, 150, 64, 4], [1, 97, 40, 1], [1, 9, 600, 2]] as const) {
-        const r = new Rng(11);
+        const r = new RandomData(11);
         const qkv = r.floats(B * T * 3 * C), dout = r.floats(B * T * C);
         const go = () => {
           const { out, lse } = run(qkv, B, T, C, H);

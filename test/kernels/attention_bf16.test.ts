@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
-import { Rng } from "./rng.ts";
+import { RandomData } from "./random_data.ts";
 
 // [B, T, C, H]: T = 1, odd T, several tiles, head sizes 3, 8 (pairs not a multiple of 16), 17,
 // 24, 32, 64, 80 and 128 (narrower tiles: 48 and 32 rows), 200 (its pairs transposed element by
@@ -46,7 +46,7 @@ describe("attention bf16", () => {
     test("forward and backward match the float64 reference within bf16 rounding", () => {
       for (const [B, T, C, H] of SHAPES) {
         const label = `B=${B} T=${T} C=${C} H=${H}`;
-        const r = new Rng(B * 7919 + T * 31 + C);
+        const r = new RandomData(B * 7919 + T * 31 + C);
         const qkv = r.floats(B * T * 3 * C, -1.5, 1.5), dout = r.floats(B * T * C);
         const { out, lse } = forward(true, qkv, B, T, C, H);
         const want = ref.attentionForward(qkv, B, T, C, H);
@@ -59,7 +59,7 @@ describe("attention bf16", () => {
 
     test("the operands are rounded: bytes differ from fp32 by an RMS error near 2⁻⁹", () => {
       const [B, T, C, H] = [2, 150, 128, 2];
-      const r = new Rng(5);
+      const r = new RandomData(5);
       const qkv = r.floats(B * T * 3 * C, -1.5, 1.5), dout = r.floats(B * T * C);
       const f32 = forward(false, qkv, B, T, C, H), b16 = forward(true, qkv, B, T, C, H);
       const eOut = rmsRel(b16.out, f32.out);
@@ -75,7 +75,7 @@ describe("attention bf16", () => {
     test("backward matches finite differences of the reference forward (loss = Σ out·R)", () => {
       for (const [B, T, C, H] of [[1, 5, 6, 2], [2, 19, 32, 2], [1, 70, 16, 1]] as const) {
         const label = `B=${B} T=${T} C=${C} H=${H}`;
-        const r = new Rng(T * 13 + C);
+        const r = new RandomData(T * 13 + C);
         const qkv = r.floats(B * T * 3 * C, -1, 1), R = r.floats(B * T * C);
         const { out, lse } = forward(true, qkv, B, T, C, H);
         const dqkv = backward(true, R, qkv, out, lse, B, T, C, H);
@@ -87,7 +87,7 @@ describe("attention bf16", () => {
 
     test("a large score range stays finite (the online softmax rescales)", () => {
       const [B, T, C, H] = [1, 100, 32, 2];
-      const r = new Rng(3);
+      const r = new RandomData(3);
       const qkv = ref.risingScoreQkv(T, C, r);
       const { out, lse } = forward(true, qkv, B, T, C, H);
       const want = ref.attentionForward(qkv, B, T, C, H);
@@ -102,7 +102,7 @@ describe("attention bf16", () => {
     test("whole-head items on one thread, with and without the per-head copies", () => {
       for (const [B, T, C, H] of [[2, 70, 96, 4], [1, 170, 1600, 8]] as const) {
         const label = `B=${B} T=${T} C=${C} H=${H}`;
-        const r = new Rng(T * 7 + C);
+        const r = new RandomData(T * 7 + C);
         const qkv = r.floats(B * T * 3 * C, -1, 1), dout = r.floats(B * T * C);
         const got = ref.withThreads(1, () => {
           const { out, lse } = forward(true, qkv, B, T, C, H);
@@ -115,7 +115,7 @@ describe("attention bf16", () => {
 
     test("1 and 2 threads give identical bytes", () => {
       for (const [B, T, C, H] of [[2, 150, 64, 4], [1, 97, 40, 1], [8, 64, 64, 2]] as const) {
-        const r = new Rng(11);
+        const r = new RandomData(11);
         const qkv = r.floats(B * T * 3 * C), dout = r.floats(B * T * C);
         const go = () => {
           const { out, lse } = forward(true, qkv, B, T, C, H);
@@ -133,7 +133,7 @@ describe("attention bf16", () => {
     ref.forEachIsa((isa) => {
       if (native.hasBf16()) return; // the level with BF16 rounds (tested above)
       const [B, T, C, H] = [2, 70, 96, 3];
-      const r = new Rng(17);
+      const r = new RandomData(17);
       const qkv = r.floats(B * T * 3 * C), dout = r.floats(B * T * C);
       const a = forward(false, qkv, B, T, C, H), b = forward(true, qkv, B, T, C, H);
       expect(ref.sameBytes(a.out, b.out), isa).toBe(true);

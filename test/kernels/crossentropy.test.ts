@@ -5,12 +5,12 @@
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
-import { Rng } from "./rng.ts";
+import { RandomData } from "./random_data.ts";
 
 const SHAPES: [number, number][] = [[1, 1], [1, 2], [3, 17], [5, 31], [4, 100], [7, 257], [64, 1031], [3, 50257]];
 
 function inputs(M: number, V: number, seed: number) {
-  const r = new Rng(seed);
+  const r = new RandomData(seed);
   const logits = r.floats(M * V, -8, 8);
   if (M > 1) for (let i = 0; i < V; i++) logits[i]! += 60; // a shifted row: needs the max subtraction
   const targets = r.ints(M, V);

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
-import { Rng } from "./rng.ts";
+import { RandomData } from "./random_data.ts";
 
 // [B, T, C, V, maxT]
 const SHAPES: [number, number, number, number, number][] = [
@@ -16,7 +16,7 @@ describe("encoder", () => {
     ref.forEachIsa((isa) => {
       for (const [B, T, C, V, maxT] of SHAPES) {
         const label = `${isa} B=${B} T=${T} C=${C} V=${V}`;
-        const r = new Rng(B * T * C + V);
+        const r = new RandomData(B * T * C + V);
         // Few distinct tokens, so many positions scatter into the same rows.
         const tokens = r.ints(B * T, V);
         const wte = r.floats(V * C), wpe = r.floats(maxT * C);
@@ -39,7 +39,7 @@ describe("encoder", () => {
 
   test("backward matches finite differences of the reference forward", () => {
     const [B, T, C, V, maxT] = [2, 5, 3, 4, 6];
-    const r = new Rng(4);
+    const r = new RandomData(4);
     const tokens = r.ints(B * T, V), wte = r.floats(V * C), wpe = r.floats(maxT * C), R = r.floats(B * T * C);
     const dwte = new Float32Array(V * C), dwpe = new Float32Array(maxT * C);
     native.encoderBackward(dwte, dwpe, R, tokens, B, T, C, V, maxT);
@@ -52,7 +52,7 @@ describe("encoder", () => {
 
   test("NULL gradients are skipped", () => {
     const [B, T, C, V, maxT] = [2, 7, 9, 5, 8];
-    const r = new Rng(8);
+    const r = new RandomData(8);
     const tokens = r.ints(B * T, V), dout = r.floats(B * T * C);
     const te = new Float32Array(V * C), pe = new Float32Array(maxT * C);
     native.encoderBackward(te, pe, dout, tokens, B, T, C, V, maxT);
@@ -67,7 +67,7 @@ describe("encoder", () => {
   test("1 and 2 threads give identical bytes", () => {
     ref.forEachIsa(() => {
       const [B, T, C, V, maxT] = [8, 256, 48, 37, 256];
-      const r = new Rng(21);
+      const r = new RandomData(21);
       const tokens = r.ints(B * T, V), wte = r.floats(V * C), wpe = r.floats(maxT * C), dout = r.floats(B * T * C);
       const go = () => {
         const out = new Float32Array(B * T * C), dwte = wte.slice(), dwpe = wpe.slice();

@@ -4,12 +4,12 @@
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
-import { Rng } from "./rng.ts";
+import { RandomData } from "./random_data.ts";
 
 const SIZES = [1, 3, 15, 17, 31, 64, 1000, 40_003];
 
 function inputs(N: number, seed: number): Float32Array {
-  const r = new Rng(seed);
+  const r = new RandomData(seed);
   const x = r.floats(N, -6, 6);
   // Edge values: zero, tiny, and far into both saturated tails.
   const edges = [0, -0, 1e-30, -1e-30, 1e-4, -1e-4, 12, -12, 50, -50, 1e4, -1e4];
@@ -27,7 +27,7 @@ describe("gelu", () => {
         native.geluForward(out, x, N);
         ref.within(ref.worst(out, ref.geluForward(x), 1e-7, 2e-6), `${label} out`);
 
-        const r = new Rng(N + 1);
+        const r = new RandomData(N + 1);
         const dout = r.floats(N);
         const dinp = new Float32Array(N).fill(NaN); // overwritten: the old content must not leak in
         native.geluBackward(dinp, x, dout, N);
@@ -44,7 +44,7 @@ describe("gelu", () => {
   test("backward matches finite differences of the reference forward", () => {
     ref.forEachIsa((isa) => {
       const N = 200;
-      const x = inputs(N, 77), R = new Rng(78).floats(N), pick = new Rng(79);
+      const x = inputs(N, 77), R = new RandomData(78).floats(N), pick = new RandomData(79);
       const dinp = new Float32Array(N);
       native.geluBackward(dinp, x, R, N);
       const fd = ref.finiteDiff((v) => ref.geluForward(v), x, R, ref.sampleIndices(N, 60, () => pick.next()));
@@ -55,7 +55,7 @@ describe("gelu", () => {
   test("1 and 2 threads give identical bytes", () => {
     ref.forEachIsa(() => {
       const N = 100_001;
-      const x = inputs(N, 9), dout = new Rng(10).floats(N);
+      const x = inputs(N, 9), dout = new RandomData(10).floats(N);
       const go = () => {
         const out = new Float32Array(N), dinp = new Float32Array(N).fill(1);
         native.geluForward(out, x, N);

@@ -4,12 +4,12 @@
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
-import { Rng } from "./rng.ts";
+import { RandomData } from "./random_data.ts";
 
 const SHAPES: [number, number][] = [[1, 1], [2, 3], [3, 17], [5, 31], [7, 64], [4, 97], [64, 300]];
 
 function inputs(M: number, C: number, seed: number) {
-  const r = new Rng(seed);
+  const r = new RandomData(seed);
   // An offset in the input checks that the variance does not suffer from cancellation.
   const inp = Float32Array.from(r.floats(M * C, -2, 2), (x) => x + 3);
   return { r, inp, weight: r.floats(C, 0.5, 1.5), bias: r.floats(C, -0.5, 0.5), dout: r.floats(M * C) };
@@ -138,7 +138,7 @@ describe("layernorm", () => {
     ref.forEachIsa((isa) => {
       // serial (M·C below the threading threshold); several chunks; 16-row chunks; widened chunks
       for (const [M, C] of [[100, 16], [600, 389], [40, 700], [300, 30000]] as const) {
-        const r = new Rng(M * 3 + C);
+        const r = new RandomData(M * 3 + C);
         const inp = r.floats(M * C), dout = r.floats(M * C), w = r.floats(C), mean = r.floats(M), rstd = r.floats(M, 0.5, 2);
         const db0 = r.floats(C), want = replay(db0, dout, M, C);
         for (const n of [1, 2]) {

@@ -3,7 +3,7 @@
 // the += and NULL-skipping contract, and bit-identical results for any thread count.
 import { afterAll, describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
-import { lcg, randomArray, type Ref, refDbias, refDinp, refDweight, refForward, refLoss } from "./ref_matmul.ts";
+import { seededUniform, randomArray, type Ref, refDbias, refDinp, refDweight, refForward, refLoss } from "./ref_matmul.ts";
 
 const GUARD = 37; // extra elements after every output, which must stay untouched
 const SENTINEL = 12345.5;
@@ -55,7 +55,7 @@ describe("matmul", () => {
     for (const [M, K, N] of SHAPES) {
       test(`${isa}: forward M=${M} K=${K} N=${N}, with and without bias, matches float64`, () => {
         native.setIsa(isa);
-        const rand = lcg(M * 7919 + K * 31 + N);
+        const rand = seededUniform(M * 7919 + K * 31 + N);
         const inp = randomArray(M * K, rand, 2);
         const weight = randomArray(N * K, rand, 0.5);
         const bias = randomArray(N, rand);
@@ -69,7 +69,7 @@ describe("matmul", () => {
 
       test(`${isa}: backward M=${M} K=${K} N=${N} overwrites dinp, accumulates dweight and dbias`, () => {
         native.setIsa(isa);
-        const rand = lcg(M * 104729 + K * 17 + N * 3);
+        const rand = seededUniform(M * 104729 + K * 17 + N * 3);
         const inp = randomArray(M * K, rand, 2);
         const weight = randomArray(N * K, rand, 0.5);
         const dout = randomArray(M * N, rand);
@@ -89,7 +89,7 @@ describe("matmul", () => {
     test(`${isa}: backward agrees with finite differences of the forward (loss = Σ out·R)`, () => {
       native.setIsa(isa);
       const [M, K, N] = [9, 23, 19];
-      const rand = lcg(4242);
+      const rand = seededUniform(4242);
       const inp = randomArray(M * K, rand, 2);
       const weight = randomArray(N * K, rand);
       const bias = randomArray(N, rand);
@@ -123,7 +123,7 @@ describe("matmul", () => {
     test(`${isa}: a NULL gradient is skipped and the others are still computed`, () => {
       native.setIsa(isa);
       const [M, K, N] = [20, 33, 18];
-      const rand = lcg(99);
+      const rand = seededUniform(99);
       const inp = randomArray(M * K, rand);
       const weight = randomArray(N * K, rand);
       const dout = randomArray(M * N, rand);
@@ -147,7 +147,7 @@ describe("matmul", () => {
     test(`${isa}: 1, 2 and 3 threads give identical bytes`, () => {
       native.setIsa(isa);
       for (const [M, K, N] of [[203, 301, 517], [2, 700, 333], [61, 130, 2050], [300, 530, 1024]] as const) {
-        const rand = lcg(M + K + N);
+        const rand = seededUniform(M + K + N);
         const inp = randomArray(M * K, rand);
         const weight = randomArray(N * K, rand);
         const bias = randomArray(N, rand);

@@ -6,7 +6,7 @@
 // (or at a lower ISA level) the results are the fp32 kernels' bytes.
 import { afterAll, describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
-import { lcg, randomArray, type Ref, refDbias, refDinp, refDweight, refForward, refLoss } from "./ref_matmul.ts";
+import { seededUniform, randomArray, type Ref, refDbias, refDinp, refDweight, refForward, refLoss } from "./ref_matmul.ts";
 
 /** fp32 → bf16 → fp32, round to nearest even (finite inputs). */
 function bf16(a: Float32Array): Float32Array {
@@ -57,7 +57,7 @@ describe("matmul bf16", () => {
     for (const [M, K, N] of SHAPES) {
       test(`forward M=${M} K=${K} N=${N}: float64 on bf16-rounded inputs (tight), on fp32 inputs (loose)`, () => {
         native.setIsa(bf16Level);
-        const rand = lcg(M * 7919 + K * 31 + N);
+        const rand = seededUniform(M * 7919 + K * 31 + N);
         const inp = randomArray(M * K, rand, 2);
         const weight = randomArray(N * K, rand, 0.5);
         const bias = randomArray(N, rand);
@@ -71,7 +71,7 @@ describe("matmul bf16", () => {
 
       test(`backward M=${M} K=${K} N=${N}: dinp overwritten, the rest accumulated; bf16-rounded reference (tight), fp32 (loose)`, () => {
         native.setIsa(bf16Level);
-        const rand = lcg(M * 104729 + K * 17 + N * 3);
+        const rand = seededUniform(M * 104729 + K * 17 + N * 3);
         const inp = randomArray(M * K, rand, 2);
         const weight = randomArray(N * K, rand, 0.5);
         const dout = randomArray(M * N, rand);
@@ -92,7 +92,7 @@ describe("matmul bf16", () => {
     test("the products really are bf16: the fp32 kernel misses the tight bf16 reference", () => {
       native.setIsa(bf16Level);
       const [M, K, N] = [33, 70, 45];
-      const rand = lcg(5);
+      const rand = seededUniform(5);
       const inp = randomArray(M * K, rand), weight = randomArray(N * K, rand);
       const ref = refForward(bf16(inp), bf16(weight), null, M, K, N);
       const fp32 = new Float32Array(M * N), half = new Float32Array(M * N);
@@ -105,7 +105,7 @@ describe("matmul bf16", () => {
     test("backward agrees with finite differences of the forward (to bf16 accuracy)", () => {
       native.setIsa(bf16Level);
       const [M, K, N] = [9, 23, 19];
-      const rand = lcg(4242);
+      const rand = seededUniform(4242);
       const inp = randomArray(M * K, rand, 2);
       const weight = randomArray(N * K, rand);
       const bias = randomArray(N, rand);
@@ -135,7 +135,7 @@ describe("matmul bf16", () => {
     test("1, 2 and 3 threads give identical bytes", () => {
       native.setIsa(bf16Level);
       for (const [M, K, N] of [[203, 301, 517], [2, 700, 333], [61, 130, 2050]] as const) {
-        const rand = lcg(M + K + N);
+        const rand = seededUniform(M + K + N);
         const inp = randomArray(M * K, rand), weight = randomArray(N * K, rand);
         const bias = randomArray(N, rand), dout = randomArray(M * N, rand);
         const run = (threads: number): Float32Array[] => {
@@ -160,7 +160,7 @@ describe("matmul bf16", () => {
     test("a NULL gradient is skipped and the others are still computed", () => {
       native.setIsa(bf16Level);
       const [M, K, N] = [20, 33, 18];
-      const rand = lcg(99);
+      const rand = seededUniform(99);
       const inp = randomArray(M * K, rand), weight = randomArray(N * K, rand), dout = randomArray(M * N, rand);
       const full = [new Float32Array(M * K), new Float32Array(N * K), new Float32Array(N)];
       native.matmulBackwardBf16(full[0]!, full[1]!, full[2]!, dout, inp, weight, M, K, N);
@@ -183,7 +183,7 @@ describe("matmul bf16", () => {
       native.setIsa(isa);
       expect(native.hasBf16()).toBe(false);
       for (const [M, K, N] of [[3, 5, 7], [67, 127, 255], [2, 1000, 100]] as const) {
-        const rand = lcg(M * 3 + K * 5 + N * 7);
+        const rand = seededUniform(M * 3 + K * 5 + N * 7);
         const inp = randomArray(M * K, rand), weight = randomArray(N * K, rand);
         const bias = randomArray(N, rand), dout = randomArray(M * N, rand);
         const a = new Float32Array(M * N), b = new Float32Array(M * N);

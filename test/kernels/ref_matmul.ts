@@ -2,6 +2,7 @@
 //   out[M,N] = inp[M,K]·weight[N,K]ᵀ + bias;  dinp = dout·weight;  dweight = doutᵀ·inp;  dbias = Σ_m dout.
 // Each function also returns, per output element, Σ|term| — the scale a float32 result's rounding
 // error is measured against.
+import { Xoshiro128 } from "../../src/base/rng.ts";
 
 type Vec = ArrayLike<number>;
 
@@ -84,13 +85,10 @@ export function refLoss(inp: Vec, weight: Vec, bias: Vec | null, R: Vec, M: numb
   return loss;
 }
 
-/** The matmul tests' seeded data: a linear congruential stream, uniform in [-0.5, 0.5). */
-export function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
+/** The matmul tests' seeded data: uniform in [-0.5, 0.5). */
+export function seededUniform(seed: number): () => number {
+  const rng = Xoshiro128.fromSeed(seed);
+  return () => rng.nextFloat32() - 0.5;
 }
 
 export function randomArray(n: number, rand: () => number, scale = 1): Float32Array {

@@ -2,7 +2,7 @@
 // straightforward way (attention materializes the whole T×T score matrix), plus the comparison and
 // finite-difference helpers the kernel tests share. Shapes and semantics as in csrc/train_vocab.h.
 import * as native from "../../src/native.ts";
-import type { Rng } from "./rng.ts";
+import type { RandomData } from "./random_data.ts";
 
 type Vec = ArrayLike<number>;
 
@@ -201,7 +201,7 @@ export function encoderBackward(dout: Vec, tokens: Vec, B: number, T: number, C:
 
 /** qkv for B = 1 whose scores grow with the key index, so that an online softmax's running max
  * changes in nearly every block: queries ≈ 4, keys ≈ 0.3·t, values uniform. */
-export function risingScoreQkv(T: number, C: number, r: Rng): Float32Array {
+export function risingScoreQkv(T: number, C: number, r: RandomData): Float32Array {
   const qkv = new Float32Array(T * 3 * C);
   for (let t = 0; t < T; t++)
     for (let i = 0; i < C; i++) {

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
-import { Rng } from "./rng.ts";
+import { RandomData } from "./random_data.ts";
 
 const SIZES = [1, 3, 17, 31, 1024, 1031, 70_001];
 
@@ -11,7 +11,7 @@ describe("residual", () => {
   test("forward is the float32 sum and may write over either input", () => {
     ref.forEachIsa((isa) => {
       for (const N of SIZES) {
-        const r = new Rng(N);
+        const r = new RandomData(N);
         const a = r.floats(N), b = r.floats(N);
         const want = Float32Array.from(ref.residualForward(a, b)); // one rounding: exact in float32
         const out = new Float32Array(N);
@@ -30,7 +30,7 @@ describe("residual", () => {
   test("backward adds dout to both gradients and skips NULL ones", () => {
     ref.forEachIsa(() => {
       for (const N of SIZES) {
-        const r = new Rng(N + 5);
+        const r = new RandomData(N + 5);
         const dout = r.floats(N), baseA = r.floats(N), baseB = r.floats(N);
         const want = (base: Float32Array) => Float32Array.from(base, (v, i) => v + dout[i]!);
         const da = baseA.slice(), db = baseB.slice();
@@ -50,7 +50,7 @@ describe("residual", () => {
 
   test("the gradient matches finite differences of the reference forward", () => {
     const N = 40;
-    const r = new Rng(1);
+    const r = new RandomData(1);
     const a = r.floats(N), b = r.floats(N), R = r.floats(N);
     const da = new Float32Array(N), db = new Float32Array(N);
     native.residualBackward(da, db, R, N);
@@ -61,7 +61,7 @@ describe("residual", () => {
 
   test("1 and 2 threads give identical bytes", () => {
     const N = 200_003;
-    const r = new Rng(2);
+    const r = new RandomData(2);
     const a = r.floats(N), b = r.floats(N), dout = r.floats(N);
     const go = () => {
       const out = new Float32Array(N), da = a.slice(), db = b.slice();

@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { GPT } from "../../src/model/gpt.ts";
 import { initParameters } from "../../src/model/init.ts";
 import { type Architecture, tensorSpecs } from "../../src/model/layout.ts";
-import { Xoshiro128 } from "../../src/train/rng.ts";
+import { Xoshiro128 } from "../../src/base/rng.ts";
 
 function tinyArch(over: Partial<Architecture> = {}): Architecture {
   return { d_model: 16, num_heads: 2, num_layers: 2, d_ff: 32, vocab_size: 23, max_seq_len: 8, tied_embeddings: true, attention_bias: true, ...over };

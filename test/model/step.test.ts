@@ -11,7 +11,7 @@ import { initParameters } from "../../src/model/init.ts";
 import type { Architecture } from "../../src/model/layout.ts";
 import { StepProfile } from "../../src/model/profile.ts";
 import { AdamW } from "../../src/train/optimizer.ts";
-import { Xoshiro128 } from "../../src/train/rng.ts";
+import { Xoshiro128 } from "../../src/base/rng.ts";
 
 const threadsBefore = native.getThreads();
 const isaBefore = native.isaCurrent();

@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 
 export const BIN = resolve(import.meta.dir, "../../bin/train-vocab.ts");
 
-/** The fuzzer's seeded generator (mulberry32): picks kill moments reproducibly. */
+/** The fuzzer's seeded dice: pick kill moments reproducibly. */
 export { rng } from "../../fuzz/mutate.ts";
 
 export interface Started {

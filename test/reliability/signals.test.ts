@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, linkSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { Xoshiro128 } from "../../src/base/rng.ts";
 import { LOCK_NAME } from "../../src/train/lock.ts";
 import { learnableText, runCli, tempFolder, TINY, writeText } from "../cli/helpers.ts";
 import { startCli } from "./harness.ts";
@@ -25,11 +26,8 @@ const PROMPT_MS = 3000;
 /** ~8 MB of varied words: many distinct ones, so counting and merging take real time. */
 function variedText(bytes: number): string {
   const syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zu", "pi", "da", "fe", "go", "hu", "ji", "ba", "co", "xe", "qua", "wy"];
-  let s = 12345;
-  const next = () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return s;
-  };
+  const rng = Xoshiro128.fromSeed(12345);
+  const next = () => rng.nextU32();
   const words: string[] = [];
   let n = 0;
   while (n < bytes) {

@@ -3,6 +3,7 @@
  * JavaScript regex, a naive BPE trainer (recount every pair after every merge) and a naive encoder
  * (merge every occurrence of the lowest-ranked pair, repeat).
  */
+import { Xoshiro128 } from "../../src/base/rng.ts";
 import { KIND_MERGE, type BpeVocab } from "../../src/tokenizer/bpe.ts";
 import { utf8SeqLength } from "../../src/tokenizer/escape.ts";
 
@@ -119,16 +120,10 @@ export function referenceEncode(v: BpeVocab, bytes: Uint8Array): number[] {
   return out;
 }
 
-/** Seeded PRNG (mulberry32) for reproducible random tests. */
+/** Reproducible random tests: uniform in [0, 1) from a seed. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const x = Xoshiro128.fromSeed(seed);
+  return () => x.nextFloat32();
 }
 
 export const MULTILINGUAL = [

@@ -5,7 +5,7 @@ import { initParameters } from "../../src/model/init.ts";
 import type { Architecture } from "../../src/model/layout.ts";
 import { setThreads } from "../../src/native.ts";
 import { AdamW } from "../../src/train/optimizer.ts";
-import { Xoshiro128 } from "../../src/train/rng.ts";
+import { Xoshiro128 } from "../../src/base/rng.ts";
 
 test("loss goes down on a small learnable sequence (AdamW, clipping, full backward)", () => {
   setThreads(1);

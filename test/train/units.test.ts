@@ -3,7 +3,7 @@ import { expect, test } from "bun:test";
 import { TokenWindows, epochOrder } from "../../src/data/windows.ts";
 import { readTokenCache, writeTokenCache } from "../../src/data/token_cache.ts";
 import { learningRate } from "../../src/train/schedule.ts";
-import { Xoshiro128 } from "../../src/train/rng.ts";
+import { Xoshiro128 } from "../../src/base/rng.ts";
 import { epochRng } from "../../src/train/loop.ts";
 import { arithmeticLine } from "../../src/train/report.ts";
 import { tempFolder } from "../cli/helpers.ts";

@@ -1,7 +1,9 @@
 /**
- * The trainer's random numbers: xoshiro128** seeded through splitmix32. Its whole state is four
- * 32-bit words, written into checkpoints as hex, so a resumed run draws exactly what the
- * uninterrupted one would have drawn. Math.random cannot be seeded or saved; this can.
+ * The one random-number generator: xoshiro128** seeded through splitmix32, for initialisation, data
+ * order, sampling and test data alike. 32-bit integer arithmetic only, which JavaScript does exactly,
+ * so a seed gives the same stream on every machine. Its whole state is four 32-bit words, written
+ * into checkpoints as hex, so a resumed run draws exactly what the uninterrupted one would have
+ * drawn. Math.random cannot be seeded or saved; this can.
  */
 export class Xoshiro128 {
   private readonly s = new Uint32Array(4);
@@ -60,11 +62,16 @@ export class Xoshiro128 {
     return result;
   }
 
-  /** Uniform in [0, 1), 53 bits. */
+  /** Uniform in [0, 1), 53 bits (two draws). */
   nextFloat(): number {
     const hi = this.nextU32() >>> 5; // 27 bits
     const lo = this.nextU32() >>> 6; // 26 bits
     return (hi * 67108864 + lo) / 9007199254740992;
+  }
+
+  /** Uniform in [0, 1), 32 bits (one draw): the sampler's stream, pinned by recorded outputs. */
+  nextFloat32(): number {
+    return this.nextU32() / 0x100000000;
   }
 
   /** Uniform integer in [0, n), without modulo bias. */
