@@ -7,7 +7,6 @@
 import type { CAC } from "cac";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { UserError } from "../errors.ts";
 import { realNumber, text, wholeNumber } from "./use_flags.ts";
 
 interface DemoFlags {
@@ -125,12 +124,11 @@ async function measureSpeed(vocabSize: number): Promise<number> {
 
 async function showWhatItLearned(checkpoint: string, tokenizer: import("../tokenizer/index.ts").Tokenizer, metricsPath: string): Promise<void> {
   const { readCheckpoint } = await import("../checkpoint/index.ts");
-  const { GPT } = await import("../model/gpt.ts");
-  const { sampleContinuation } = await import("../model/sample.ts");
-  const { Xoshiro128 } = await import("../base/rng.ts");
+  const { InferenceEngine } = await import("../generate/engine.ts");
+  const { generate } = await import("../generate/generate.ts");
   const { readMetrics, isValRecord } = await import("../train/metrics.ts");
   const ckpt = readCheckpoint(checkpoint);
-  const model = new GPT(ckpt.arch, ckpt.params);
+  const engine = new InferenceEngine(ckpt.arch, ckpt.params);
   const vals = readMetrics(metricsPath).filter(isValRecord);
   const losses = readMetrics(metricsPath).filter((r) => !isValRecord(r)) as { loss: number }[];
   console.log("\n== What it learned");
@@ -140,14 +138,12 @@ async function showWhatItLearned(checkpoint: string, tokenizer: import("../token
         `validation loss ${vals.map((v) => v.val_loss.toFixed(2)).join(" → ")} after each epoch`,
     );
   }
-  const rng = Xoshiro128.fromSeed(2024);
+  // The generate command's own path (KV cache, sampler), so the demo shows what generate would print.
+  const continuation = (prompt: string, temperature: number, topK: number) =>
+    oneLine(tokenizer.decode(generate(engine, tokenizer, prompt, { maxTokens: 24, temperature, topK, topP: 1, seed: 2024 }).generated));
   for (const prompt of PROMPTS) {
-    const ids = tokenizer.encode(prompt);
-    if (ids.length === 0) throw new UserError(`the prompt "${prompt}" encodes to no tokens`);
-    const greedy = sampleContinuation(model, ids, { maxTokens: 24, temperature: 0, topK: 0, stopId: tokenizer.endOfTextId }, rng);
-    const sampled = sampleContinuation(model, ids, { maxTokens: 24, temperature: 0.8, topK: 40, stopId: tokenizer.endOfTextId }, rng);
-    console.log(`\n  greedy:  ${prompt} ▸ ${oneLine(tokenizer.decode(greedy))}`);
-    console.log(`  sampled: ${prompt} ▸ ${oneLine(tokenizer.decode(sampled))}`);
+    console.log(`\n  greedy:  ${prompt} ▸ ${continuation(prompt, 0, 0)}`);
+    console.log(`  sampled: ${prompt} ▸ ${continuation(prompt, 0.8, 40)}`);
   }
   console.log(`\nCheckpoint: ${checkpoint}. Try: train_vocab generate --checkpoint ${checkpoint} --vocab ${join(checkpoint, "..", "..", "tokenizer.vocab")} --prompt "The"`);
 }
