@@ -45,10 +45,11 @@ export function readSafetensorsFile(path: string): LazyTensor[] {
   } catch {
     throw new UserError(`Cannot open ${path}. Check that the file exists and is readable.`);
   }
-  const size = fstatSync(fd).size;
+  const stat = fstatSync(fd);
   const problem = (what: string, hint?: string) => new UserError(`Cannot read ${path}: ${what}${hint ? ` (${hint})` : ""}.`);
   try {
-    const header = readHeader(fd, size, problem);
+    if (!stat.isFile()) throw problem("it is not a file", "give the folder written by save_pretrained or by train_vocab export");
+    const header = readHeader(fd, stat.size, problem);
     return header.tensors.map((entry) => ({
       key: entry.name,
       shape: entry.shape,

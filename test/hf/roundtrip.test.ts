@@ -150,6 +150,12 @@ describe("HuggingFace export/import", () => {
     expect(() => importHf(variant("fewer", (f) => editConfig(f, { n_layer: 1 })))).toThrow(/tensors GPT-2 does not have/);
     expect(() => importHf(variant("untied", (f) => editConfig(f, { tie_word_embeddings: false })))).toThrow(/no lm_head.weight/);
     expect(() => importHf(variant("nomodel", (f) => rmSync(join(f, "model.safetensors"))))).toThrow(/no model.safetensors/);
+    const folderInstead = (f: string, name: string) => {
+      rmSync(join(f, name));
+      mkdirSync(join(f, name));
+    };
+    expect(() => importHf(variant("dirweights", (f) => folderInstead(f, "model.safetensors")))).toThrow(/model.safetensors: it is not a file/);
+    expect(() => importHf(variant("dirtokenizer", (f) => folderInstead(f, "tokenizer.json")))).toThrow(/Cannot read the tokenizer .*tokenizer.json: the path is a folder/);
   });
 
   test("CLI: export → import writes a byte-identical checkpoint and vocab", () => {
