@@ -3,7 +3,7 @@
  * calls that each take microseconds, so the checked wrappers of src/native.ts (argument objects,
  * length checks, subarray views for every call) would cost a large share of the step. Here every
  * buffer's address is taken once: the sizes were fixed and checked when the engine was built (the
- * weights by resolveWeights, the caches and scratch by the engine), so only the position and the
+ * weights by modelTensors, the caches and scratch by the engine), so only the position and the
  * token vary, and both are checked by the engine before each step.
  *
  * Addresses stay valid because this object holds every array it points into for its whole life, and
@@ -14,15 +14,15 @@
  */
 import { ptr } from "bun:ffi";
 import type { Architecture } from "../model/layout.ts";
+import type { ModelTensors } from "../model/weights.ts";
 import { NativeError, nativeSymbols as S } from "../native.ts";
-import type { ModelWeights } from "./weights.ts";
 
 type Pointer = ReturnType<typeof ptr>;
 const F32 = 4;
 
-interface LayerPointers {
+interface BlockPointers {
   ln1w: Pointer; ln1b: Pointer; qkvW: Pointer; qkvB: Pointer | null;
-  projW: Pointer; projB: Pointer | null; ln2w: Pointer; ln2b: Pointer;
+  attnProjW: Pointer; attnProjB: Pointer | null; ln2w: Pointer; ln2b: Pointer;
   fcW: Pointer; fcB: Pointer; mlpProjW: Pointer; mlpProjB: Pointer;
   k: Float32Array; v: Float32Array; kp: Pointer; vp: Pointer;
 }
@@ -44,7 +44,7 @@ function ok(kernel: string, status: number): void {
 }
 
 export class DecodeStep {
-  private readonly layers: LayerPointers[];
+  private readonly blocks: BlockPointers[];
   private readonly p: Record<keyof RowScratch, Pointer>;
   private readonly wte: Pointer;
   private readonly wpe: Pointer;
@@ -57,7 +57,7 @@ export class DecodeStep {
 
   constructor(
     private readonly arch: Architecture,
-    private readonly weights: ModelWeights,
+    private readonly weights: ModelTensors,
     kCache: Float32Array[],
     vCache: Float32Array[],
     private readonly s: RowScratch,
@@ -65,9 +65,9 @@ export class DecodeStep {
   ) {
     const C = arch.d_model;
     const opt = (a: Float32Array | null) => (a ? addressOf(a) : null);
-    this.layers = weights.layers.map((w, l) => ({
+    this.blocks = weights.blocks.map((w, l) => ({
       ln1w: addressOf(w.ln1w), ln1b: addressOf(w.ln1b), qkvW: addressOf(w.qkvW), qkvB: opt(w.qkvB),
-      projW: addressOf(w.projW), projB: opt(w.projB), ln2w: addressOf(w.ln2w), ln2b: addressOf(w.ln2b),
+      attnProjW: addressOf(w.attnProjW), attnProjB: opt(w.attnProjB), ln2w: addressOf(w.ln2w), ln2b: addressOf(w.ln2b),
       fcW: addressOf(w.fcW), fcB: addressOf(w.fcB), mlpProjW: addressOf(w.mlpProjW), mlpProjB: addressOf(w.mlpProjB),
       k: kCache[l]!, v: vCache[l]!, kp: addressOf(kCache[l]!), vp: addressOf(vCache[l]!),
     }));
@@ -91,13 +91,13 @@ export class DecodeStep {
     const p = this.p;
     // x = wte[token] + wpe[pos], read in place through offset addresses.
     ok("residual_forward", S.tv_residual_forward(p.x, (this.wte + token * C * F32) as Pointer, (this.wpe + pos * C * F32) as Pointer, C));
-    for (const l of this.layers) {
+    for (const l of this.blocks) {
       ok("layernorm_forward", S.tv_layernorm_forward(p.xn, p.mean, p.rstd, p.x, l.ln1w, l.ln1b, 1, C));
       ok("matmul_forward", S.tv_matmul_forward(p.qkv, p.xn, l.qkvW, l.qkvB, 1, C, 3 * C));
       l.k.set(this.qkvK, pos * C);
       l.v.set(this.qkvV, pos * C);
       ok("attention_decode", S.tv_attention_decode(p.att, p.qkv, l.kp, l.vp, pos + 1, C, H));
-      ok("matmul_forward", S.tv_matmul_forward(p.tmp, p.att, l.projW, l.projB, 1, C, C));
+      ok("matmul_forward", S.tv_matmul_forward(p.tmp, p.att, l.attnProjW, l.attnProjB, 1, C, C));
       ok("residual_forward", S.tv_residual_forward(p.x, p.x, p.tmp, C));
       ok("layernorm_forward", S.tv_layernorm_forward(p.xn, p.mean, p.rstd, p.x, l.ln2w, l.ln2b, 1, C));
       ok("matmul_forward", S.tv_matmul_forward(p.fc, p.xn, l.fcW, l.fcB, 1, C, F));

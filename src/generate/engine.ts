@@ -8,6 +8,7 @@
  * and calls the kernel table directly (decode_step.ts).
  */
 import type { Architecture } from "../model/layout.ts";
+import { type BlockTensors, modelTensors, type ModelTensors } from "../model/weights.ts";
 import {
   attentionDecode,
   attentionForward,
@@ -18,7 +19,6 @@ import {
   residualForward,
 } from "../native.ts";
 import { DecodeStep } from "./decode_step.ts";
-import { type LayerWeights, type ModelWeights, resolveWeights } from "./weights.ts";
 
 /** Activations for up to `rows` positions at once. */
 class Scratch {
@@ -50,7 +50,7 @@ class Scratch {
 
 export class InferenceEngine {
   readonly arch: Architecture;
-  readonly weights: ModelWeights;
+  readonly weights: ModelTensors;
   /** Per layer: keys and values of positions 0..length−1, [max_seq_len, C] each. */
   private readonly kCache: Float32Array[];
   private readonly vCache: Float32Array[];
@@ -62,10 +62,10 @@ export class InferenceEngine {
 
   constructor(arch: Architecture, params: Float32Array) {
     this.arch = arch;
-    this.weights = resolveWeights(arch, params);
+    this.weights = modelTensors(arch, params);
     const { d_model: C, max_seq_len: P, vocab_size: V } = arch;
-    this.kCache = this.weights.layers.map(() => new Float32Array(P * C));
-    this.vCache = this.weights.layers.map(() => new Float32Array(P * C));
+    this.kCache = this.weights.blocks.map(() => new Float32Array(P * C));
+    this.vCache = this.weights.blocks.map(() => new Float32Array(P * C));
     this.one = new Scratch(1, arch);
     this.logits = new Float32Array(V);
     this.decoder = new DecodeStep(arch, this.weights, this.kCache, this.vCache, this.one, this.logits);
@@ -98,7 +98,7 @@ export class InferenceEngine {
     const s = this.scratchFor(T);
     const w = this.weights;
     encoderForward(s.x, ids, w.wte, w.wpe, 1, T, C, V, P);
-    w.layers.forEach((lw, l) => {
+    w.blocks.forEach((lw, l) => {
       layernormForward(s.xn, s.mean, s.rstd, s.x, lw.ln1w, lw.ln1b, T, C);
       matmulForward(s.qkv, s.xn, lw.qkvW, lw.qkvB, T, C, 3 * C);
       attentionForward(s.att, s.lse, s.qkv, 1, T, C, H);
@@ -134,8 +134,8 @@ export class InferenceEngine {
   }
 
   /** Attention output projection + residual, then the MLP block + residual, for `rows` rows. */
-  private mlpAndProjection(s: Scratch, lw: LayerWeights, rows: number, C: number, F: number): void {
-    matmulForward(s.tmp, s.att, lw.projW, lw.projB, rows, C, C);
+  private mlpAndProjection(s: Scratch, lw: BlockTensors, rows: number, C: number, F: number): void {
+    matmulForward(s.tmp, s.att, lw.attnProjW, lw.attnProjB, rows, C, C);
     residualForward(s.x, s.x, s.tmp, rows * C);
     layernormForward(s.xn, s.mean, s.rstd, s.x, lw.ln2w, lw.ln2b, rows, C);
     matmulForward(s.fc, s.xn, lw.fcW, lw.fcB, rows, C, F);

@@ -1,7 +1,9 @@
 /**
  * Named views into a flat parameter (or gradient) buffer, resolved once so the forward and backward
- * passes do no map lookups. The same function gives the parameters' views and the gradients' views,
- * so `w.layers[l].qkvW` and `g.layers[l].qkvW` always describe the same tensor.
+ * passes and the per-token decode loop do no map lookups. The same function gives the parameters'
+ * views and the gradients' views, so `w.blocks[l].qkvW` and `g.blocks[l].qkvW` always describe the
+ * same tensor. Biases the architecture lacks (LoopOS's attention) are null: the matmul kernel then
+ * adds nothing, which is what a zero bias would do, without reading one.
  */
 import { type Architecture, parameterCount, viewsOf } from "./layout.ts";
 
@@ -26,7 +28,7 @@ export interface ModelTensors {
 
 export function modelTensors(arch: Architecture, buffer: Float32Array): ModelTensors {
   if (buffer.length !== parameterCount(arch)) {
-    throw new Error(`modelTensors: buffer has ${buffer.length} floats, the architecture has ${parameterCount(arch)}`);
+    throw new Error(`modelTensors: the buffer holds ${buffer.length} floats, the architecture has ${parameterCount(arch)} parameters`);
   }
   const views = viewsOf(buffer, arch);
   const get = (name: string): Float32Array => {
