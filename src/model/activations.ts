@@ -38,45 +38,50 @@ export interface Activations {
   dFch: Float32Array;      // [M,F] d(gelu output), turned in place into d(fc output)
 }
 
-/** Floats in the activation arena for batches of B sequences of T tokens. */
-export function activationFloats(arch: Architecture, B: number, T: number): number {
+/** The arena's float tensors in the order they are carved, with their sizes: one list for both
+ * sizing the arena and carving it. */
+function arenaSizes(arch: Architecture, B: number, T: number) {
   const { d_model: C, d_ff: F, vocab_size: V, num_heads: H } = arch;
   const M = B * T;
-  const block = [M * C, M, M, 3 * M * C, M * C, B * H * T, M * C, M * C, M * C, M, M, M * F, M * F, M * C, M * C];
-  const tail = [M * C, M * C, M, M, M * V, M, M * C, M * C, M * C, 3 * M * C, M * F, M * F];
-  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-  return arch.num_layers * sum(block) + sum(tail);
+  const block: Record<keyof BlockActivations, number> = {
+    ln1: M * C, ln1Mean: M, ln1Rstd: M,
+    qkv: 3 * M * C, atty: M * C, attLse: B * H * T, attProj: M * C,
+    resid2: M * C,
+    ln2: M * C, ln2Mean: M, ln2Rstd: M,
+    fch: M * F, fchGelu: M * F, mlpProj: M * C, resid3: M * C,
+  };
+  const rest: Record<Exclude<keyof Activations, "B" | "T" | "tokens" | "targets" | "blocks">, number> = {
+    encoded: M * C,
+    lnf: M * C, lnfMean: M, lnfRstd: M,
+    logits: M * V, losses: M,
+    dResidual: M * C, dLn: M * C, dAtty: M * C, dQkv: 3 * M * C,
+    dFch: M * F,
+  };
+  return { block, rest };
+}
+
+const total = (sizes: Record<string, number>) => Object.values(sizes).reduce((a, b) => a + b, 0);
+
+/** Floats in the activation arena for batches of B sequences of T tokens. */
+export function activationFloats(arch: Architecture, B: number, T: number): number {
+  const { block, rest } = arenaSizes(arch, B, T);
+  return arch.num_layers * total(block) + total(rest);
 }
 
 export function allocateActivations(arch: Architecture, B: number, T: number): Activations {
-  const { d_model: C, d_ff: F, vocab_size: V, num_heads: H } = arch;
   const M = B * T;
-  const total = activationFloats(arch, B, T);
-  if (!Number.isSafeInteger(total) || total > 2 ** 32) {
-    throw new RangeError(`activations for batch ${B} × ${T} need ${total} floats; use a smaller --batch-size or --max-length`);
+  const floats = activationFloats(arch, B, T);
+  if (!Number.isSafeInteger(floats) || floats > 2 ** 32) {
+    throw new RangeError(`activations for batch ${B} × ${T} need ${floats} floats; use a smaller --batch-size or --max-length`);
   }
-  const arena = new Float32Array(total);
+  const arena = new Float32Array(floats);
   let offset = 0;
-  const take = (n: number) => arena.subarray(offset, (offset += n));
-  const blocks: BlockActivations[] = [];
-  for (let l = 0; l < arch.num_layers; l++) {
-    blocks.push({
-      ln1: take(M * C), ln1Mean: take(M), ln1Rstd: take(M),
-      qkv: take(3 * M * C), atty: take(M * C), attLse: take(B * H * T), attProj: take(M * C),
-      resid2: take(M * C),
-      ln2: take(M * C), ln2Mean: take(M), ln2Rstd: take(M),
-      fch: take(M * F), fchGelu: take(M * F), mlpProj: take(M * C), resid3: take(M * C),
-    });
-  }
-  return {
-    B, T,
-    tokens: new Int32Array(M),
-    targets: new Int32Array(M),
-    encoded: take(M * C),
-    blocks,
-    lnf: take(M * C), lnfMean: take(M), lnfRstd: take(M),
-    logits: take(M * V), losses: take(M),
-    dResidual: take(M * C), dLn: take(M * C), dAtty: take(M * C), dQkv: take(3 * M * C),
-    dFch: take(M * F),
+  const carve = <K extends string>(sizes: Record<K, number>): Record<K, Float32Array> => {
+    const out = {} as Record<K, Float32Array>;
+    for (const name in sizes) out[name] = arena.subarray(offset, (offset += sizes[name]));
+    return out;
   };
+  const { block, rest } = arenaSizes(arch, B, T);
+  const blocks = Array.from({ length: arch.num_layers }, () => carve(block));
+  return { B, T, tokens: new Int32Array(M), targets: new Int32Array(M), blocks, ...carve(rest) };
 }

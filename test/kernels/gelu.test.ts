@@ -1,6 +1,7 @@
 // tv_gelu_forward / tv_gelu_backward on every ISA level: against the float64 tanh-approximation
-// reference (including large |x| where tanh saturates), against finite differences, the +=
-// contract, bit-identical results for 1 and 2 threads, and refused sizes.
+// reference (including large |x| where tanh saturates), against finite differences, backward
+// overwriting dinp (also in place, dinp = dout), bit-identical results for 1 and 2 threads, and
+// refused sizes.
 import { describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import * as ref from "./reference.ts";
