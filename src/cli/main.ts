@@ -97,14 +97,14 @@ function kebab(option: string): string {
 /**
  * `--learning-rate -1`: the option parser would read "-1" as a flag of its own. A negative number
  * right after a long option is its value: pass it as `--learning-rate=-1`, so the option's check
- * says what is wrong with it.
+ * says what is wrong with it. A lone `-` (stdin, as in `--prompt -`) is a value too.
  */
 export function negativeValues(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = argv[i + 1];
-    if (/^--[a-z][a-z-]*$/.test(a) && next !== undefined && /^-(\d|\.\d|Infinity$|NaN$)/.test(next)) {
+    if (/^--[a-z][a-z-]*$/.test(a) && next !== undefined && (next === "-" || /^-(\d|\.\d|Infinity$|NaN$)/.test(next))) {
       out.push(`${a}=${next}`);
       i++;
     } else out.push(a);

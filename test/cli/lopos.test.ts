@@ -42,7 +42,7 @@ test("a LOPOS v1 file loads: the seed's architecture block, then a converted cop
   const r = await runCli(["train-vocab", "--resume", seedCkpt(), "--vocab", seedVocab(), "--output", join(dir, "converted")], dir);
   expect(r.code).toBe(0);
   expect(r.stdout).toContain(`Loaded architecture from checkpoint:\n  d_model:    16\n  num_heads:  2\n  num_layers: 2\n  d_ff:       32\n  vocab_size: ${entries.length}\n`);
-  expect(r.stdout).toContain("a seed LOPOS v1 checkpoint holds weights only");
+  expect(r.stdout).toContain("a LoopOS LOPOS v1 checkpoint holds weights only");
   const converted = readCheckpoint(join(dir, "converted", "model_checkpoint.bin"));
   expect(converted.format).toBe("train-vocab-checkpoint");
   expect(converted.arch).toEqual(arch);

@@ -178,7 +178,7 @@ describe("numbers and words", () => {
     for (const command of ["export", "inspect", "generate"]) expect((await cli(command, "--help")).stdout).not.toMatch(/the seed|seed's|seed system/);
   });
 
-  test.todo("generate --prompt - reads the prompt from stdin", async () => {
+  test("generate --prompt - reads the prompt from stdin", async () => {
     const args = ["generate", "--checkpoint", m.checkpoint, "--vocab", m.vocab, "--max-tokens", "3", "--temperature", "0"];
     const proc = Bun.spawn(["bun", "run", BIN, ...args, "--prompt", "-"], { cwd: dir, stdin: new TextEncoder().encode("The cat"), stdout: "pipe", stderr: "pipe" });
     const [stdout, , code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
