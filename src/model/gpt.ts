@@ -1,6 +1,6 @@
 /**
  * The GPT-2-style decoder: pre-LN blocks (x + Attn(LN1(x)), then + MLP(LN2(x))), learned positions,
- * GELU, a final LayerNorm and an LM head (tied to wte, or the seed's separate matrix).
+ * GELU, a final LayerNorm and an LM head (tied to wte, or LoopOS's separate matrix).
  *
  * One flat buffer each for parameters and gradients (layout.ts); activations live in one arena sized
  * for the largest batch. Each layer's forward and backward sit side by side below, so the saved
@@ -8,6 +8,8 @@
  * Backward kernels OVERWRITE the activation gradients they produce (matmul dinp, GELU, attention:
  * no scratch buffer needs clearing first) and ACCUMULATE into parameter gradients and into the
  * residual stream's gradient (LayerNorm backward adds its input gradient to it).
+ * Shapes: M = B·T rows, C = d_model, F = d_ff, V = vocab_size, H = num_heads; a linear layer's
+ * weight is [out, in], so y = x·Wᵀ + b.
  */
 import * as K from "../native.ts";
 import { allocateActivations, type Activations, type BlockActivations } from "./activations.ts";
@@ -19,22 +21,62 @@ import { type BlockTensors, modelTensors, type ModelTensors } from "./weights.ts
  * attention's products (weights, softmax, norms and the optimizer stay fp32). */
 export type Precision = "fp32" | "bf16";
 
-/** The kernels a model runs its products with (linear layers and attention), chosen once from its
- * precision. */
-interface Products {
-  matmulForward: typeof K.matmulForward;
-  matmulBackward: typeof K.matmulBackward;
-  attentionForward: typeof K.attentionForward;
-  attentionBackward: typeof K.attentionBackward;
+/** Every native call of forward and backward, one entry per role (the four linear layers share one
+ * kernel), so a profile can time each role under its own label. */
+type Ops = ReturnType<typeof opsFor>;
+
+/** What the training benchmark's breakdown reports each role as. */
+const LABELS: Record<keyof Ops, string> = {
+  encoderForward: "encoder fwd",
+  layernormForward: "layernorm fwd",
+  qkvForward: "matmul qkv fwd",
+  attentionForward: "attention fwd",
+  attnProjForward: "matmul attn.proj fwd",
+  residualLayernormForward: "residual+layernorm fwd",
+  fcForward: "matmul fc fwd",
+  geluForward: "gelu fwd",
+  mlpProjForward: "matmul mlp.proj fwd",
+  lmHeadForward: "lm head fwd",
+  crossEntropy: "cross-entropy fwd+bwd",
+  lmHeadBackward: "lm head bwd",
+  layernormBackward: "layernorm bwd",
+  mlpProjBackward: "matmul mlp.proj bwd",
+  geluBackward: "gelu bwd",
+  fcBackward: "matmul fc bwd",
+  attnProjBackward: "matmul attn.proj bwd",
+  attentionBackward: "attention bwd",
+  qkvBackward: "matmul qkv bwd",
+  encoderBackward: "encoder bwd",
+};
+
+/** The kernels for a precision: only the products (linear layers, attention) differ. */
+function opsFor(precision: Precision) {
+  const bf16 = precision === "bf16";
+  const mmF = bf16 ? K.matmulForwardBf16 : K.matmulForward;
+  const mmB = bf16 ? K.matmulBackwardBf16 : K.matmulBackward;
+  return {
+    encoderForward: K.encoderForward,
+    layernormForward: K.layernormForward,
+    qkvForward: mmF,
+    attentionForward: bf16 ? K.attentionForwardBf16 : K.attentionForward,
+    attnProjForward: mmF,
+    residualLayernormForward: K.residualLayernormForward,
+    fcForward: mmF,
+    geluForward: K.geluForward,
+    mlpProjForward: mmF,
+    lmHeadForward: mmF,
+    crossEntropy: K.crossEntropyForwardBackward,
+    lmHeadBackward: mmB,
+    layernormBackward: K.layernormBackward,
+    mlpProjBackward: mmB,
+    geluBackward: K.geluBackward,
+    fcBackward: mmB,
+    attnProjBackward: mmB,
+    attentionBackward: bf16 ? K.attentionBackwardBf16 : K.attentionBackward,
+    qkvBackward: mmB,
+    encoderBackward: K.encoderBackward,
+  };
 }
-const FP32: Products = {
-  matmulForward: K.matmulForward, matmulBackward: K.matmulBackward,
-  attentionForward: K.attentionForward, attentionBackward: K.attentionBackward,
-};
-const BF16: Products = {
-  matmulForward: K.matmulForwardBf16, matmulBackward: K.matmulBackwardBf16,
-  attentionForward: K.attentionForwardBf16, attentionBackward: K.attentionBackwardBf16,
-};
 
 export class GPT {
   readonly arch: Architecture;
@@ -49,20 +91,31 @@ export class GPT {
   private lastHadTargets = false;
 
   readonly precision: Precision;
-  private readonly ops: Products;
-  /** When set, every native call of forward and backward is timed into it (the training benchmark). */
-  profile: StepProfile | null = null;
+  private readonly kernels: Ops;
+  /** The kernels, or the same wrapped in timing while a profile is attached. */
+  private ops: Ops;
+  private stepProfile: StepProfile | null = null;
 
   constructor(arch: Architecture, params?: Float32Array, options: { precision?: Precision } = {}) {
     this.arch = arch;
     this.precision = options.precision ?? "fp32";
-    this.ops = this.precision === "bf16" ? BF16 : FP32;
+    this.kernels = this.ops = opsFor(this.precision);
     const n = parameterCount(arch);
     if (params && params.length !== n) throw new Error(`GPT: ${params.length} parameters given, the architecture has ${n}`);
     this.params = params ?? new Float32Array(n);
     this.grads = new Float32Array(n);
     this.w = modelTensors(arch, this.params);
     this.g = modelTensors(arch, this.grads);
+  }
+
+  /** When set, every native call of forward and backward is timed into it (the training benchmark). */
+  get profile(): StepProfile | null {
+    return this.stepProfile;
+  }
+
+  set profile(p: StepProfile | null) {
+    this.stepProfile = p;
+    this.ops = p ? p.timed(this.kernels, LABELS) : this.kernels;
   }
 
   /** Make room for batches of up to B sequences of up to T tokens (allocates once per shape). */
@@ -92,33 +145,20 @@ export class GPT {
   forward(B: number, T: number, withTargets: boolean): number {
     const a = this.acts;
     if (!a || B * T > a.B * a.T || T > a.T) throw new Error(`GPT: forward(${B}, ${T}) needs reserve(${B}, ${T}) first`);
-    const { d_model: C, vocab_size: V, max_seq_len: P, num_heads: H, d_ff: F } = this.arch;
+    const { d_model: C, vocab_size: V, max_seq_len: P, num_heads: H, d_ff: F, num_layers: L } = this.arch;
     const M = B * T;
     const w = this.w, ops = this.ops;
-    const p = this.profile;
-    p?.begin();
-    K.encoderForward(a.encoded, a.tokens, w.wte, w.wpe, B, T, C, V, P);
-    p?.end("encoder fwd");
+    ops.encoderForward(a.encoded, a.tokens, w.wte, w.wpe, B, T, C, V, P); // encoded [M,C] = wte[token] + wpe[t]
     // The first LayerNorm reads the embeddings; every later one is fused with the residual add
     // before it (each block ends by writing the next block's ln_1, or ln_f).
-    const L = this.arch.num_layers;
-    const lnf: NextNorm = { out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, weight: w.lnfw, bias: w.lnfb };
-    const ln1 = (l: number): NextNorm => {
-      const ab = a.blocks[l]!, wb = w.blocks[l]!;
-      return { out: ab.ln1, mean: ab.ln1Mean, rstd: ab.ln1Rstd, weight: wb.ln1w, bias: wb.ln1b };
-    };
-    const first = L > 0 ? ln1(0) : lnf;
-    p?.begin();
-    K.layernormForward(first.out, first.mean, first.rstd, a.encoded, first.weight, first.bias, M, C);
-    p?.end("layernorm fwd");
-    let x = a.encoded;
+    const first = L > 0 ? ln1Of(a.blocks[0]!, w.blocks[0]!) : lnfOf(a, w);
+    ops.layernormForward(first.out, first.mean, first.rstd, a.encoded, first.weight, first.bias, M, C);
     for (let l = 0; l < L; l++) {
-      blockForward(a.blocks[l]!, w.blocks[l]!, x, l + 1 < L ? ln1(l + 1) : lnf, B, T, C, H, F, ops, p);
-      x = a.blocks[l]!.resid3;
+      const x = l > 0 ? a.blocks[l - 1]!.resid3 : a.encoded;
+      const next = l + 1 < L ? ln1Of(a.blocks[l + 1]!, w.blocks[l + 1]!) : lnfOf(a, w);
+      blockForward(ops, a.blocks[l]!, w.blocks[l]!, x, next, B, T, C, H, F);
     }
-    p?.begin();
-    ops.matmulForward(a.logits, a.lnf, w.lmHead, null, M, C, V);
-    p?.end("lm head fwd");
+    ops.lmHeadForward(a.logits, a.lnf, w.lmHead, null, M, C, V); // logits [M,V] = lnf [M,C] · lmHeadᵀ
     this.lastB = B;
     this.lastT = T;
     this.lastHadTargets = withTargets;
@@ -128,9 +168,7 @@ export class GPT {
     for (let i = 0; i < M; i++) if (a.targets[i]! >= 0) counted++;
     if (counted === 0) return NaN;
     // Overwrites the logits with the gradient of the MEAN loss: dloss = 1/counted per row.
-    p?.begin();
-    K.crossEntropyForwardBackward(a.losses, a.logits, a.logits, a.targets, M, V, 1 / counted);
-    p?.end("cross-entropy fwd+bwd");
+    ops.crossEntropy(a.losses, a.logits, a.logits, a.targets, M, V, 1 / counted); // losses [M], dlogits [M,V]
     let sum = 0;
     for (let i = 0; i < M; i++) sum += a.losses[i]!;
     return sum / counted;
@@ -166,23 +204,16 @@ export class GPT {
     const dLnf = a.dLn.subarray(0, M * C);
     const dRes = a.dResidual.subarray(0, M * C);
     const lastX = L > 0 ? a.blocks[L - 1]!.resid3 : a.encoded;
-    const p = this.profile;
 
     // LM head: with tied embeddings g.lmHead is g.wte, which the encoder's scatter adds to below.
-    p?.begin();
-    ops.matmulBackward(dLnf, g.lmHead, null, a.logits, a.lnf, w.lmHead, M, C, V);
-    p?.end("lm head bwd");
+    ops.lmHeadBackward(dLnf, g.lmHead, null, a.logits, a.lnf, w.lmHead, M, C, V); // dLnf [M,C]; g.lmHead += [V,C]
     dRes.fill(0);
-    p?.begin();
-    K.layernormBackward(dRes, g.lnfw, g.lnfb, dLnf, lastX, w.lnfw, a.lnfMean, a.lnfRstd, M, C);
-    p?.end("layernorm bwd");
+    ops.layernormBackward(dRes, g.lnfw, g.lnfb, dLnf, lastX, w.lnfw, a.lnfMean, a.lnfRstd, M, C); // dRes [M,C] +=
     for (let l = L - 1; l >= 0; l--) {
       const x = l > 0 ? a.blocks[l - 1]!.resid3 : a.encoded;
-      blockBackward(a, a.blocks[l]!, w.blocks[l]!, g.blocks[l]!, x, B, T, C, H, F, ops, p);
+      blockBackward(ops, a, a.blocks[l]!, w.blocks[l]!, g.blocks[l]!, x, B, T, C, H, F);
     }
-    p?.begin();
-    K.encoderBackward(g.wte, g.wpe, dRes, a.tokens, B, T, C, V, P);
-    p?.end("encoder bwd");
+    ops.encoderBackward(g.wte, g.wpe, dRes, a.tokens, B, T, C, V, P); // g.wte rows of the tokens, g.wpe [T,C] +=
     this.lastHadTargets = false; // the logits now hold gradients; a second backward would be wrong
   }
 }
@@ -195,36 +226,27 @@ interface NextNorm {
   weight: Float32Array; bias: Float32Array;
 }
 
+const ln1Of = (a: BlockActivations, w: BlockTensors): NextNorm =>
+  ({ out: a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, weight: w.ln1w, bias: w.ln1b });
+const lnfOf = (a: Activations, w: ModelTensors): NextNorm =>
+  ({ out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, weight: w.lnfw, bias: w.lnfb });
+
 /** Expects a.ln1 = ln_1(x) already written; writes resid2, resid3 and `next` = LN(resid3). */
 function blockForward(
-  a: BlockActivations, w: BlockTensors, x: Float32Array, next: NextNorm,
-  B: number, T: number, C: number, H: number, F: number, ops: Products, p: StepProfile | null,
+  ops: Ops, a: BlockActivations, w: BlockTensors, x: Float32Array, next: NextNorm,
+  B: number, T: number, C: number, H: number, F: number,
 ): void {
   const M = B * T;
-  p?.begin();
-  ops.matmulForward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C);
-  p?.end("matmul qkv fwd");
-  p?.begin();
-  ops.attentionForward(a.atty, a.attLse, a.qkv, B, T, C, H);
-  p?.end("attention fwd");
-  p?.begin();
-  ops.matmulForward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C);
-  p?.end("matmul attn.proj fwd");
-  p?.begin();
-  K.residualLayernormForward(a.resid2, a.ln2, a.ln2Mean, a.ln2Rstd, x, a.attProj, w.ln2w, w.ln2b, M, C);
-  p?.end("residual+layernorm fwd");
-  p?.begin();
-  ops.matmulForward(a.fch, a.ln2, w.fcW, w.fcB, M, C, F);
-  p?.end("matmul fc fwd");
-  p?.begin();
-  K.geluForward(a.fchGelu, a.fch, M * F);
-  p?.end("gelu fwd");
-  p?.begin();
-  ops.matmulForward(a.mlpProj, a.fchGelu, w.mlpProjW, w.mlpProjB, M, F, C);
-  p?.end("matmul mlp.proj fwd");
-  p?.begin();
-  K.residualLayernormForward(a.resid3, next.out, next.mean, next.rstd, a.resid2, a.mlpProj, next.weight, next.bias, M, C);
-  p?.end("residual+layernorm fwd");
+  ops.qkvForward(a.qkv, a.ln1, w.qkvW, w.qkvB, M, C, 3 * C); // qkv [M,3C]
+  ops.attentionForward(a.atty, a.attLse, a.qkv, B, T, C, H); // atty [M,C], attLse [B,H,T]
+  ops.attnProjForward(a.attProj, a.atty, w.attnProjW, w.attnProjB, M, C, C); // attProj [M,C]
+  // resid2 = x + attProj; ln2 = LN(resid2)
+  ops.residualLayernormForward(a.resid2, a.ln2, a.ln2Mean, a.ln2Rstd, x, a.attProj, w.ln2w, w.ln2b, M, C);
+  ops.fcForward(a.fch, a.ln2, w.fcW, w.fcB, M, C, F); // fch [M,F]
+  ops.geluForward(a.fchGelu, a.fch, M * F); // fchGelu [M,F]
+  ops.mlpProjForward(a.mlpProj, a.fchGelu, w.mlpProjW, w.mlpProjB, M, F, C); // mlpProj [M,C]
+  // resid3 = resid2 + mlpProj; next = LN(resid3)
+  ops.residualLayernormForward(a.resid3, next.out, next.mean, next.rstd, a.resid2, a.mlpProj, next.weight, next.bias, M, C);
 }
 
 /**
@@ -233,8 +255,8 @@ function blockForward(
  * the branch's output gradient and then accumulated into by the branch's LayerNorm backward.
  */
 function blockBackward(
-  acts: Activations, a: BlockActivations, w: BlockTensors, g: BlockTensors, x: Float32Array,
-  B: number, T: number, C: number, H: number, F: number, ops: Products, p: StepProfile | null,
+  ops: Ops, acts: Activations, a: BlockActivations, w: BlockTensors, g: BlockTensors, x: Float32Array,
+  B: number, T: number, C: number, H: number, F: number,
 ): void {
   const M = B * T;
   const dRes = acts.dResidual.subarray(0, M * C);
@@ -244,30 +266,14 @@ function blockBackward(
   const dQkv = acts.dQkv.subarray(0, 3 * M * C);
 
   // MLP branch: resid3 = resid2 + mlpProj(gelu(fc(ln2(resid2))))
-  p?.begin();
-  ops.matmulBackward(dFch, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C);
-  p?.end("matmul mlp.proj bwd");
-  p?.begin();
-  K.geluBackward(dFch, a.fch, dFch, M * F); // in place: d(gelu output) becomes d(fc output)
-  p?.end("gelu bwd");
-  p?.begin();
-  ops.matmulBackward(dLn, g.fcW, g.fcB, dFch, a.ln2, w.fcW, M, C, F);
-  p?.end("matmul fc bwd");
-  p?.begin();
-  K.layernormBackward(dRes, g.ln2w, g.ln2b, dLn, a.resid2, w.ln2w, a.ln2Mean, a.ln2Rstd, M, C);
-  p?.end("layernorm bwd");
+  ops.mlpProjBackward(dFch, g.mlpProjW, g.mlpProjB, dRes, a.fchGelu, w.mlpProjW, M, F, C); // dFch [M,F] = d(fchGelu)
+  ops.geluBackward(dFch, a.fch, dFch, M * F); // in place: d(gelu output) becomes d(fc output)
+  ops.fcBackward(dLn, g.fcW, g.fcB, dFch, a.ln2, w.fcW, M, C, F); // dLn [M,C] = d(ln2)
+  ops.layernormBackward(dRes, g.ln2w, g.ln2b, dLn, a.resid2, w.ln2w, a.ln2Mean, a.ln2Rstd, M, C); // dRes += d(resid2)
 
   // Attention branch: resid2 = x + attnProj(attention(qkv(ln1(x))))
-  p?.begin();
-  ops.matmulBackward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C);
-  p?.end("matmul attn.proj bwd");
-  p?.begin();
-  ops.attentionBackward(dQkv, dAtty, a.qkv, a.atty, a.attLse, B, T, C, H);
-  p?.end("attention bwd");
-  p?.begin();
-  ops.matmulBackward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C);
-  p?.end("matmul qkv bwd");
-  p?.begin();
-  K.layernormBackward(dRes, g.ln1w, g.ln1b, dLn, x, w.ln1w, a.ln1Mean, a.ln1Rstd, M, C);
-  p?.end("layernorm bwd");
+  ops.attnProjBackward(dAtty, g.attnProjW, g.attnProjB, dRes, a.atty, w.attnProjW, M, C, C); // dAtty [M,C]
+  ops.attentionBackward(dQkv, dAtty, a.qkv, a.atty, a.attLse, B, T, C, H); // dQkv [M,3C]
+  ops.qkvBackward(dLn, g.qkvW, g.qkvB, dQkv, a.ln1, w.qkvW, M, C, 3 * C); // dLn [M,C] = d(ln1)
+  ops.layernormBackward(dRes, g.ln1w, g.ln1b, dLn, x, w.ln1w, a.ln1Mean, a.ln1Rstd, M, C); // dRes += d(x)
 }
