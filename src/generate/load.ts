@@ -1,8 +1,8 @@
 /**
  * Loading what generate, eval and export need: the checkpoint's weights and the tokenizer, checked
  * against each other before any work starts. Our checkpoints record the tokenizer's fingerprint, so
- * the wrong vocab file is caught even when its size happens to match; the seed's files record
- * nothing, so for them the size is all there is to compare (the seed's own rule and message).
+ * the wrong vocab file is caught even when its size happens to match; LoopOS's files record
+ * nothing, so for them the size is all there is to compare (LoopOS's own rule and message).
  */
 import { existsSync } from "node:fs";
 import { type LoadedCheckpoint, readCheckpoint } from "../checkpoint/index.ts";
@@ -31,7 +31,7 @@ export function loadModel(checkpointPath: string, vocabPath: string): LoadedMode
 export function checkTokenizer(ckpt: Pick<LoadedCheckpoint, "arch" | "tokenizer" | "path">, tok: Tokenizer, vocabPath: string): void {
   const expected = ckpt.tokenizer;
   if (expected === null) {
-    // No identity stored (a seed file): sizes must agree exactly, as the seed system required.
+    // No identity stored (a LoopOS file): sizes must agree exactly, as LoopOS required.
     if (tok.vocabSize !== ckpt.arch.vocab_size) {
       throw new UserError(`Vocabulary size mismatch! Checkpoint expects ${ckpt.arch.vocab_size} but vocab file has ${tok.vocabSize} (${vocabPath}).`);
     }

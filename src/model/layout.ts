@@ -13,9 +13,9 @@ export interface Architecture {
   d_ff: number;
   vocab_size: number;
   max_seq_len: number;
-  /** LM head shares the token embedding (GPT-2). The seed system's models are untied. */
+  /** LM head shares the token embedding (GPT-2). LoopOS's models are untied. */
   tied_embeddings: boolean;
-  /** Biases on the attention's qkv and output projections (GPT-2). The seed's attention has none. */
+  /** Biases on the attention's qkv and output projections (GPT-2). LoopOS's attention has none. */
   attention_bias: boolean;
 }
 
