@@ -574,213 +574,272 @@ static void clear_head(float* dbase, int64_t stride, int T, int hs, int parts) {
     for (int part = 0; part < parts; part++) memset(dbase + i * stride + part * C, 0, sizeof(float) * (size_t)hs);
 }
 
-static void backward_head(const attn_ctx* c, int b, int h) {
-  /* Staged (below): the head's queries and dout rows are copied once, and these stay unused. */
-  const int staged = (int64_t)c->nblocks * c->bt * c->hsp <= MAX_STAGED_FLOATS;
-  const int bf = HAVE_BF16_TILES && c->bf16; /* bf16 products: pair forms below replace kt and vt */
-  float qbuf[staged ? 1 : TILE_FLOATS] __attribute__((aligned(64)));  /* [bt][hsp] scaled queries */
-  float dobuf[staged ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [bt][hsp] dout rows */
-  float dq[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] this block's dq */
-  float kt[bf ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [hs][bt] keys, transposed */
-  float vt[bf ? 1 : TILE_FLOATS] __attribute__((aligned(64))); /* [hs][bt] values, transposed */
-  float kb[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] keys */
-  float dk[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] */
-  float dv[TILE_FLOATS] __attribute__((aligned(64)));      /* [bt][hsp] */
-  float s[MAX_BT * MAX_BT] __attribute__((aligned(64)));   /* [bt][bt] scores, then P */
-  float dp[MAX_BT * MAX_BT] __attribute__((aligned(64)));  /* [bt][bt] dP, then dS */
-  float lse[MAX_BT], D[MAX_BT];
-  const int T = c->T, C = c->C, hs = c->hs, hsp = c->hsp, bt = c->bt;
-  const int64_t stride = 3 * (int64_t)C;
-  const int64_t hoff = (int64_t)h * hs;
-  const float* base = c->qkv + (int64_t)b * T * stride + hoff;
-  float* dbase = c->dqkv + (int64_t)b * T * stride + hoff;
-  const float* lse_bh = c->clse + ((int64_t)b * c->H + h) * T;
-  /* D[i] = dout[i]·out[i] once per head (every key block's pass needs it for the same queries). */
-  float Dh[T <= MAX_STACK_T ? T : 1];
-  if (T <= MAX_STACK_T)
+/* Arrays only the bf16 products use: a single element on levels without them. */
+#define BF16_ONLY(n) (HAVE_BF16_TILES ? (n) : 1)
+#define A64 __attribute__((aligned(64)))
+
+/* One key block of bt keys (a thread's, reused for every block): the forms the products take the
+ * keys and values in, and the dk and dv rows it sums over the query blocks that see it. */
+typedef struct {
+  float k[TILE_FLOATS] A64;  /* [bt][hsp] keys: dq's x operand */
+  float dk[TILE_FLOATS] A64; /* [bt][hsp] */
+  float dv[TILE_FLOATS] A64; /* [bt][hsp] */
+  union {                    /* the b operand of S and dP, as the mode needs it */
+    struct {
+      float kt[TILE_FLOATS] A64; /* [hs][bt] keys, transposed */
+      float vt[TILE_FLOATS] A64; /* [hs][bt] values, transposed */
+    };
+    struct {                                         /* bf16 mode */
+      uint32_t kt32[BF16_ONLY(TILE_FLOATS / 2)] A64; /* [d pair][key] */
+      uint32_t vt32[BF16_ONLY(TILE_FLOATS / 2)] A64; /* [d pair][key] */
+      uint32_t ki32[BF16_ONLY(TILE_FLOATS / 2)] A64; /* [key pair][d]: dq's x operand */
+      uint32_t tmp32[BF16_ONLY(TILE_FLOATS / 2)] A64;
+      float vrows[BF16_ONLY(TILE_FLOATS)] A64; /* [bt][hsp] values */
+    };
+  };
+} key_block;
+
+/* One (key block, query block) pair, query-major (a thread's, reused for every pair). */
+typedef struct {
+  float s[MAX_BT * MAX_BT] A64;  /* [bt][bt] scores S, then P in place */
+  float dp[MAX_BT * MAX_BT] A64; /* [bt][bt] dP, then dS in place */
+  /* bf16 mode: P and dS as pairs of query rows (the w of dv and dk), dS as pairs along its rows (dq's) */
+  uint32_t pw[BF16_ONLY(MAX_BT * MAX_BT / 2)] A64;
+  uint32_t dsw[BF16_ONLY(MAX_BT * MAX_BT / 2)] A64;
+  uint32_t dsc[BF16_ONLY(MAX_BT * MAX_BT / 2)] A64;
+} pair_tiles;
+
+/* The query side of the heads a thread runs, and the modes, the same for every head of a call.
+ * Its rows are a whole head's (T rounded up to whole blocks, zero past T) when staged, else one
+ * query block's. */
+typedef struct {
+  /* Every query block is read again for each key block before it, from rows 3C (q) and C (dout)
+   * floats apart: when they fit, a head's scaled queries and dout rows are copied once, contiguous. */
+  int staged;
+  /* dq of the whole head summed in place across key blocks and stored in dqkv once: dqkv rows are
+   * 3C floats apart, so a read-modify-write per pair costs more in cache misses than the products
+   * that feed it. When it does not fit, each pair's dq is summed into dqkv. */
+  int head_dq;
+  int bf;                 /* the products take bf16 pairs (attention_bf16.h) */
+  float *q, *dout;        /* [rows][hsp] queries times scale·log2(e) (base-2 scores), dout rows */
+  uint32_t *q32, *do32;   /* bf16: as pairs along a row (the a operand of S and dP) */
+  uint32_t *qi32, *doi32; /* bf16: as pairs of rows (the x operand of dk and dv) */
+  float* dq;              /* [head's rows, or bt][hsp] dq, still to be multiplied by scale */
+  float* D;               /* [T] dout·out per query when T <= MAX_STACK_T, else NULL */
+} query_side;
+
+/* One query block's operands (views of the query side), its dq rows and its per-query values. */
+typedef struct {
+  const float *q, *dout;
+  const uint32_t *q32, *do32, *qi32, *doi32;
+  float* dq;
+  float lse[MAX_BT]; /* in base 2, as the recomputed scores */
+  float D[MAX_BT];
+} query_block;
+
+/* The bf16 pair forms of the query side's rows [0, n). */
+static void query_pairs(query_side* qs, int hsp, int n) {
+  const int hq = hsp / 2;
+  rows_to_pairs(qs->q32, hq, qs->q, hsp, n, hsp);
+  rows_to_pairs(qs->do32, hq, qs->dout, hsp, n, hsp);
+  rows_interleave(qs->qi32, hsp, qs->q, hsp, n, hsp);
+  rows_interleave(qs->doi32, hsp, qs->dout, hsp, n, hsp);
+}
+
+/* Start head (b, h): D of its queries (every key block's pass needs it for the same queries), its
+ * staged rows, and its dq cleared where it is summed. */
+static void begin_head(const attn_ctx* c, query_side* qs, int b, int h) {
+  const int T = c->T, C = c->C, hs = c->hs, hsp = c->hsp, rows = c->nblocks * c->bt;
+  const int64_t stride = 3 * (int64_t)C, hoff = (int64_t)h * hs;
+  if (qs->D)
     for (int i = 0; i < T; i++) {
       const int64_t row = ((int64_t)b * T + i) * C + hoff;
-      Dh[i] = tv_row_dot(c->dout + row, c->fout + row, hs);
+      qs->D[i] = tv_row_dot(c->dout + row, c->fout + row, hs);
     }
-  /* dq of the whole head, accumulated in place across key blocks and stored in dqkv once at the
-   * end: dqkv rows are 3C floats apart, so a read-modify-write per (key block, query block) pair
-   * costs more in cache misses than the products that feed it. */
-  const int64_t dq_rows = (int64_t)c->nblocks * bt;
-  const int head_dq = dq_rows * hsp <= MAX_STACK_DQ;
-  float dqh[head_dq ? dq_rows * hsp : 1] __attribute__((aligned(64)));
-  if (head_dq) memset(dqh, 0, sizeof(float) * (size_t)(dq_rows * hsp));
-  else clear_head(dbase, stride, T, hs, 1); /* dq is then summed in dqkv itself */
-  /* Every query block is read again for each key block before it, from rows 3C (q) and C (dout)
-   * floats apart: when they fit, copy the head's scaled queries and dout rows once, contiguous
-   * (rows past T zero). */
-  float qh[staged ? dq_rows * hsp : 1] __attribute__((aligned(64)));
-  float doh[staged ? dq_rows * hsp : 1] __attribute__((aligned(64)));
-  if (staged) {
-    load_rows(qh, hsp, base, stride, T, (int)dq_rows, hs, c->scale * TV_LOG2E);
-    load_rows(doh, hsp, c->dout + (int64_t)b * T * C + hoff, C, T, (int)dq_rows, hs, 1.0f);
+  if (qs->head_dq) memset(qs->dq, 0, sizeof(float) * (size_t)rows * hsp);
+  else clear_head(c->dqkv + (int64_t)b * T * stride + hoff, stride, T, hs, 1);
+  if (qs->staged) {
+    load_rows(qs->q, hsp, c->qkv + (int64_t)b * T * stride + hoff, stride, T, rows, hs, c->scale * TV_LOG2E);
+    load_rows(qs->dout, hsp, c->dout + (int64_t)b * T * C + hoff, C, T, rows, hs, 1.0f);
+    if (qs->bf) query_pairs(qs, hsp, rows);
   }
-  /* bf16: the products' operands as pairs (attention_bf16.h). The queries and dout rows are the
-   * a operand of the scores and dP (pairs along a row) and the x operand of dk and dv (pairs of
-   * rows): converted once per head when staged, else per query block. */
-  const int hq = hsp / 2;
-  const int64_t head_words = bf && staged ? dq_rows * hq : 1, block_words = bf ? (int64_t)bt * hq : 1;
-  uint32_t q32h[head_words], do32h[head_words], qi32h[head_words], doi32h[head_words];
-  uint32_t q32b[bf && !staged ? block_words : 1], do32b[bf && !staged ? block_words : 1];
-  uint32_t qi32b[bf && !staged ? block_words : 1], doi32b[bf && !staged ? block_words : 1];
-  uint32_t kt32[block_words], vt32[block_words], kbi32[block_words], tmp32[block_words]; /* per key block */
-  uint32_t pw[bf ? bt * bt / 2 : 1], dsw[bf ? bt * bt / 2 : 1], dsc[bf ? bt * bt / 2 : 1]; /* per block pair */
-  float vrows[bf ? TILE_FLOATS : 1] __attribute__((aligned(64)));                        /* [bt][hsp] values */
-  if (bf && staged) {
-    rows_to_pairs(q32h, hq, qh, hsp, (int)dq_rows, hsp);
-    rows_to_pairs(do32h, hq, doh, hsp, (int)dq_rows, hsp);
-    rows_interleave(qi32h, hsp, qh, hsp, (int)dq_rows, hsp);
-    rows_interleave(doi32h, hsp, doh, hsp, (int)dq_rows, hsp);
-  }
+}
 
+/* Key block j0 (nk keys, zero rows after) in the forms the products take; its dk and dv zeroed. */
+static void load_key_block(const attn_ctx* c, key_block* kb, const float* base, int j0, int nk, int bf) {
+  const int T = c->T, C = c->C, hs = c->hs, hsp = c->hsp, bt = c->bt, hq = hsp / 2;
+  const int64_t stride = 3 * (int64_t)C;
+  /* The next key block's keys and values (rows 3C floats apart): ask for them now. */
+  for (int j = j0 + bt; j < T && j < j0 + 2 * bt; j++)
+    for (int i = 0; i < hs; i += 16) {
+      __builtin_prefetch(base + C + (int64_t)j * stride + i);
+      __builtin_prefetch(base + 2 * C + (int64_t)j * stride + i);
+    }
+  load_rows(kb->k, hsp, base + C + j0 * stride, stride, nk, bt, hs, 1.0f);
+  if (!bf) {
+    load_transposed(kb->kt, bt, base + C + j0 * stride, stride, nk, hs, 1.0f);
+    load_transposed(kb->vt, bt, base + 2 * C + j0 * stride, stride, nk, hs, 1.0f);
+  } else {
+    load_rows(kb->vrows, hsp, base + 2 * C + j0 * stride, stride, nk, bt, hs, 1.0f);
+    rows_to_pairs(kb->tmp32, hq, kb->k, hsp, bt, hsp);
+    words_transpose(kb->kt32, bt, kb->tmp32, hq, bt, hq);
+    rows_to_pairs(kb->tmp32, hq, kb->vrows, hsp, bt, hsp);
+    words_transpose(kb->vt32, bt, kb->tmp32, hq, bt, hq);
+    rows_interleave(kb->ki32, hsp, kb->k, hsp, bt, hsp);
+  }
+  memset(kb->dk, 0, sizeof(float) * (size_t)(bt * hsp));
+  memset(kb->dv, 0, sizeof(float) * (size_t)(bt * hsp));
+}
+
+/* The rows query block i0 reads and writes where they are 3C floats apart in qkv and dqkv (and C
+ * in dout): ask for them while the block before it runs. */
+static void prefetch_query_block(const attn_ctx* c, const query_side* qs, int b, int h, int i0) {
+  if (i0 >= c->T || (qs->staged && qs->head_dq)) return;
+  const int T = c->T, C = c->C, hs = c->hs, n = T - i0 < c->bt ? T - i0 : c->bt;
+  const int64_t stride = 3 * (int64_t)C, hoff = (int64_t)h * hs;
+  const float* base = c->qkv + (int64_t)b * T * stride + hoff;
+  const float* dbase = c->dqkv + (int64_t)b * T * stride + hoff;
+  for (int r = 0; r < n; r++) {
+    const int64_t row = (int64_t)(i0 + r);
+    for (int i = 0; i < hs; i += 16) {
+      if (!qs->staged) __builtin_prefetch(base + row * stride + i);
+      if (!qs->head_dq) __builtin_prefetch(dbase + row * stride + i, 1);
+      if (!qs->staged) __builtin_prefetch(c->dout + ((int64_t)b * T + row) * C + hoff + i);
+    }
+  }
+}
+
+/* Query block i0 (nq queries, zero rows after): its operands, views of the staged head or loaded
+ * (and converted) now; its dq rows, cleared when they hold only this pair's; its lse and D. */
+static void load_query_block(const attn_ctx* c, query_side* qs, query_block* q, int b, int h, int i0, int nq) {
+  const int T = c->T, C = c->C, hs = c->hs, hsp = c->hsp, bt = c->bt, hq = hsp / 2;
+  const int64_t stride = 3 * (int64_t)C, hoff = (int64_t)h * hs;
+  int64_t at = 0; /* the block's first row in the query side */
+  q->q32 = q->do32 = q->qi32 = q->doi32 = NULL;
+  if (qs->staged) at = i0;
+  else {
+    load_rows(qs->q, hsp, c->qkv + ((int64_t)b * T + i0) * stride + hoff, stride, nq, bt, hs, c->scale * TV_LOG2E);
+    load_rows(qs->dout, hsp, c->dout + ((int64_t)b * T + i0) * C + hoff, C, nq, bt, hs, 1.0f);
+    if (qs->bf) query_pairs(qs, hsp, bt);
+  }
+  q->q = qs->q + at * hsp, q->dout = qs->dout + at * hsp;
+  if (qs->bf) {
+    q->q32 = qs->q32 + at * hq, q->do32 = qs->do32 + at * hq;
+    q->qi32 = qs->qi32 + at / 2 * hsp, q->doi32 = qs->doi32 + at / 2 * hsp;
+  }
+  if (qs->head_dq) q->dq = qs->dq + (int64_t)i0 * hsp;
+  else {
+    q->dq = qs->dq;
+    memset(q->dq, 0, sizeof(float) * (size_t)(bt * hsp));
+  }
+  const float* lse = c->clse + ((int64_t)b * c->H + h) * T + i0;
+  for (int r = 0; r < nq; r++) {
+    const int64_t row = ((int64_t)b * T + i0 + r) * C + hoff;
+    q->D[r] = qs->D ? qs->D[i0 + r] : tv_row_dot(c->dout + row, c->fout + row, hs);
+    q->lse[r] = lse[r] * TV_LOG2E;
+  }
+}
+
+/* S = q·kᵀ and dP = dout·vᵀ. On the diagonal block query r sees keys j <= r only. */
+static void scores_and_dp(const attn_ctx* c, pair_tiles* pt, const key_block* kb, const query_block* q, int diag,
+                          int bf) {
+  const int hs = c->hs, hq = c->hsp / 2, bt = c->bt, causal = diag ? CAUSAL_LE : CAUSAL_NONE;
+  if (!bf) {
+    tile_abt(pt->s, q->q, c->hsp, kb->kt, hs, bt, bt, causal);
+    tile_abt(pt->dp, q->dout, c->hsp, kb->vt, hs, bt, bt, causal);
+  } else {
+    tile_abt_bf16(pt->s, q->q32, hq, kb->kt32, hq, bt, bt, causal);
+    tile_abt_bf16(pt->dp, q->do32, hq, kb->vt32, hq, bt, bt, causal);
+  }
+}
+
+/* P = 2^(S − lse) and dS = P∘(dP − D), in place, in one pass of whole vectors. Row r has `valid`
+ * keys (up to nk; on the diagonal, off = i0 − j0 = 0, up to r); in its last vector the lanes past
+ * them (never computed on the diagonal) are cleared with a mask, and the rest of the row zeroed. */
+static void probs_and_ds(pair_tiles* pt, const query_block* q, int bt, int nq, int nk, int off) {
+  for (int r = 0; r < bt; r++) {
+    float* p = pt->s + r * bt;
+    float* ds = pt->dp + r * bt;
+    int valid = r < nq ? off + r + 1 : 0;
+    if (valid > nk) valid = nk;
+    int j = 0;
+    if (valid > 0) {
+      const vf L = vbcast(q->lse[r]), Dv = vbcast(q->D[r]);
+      for (; j + VW <= valid; j += VW) {
+        const vf e = vexp2(vload(p + j) - L);
+        vstore(p + j, e);
+        vstore(ds + j, e * (vload(ds + j) - Dv));
+      }
+      if (j < valid) {
+        vi lane;
+        for (int l = 0; l < VW; l++) lane[l] = l;
+        const vi keep = lane < (valid - j);
+        const vf e = vexp2(vload(p + j) - L);
+        vstore(p + j, (vf)((vi)e & keep));
+        vstore(ds + j, (vf)((vi)(e * (vload(ds + j) - Dv)) & keep));
+        j += VW;
+      }
+    }
+    if (j < bt) {
+      memset(p + j, 0, sizeof(float) * (size_t)(bt - j));
+      memset(ds + j, 0, sizeof(float) * (size_t)(bt - j));
+    }
+  }
+}
+
+/* dv += Pᵀ·dout and dk += dSᵀ·q (rows of the key block, summed over the queries), dq += dS·k
+ * (rows of the query block, summed over the keys). */
+static void accumulate_grads(const attn_ctx* c, pair_tiles* pt, key_block* kb, const query_block* q, int diag,
+                             int bf) {
+  const int hsp = c->hsp, bt = c->bt;
+  const int ge = diag ? CAUSAL_GE : CAUSAL_NONE, le = diag ? CAUSAL_LE : CAUSAL_NONE;
+  if (!bf) {
+    tile_wx(kb->dv, bt, hsp, pt->s, 1, bt, q->dout, bt, ge);
+    tile_wx(kb->dk, bt, hsp, pt->dp, 1, bt, q->q, bt, ge);
+    tile_wx(q->dq, bt, hsp, pt->dp, bt, 1, kb->k, bt, le);
+  } else {
+    rows_interleave(pt->pw, bt, pt->s, bt, bt, bt);
+    rows_interleave(pt->dsw, bt, pt->dp, bt, bt, bt);
+    rows_to_pairs(pt->dsc, bt / 2, pt->dp, bt, bt, bt);
+    tile_wx_bf16(kb->dv, bt, hsp, pt->pw, 1, bt, q->doi32, bt, ge);
+    tile_wx_bf16(kb->dk, bt, hsp, pt->dsw, 1, bt, q->qi32, bt, ge);
+    tile_wx_bf16(q->dq, bt, hsp, pt->dsc, bt / 2, 1, kb->ki32, bt, le);
+  }
+}
+
+/* Head (b, h), key block by key block, each against the query blocks at or after it: the ones
+ * that see any of its keys. */
+static void backward_head(const attn_ctx* c, query_side* qs, key_block* kb, pair_tiles* pt, int b, int h) {
+  const int T = c->T, C = c->C, hs = c->hs, hsp = c->hsp, bt = c->bt;
+  const int64_t stride = 3 * (int64_t)C, hoff = (int64_t)h * hs;
+  const float* base = c->qkv + (int64_t)b * T * stride + hoff;
+  float* dbase = c->dqkv + (int64_t)b * T * stride + hoff;
+  query_block q;
+  begin_head(c, qs, b, h);
   for (int j0 = 0; j0 < T; j0 += bt) {
     const int nk = T - j0 < bt ? T - j0 : bt;
-    /* The next key block's keys and values (rows 3C floats apart): ask for them now. */
-    for (int j = j0 + bt; j < T && j < j0 + 2 * bt; j++)
-      for (int i = 0; i < hs; i += 16) {
-        __builtin_prefetch(base + C + (int64_t)j * stride + i);
-        __builtin_prefetch(base + 2 * C + (int64_t)j * stride + i);
-      }
-    load_rows(kb, hsp, base + C + j0 * stride, stride, nk, bt, hs, 1.0f);
-    if (!bf) {
-      load_transposed(kt, bt, base + C + j0 * stride, stride, nk, hs, 1.0f);
-      load_transposed(vt, bt, base + 2 * C + j0 * stride, stride, nk, hs, 1.0f);
-    }
-    else {
-      /* kt32[d pair][key] and vt32 (the b operand of the scores and dP), kbi32[key pair][d] (dq's x). */
-      load_rows(vrows, hsp, base + 2 * C + j0 * stride, stride, nk, bt, hs, 1.0f);
-      rows_to_pairs(tmp32, hq, kb, hsp, bt, hsp);
-      words_transpose(kt32, bt, tmp32, hq, bt, hq);
-      rows_to_pairs(tmp32, hq, vrows, hsp, bt, hsp);
-      words_transpose(vt32, bt, tmp32, hq, bt, hq);
-      rows_interleave(kbi32, hsp, kb, hsp, bt, hsp);
-    }
-    memset(dk, 0, sizeof(float) * (size_t)(bt * hsp));
-    memset(dv, 0, sizeof(float) * (size_t)(bt * hsp));
-
-    /* Query blocks at or after the key block: the ones that see any of its keys. */
+    load_key_block(c, kb, base, j0, nk, qs->bf);
     for (int i0 = j0; i0 < T; i0 += bt) {
       const int nq = T - i0 < bt ? T - i0 : bt;
-      /* The rows the next query block reads and writes are 3C floats apart: ask for them now. */
-      if (i0 + bt < T && (!staged || !head_dq)) {
-        const int nn = T - i0 - bt < bt ? T - i0 - bt : bt;
-        for (int r = 0; r < nn; r++) {
-          const int64_t row = (int64_t)(i0 + bt + r);
-          for (int i = 0; i < hs; i += 16) {
-            if (!staged) __builtin_prefetch(base + row * stride + i);
-            if (!head_dq) __builtin_prefetch(dbase + row * stride + i, 1);
-            if (!staged) __builtin_prefetch(c->dout + ((int64_t)b * T + row) * C + hoff + i);
-          }
+      prefetch_query_block(c, qs, b, h, i0 + bt);
+      load_query_block(c, qs, &q, b, h, i0, nq);
+      scores_and_dp(c, pt, kb, &q, i0 == j0, qs->bf);
+      probs_and_ds(pt, &q, bt, nq, nk, i0 - j0);
+      accumulate_grads(c, pt, kb, &q, i0 == j0, qs->bf);
+      if (!qs->head_dq)
+        for (int r = 0; r < nq; r++) {
+          float* g = dbase + (int64_t)(i0 + r) * stride;
+          for (int i = 0; i < hs; i++) g[i] += q.dq[r * hsp + i] * c->scale;
         }
-      }
-      const float *qs, *dot;
-      if (staged) {
-        qs = qh + (int64_t)i0 * hsp;
-        dot = doh + (int64_t)i0 * hsp;
-      } else {
-        load_rows(qbuf, hsp, base + i0 * stride, stride, nq, bt, hs, c->scale * TV_LOG2E);
-        load_rows(dobuf, hsp, c->dout + ((int64_t)b * T + i0) * C + hoff, C, nq, bt, hs, 1.0f);
-        qs = qbuf, dot = dobuf;
-      }
-      for (int r = 0; r < nq; r++) {
-        const int64_t row = ((int64_t)b * T + i0 + r) * C + hoff;
-        D[r] = T <= MAX_STACK_T ? Dh[i0 + r] : tv_row_dot(c->dout + row, c->fout + row, hs);
-        lse[r] = lse_bh[i0 + r] * TV_LOG2E; /* base 2, as the recomputed scores */
-      }
-      /* On the diagonal block, query r sees keys j <= r only. */
-      const int diag = i0 == j0;
-      const uint32_t *q32 = q32h, *do32 = do32h, *qi32 = qi32h, *doi32 = doi32h;
-      if (!bf) {
-        tile_abt(s, qs, hsp, kt, hs, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
-        tile_abt(dp, dot, hsp, vt, hs, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
-      }
-      else {
-        if (staged) {
-          q32 += (int64_t)i0 * hq, do32 += (int64_t)i0 * hq;
-          qi32 += (int64_t)(i0 / 2) * hsp, doi32 += (int64_t)(i0 / 2) * hsp;
-        } else {
-          rows_to_pairs(q32b, hq, qs, hsp, bt, hsp);
-          rows_to_pairs(do32b, hq, dot, hsp, bt, hsp);
-          rows_interleave(qi32b, hsp, qs, hsp, bt, hsp);
-          rows_interleave(doi32b, hsp, dot, hsp, bt, hsp);
-          q32 = q32b, do32 = do32b, qi32 = qi32b, doi32 = doi32b;
-        }
-        tile_abt_bf16(s, q32, hq, kt32, hq, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
-        tile_abt_bf16(dp, do32, hq, vt32, hq, bt, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
-      }
-      for (int r = 0; r < bt; r++) {
-        float* p = s + r * bt;
-        float* ds = dp + r * bt;
-        int valid = r < nq ? i0 + r - j0 + 1 : 0;
-        if (valid > nk) valid = nk;
-        /* P = e^(S − lse) and dS = P∘(dP − D) in one pass of whole vectors; in the last vector the
-         * lanes past `valid` (never computed on the diagonal) are cleared with a mask. */
-        int j = 0;
-        if (valid > 0) {
-          const vf L = vbcast(lse[r]), Dv = vbcast(D[r]);
-          for (; j + VW <= valid; j += VW) {
-            const vf e = vexp2(vload(p + j) - L);
-            vstore(p + j, e);
-            vstore(ds + j, e * (vload(ds + j) - Dv));
-          }
-          if (j < valid) {
-            vi lane;
-            for (int l = 0; l < VW; l++) lane[l] = l;
-            const vi keep = lane < (valid - j);
-            const vf e = vexp2(vload(p + j) - L);
-            vstore(p + j, (vf)((vi)e & keep));
-            vstore(ds + j, (vf)((vi)(e * (vload(ds + j) - Dv)) & keep));
-            j += VW;
-          }
-        }
-        if (j < bt) {
-          memset(p + j, 0, sizeof(float) * (size_t)(bt - j));
-          memset(ds + j, 0, sizeof(float) * (size_t)(bt - j));
-        }
-      }
-      /* dv += Pᵀ·dout, dk += dSᵀ·(scale·q): rows of the key block, reduced over the queries;
-       * dq += scale·dS·k for this query block (into the head's accumulator, or a block's). */
-      float* dq_dst = head_dq ? dqh + (int64_t)i0 * hsp : dq;
-      if (!head_dq) memset(dq, 0, sizeof(float) * (size_t)(bt * hsp));
-      if (!bf) {
-        tile_wx(dv, bt, hsp, s, 1, bt, dot, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
-        tile_wx(dk, bt, hsp, dp, 1, bt, qs, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
-        tile_wx(dq_dst, bt, hsp, dp, bt, 1, kb, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
-      }
-      else {
-        /* P and dS as pairs of query rows (dv, dk) and dS as pairs along its rows (dq). */
-        rows_interleave(pw, bt, s, bt, bt, bt);
-        rows_interleave(dsw, bt, dp, bt, bt, bt);
-        rows_to_pairs(dsc, bt / 2, dp, bt, bt, bt);
-        tile_wx_bf16(dv, bt, hsp, pw, 1, bt, doi32, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
-        tile_wx_bf16(dk, bt, hsp, dsw, 1, bt, qi32, bt, diag ? CAUSAL_GE : CAUSAL_NONE);
-        tile_wx_bf16(dq_dst, bt, hsp, dsc, bt / 2, 1, kbi32, bt, diag ? CAUSAL_LE : CAUSAL_NONE);
-      }
-      if (head_dq) continue;
-      for (int r = 0; r < nq; r++) {
-        float* g = dbase + (int64_t)(i0 + r) * stride;
-        const float* src = dq + r * hsp;
-        for (int i = 0; i < hs; i++) g[i] += src[i] * c->scale;
-      }
     }
     /* Every key of the head is in exactly one key block: its dk and dv rows are final here. */
     for (int j = 0; j < nk; j++) {
-      float* gk = dbase + C + (int64_t)(j0 + j) * stride;
-      float* gv = dbase + 2 * C + (int64_t)(j0 + j) * stride;
-      store_row(gk, dk + j * hsp, hs, LN2); /* qs carried log2(e) */
-      store_row(gv, dv + j * hsp, hs, 1.0f);
+      store_row(dbase + C + (int64_t)(j0 + j) * stride, kb->dk + j * hsp, hs, LN2); /* q carried log2(e) */
+      store_row(dbase + 2 * C + (int64_t)(j0 + j) * stride, kb->dv + j * hsp, hs, 1.0f);
     }
   }
-  if (head_dq)
-    for (int i = 0; i < T; i++) {
-      float* g = dbase + (int64_t)i * stride;
-      const float* src = dqh + (int64_t)i * hsp;
-      store_row(g, src, hs, c->scale);
-    }
+  if (qs->head_dq)
+    for (int i = 0; i < T; i++) store_row(dbase + (int64_t)i * stride, qs->dq + (int64_t)i * hsp, hs, c->scale);
 }
 
 /* Untiled fallback for large heads: every (i, j ≤ i) pair in turn, summed straight into dqkv. */
@@ -817,11 +876,26 @@ static void backward_head_untiled(const attn_ctx* c, int b, int h) {
 static void backward_job(void* arg, int tid, int nthreads) {
   attn_ctx* c = (attn_ctx*)arg;
   (void)tid, (void)nthreads;
-  int64_t n = (int64_t)c->B * c->H;
-  for (int64_t it; (it = claim_item(c)) < n;) {
-    if (c->hs > MAX_TILED_HEAD_DIM) backward_head_untiled(c, (int)(it / c->H), (int)(it % c->H));
-    else backward_head(c, (int)(it / c->H), (int)(it % c->H));
+  const int64_t heads = (int64_t)c->B * c->H;
+  if (c->hs > MAX_TILED_HEAD_DIM) {
+    for (int64_t it; (it = claim_item(c)) < heads;) backward_head_untiled(c, (int)(it / c->H), (int)(it % c->H));
+    return;
   }
+  /* This thread's buffers, for every head it claims: the query side, sized by the modes, and the tiles. */
+  const int64_t rows = (int64_t)c->nblocks * c->bt; /* a head's query rows, in whole blocks */
+  query_side qs = {0};
+  qs.staged = rows * c->hsp <= MAX_STAGED_FLOATS;
+  qs.head_dq = rows * c->hsp <= MAX_STACK_DQ;
+  qs.bf = HAVE_BF16_TILES && c->bf16;
+  const int64_t q_floats = (qs.staged ? rows : c->bt) * c->hsp, dq_floats = (qs.head_dq ? rows : c->bt) * c->hsp;
+  const int64_t pair_words = qs.bf ? q_floats / 2 : 1;
+  float q[q_floats] A64, dout[q_floats] A64, dq[dq_floats] A64, D[c->T <= MAX_STACK_T ? c->T : 1];
+  uint32_t q32[pair_words] A64, do32[pair_words] A64, qi32[pair_words] A64, doi32[pair_words] A64;
+  qs.q = q, qs.dout = dout, qs.dq = dq, qs.D = c->T <= MAX_STACK_T ? D : NULL;
+  qs.q32 = q32, qs.do32 = do32, qs.qi32 = qi32, qs.doi32 = doi32;
+  key_block kb;
+  pair_tiles pt;
+  for (int64_t it; (it = claim_item(c)) < heads;) backward_head(c, &qs, &kb, &pt, (int)(it / c->H), (int)(it % c->H));
 }
 
 static void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
