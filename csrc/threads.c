@@ -108,7 +108,7 @@ static void stop_workers(void) {
   atomic_store_explicit(&pool.quit, 0, memory_order_release);
 }
 
-/* Kernels keep their tiles and per-head copies on the stack (attention needs up to about 850 KiB):
+/* Kernels keep their tiles and per-head copies on the stack (attention's stay under 1 MiB):
  * give workers 8 MiB whatever the C library's default (musl's is 128 KiB). */
 #define WORKER_STACK_BYTES ((size_t)8 << 20)
 

@@ -12,9 +12,9 @@
  * Tiles: bt query rows × bt keys, bt = min(64, 4096/HSP) where HSP is hs rounded up to 16, so
  * every tile holds at most 4096 floats and lives on the stack. Per-head copies live there too
  * (the forward's keys and values, the backward's queries, dout rows and dq accumulator), each at
- * most 128-256 KiB, and in bf16 mode their pair forms (half that each): worst cases about 460 KiB
- * forward and 850 KiB backward (measured), well inside the 8 MiB the thread pool gives its threads
- * (and the main thread's usual 8 MiB). Tiles are padded with zeros to whole vectors, so the inner
+ * most 128-256 KiB (MAX_STAGED_FLOATS, MAX_STACK_DQ), and in bf16 mode their pair forms (half that
+ * each): under 1 MiB in all, well inside the 8 MiB the thread pool gives its threads (and the main
+ * thread's usual 8 MiB). Tiles are padded with zeros to whole vectors, so the inner
  * products run on full vectors for any hs. The products inside a tile are small register-blocked
  * kernels written with GCC vector extensions, which become zmm, ymm or xmm code for each ISA
  * level. Whichever operand of a product is reused most is the one transposed into a tile: the

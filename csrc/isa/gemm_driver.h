@@ -34,8 +34,8 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
  * parts one at a time, so a thread that loses its core for a while (another process on a shared
  * machine, a laptop's background work) delays one part while the other threads take the rest,
  * instead of holding up a fixed half of every product. Smaller parts re-pack more of the shared
- * operand: for fp32, 2 per thread measured about 1% slower than one on a quiet machine and 5%
- * faster beside one busy process (4: 3-4% slower when quiet). */
+ * operand: for fp32, 2 per thread cost a little on a quiet machine and gain more beside a busy
+ * process; more parts cost more than they gain. */
 #ifndef GEMM_PARTS_PER_THREAD
 #define GEMM_PARTS_PER_THREAD 2
 #endif

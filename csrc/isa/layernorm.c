@@ -9,8 +9,8 @@
  * (while it is in L1). The column sums must not depend on the thread count, so the rows are cut
  * into chunks fixed by M and C alone; each chunk sums its rows in order into its own partial rows
  * (from 0), and the partials are then added into dweight and dbias in chunk order. (Summing a slice
- * of columns over all rows per thread instead read every row a second time, half of them from the
- * other core's cache: two threads ran slower than one.) */
+ * of columns over all rows per thread instead reads every row a second time, many of them from the
+ * other core's cache, which costs more than the second thread saves.) */
 #include <math.h>
 #include <stddef.h>
 #include <string.h>

@@ -15,7 +15,7 @@
  *
  * B is packed into depth-major micro-panels (transposed with 16×16 register transposes where the
  * layout needs it: the forward pass's weight). A is not packed at all (see micro_kernel_a): in every
- * layout one of its strides is 1, and measured, its packing cost up to 15% of the product. Edge tiles
+ * layout one of its strides is 1, and reading it in place costs less than packing it. Edge tiles
  * go through a padded scratch tile and the same micro-kernel, so every element of C sees exactly the
  * same sequence of floating-point operations.
  *
@@ -40,11 +40,10 @@
 /* ---- blocking parameters per ISA ------------------------------------------------------------- */
 #if defined(__AVX512F__)
 /* 6×64: 24 zmm accumulators + 4 B vectors + 1 broadcast = 29 of 32 registers; per k step 24 FMAs
- * (12 cycles at two FMAs per cycle) against 4 vector loads and 6 broadcasts. KC = 256 measured
- * better than 128 (which would keep a B micro-panel in the 48 KiB L1): half the C traffic, and L2
- * feeds the B stream fast enough; 384 again 1-6% better than 256 where the depth is larger (fewer
- * passes over C). MC = 144 (a 216 KiB block of A beside the B stream in the 1 MiB L2) measured
- * 2-4% faster than 192 on most training shapes. */
+ * (12 cycles at two FMAs per cycle) against 4 vector loads and 6 broadcasts. KC is deeper than a B
+ * micro-panel in the 48 KiB L1 would allow: fewer passes over C, and L2 feeds the B stream fast
+ * enough. MC = 144 keeps a 216 KiB block of A beside the B stream in the 1 MiB L2 (a larger block
+ * did worse on the training shapes). */
 #define MR 6
 #define NR 64
 #define KC 384
@@ -159,7 +158,7 @@ static inline __attribute__((always_inline)) void micro_kernel_t(
 #else
 /* GCC/Clang vector extensions: SSE2 on x86-64, NEON on arm64, scalar code elsewhere. Written with
  * explicit vectors because the compiler, left to itself, vectorized the wrong loop and kept the
- * accumulators in memory (6 GFLOP/s). */
+ * accumulators in memory. */
 typedef float v4f __attribute__((vector_size(16)));
 static inline v4f load4(const float* p) {
   v4f v;
@@ -195,7 +194,7 @@ static inline __attribute__((always_inline)) void micro_kernel_t(
 
 /* A is never copied: A(i,p) = a[i*rs + p*cs] is read in place, and in every layout here one of the
  * strides is 1. Rows contiguous in depth (forward: inp, dinp: dout) would need a transpose to pack,
- * which measured at a tenth of the whole product when N is small; dweight's A (dout seen
+ * a large share of the whole product when N is small; dweight's A (dout seen
  * transposed) is contiguous along i, six neighbours per depth step. Either way the MR rows of a
  * panel stream through L1 once per B micro-panel. Only a last partial panel is copied, zero-padded,
  * into a small buffer (rs = 1, cs = MR). */

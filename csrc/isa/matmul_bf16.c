@@ -46,7 +46,7 @@ static uint32_t pack_b[GEMM_SLOTS][KQ * NC] __attribute__((aligned(64)));
 #define C_LOAD 1
 #define C_BIAS 2
 /* One part per thread: packing converts to bf16 as it copies, so the re-packing that smaller parts
- * bring costs more than in fp32 (2 per thread measured 3-5% slower on a quiet machine). */
+ * bring costs more than in fp32, more than their balance gains. */
 #define GEMM_PARTS_PER_THREAD 1
 
 #include "gemm_driver.h"
@@ -220,8 +220,8 @@ static int k_block(int k) {
 /* Packing A reads its source once, and for the big operands (dout of the LM head: M·V floats) that
  * is from memory; done as a phase of its own, the dot products wait for it. So while one block's
  * products run, the next block's source lines are requested a few per micro-kernel call, and
- * packing it then reads from cache (LM head backward 5-6% faster; the fp32 engine, which reads
- * most of A in place, measured no gain from the same). The cursor walks the block's source as
+ * packing it then reads from cache (the fp32 engine reads most of A in place and gains nothing from
+ * the same). The cursor walks the block's source as
  * `outer` runs of `lines` cache lines (64 bytes = 16 floats). */
 typedef struct {
   const float* base;
