@@ -15,7 +15,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UserError } from "../src/errors.ts";
+import { UserError } from "../src/base/errors.ts";
 import { buildFormats, type Format, FORMATS, type FormatSpec, hfSeedFolder, mutate } from "./formats.ts";
 import { caseSeed, rng } from "./mutate.ts";
 

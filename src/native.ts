@@ -6,7 +6,7 @@
  * standalone executable; TRAIN_VOCAB_LIB points at another build (the sanitizer build in tests).
  */
 import { dlopen, FFIType } from "bun:ffi";
-import { UserError } from "./errors.ts";
+import { UserError } from "./base/errors.ts";
 
 const { ptr, i32, i64, f32, cstring } = FFIType;
 

@@ -5,7 +5,7 @@
  */
 import { existsSync, rmdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { UserError } from "./errors.ts";
+import { UserError } from "./base/errors.ts";
 
 export interface Replacing {
   /** What the file is, for the message: "a checkpoint", "a vocabulary". */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { count, int, noun, num } from "../src/format.ts";
+import { count, int, noun, num } from "../src/base/format.ts";
 
 describe("int", () => {
   test("thousands separators", () => {

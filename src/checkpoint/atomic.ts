@@ -5,7 +5,7 @@
  */
 import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 export type Chunk = string | ArrayBufferView;
 

@@ -10,7 +10,7 @@
  * The seed's LOPOS files are recognised by their magic and converted on read.
  */
 import { closeSync } from "node:fs";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { type Architecture, parameterCount, type TensorSpec, tensorSpecs, viewsOf } from "../model/layout.ts";
 import { atomicWrite } from "./atomic.ts";
 import { ChainedChecksum, CHECKSUM_ALGORITHM } from "./checksum.ts";

@@ -1,7 +1,7 @@
 /** Small read helpers shared by the container readers: opening with user-facing errors, and reads
  * that never silently come back short. */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { describeFsError } from "./atomic.ts";
 
 export interface OpenFile {

@@ -12,7 +12,7 @@
  * has no attention biases and an output projection separate from the token embedding; the seed
  * always wrote max_seq_len 512.
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { type Architecture, parameterCount, tensorSpecs } from "../model/layout.ts";
 import { atomicWrite, type Chunk } from "./atomic.ts";
 import { readExactly } from "./io.ts";

@@ -8,7 +8,7 @@
  * spaces (the spec allows trailing whitespace) so the data section starts 8-byte aligned; every tensor
  * then starts at a multiple of its element size (of 8 bytes whenever the preceding sizes are even).
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { readExactly } from "./io.ts";
 
 /** Bytes per element for the dtypes the safetensors spec defines. */

@@ -29,7 +29,7 @@ async function run(o: Options): Promise<void> {
   const checkpoint = text("--checkpoint", o.checkpoint)!;
   const vocab = text("--vocab", o.vocab)!;
   const data = text("--data", o.data, false);
-  const { UserError } = await import("../errors.ts");
+  const { UserError } = await import("../base/errors.ts");
   if (!data) throw new UserError("eval: --data is required (a text file or a folder of text files to measure the model on).");
   requireFile(checkpoint, "checkpoint", "--checkpoint");
   requireFile(vocab, "vocab", "--vocab");

@@ -2,7 +2,7 @@
  * GPT2LMHeadModel (or, with --format lopos, a LOPOS v1 file for LoopOS). */
 import type { CAC } from "cac";
 import { dirname, join } from "node:path";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { refuseToReplace } from "../overwrite.ts";
 import { requireFile, text } from "./use_flags.ts";
 

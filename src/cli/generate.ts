@@ -1,7 +1,7 @@
 /** `train_vocab generate`: stream text from a checkpoint, with a KV cache. */
 import type { CAC } from "cac";
-import { UserError } from "../errors.ts";
-import { count } from "../format.ts";
+import { UserError } from "../base/errors.ts";
+import { count } from "../base/format.ts";
 import { realNumber, requireFile, text, wholeNumber } from "./use_flags.ts";
 
 const DEFAULT_CHECKPOINT = "outputs/autoregressive/model_checkpoint.bin";

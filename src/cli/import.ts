@@ -2,8 +2,8 @@
  * checkpoint and vocabulary, ready to fine-tune (`train --resume`), generate or evaluate. */
 import type { CAC } from "cac";
 import { dirname, join, resolve } from "node:path";
-import { UserError } from "../errors.ts";
-import { count } from "../format.ts";
+import { UserError } from "../base/errors.ts";
+import { count } from "../base/format.ts";
 import { refuseToReplace } from "../overwrite.ts";
 import { text } from "./use_flags.ts";
 

@@ -5,8 +5,8 @@
  */
 import type { CAC } from "cac";
 import type { CheckpointHeader } from "../checkpoint/index.ts";
-import { UserError } from "../errors.ts";
-import { count, int, num } from "../format.ts";
+import { UserError } from "../base/errors.ts";
+import { count, int, num } from "../base/format.ts";
 import { parameterCount } from "../model/layout.ts";
 import { requireFile, text } from "./use_flags.ts";
 

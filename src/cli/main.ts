@@ -1,7 +1,7 @@
 /** The cac program: global options, command registration, and the one place errors are printed. */
 import { cac, type CAC } from "cac";
 import pc from "picocolors";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { registerDoctor, versionLine } from "./doctor.ts";
 import { suggestCommand, suggestOption } from "./suggest.ts";
 import { givenTwice } from "./use_flags.ts";

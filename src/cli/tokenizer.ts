@@ -1,7 +1,7 @@
 /** `train_vocab tokenizer train|encode|decode|inspect|export-hf|import-hf`: the vocabulary on its own. */
 import type { CAC } from "cac";
 import { readFileSync, writeFileSync } from "node:fs";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { checkWritable, refuseToReplace } from "../overwrite.ts";
 
 const ACTIONS = ["train", "encode", "decode", "inspect", "export-hf", "import-hf"] as const;

@@ -5,7 +5,7 @@
  * which options were actually given (architecture flags are ignored with a warning on resume).
  */
 import type { CAC, Command } from "cac";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 function trainOptions(cmd: Command): Command {
   return cmd

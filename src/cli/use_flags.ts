@@ -2,7 +2,7 @@
  * import): cac hands over whatever mri guessed (a number, a string, an array when repeated), so
  * each value is checked here and a bad one becomes a UserError that names the flag. */
 import { existsSync } from "node:fs";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 /** A flag's one value: given twice, mri hands over an array, and keeping either would be a guess. */
 export function once(flag: string, value: unknown): unknown {

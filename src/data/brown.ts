@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 /** The folder of the installed package: beside the sources, the current folder, or the executable. */
 export function findBrownCorpus(): string {

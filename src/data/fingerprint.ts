@@ -4,7 +4,7 @@
  * resume continues an interrupted stage only on the same data.
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 const CHUNK = 8 << 20;
 

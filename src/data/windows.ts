@@ -3,7 +3,7 @@
  * inputs and next-token targets), so windows overlap by one id and every id is a target once.
  * The last `valCount` windows are held out for validation; the rest are shuffled per epoch.
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 export class TokenWindows {
   readonly count: number;

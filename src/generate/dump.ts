@@ -8,7 +8,7 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { atomicWrite, encodeHeader } from "../checkpoint/index.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 const FORMAT = "train-vocab-logits";
 

@@ -5,8 +5,8 @@
  * context (learned positions cannot be shifted in place), so long outputs cost one prefill per
  * half-context of tokens rather than one per token.
  */
-import { UserError } from "../errors.ts";
-import { count, int } from "../format.ts";
+import { UserError } from "../base/errors.ts";
+import { count, int } from "../base/format.ts";
 import type { Tokenizer } from "../tokenizer/index.ts";
 import type { InferenceEngine } from "./engine.ts";
 import { Sampler, type SamplerOptions } from "./sampler.ts";

@@ -6,7 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { type LoadedCheckpoint, readCheckpoint } from "../checkpoint/index.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { loadTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 
 export interface LoadedModel {

@@ -5,8 +5,8 @@
  */
 import { z } from "zod";
 import { architectureSchema, describeIssues } from "../checkpoint/schema.ts";
-import { UserError } from "../errors.ts";
-import { num } from "../format.ts";
+import { UserError } from "../base/errors.ts";
+import { num } from "../base/format.ts";
 import type { Architecture } from "../model/layout.ts";
 
 export const LAYER_NORM_EPSILON = 1e-5;

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { atomicWrite, type Chunk, encodeHeader } from "../checkpoint/index.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { refuseToReplace } from "../overwrite.ts";
 import { type Architecture, tensorSpecs, viewsOf } from "../model/layout.ts";
 import { BpeTokenizer, type Tokenizer } from "../tokenizer/index.ts";

@@ -7,7 +7,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { describeFsError } from "../checkpoint/atomic.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 function errCode(err: unknown): string | undefined {
   const code = typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;

@@ -10,8 +10,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../errors.ts";
-import { count } from "../format.ts";
+import { UserError } from "../base/errors.ts";
+import { count } from "../base/format.ts";
 import { type Architecture, parameterCount, tensorSpecs, viewsOf } from "../model/layout.ts";
 import type { BpeTokenizer } from "../tokenizer/index.ts";
 import { parseHfConfig } from "./config.ts";

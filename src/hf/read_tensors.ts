@@ -6,7 +6,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { readHeader, type TensorEntry } from "../checkpoint/index.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { readText } from "./files.ts";
 
 export interface LazyTensor {

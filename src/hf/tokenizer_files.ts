@@ -6,7 +6,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { readText } from "./files.ts";
 import { END_OF_TEXT, exportHuggingFace, importHuggingFace, type BpeTokenizer } from "../tokenizer/index.ts";
 

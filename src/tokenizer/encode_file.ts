@@ -1,6 +1,6 @@
 /** Bulk encoding of files: read in large pieces cut where the pre-tokenizer always cuts, encode in C. */
 import { closeSync, openSync, readSync } from "node:fs";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { BpeTokenizer } from "./bpe.ts";
 import { safeCut } from "./native_bpe.ts";
 import { Progress } from "./progress.ts";

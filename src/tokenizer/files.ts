@@ -2,7 +2,7 @@
 import { closeSync, openSync, readFileSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { atomicWrite as writeAtomically } from "../checkpoint/atomic.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 /** Bytes looked at to tell text from binary: enough for any text file's first lines. */
 const SNIFF_BYTES = 64 * 1024;

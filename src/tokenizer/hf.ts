@@ -4,7 +4,7 @@
  * encodes ordinary text to exactly our ids. (HF also matches special tokens written inside the text;
  * ours never does.)
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { BpeTokenizer, KIND_BYTE, KIND_MERGE, KIND_SPECIAL, MAX_TOKEN_BYTES, type BpeVocab } from "./bpe.ts";
 
 /** GPT-2's byte ↔ printable-character table: printable Latin-1 bytes stand for themselves, the rest

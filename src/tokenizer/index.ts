@@ -1,6 +1,6 @@
 /** The tokenizer module: what the trainer and the CLI use. */
 import { existsSync } from "node:fs";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { BpeTokenizer } from "./bpe.ts";
 import { atomicWrite, readFileLimited } from "./files.ts";
 import { importHuggingFace, exportHuggingFace } from "./hf.ts";

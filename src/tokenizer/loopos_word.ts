@@ -9,7 +9,7 @@
  * Tokenization follows the seed: ASCII-lowercase; split on ASCII whitespace and on every ASCII
  * punctuation byte (each one a token); bytes >= 0x80 are word characters; unknown words are id 1.
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { fingerprintOf } from "./fingerprint.ts";
 import type { Tokenizer } from "./types.ts";
 

@@ -3,7 +3,7 @@
  * count words in C (in parallel), then learn merges in C in batches so progress can be shown.
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { BpeTokenizer, END_OF_TEXT, MAX_TOKEN_BYTES, vocabFromMerges } from "./bpe.ts";
 import { listDataFiles } from "./files.ts";
 import { NativeTrainer, safeCut } from "./native_bpe.ts";

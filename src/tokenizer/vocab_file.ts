@@ -16,7 +16,7 @@
  *
  * Tokens are quoted with escapes (see escape.ts). Every check names the line of the first problem.
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { BpeTokenizer, bpeFingerprint, KIND_BYTE, KIND_MERGE, KIND_SPECIAL, MAX_TOKEN_BYTES, PRETOKENIZER, type BpeVocab } from "./bpe.ts";
 import { escapeToken, unescapeToken } from "./escape.ts";
 

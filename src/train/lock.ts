@@ -23,7 +23,7 @@ import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, re
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { describeFsError } from "../checkpoint/atomic.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 export const LOCK_NAME = ".train_vocab.lock";
 

@@ -11,7 +11,7 @@
  */
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { atomicWrite, describeFsError } from "../checkpoint/atomic.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 export interface StepRecord {
   step: number;

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { z } from "zod";
 import { once } from "../cli/use_flags.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 
 // Strict types here: a config file's "32" (a string) or [1, 5] (a list) is refused, not read as a
 // number. Flags arrive as text from the command line and are converted before the check.

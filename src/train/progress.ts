@@ -3,7 +3,7 @@
  * loss, learning rate, tokens/s, ETA); otherwise a plain line every `logEvery` steps, so logs and
  * CI output stay readable.
  */
-import { int, num } from "../format.ts";
+import { int, num } from "../base/format.ts";
 
 export interface StepView {
   step: number;          // global step just finished

@@ -1,6 +1,6 @@
 /** The lines a person reads about a checkpoint: LoopOS's architecture block and our training state. */
 import type { TrainingState } from "../checkpoint/index.ts";
-import { count, int, num } from "../format.ts";
+import { count, int, num } from "../base/format.ts";
 import type { Architecture } from "../model/layout.ts";
 
 /** Exactly LoopOS's block (its users grep for it). */

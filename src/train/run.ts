@@ -9,12 +9,12 @@ import { type LoadedCheckpoint, readCheckpoint, type TrainingState, writeCheckpo
 import { dataFingerprint } from "../data/fingerprint.ts";
 import { tokenizeWithCache } from "../data/token_cache.ts";
 import { TokenWindows } from "../data/windows.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { GPT } from "../model/gpt.ts";
 import { initParameters } from "../model/init.ts";
 import { type Architecture, parameterCount } from "../model/layout.ts";
 import { hasBf16, setThreads } from "../native.ts";
-import { count, int, num } from "../format.ts";
+import { count, int, num } from "../base/format.ts";
 import { checkWritable, firstMissingFolder, refuseToReplace, removeEmptyFolders } from "../overwrite.ts";
 import { listDataFiles, type Tokenizer } from "../tokenizer/index.ts";
 import { acquireOutputLock } from "./lock.ts";

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { CheckpointHeader, TokenizerIdentity } from "../checkpoint/index.ts";
-import { UserError } from "../errors.ts";
+import { UserError } from "../base/errors.ts";
 import { loadTokenizer, saveTokenizer, trainTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 
 export function identityOf(tok: Tokenizer): TokenizerIdentity {

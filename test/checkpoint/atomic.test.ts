@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { atomicWrite, readCheckpoint, writeCheckpoint } from "../../src/checkpoint/index.ts";
-import { UserError } from "../../src/errors.ts";
+import { UserError } from "../../src/base/errors.ts";
 import { paramsFor, tempDir, tinyArch } from "./helpers.ts";
 
 const tmp = tempDir();

@@ -2,7 +2,7 @@ import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint } from "../../src/checkpoint/index.ts";
-import { UserError } from "../../src/errors.ts";
+import { UserError } from "../../src/base/errors.ts";
 import { parameterCount } from "../../src/model/layout.ts";
 import { editHeader, editMetadata, filled, paramsFor, parseSafetensors, tempDir, tinyArch, tokenizer, trainingState, writeRaw } from "./helpers.ts";
 

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readCheckpoint, readCheckpointHeader, writeLopos } from "../../src/checkpoint/index.ts";
-import { UserError } from "../../src/errors.ts";
+import { UserError } from "../../src/base/errors.ts";
 import { type Architecture, tensorSpecs, viewsOf } from "../../src/model/layout.ts";
 import { filled, paramsFor, seedArch, tempDir, tinyArch } from "./helpers.ts";
 

@@ -6,7 +6,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../../src/errors.ts";
+import { UserError } from "../../src/base/errors.ts";
 import { exportHf } from "../../src/hf/export.ts";
 import { importHf } from "../../src/hf/import.ts";
 import { type Architecture, parameterCount } from "../../src/model/layout.ts";

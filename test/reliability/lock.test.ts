@@ -8,7 +8,7 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { UserError } from "../../src/errors.ts";
+import { UserError } from "../../src/base/errors.ts";
 import { acquireOutputLock, LOCK_NAME, processAlive, processStartTime, removeStaleTempFiles } from "../../src/train/lock.ts";
 import { learnableText, runCli, tempFolder, TINY, withFlags, writeText } from "../cli/helpers.ts";
 import { startCli } from "./harness.ts";

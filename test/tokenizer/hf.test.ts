@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Tokenizer as HfTokenizer } from "tokenizers";
-import { UserError } from "../../src/errors.ts";
+import { UserError } from "../../src/base/errors.ts";
 import { exportHuggingFace, importHuggingFace, loadTokenizer, saveTokenizer, trainTokenizer } from "../../src/tokenizer/index.ts";
 import { MULTILINGUAL, makeCorpus } from "./reference.ts";
 

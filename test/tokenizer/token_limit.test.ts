@@ -5,7 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { serializeVocab } from "../../fuzz/formats.ts";
-import { UserError } from "../../src/errors.ts";
+import { UserError } from "../../src/base/errors.ts";
 import { exportHuggingFace } from "../../src/tokenizer/index.ts";
 import { MAX_TOKEN_BYTES, vocabFromMerges } from "../../src/tokenizer/bpe.ts";
 import { importHuggingFace } from "../../src/tokenizer/hf.ts";

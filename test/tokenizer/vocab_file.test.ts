@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UserError } from "../../src/errors.ts";
+import { UserError } from "../../src/base/errors.ts";
 import { loadTokenizer, saveTokenizer, trainTokenizer } from "../../src/tokenizer/index.ts";
 import { escapeToken, unescapeToken } from "../../src/tokenizer/escape.ts";
 import { rng } from "./reference.ts";
