@@ -86,7 +86,8 @@ export const architectureSchema: z.ZodType<Architecture> = z
   .refine((a) => a.d_model % a.num_heads === 0, { message: "d_model must be a multiple of num_heads", path: ["d_model"] });
 
 export const tokenizerSchema: z.ZodType<TokenizerIdentity> = z.object({
-  type: z.string().min(1),
+  // "seed-word" is what checkpoints written before the LoopOS rename say; read as, and rewritten as, "loopos-word".
+  type: z.string().min(1).transform((t) => (t === "seed-word" ? "loopos-word" : t)),
   vocab_size: positive(1 << 24),
   fingerprint: z.string().min(1),
 });

@@ -4,14 +4,14 @@ import { UserError } from "../base/errors.ts";
 import { BpeTokenizer } from "./bpe.ts";
 import { atomicWrite, readFileLimited } from "./files.ts";
 import { importHuggingFace, exportHuggingFace } from "./hf.ts";
-import { looksLikeSeedVocab, parseSeedVocab, SeedWordTokenizer } from "./seed_word.ts";
+import { looksLikeLoopOSVocab, LoopOSWordTokenizer, parseLoopOSVocab } from "./loopos_word.ts";
 import { trainTokenizer, type TrainOptions } from "./train.ts";
 import type { Tokenizer } from "./types.ts";
 import { formatVocabFile, MAGIC, parseVocabFile } from "./vocab_file.ts";
 
 export type { Tokenizer, TokenizerType } from "./types.ts";
 export { BpeTokenizer, END_OF_TEXT } from "./bpe.ts";
-export { SeedWordTokenizer } from "./seed_word.ts";
+export { LoopOSWordTokenizer } from "./loopos_word.ts";
 export { listDataFiles } from "./files.ts";
 export { trainTokenizer, type TrainOptions } from "./train.ts";
 export { encodeFile, encodeFiles } from "./encode_file.ts";
@@ -20,7 +20,7 @@ export { exportHuggingFace, importHuggingFace } from "./hf.ts";
 /** Vocab files larger than this are refused before reading (a 16M-token vocabulary is far smaller). */
 const MAX_VOCAB_FILE = 1 << 30;
 
-/** Load a .vocab file: ours (byte-level BPE) or the seed system's word-level format, detected by content. */
+/** Load a .vocab file: ours (byte-level BPE) or LoopOS's word-level format, detected by content. */
 export function loadTokenizer(path: string): Tokenizer {
   const bytes = readFileLimited(path, MAX_VOCAB_FILE, "vocab file");
   // Some editors save a UTF-8 byte order mark first; the format starts after it.
@@ -38,19 +38,19 @@ export function loadTokenizer(path: string): Tokenizer {
   if (path.endsWith(".json") || bytes[start] === 0x7b) {
     return importHuggingFace(new TextDecoder().decode(bytes), path);
   }
-  if (looksLikeSeedVocab(bytes)) return parseSeedVocab(bytes, path);
+  if (looksLikeLoopOSVocab(bytes)) return parseLoopOSVocab(bytes, path);
   throw new UserError(`${path}:1: not a vocabulary file (expected "${MAGIC} 1", LoopOS's "# Tokenizer Vocabulary" format, or a tokenizer.json).`);
 }
 
 /** Write a tokenizer as a .vocab file (atomically). Only our BPE format is written. */
 export function saveTokenizer(tok: Tokenizer, path: string): void {
   if (!(tok instanceof BpeTokenizer)) {
-    throw new UserError(`cannot save a ${tok.type} tokenizer to ${path}: only byte-level BPE vocabularies are written (keep the seed's file as it is).`);
+    throw new UserError(`cannot save a ${tok.type} tokenizer to ${path}: only byte-level BPE vocabularies are written (keep LoopOS's file as it is).`);
   }
   atomicWrite(path, formatVocabFile(tok));
 }
 
-/** The seed flow: load `vocabPath` if it exists, else train from `data` and save it there. */
+/** LoopOS's flow: load `vocabPath` if it exists, else train from `data` and save it there. */
 export function loadOrTrainTokenizer(vocabPath: string, train: TrainOptions): Tokenizer {
   if (existsSync(vocabPath)) return loadTokenizer(vocabPath);
   const tok = trainTokenizer(train);
@@ -64,8 +64,8 @@ export function saveHuggingFace(tok: Tokenizer, path: string): void {
   atomicWrite(path, exportHuggingFace(tok));
 }
 
-export function isSeedTokenizer(tok: Tokenizer): tok is SeedWordTokenizer {
-  return tok instanceof SeedWordTokenizer;
+export function isLoopOSTokenizer(tok: Tokenizer): tok is LoopOSWordTokenizer {
+  return tok instanceof LoopOSWordTokenizer;
 }
 
 function firstBadUtf8Line(bytes: Uint8Array): number {

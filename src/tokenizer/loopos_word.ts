@@ -1,21 +1,21 @@
 /**
- * The seed system's word-level vocabulary, read so that its users can resume their runs:
+ * LoopOS's word-level vocabulary, read so that its users can resume their runs:
  *
  *   # Tokenizer Vocabulary            ('#' lines and blank lines are skipped)
  *   vocab_size=<N>                    (before "---" only next_id= and total_tokens= matter)
  *   ---
- *   0<TAB><pad>                       (then <id><TAB><word>, ids 0..5 are the seed's specials)
+ *   0<TAB><pad>                       (then <id><TAB><word>, ids 0..5 are LoopOS's specials)
  *
- * Tokenization follows the seed: ASCII-lowercase; split on ASCII whitespace and on every ASCII
+ * Tokenization follows LoopOS: ASCII-lowercase; split on ASCII whitespace and on every ASCII
  * punctuation byte (each one a token); bytes >= 0x80 are word characters; unknown words are id 1.
  */
 import { UserError } from "../base/errors.ts";
 import { fingerprintOf } from "./fingerprint.ts";
 import type { Tokenizer } from "./types.ts";
 
-export const SEED_UNK_ID = 1;
+export const LOOPOS_UNK_ID = 1;
 /** <pad> <unk> <bos> <eos> <|user|> <|assistant|>: skipped when decoding. */
-export const SEED_SPECIALS = 6;
+export const LOOPOS_SPECIALS = 6;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -25,8 +25,8 @@ for (const c of "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~") PUNCT[c.charCodeAt(0)] = 1
 const SPACE = new Uint8Array(256);
 for (const c of [0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]) SPACE[c] = 1;
 
-export class SeedWordTokenizer implements Tokenizer {
-  readonly type = "seed-word" as const;
+export class LoopOSWordTokenizer implements Tokenizer {
+  readonly type = "loopos-word" as const;
   readonly vocabSize: number;
   readonly fingerprint: string;
   readonly endOfTextId = null;
@@ -38,6 +38,7 @@ export class SeedWordTokenizer implements Tokenizer {
     this.words = words;
     this.vocabSize = words.length;
     this.ids = new Map(words.map((w, i) => [w, i]));
+    // The tag is hashed as it was before the rename: checkpoints and token caches hold these fingerprints.
     this.fingerprint = fingerprintOf(["seed-word v1\n", words.join("\n")]);
   }
 
@@ -46,7 +47,7 @@ export class SeedWordTokenizer implements Tokenizer {
     const out: number[] = [];
     let word = "";
     const flush = () => {
-      if (word) out.push(this.ids.get(word) ?? SEED_UNK_ID);
+      if (word) out.push(this.ids.get(word) ?? LOOPOS_UNK_ID);
       word = "";
     };
     for (let i = 0; i < b.length; i++) {
@@ -54,7 +55,7 @@ export class SeedWordTokenizer implements Tokenizer {
       if (SPACE[c]) flush();
       else if (PUNCT[c]) {
         flush();
-        out.push(this.ids.get(String.fromCharCode(c)) ?? SEED_UNK_ID);
+        out.push(this.ids.get(String.fromCharCode(c)) ?? LOOPOS_UNK_ID);
       } else {
         if (c >= 0x41 && c <= 0x5a) c += 32;
         word += String.fromCharCode(c);
@@ -71,7 +72,7 @@ export class SeedWordTokenizer implements Tokenizer {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
         throw new RangeError(`token id ${id} at position ${i} is outside the vocabulary (0..${this.vocabSize - 1})`);
       }
-      if (id < SEED_SPECIALS) continue;
+      if (id < LOOPOS_SPECIALS) continue;
       const w = this.words[id]!;
       const startsWithPunct = w.length > 0 && PUNCT[w.charCodeAt(0)] === 1;
       if (out.length > 0 && !startsWithPunct) out += " ";
@@ -91,14 +92,14 @@ function latin1Bytes(s: string): Uint8Array {
   return b;
 }
 
-/** Does this file look like the seed's format (first meaningful line a comment or key=value)? */
-export function looksLikeSeedVocab(bytes: Uint8Array): boolean {
+/** Does this file look like LoopOS's format (first meaningful line a comment or key=value)? */
+export function looksLikeLoopOSVocab(bytes: Uint8Array): boolean {
   const head = dec.decode(bytes.subarray(0, 256)); // drops a byte order mark
   return head.startsWith("# Tokenizer Vocabulary") || /^(#[^\n]*\n|\s*\n)*(vocab_size|next_id|total_tokens)=/.test(head) || /^(#[^\n]*\n|\s*\n)*---\r?\n/.test(head);
 }
 
-/** Parse a seed .vocab file; every problem names its line. */
-export function parseSeedVocab(bytes: Uint8Array, path: string): SeedWordTokenizer {
+/** Parse a LoopOS .vocab file; every problem names its line. */
+export function parseLoopOSVocab(bytes: Uint8Array, path: string): LoopOSWordTokenizer {
   const fail = (line: number, msg: string): never => {
     throw new UserError(`${path}:${line}: ${msg}. This looks like a LoopOS word vocabulary; rebuild it or restore the original file`);
   };
@@ -144,13 +145,13 @@ export function parseSeedVocab(bytes: Uint8Array, path: string): SeedWordTokeniz
     byWord.set(word, id);
   }
   const n = byId.size;
-  if (n <= SEED_SPECIALS) fail(lines.length || 1, `only ${n} entries (the seed's 6 specials and at least one word are needed)`);
+  if (n <= LOOPOS_SPECIALS) fail(lines.length || 1, `only ${n} entries (LoopOS's 6 specials and at least one word are needed)`);
   const words: string[] = new Array(n);
   for (const [id, { word, line }] of byId) {
     if (id >= n) fail(line, `id ${id} is out of range: the file has ${n} entries, so ids must be 0..${n - 1}`);
     words[id] = word;
   }
-  return new SeedWordTokenizer(words);
+  return new LoopOSWordTokenizer(words);
 }
 
 function startsWithBom(b: Uint8Array): boolean {

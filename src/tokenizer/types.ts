@@ -1,6 +1,6 @@
-/** What every tokenizer (our byte-level BPE, the seed system's word-level vocabulary) offers the
+/** What every tokenizer (our byte-level BPE, LoopOS's word-level vocabulary) offers the
  * rest of the program. The model only sees ids in [0, vocabSize). */
-export type TokenizerType = "bpe" | "seed-word";
+export type TokenizerType = "bpe" | "loopos-word";
 
 export interface Tokenizer {
   readonly type: TokenizerType;
@@ -8,7 +8,7 @@ export interface Tokenizer {
   readonly vocabSize: number;
   /** Stable hash of everything that decides encode(): checked on resume against the checkpoint. */
   readonly fingerprint: string;
-  /** Id that separates documents, or null when the format has none (the seed's word vocab). */
+  /** Id that separates documents, or null when the format has none (LoopOS's word vocab). */
   readonly endOfTextId: number | null;
   /** Text (or raw bytes) to ids. */
   encode(text: string | Uint8Array): Uint32Array;

@@ -47,7 +47,42 @@ test("a LOPOS v1 file loads: the seed's architecture block, then a converted cop
   expect(converted.format).toBe("train-vocab-checkpoint");
   expect(converted.arch).toEqual(arch);
   expect(converted.params).toEqual(params);
-  expect(converted.tokenizer?.type).toBe("seed-word");
+  expect(converted.tokenizer?.type).toBe("loopos-word");
+});
+
+/** The bytes train-vocab wrote before the LoopOS rename: tokenizer type "seed-word", checksum to match. */
+function asWrittenBeforeRename(bytes: Uint8Array): Uint8Array {
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))) as Record<string, unknown>;
+  const data = bytes.subarray(8 + n);
+  const meta = header.__metadata__ as Record<string, string>;
+  expect(meta.train_vocab).toContain('"type":"loopos-word"');
+  meta.train_vocab = meta.train_vocab!.replace('"type":"loopos-word"', '"type":"seed-word"');
+  // xxh64-chain: the metadata string, then each tensor's bytes in file order
+  let h = Bun.hash.xxHash64(meta.train_vocab, 0n);
+  const spans = Object.entries(header).filter(([k]) => k !== "__metadata__").map(([, e]) => (e as { data_offsets: [number, number] }).data_offsets).sort((a, b) => a[0] - b[0]);
+  for (const [b, e] of spans) h = Bun.hash.xxHash64(data.subarray(b, e), h);
+  meta.checksum = h.toString(16).padStart(16, "0");
+  let text = JSON.stringify(header);
+  text += " ".repeat((8 - ((8 + Buffer.byteLength(text)) % 8)) % 8);
+  const head = new TextEncoder().encode(text);
+  const out = new Uint8Array(8 + head.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
+  out.set(data, 8 + head.length);
+  return out;
+}
+
+test('a checkpoint from before the rename (tokenizer type "seed-word") loads and resumes with its vocabulary; copies say "loopos-word"', async () => {
+  const old = join(dir, "old", "model_checkpoint.bin");
+  await Bun.write(old, asWrittenBeforeRename(await Bun.file(join(dir, "converted", "model_checkpoint.bin")).bytes()));
+  expect(await Bun.file(old).text()).toContain('\\"type\\":\\"seed-word\\"');
+  expect(readCheckpoint(old)).toMatchObject({ tokenizer: { type: "loopos-word" }, checksum: { verified: true } });
+  const r = await runCli(["train-vocab", "--resume", old, "--vocab", seedVocab(), "--output", join(dir, "old-converted")], dir);
+  expect(r.code).toBe(0);
+  const copy = await Bun.file(join(dir, "old-converted", "model_checkpoint.bin")).text();
+  expect(copy).toContain('\\"type\\":\\"loopos-word\\"');
+  expect(copy).not.toContain("seed-word");
 });
 
 test("a LOPOS v1 file with a vocabulary of another size: the seed's message", async () => {
