@@ -112,12 +112,6 @@ int tv_residual_forward(float* out, const float* a, const float* b, int64_t N) {
   return TV_OK;
 }
 
-int tv_residual_backward(float* da, float* db, const float* dout, int64_t N) {
-  NEED(dout); POS(N); FITS(N);
-  tv_active->residual_backward(da, db, dout, N);
-  return TV_OK;
-}
-
 static int tokens_in_range(const int32_t* tokens, int64_t n, int V) {
   for (int64_t i = 0; i < n; i++)
     if (tokens[i] < 0 || tokens[i] >= V) return 0;
@@ -219,11 +213,5 @@ int tv_adamw_step(float* params, float* m, float* v, float* grads, int64_t N, fl
 int tv_sum_squares(double* out, const float* x, int64_t N) {
   NEED(out); NEED(x); POS(N); FITS(N);
   tv_active->sum_squares(out, x, N);
-  return TV_OK;
-}
-
-int tv_scale(float* x, int64_t N, float s) {
-  NEED(x); POS(N); FITS(N);
-  tv_active->scale(x, N, s);
   return TV_OK;
 }

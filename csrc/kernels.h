@@ -36,7 +36,6 @@
   X(gelu_forward, (float* out, const float* inp, int64_t N))                                       \
   X(gelu_backward, (float* dinp, const float* inp, const float* dout, int64_t N))                  \
   X(residual_forward, (float* out, const float* a, const float* b, int64_t N))                     \
-  X(residual_backward, (float* da, float* db, const float* dout, int64_t N))                       \
   X(encoder_forward, (float* out, const int32_t* tokens, const float* wte, const float* wpe,       \
                       int B, int T, int C))                                                        \
   X(encoder_backward, (float* dwte, float* dwpe, const float* dout, const int32_t* tokens, int B,  \
@@ -54,7 +53,6 @@
                  float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t,  \
                  int clear_grads))                                                                 \
   X(sum_squares, (double* out, const float* x, int64_t N))                                         \
-  X(scale, (float* x, int64_t N, float s))                                                         \
   X(attention_decode, (float* out, const float* q, const float* k_cache, const float* v_cache,     \
                        int T, int C, int H))
 

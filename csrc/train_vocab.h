@@ -107,8 +107,6 @@ int tv_gelu_backward(float* dinp, const float* inp, const float* dout, int64_t N
 
 /* out[N] = a[N] + b[N] (out may alias a or b) */
 int tv_residual_forward(float* out, const float* a, const float* b, int64_t N);
-/* da[N] += dout; db[N] += dout (either may be NULL) */
-int tv_residual_backward(float* da, float* db, const float* dout, int64_t N);
 
 /* ---- token + position embedding ------------------------------------------------------------ */
 
@@ -165,8 +163,6 @@ int tv_adamw_step(float* params, float* m, float* v, float* grads, int64_t N,
 
 /* *out = Σ x[i]² in double, summed in fixed-size chunks in a fixed order (thread-count independent). */
 int tv_sum_squares(double* out, const float* x, int64_t N);
-/* x[N] *= s */
-int tv_scale(float* x, int64_t N, float s);
 
 /* ---- byte-level BPE (tokenizer hot loops) ---- */
 /* Not numeric kernels: these allocate (and report failure) and keep state behind opaque handles.

@@ -32,7 +32,6 @@ const symbols = {
   tv_gelu_forward: { args: [ptr, ptr, i64], returns: i32 },
   tv_gelu_backward: { args: [ptr, ptr, ptr, i64], returns: i32 },
   tv_residual_forward: { args: [ptr, ptr, ptr, i64], returns: i32 },
-  tv_residual_backward: { args: [ptr, ptr, ptr, i64], returns: i32 },
   tv_encoder_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
   tv_encoder_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
   tv_attention_forward: { args: [ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
@@ -46,7 +45,6 @@ const symbols = {
     returns: i32,
   },
   tv_sum_squares: { args: [ptr, ptr, i64], returns: i32 },
-  tv_scale: { args: [ptr, i64, f32], returns: i32 },
   // tokenizer
   tv_bpe_set_classes: { args: [ptr, i64], returns: i32 },
   tv_bpe_pretokenize: { args: [ptr, i64, ptr, i64], returns: FFIType.i64_fast },
@@ -292,13 +290,6 @@ export function residualForward(out: Float32Array, a: Float32Array, b: Float32Ar
   check(k, S.tv_residual_forward(out, a, b, N));
 }
 
-export function residualBackward(da: Float32Array | null, db: Float32Array | null, dout: Float32Array, N: number): void {
-  const k = "residual_backward";
-  positive(k, { N });
-  need(k, "da", da, N); need(k, "db", db, N); need(k, "dout", dout, N);
-  check(k, S.tv_residual_backward(da, db, dout, N));
-}
-
 export function encoderForward(
   out: Float32Array, tokens: Int32Array, wte: Float32Array, wpe: Float32Array,
   B: number, T: number, C: number, V: number, maxT: number,
@@ -425,9 +416,4 @@ export function sumSquares(x: Float32Array): number {
   if (x.length === 0) return 0;
   check("sum_squares", S.tv_sum_squares(sumSquaresOut, x, x.length));
   return sumSquaresOut[0]!;
-}
-
-export function scale(x: Float32Array, s: number): void {
-  if (x.length === 0) return;
-  check("scale", S.tv_scale(x, x.length, s));
 }

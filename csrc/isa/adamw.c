@@ -1,8 +1,8 @@
 /* adamw.c — the optimizer's element-wise kernels: the AdamW step (with the clipping factor folded
  * in, so clipping costs no pass of its own, and optionally clearing the gradients as it reads them,
- * so clearing costs none either), Σx² (for gradient-norm clipping) and x *= s.
+ * so clearing costs none either) and Σx² (for gradient-norm clipping).
  *
- * AdamW and scale are element-wise: any split over threads gives the same bytes, and plain loops
+ * AdamW is element-wise: any split over threads gives the same bytes, and plain loops
  * vectorize at every ISA level (sqrt and division included, since errno is off).
  * sum_squares is a reduction: it is cut into fixed chunks of SSQ_CHUNK elements whatever the
  * thread count, each chunk is summed in double in a fixed lane order, and the chunk partials are
@@ -135,25 +135,4 @@ void TV_FN(sum_squares)(double* out, const float* x, int64_t N) {
     for (int64_t k = 0; k < n; k++) total += partial[k];
   }
   *out = total;
-}
-
-typedef struct {
-  float* x; /* [N] */
-  int64_t N;
-  float s;
-} scale_ctx;
-
-static void scale_range(void* arg, int64_t k0, int64_t k1) {
-  const scale_ctx* c = (const scale_ctx*)arg;
-  int64_t i0 = k0 * BLOCK, i1 = k1 * BLOCK < c->N ? k1 * BLOCK : c->N;
-  float* x = c->x;
-  const float s = c->s;
-  for (int64_t i = i0; i < i1; i++) x[i] *= s;
-}
-
-void TV_FN(scale)(float* x, int64_t N, float s) {
-  scale_ctx c = {x, N, s};
-  int64_t blocks = (N + BLOCK - 1) / BLOCK;
-  if (N < SERIAL_BELOW) scale_range(&c, 0, blocks);
-  else tv_parallel_for(blocks, scale_range, &c);
 }

@@ -68,7 +68,6 @@ const KERNELS: Case[] = [
   { symbol: "tv_gelu_forward", call: call(N.geluForward), args: () => [f(5), f(5), 5], buffers: [0, 1] },
   { symbol: "tv_gelu_backward", call: call(N.geluBackward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
   { symbol: "tv_residual_forward", call: call(N.residualForward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
-  { symbol: "tv_residual_backward", call: call(N.residualBackward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
   { symbol: "tv_encoder_forward", call: call(N.encoderForward), args: () => [f(B * T * C), ids(B * T, V), f(V * C), f(maxT * C), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
   { symbol: "tv_encoder_backward", call: call(N.encoderBackward), args: () => [f(V * C), f(maxT * C), f(B * T * C), ids(B * T, V), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
   { symbol: "tv_attention_forward", call: call(N.attentionForward), args: () => [f(B * T * C), f(B * H * T), f(B * T * 3 * C), B, T, C, H], buffers: [0, 1, 2] },
@@ -126,13 +125,10 @@ describe("every kernel wrapper checks buffer lengths before C", () => {
     expect(calls.filter((s) => s !== "tv_threads_set")).toEqual([]);
   });
 
-  test("sumSquares and scale take their size from the buffer itself", () => {
+  test("sumSquares takes its size from the buffer itself", () => {
     calls.length = 0;
     expect(N.sumSquares(Float32Array.of(3, 4))).toBe(25);
-    const x = Float32Array.of(1, 2);
-    N.scale(x, 2);
-    expect([...x]).toEqual([2, 4]);
-    expect(calls).toEqual(["tv_sum_squares", "tv_scale"]);
+    expect(calls).toEqual(["tv_sum_squares"]);
   });
 });
 
@@ -190,7 +186,7 @@ describe("the tokenizer's native wrappers check sizes before C", () => {
 test("every C entry point that takes buffers has a case here", () => {
   const covered = new Set([
     ...KERNELS.map((c) => c.symbol),
-    "tv_sum_squares", "tv_scale", "tv_bpe_encoder_new", "tv_bpe_encode", "tv_bpe_decode", "tv_bpe_trainer_merge",
+    "tv_sum_squares", "tv_bpe_encoder_new", "tv_bpe_encode", "tv_bpe_decode", "tv_bpe_trainer_merge",
     "tv_bpe_trainer_count", "tv_bpe_pretokenize", "tv_bpe_safe_cut",
   ]);
   // Entry points without caller-sized buffers: scalars, handles, or tables the wrapper builds itself.
