@@ -94,7 +94,7 @@ test-asan: deps $(ASAN_LIB)
 fuzz-asan: deps $(ASAN_LIB)
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	TRAIN_VOCAB_LIB=$(abspath $(ASAN_LIB)) $(BUN) run fuzz/run.ts --cases 300 --formats vocab,seed-vocab,tokenizer-json,hf-config
+	TRAIN_VOCAB_LIB=$(abspath $(ASAN_LIB)) $(BUN) run fuzz/run.ts --cases 300 --formats vocab,loopos-vocab,tokenizer-json,hf-config
 
 bench: deps lib
 	$(BUN) run bench:kernels

@@ -1,5 +1,5 @@
 /**
- * The formats the fuzzer attacks: for each, a valid seed file built here (no files from outside the
+ * The formats the fuzzer attacks: for each, a valid file built here (no files from outside the
  * repository), the mutations that make sense for it, and the real reader it goes through. A reader
  * returns normally (a valid load; tokenizers must then round-trip bytes) or throws; what it throws is
  * classified by the runner.
@@ -21,20 +21,22 @@ import {
   fixChecksum, GENERIC, headerLength, jsonStructure, loposFields, type Mutation, type Rng, safetensorsHeaderMutation, TEXTUAL,
 } from "./mutate.ts";
 
-export const FORMATS = ["checkpoint", "lopos", "vocab", "seed-vocab", "tokenizer-json", "train-config", "hf-config", "hf-weights"] as const;
+export const FORMATS = ["checkpoint", "lopos", "vocab", "loopos-vocab", "tokenizer-json", "train-config", "hf-config", "hf-weights"] as const;
 export type Format = (typeof FORMATS)[number];
 
 export interface FormatSpec {
   /** File name the mutated bytes are written to (some readers look at the name). */
   file: string;
-  seed: Uint8Array;
+  /** The valid file every case mutates. */
+  valid: Uint8Array;
   mutations: [string, Mutation][];
   /** Load `path` through the real reader; throw on refusal. */
   read(path: string): void;
 }
 
 const ARCH: Architecture = { d_model: 8, num_heads: 2, num_layers: 2, d_ff: 16, vocab_size: 300, max_seq_len: 8, tied_embeddings: true, attention_bias: true };
-const SEED_ARCH: Architecture = { d_model: 6, num_heads: 2, num_layers: 2, d_ff: 10, vocab_size: 40, max_seq_len: 5, tied_embeddings: false, attention_bias: false };
+/** Shaped like LoopOS's models: untied head, no attention biases. */
+const LOOPOS_ARCH: Architecture = { d_model: 6, num_heads: 2, num_layers: 2, d_ff: 10, vocab_size: 40, max_seq_len: 5, tied_embeddings: false, attention_bias: false };
 
 function values(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
@@ -68,10 +70,10 @@ function exercise(tok: ReturnType<typeof loadTokenizer>): void {
   }
 }
 
-const SEED_WORDS = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>", "the", "cat", "sat", "on", "mat", ".", ",", "über", "naïve"];
-function seedVocabText(): string {
-  const lines = ["# Tokenizer Vocabulary", `vocab_size=${SEED_WORDS.length}`, `next_id=${SEED_WORDS.length}`, "total_tokens=1234", "---"];
-  SEED_WORDS.forEach((w, i) => lines.push(`${i}\t${w}\t${100 - i}`));
+const LOOPOS_WORDS = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>", "the", "cat", "sat", "on", "mat", ".", ",", "über", "naïve"];
+function looposVocabText(): string {
+  const lines = ["# Tokenizer Vocabulary", `vocab_size=${LOOPOS_WORDS.length}`, `next_id=${LOOPOS_WORDS.length}`, "total_tokens=1234", "---"];
+  LOOPOS_WORDS.forEach((w, i) => lines.push(`${i}\t${w}\t${100 - i}`));
   return lines.join("\n") + "\n";
 }
 
@@ -114,7 +116,7 @@ function joinBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
 const vocabStructure: Mutation = (r, b) => {
   let v: BpeVocab;
   try {
-    v = parseVocabFile(new TextDecoder().decode(b), "seed").vocab;
+    v = parseVocabFile(new TextDecoder().decode(b), "tokenizer.vocab").vocab;
   } catch {
     return b;
   }
@@ -172,7 +174,7 @@ const vocabStructure: Mutation = (r, b) => {
   return new TextEncoder().encode(serializeVocab(vocab));
 };
 
-/** Build every format's seed file under `dir` (deterministic). */
+/** Build every format's valid file under `dir` (deterministic). */
 export function buildFormats(dir: string): Record<Format, FormatSpec> {
   mkdirSync(dir, { recursive: true });
   const text = join(dir, "corpus.txt");
@@ -181,7 +183,7 @@ export function buildFormats(dir: string): Record<Format, FormatSpec> {
   const vocabText = formatVocabFile(tok);
 
   const arch = { ...ARCH, vocab_size: tok.vocabSize };
-  const ckptPath = join(dir, "seed.ckpt");
+  const ckptPath = join(dir, "valid.ckpt");
   writeCheckpoint(ckptPath, {
     arch,
     tokenizer: { type: "bpe", vocab_size: tok.vocabSize, fingerprint: tok.fingerprint },
@@ -197,8 +199,8 @@ export function buildFormats(dir: string): Record<Format, FormatSpec> {
     params: values(parameterCount(arch), 1),
     adam: { m: values(parameterCount(arch), 4), v: values(parameterCount(arch), 5).map(Math.abs) },
   });
-  const loposPath = join(dir, "seed.lopos");
-  writeLopos(loposPath, SEED_ARCH, values(parameterCount(SEED_ARCH), 2));
+  const loposPath = join(dir, "valid.lopos");
+  writeLopos(loposPath, LOOPOS_ARCH, values(parameterCount(LOOPOS_ARCH), 2));
   const hfDir = join(dir, "hf");
   exportHf(arch, values(parameterCount(arch), 3), tok, hfDir);
 
@@ -234,7 +236,7 @@ export function buildFormats(dir: string): Record<Format, FormatSpec> {
   return {
     checkpoint: {
       file: "model_checkpoint.bin",
-      seed: read(ckptPath),
+      valid: read(ckptPath),
       mutations: [
         ...GENERIC,
         ["header-length", headerLength],
@@ -248,13 +250,13 @@ export function buildFormats(dir: string): Record<Format, FormatSpec> {
     },
     lopos: {
       file: "model.lopos",
-      seed: read(loposPath),
+      valid: read(loposPath),
       mutations: [...GENERIC, ["lopos-fields", loposFields], ["lopos-fields", loposFields], ["lopos-fields", loposFields]],
       read: checkpointReader,
     },
     vocab: {
       file: "tokenizer.vocab",
-      seed: enc.encode(vocabText),
+      valid: enc.encode(vocabText),
       mutations: [
         ...textual,
         ...textual.map(([n, m]) => [`${n}+fp`, withFixedFingerprint(m)] as [string, Mutation]),
@@ -262,21 +264,21 @@ export function buildFormats(dir: string): Record<Format, FormatSpec> {
       ],
       read: (p) => exercise(loadTokenizer(p)),
     },
-    "seed-vocab": {
-      file: "seed.vocab",
-      seed: enc.encode(seedVocabText()),
+    "loopos-vocab": {
+      file: "loopos.vocab",
+      valid: enc.encode(looposVocabText()),
       mutations: textual,
       read: (p) => exercise(loadTokenizer(p)),
     },
     "tokenizer-json": {
       file: "tokenizer.json",
-      seed: enc.encode(exportHuggingFace(tok)),
+      valid: enc.encode(exportHuggingFace(tok)),
       mutations: json(),
       read: (p) => exercise(loadTokenizer(p)),
     },
     "train-config": {
       file: "run.json",
-      seed: enc.encode(JSON.stringify(TRAIN_CONFIG, null, 2)),
+      valid: enc.encode(JSON.stringify(TRAIN_CONFIG, null, 2)),
       mutations: json(),
       read: (p) => {
         resolveOptions({ config: p, data: "corpus.txt" });
@@ -284,26 +286,26 @@ export function buildFormats(dir: string): Record<Format, FormatSpec> {
     },
     "hf-config": {
       file: "config.json",
-      seed: read(join(hfDir, "config.json")),
+      valid: read(join(hfDir, "config.json")),
       mutations: json(),
       read: hfRead,
     },
     "hf-weights": {
       file: "model.safetensors",
-      seed: read(join(hfDir, "model.safetensors")),
+      valid: read(join(hfDir, "model.safetensors")),
       mutations: [...GENERIC, ["header-length", headerLength], ["header", safetensorsHeaderMutation([])], ["header", safetensorsHeaderMutation([])]],
       read: hfRead,
     },
   };
 }
 
-/** The folder of seed files every HF case starts from (its other files stay valid). */
-export function hfSeedFolder(dir: string): string {
+/** The folder of valid files every HF case starts from (its other files stay valid). */
+export function hfValidFolder(dir: string): string {
   return join(dir, "hf");
 }
 
 export function mutate(spec: FormatSpec, r: Rng): { bytes: Uint8Array; steps: string[] } {
-  let bytes = spec.seed;
+  let bytes = spec.valid;
   const steps: string[] = [];
   // Mostly one mutation, sometimes a stack of two or three.
   const count = r.next() < 0.7 ? 1 : r.int(2, 3);

@@ -1,8 +1,8 @@
 /**
  * The file-format fuzzer: `bun run fuzz [--cases N] [--seed S] [--formats a,b] [--jobs 2] [--json]`.
  *
- * For each format (our checkpoints, LOPOS v1, our .vocab, the seed's word .vocab, HF tokenizer.json,
- * the train --config JSON, HF config.json and model.safetensors) it mutates a valid seed file N
+ * For each format (our checkpoints, LOPOS v1, our .vocab, LoopOS's word .vocab, HF tokenizer.json,
+ * the train --config JSON, HF config.json and model.safetensors) it mutates a valid file N
  * times, reproducibly from the seed, and loads each mutant through the real reader. Every case must
  * end in a valid load (a loaded vocabulary must also encode anything and round-trip bytes) or a
  * UserError. Anything else is a BUG: another exception, a case slower than the time limit, memory
@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../src/base/errors.ts";
-import { buildFormats, type Format, FORMATS, type FormatSpec, hfSeedFolder, mutate } from "./formats.ts";
+import { buildFormats, type Format, FORMATS, type FormatSpec, hfValidFolder, mutate } from "./formats.ts";
 import { caseSeed, rng } from "./mutate.ts";
 
 interface Args {
@@ -40,7 +40,7 @@ interface Args {
  */
 const SELFTEST: FormatSpec = {
   file: "selftest.bin",
-  seed: Uint8Array.of(0, 1, 2, 3),
+  valid: Uint8Array.of(0, 1, 2, 3),
   mutations: [["first-byte", (r, b) => Uint8Array.of(r.int(0, 4), ...b.subarray(1))]],
   read(path) {
     selftestHeld = null;
@@ -136,7 +136,7 @@ function runCase(format: string, spec: FormatSpec, seed: number, index: number, 
     outcome = "bug";
     detail = `resident memory grew by ${(grew / 2 ** 20).toFixed(0)} MiB for a ${bytes.length}-byte file`;
   }
-  if (hf || outcome === "bug") writeFileSync(path, spec.seed); // the next case starts from a valid folder
+  if (hf || outcome === "bug") writeFileSync(path, spec.valid); // the next case starts from a valid folder
   return { format, index, steps, size: bytes.length, outcome, detail, ms };
 }
 
@@ -145,11 +145,11 @@ function worker(a: Args): void {
   const base = mkdtempSync(join(tmpdir(), "tv-fuzz-"));
   try {
     const onlySelftest = a.formats.every((f) => (f as string) === "selftest");
-    const formats: Record<string, FormatSpec> = { ...(onlySelftest ? {} : buildFormats(join(base, "seeds"))), selftest: SELFTEST };
+    const formats: Record<string, FormatSpec> = { ...(onlySelftest ? {} : buildFormats(join(base, "valid"))), selftest: SELFTEST };
     process.stdout.write(JSON.stringify({ ready: true }) + "\n");
     for (const format of a.formats) {
       const spec = formats[format]!;
-      const work = format === "hf-config" || format === "hf-weights" ? hfSeedFolder(join(base, "seeds")) : join(base, format);
+      const work = format === "hf-config" || format === "hf-weights" ? hfValidFolder(join(base, "valid")) : join(base, format);
       mkdirSync(work, { recursive: true });
       const first = a.single ?? a.from;
       const end = a.single !== null ? a.single + 1 : a.cases;
@@ -224,7 +224,7 @@ async function parent(a: Args): Promise<number> {
       const stderr = await errText;
       if (code === 0 && !hung) break;
       if (!ready) {
-        // Not a case's fault: the worker could not even build its seed files (e.g. no native library).
+        // Not a case's fault: the worker could not even build its valid files (e.g. no native library).
         throw new UserError(`a fuzz worker failed before its first case (exit ${code}):\n${stderr.trim().split("\n").slice(-8).join("\n")}`);
       }
       if (next >= a.cases) break;

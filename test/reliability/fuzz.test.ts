@@ -27,7 +27,7 @@ test(`${CASES} seeded mutants per format (${FORMATS.length} formats): each a val
     expect({ format, refused: t.error > CASES / 2 }).toEqual({ format, refused: true });
   }
   // Formats without a checksum or fingerprint over everything must let some mutants through.
-  for (const format of ["lopos", "seed-vocab", "tokenizer-json", "train-config", "hf-config", "hf-weights"]) {
+  for (const format of ["lopos", "loopos-vocab", "tokenizer-json", "train-config", "hf-config", "hf-weights"]) {
     expect({ format, loaded: summary.formats[format]!.ok > 0 }).toEqual({ format, loaded: true });
   }
   console.log(
@@ -40,11 +40,11 @@ test("the fuzzer's cases are reproducible from (seed, format, case); its runner 
   expect(caseSeed(1, "vocab", 5)).toBe(caseSeed(1, "vocab", 5));
   expect(caseSeed(1, "vocab", 5)).not.toBe(caseSeed(1, "vocab", 6));
   const mutate = jsonStructure();
-  const seed = new TextEncoder().encode(JSON.stringify({ a: [1, 2, { b: "c" }], d: 4 }));
-  const a = mutate(rng(9), seed);
-  const b = mutate(rng(9), seed);
+  const valid = new TextEncoder().encode(JSON.stringify({ a: [1, 2, { b: "c" }], d: 4 }));
+  const a = mutate(rng(9), valid);
+  const b = mutate(rng(9), valid);
   expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
-  expect(Buffer.from(a).equals(Buffer.from(seed))).toBe(false);
+  expect(Buffer.from(a).equals(Buffer.from(valid))).toBe(false);
   // The runner's own check: a format whose reader sometimes throws a TypeError or kills its process.
   const self = Bun.spawnSync([process.execPath, RUNNER, "--formats", "selftest", "--cases", "24", "--seed", "3", "--json"]);
   expect(self.exitCode).toBe(1);
