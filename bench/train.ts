@@ -14,7 +14,7 @@
 //
 //   bun run bench:train                       all configs, 3 rounds (under 5 minutes)
 //   bun run bench:train --configs S --rounds 1 --no-peer     a quick look
-//   options: --configs S,seed,W  --rounds N  --steps N (timed)  --warmup N  --threads N
+//   options: --configs S,loopos,W  --rounds N  --steps N (timed)  --warmup N  --threads N
 //            --peer-steps N (timed steps of the peer; default 5)
 //            --peak-gflops G (MFU against this FP32 peak instead of the one measured now)
 //            --no-peer  --no-bf16  --no-scaling  --json PATH
@@ -45,7 +45,7 @@ interface BenchConfig {
 
 const CONFIGS: Record<string, BenchConfig> = {
   S: { name: "S", vocab_size: 8192, d_model: 256, num_heads: 4, num_layers: 4, d_ff: 1024, seq_len: 256, batch_size: 8 },
-  seed: { name: "seed", vocab_size: 10000, d_model: 256, num_heads: 8, num_layers: 2, d_ff: 1024, seq_len: 256, batch_size: 16 },
+  loopos: { name: "loopos", vocab_size: 10000, d_model: 256, num_heads: 8, num_layers: 2, d_ff: 1024, seq_len: 256, batch_size: 16 },
   W: { name: "W", vocab_size: 8192, d_model: 768, num_heads: 12, num_layers: 2, d_ff: 3072, seq_len: 256, batch_size: 8 },
 };
 
@@ -214,7 +214,7 @@ const warmup = intOption("warmup", 2);
 // Timed steps of the peer: fewer than ours by default, because its steps are 2-10× slower here and
 // ten of them per config and round would take the whole benchmark past five minutes.
 const peerSteps = Math.max(1, intOption("peer-steps", 5));
-const configNames = (option("configs") ?? "S,seed,W").split(",").map((s) => s.trim()).filter(Boolean);
+const configNames = (option("configs") ?? "S,loopos,W").split(",").map((s) => s.trim()).filter(Boolean);
 for (const n of configNames) {
   if (!CONFIGS[n]) {
     console.error(`--configs: unknown config ${n} (known: ${Object.keys(CONFIGS).join(", ")})`);
