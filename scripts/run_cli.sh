@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_cli.sh — the seed's wrapper around train_vocab, kept so its users' commands work unchanged.
+# run_cli.sh — LoopOS's wrapper around train_vocab, kept so its users' commands work unchanged.
 #
 #   scripts/run_cli.sh train-vocab [options]          (alias: vocab-train)
 #   scripts/run_cli.sh resume <checkpoint> [options]  (alias: continue)

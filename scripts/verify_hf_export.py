@@ -8,7 +8,7 @@ its logits must equal the ones train_vocab sampled from (dumped with `generate -
 one go.
 
 Without --checkpoint it first makes its own GPT-2 folders with random weights (one tied with
-attention biases, one untied with zero biases, as the seed's models export), imports them with
+attention biases, one untied with zero biases, as LoopOS's models export), imports them with
 `train_vocab import`, exports them back, and requires the exported tensors to equal the originals
 bit for bit before comparing logits.
 

@@ -7,7 +7,7 @@
  *   checksum            16 hex digits over train_vocab and every tensor
  * Weights, m and v are written straight from their flat buffers (tensorSpecs order is file order),
  * and read straight into freshly allocated flat buffers once the header has been fully checked.
- * The seed's LOPOS files are recognised by their magic and converted on read.
+ * LoopOS's LOPOS files are recognised by their magic and converted on read.
  */
 import { closeSync } from "node:fs";
 import { UserError } from "../base/errors.ts";

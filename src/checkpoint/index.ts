@@ -1,4 +1,4 @@
-/** The checkpoint module: our safetensors checkpoint, the seed's LOPOS v1 files, atomic writes. */
+/** The checkpoint module: our safetensors checkpoint, LoopOS's LOPOS v1 files, atomic writes. */
 export { atomicWrite, type Chunk } from "./atomic.ts";
 export { CHECKSUM_ALGORITHM, ChainedChecksum } from "./checksum.ts";
 export {

@@ -1,15 +1,15 @@
 /**
- * The seed system's checkpoint, `LOPOS` version 1 (little-endian, no padding, no checksum):
+ * LoopOS's checkpoint, `LOPOS` version 1 (little-endian, no padding, no checksum):
  *
  *   "LOPOS" (5 ASCII bytes) · u32 version = 1
  *   i32 d_model, num_heads, num_layers, d_ff, vocab_size, max_seq_len        (33 bytes so far)
  *   matrices, each u32 rows · u32 cols · rows×cols f32 row-major (vectors are 1×N), in the order
  *   of `loposMatrices` below.
  *
- * The seed computes y = x·W, so its weights are [in, out]; ours are nn.Linear's [out, in]. Each
+ * LoopOS computes y = x·W, so its weights are [in, out]; ours are nn.Linear's [out, in]. Each
  * linear weight is therefore transposed on the way in and out. W_qkv's column blocks Q|K|V become
- * our qkv rows Q|K|V, so the per-head split of the columns carries over unchanged. The seed's model
- * has no attention biases and an output projection separate from the token embedding; the seed
+ * our qkv rows Q|K|V, so the per-head split of the columns carries over unchanged. LoopOS's model
+ * has no attention biases and an output projection separate from the token embedding; LoopOS
  * always wrote max_seq_len 512.
  */
 import { UserError } from "../base/errors.ts";
@@ -24,7 +24,7 @@ const HEADER_BYTES = 33;
 const MATRIX_HEADER_BYTES = 8;
 
 interface LoposMatrix {
-  /** The seed's name, for error messages. */
+  /** LoopOS's name for it, for error messages. */
   label: string;
   rows: number;
   cols: number;
@@ -80,7 +80,7 @@ export function isLopos(firstBytes: Uint8Array): boolean {
 }
 
 function problem(path: string, what: string, hint?: string): UserError {
-  return new UserError(`Cannot read seed checkpoint ${path} (LOPOS): ${what}${hint ? ` (${hint})` : ""}.`);
+  return new UserError(`Cannot read LoopOS checkpoint ${path} (LOPOS): ${what}${hint ? ` (${hint})` : ""}.`);
 }
 
 /** Validate the 33-byte header and the exact file length; reads nothing past the header. */
@@ -146,8 +146,8 @@ export function readLopos(fd: number, fileSize: number, path: string): { arch: A
 
 /**
  * Write a LOPOS v1 file from weights in our layout (a flat buffer in tensorSpecs order, or tensors by
- * our names). The seed's model has no attention biases; a tied model is written with wteᵀ as its
- * output projection. The seed itself only reads max_seq_len 512.
+ * our names). LoopOS's model has no attention biases; a tied model is written with wteᵀ as its
+ * output projection. LoopOS itself only reads max_seq_len 512.
  */
 export function writeLopos(path: string, arch: Architecture, weights: Float32Array | Map<string, Float32Array>): void {
   if (arch.attention_bias) {

@@ -14,7 +14,7 @@ interface Options {
 export function registerEval(cli: CAC): void {
   cli
     .command("eval", "Measure a model on text: mean loss, perplexity, bits per byte")
-    .option("--checkpoint <file>", "Model checkpoint (ours or the seed's LOPOS) (path)", { default: "outputs/autoregressive/model_checkpoint.bin" })
+    .option("--checkpoint <file>", "Model checkpoint (ours or LoopOS's LOPOS) (path)", { default: "outputs/autoregressive/model_checkpoint.bin" })
     .option("--vocab <file>", "Vocabulary the model was trained with (path)", { default: "outputs/tokenizer.vocab" })
     .option("--data <path>", "Text file, or folder read recursively in sorted order as training does (path, required)")
     .option("--max-length <n>", "Window length in tokens (integer; default: the checkpoint's training seq_len, else max_seq_len)")

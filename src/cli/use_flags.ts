@@ -72,7 +72,7 @@ const HINTS: Record<string, string> = {
   data: "Give a text file or a folder of text files",
 };
 
-/** Fail early, with the seed's wording for a missing checkpoint and a hint on where to look. */
+/** Fail early, with LoopOS's wording for a missing checkpoint and a hint on where to look. */
 export function requireFile(path: string, kind: "checkpoint" | "vocab" | "data", flag?: string): void {
   if (existsSync(path)) return;
   const what = kind === "checkpoint" ? "Checkpoint file" : kind === "vocab" ? "Vocabulary file" : "Data file";

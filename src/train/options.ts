@@ -63,7 +63,7 @@ const PATHS = ["data", "vocab", "output", "resume"] as const;
 export type GivenOptions = z.infer<typeof trainOptionsSchema>;
 export type OptionName = keyof GivenOptions;
 
-/** The seed's defaults, and ours for what the seed did not have. */
+/** LoopOS's defaults, and ours for what LoopOS did not have. */
 export const DEFAULTS = {
   vocab: "outputs/tokenizer.vocab",
   vocabSize: 10000,

@@ -1,5 +1,5 @@
 /**
- * One train_vocab invocation, in the seed's order: (1) with --resume, read the checkpoint and take
+ * One train_vocab invocation, in LoopOS's order: (1) with --resume, read the checkpoint and take
  * the architecture from it; (2) the vocabulary; (3–4) the model and its weights; (5) without --data,
  * report and stop; (6) otherwise tokenize, train the stage, save. Returns the process exit code.
  */

@@ -1,5 +1,5 @@
 /**
- * Which stage a run trains, and its plan. The seed's rules, made exact:
+ * Which stage a run trains, and its plan. LoopOS's rules, made exact:
  *  - a checkpoint whose stage was interrupted, given the same data and no new --epochs or
  *    --learning-rate (nor another batch size, sequence length, seed or optimizer setting), CONTINUES that stage: same
  *    plan, same position, so the result is bit-identical to a run that was never stopped;

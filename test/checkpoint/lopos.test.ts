@@ -188,7 +188,7 @@ describe("damaged LOPOS files", () => {
     for (let cut = 5; cut < bytes.length; cut += 37) {
       writeFileSync(path, bytes.subarray(0, cut));
       expectUserError(() => readCheckpoint(path), cut < 33 ? /shorter than the 33-byte header/ : /needs exactly \d+ bytes but the file has \d+ \(the file is truncated/);
-      expectUserError(() => readCheckpointHeader(path), /LOPOS/);
+      expectUserError(() => readCheckpointHeader(path), /^Cannot read LoopOS checkpoint .*\(LOPOS\): /);
     }
   });
 

@@ -174,8 +174,8 @@ describe("numbers and words", () => {
     expect(help).not.toContain("the seed");
   });
 
-  test("export and inspect help speak of LoopOS, not of a seed", async () => {
-    for (const command of ["export", "inspect", "generate"]) expect((await cli(command, "--help")).stdout).not.toMatch(/the seed|seed's|seed system/);
+  test("export, inspect, generate and eval help speak of LoopOS, not of a seed", async () => {
+    for (const command of ["export", "inspect", "generate", "eval"]) expect((await cli(command, "--help")).stdout).not.toMatch(/the seed|seed's|seed system/);
   });
 
   test("generate --prompt - reads the prompt from stdin", async () => {
