@@ -12,7 +12,7 @@
 import { closeSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
 import { type Architecture, parameterCount, type TensorSpec, tensorSpecs, viewsOf } from "../model/layout.ts";
-import { atomicWrite } from "./atomic.ts";
+import { atomicWrite } from "../base/files.ts";
 import { ChainedChecksum, CHECKSUM_ALGORITHM } from "./checksum.ts";
 import { openForRead, readExactly } from "./io.ts";
 import { isLopos, readLopos, readLoposHeader } from "./lopos.ts";

@@ -1,5 +1,4 @@
-/** The checkpoint module: our safetensors checkpoint, LoopOS's LOPOS v1 files, atomic writes. */
-export { atomicWrite, type Chunk } from "./atomic.ts";
+/** The checkpoint module: our safetensors checkpoint, LoopOS's LOPOS v1 files. */
 export { CHECKSUM_ALGORITHM, ChainedChecksum } from "./checksum.ts";
 export {
   ADAM_M_PREFIX,

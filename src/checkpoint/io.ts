@@ -2,7 +2,7 @@
  * that never silently come back short. */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
-import { describeFsError } from "./atomic.ts";
+import { describeFsError } from "../base/files.ts";
 
 export interface OpenFile {
   fd: number;

@@ -14,7 +14,7 @@
  */
 import { UserError } from "../base/errors.ts";
 import { type Architecture, parameterCount, tensorSpecs } from "../model/layout.ts";
-import { atomicWrite, type Chunk } from "./atomic.ts";
+import { atomicWrite, type Chunk } from "../base/files.ts";
 import { readExactly } from "./io.ts";
 import { architectureSchema, describeIssues } from "./schema.ts";
 

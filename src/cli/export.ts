@@ -3,7 +3,7 @@
 import type { CAC } from "cac";
 import { dirname, join } from "node:path";
 import { UserError } from "../base/errors.ts";
-import { refuseToReplace } from "../overwrite.ts";
+import { checkFolderWay, Outputs, refuseToReplace } from "../base/overwrite.ts";
 import { requireFile, text } from "./use_flags.ts";
 
 const FORMATS = ["hf", "lopos"] as const;
@@ -36,7 +36,6 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   if (!out) throw new UserError(`export: --out is required (${format === "hf" ? "the folder to write" : "the file to write"}).`);
   const overwrite = o.overwrite === true;
   requireFile(checkpoint, "checkpoint");
-  const { checkFolderWay, Outputs } = await import("../hf/files.ts");
   const outputs = new Outputs();
 
   if (format === "lopos") {

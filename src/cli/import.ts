@@ -4,7 +4,7 @@ import type { CAC } from "cac";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../base/errors.ts";
 import { count } from "../base/format.ts";
-import { refuseToReplace } from "../overwrite.ts";
+import { checkFolderWay, Outputs, refuseToReplace } from "../base/overwrite.ts";
 import { text } from "./use_flags.ts";
 
 interface Options {
@@ -36,7 +36,6 @@ async function run(folder: string, o: Options): Promise<void> {
   const { hasTokenizerFiles } = await import("../hf/tokenizer_files.ts");
   const writesVocab = hasTokenizerFiles(folder);
   if (writesVocab) refuseToReplace(vocabOut, overwrite, { what: "a vocabulary", flag: vocabFlag, waysOut: ["give another --vocab-out"] });
-  const { checkFolderWay, Outputs } = await import("../hf/files.ts");
   checkFolderWay(dirname(out), "--out", out);
   if (writesVocab) checkFolderWay(dirname(vocabOut), vocabFlag, vocabOut);
 

@@ -1,8 +1,11 @@
 /** `train_vocab tokenizer train|encode|decode|inspect|export-hf|import-hf`: the vocabulary on its own. */
 import type { CAC } from "cac";
 import { readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { UserError } from "../base/errors.ts";
-import { checkWritable, refuseToReplace } from "../overwrite.ts";
+import { describeFsError } from "../base/files.ts";
+import { checkWritable, Outputs, refuseToReplace } from "../base/overwrite.ts";
+import type { Tokenizer } from "../tokenizer/types.ts";
 
 const ACTIONS = ["train", "encode", "decode", "inspect", "export-hf", "import-hf"] as const;
 type Action = (typeof ACTIONS)[number];
@@ -67,7 +70,7 @@ function readInput(file: string | undefined, what: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(file));
   } catch (err) {
-    throw new UserError(`${what} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+    throw new UserError(`${what} ${file}: cannot read it (${describeFsError(err)}).`);
   }
 }
 
@@ -94,8 +97,7 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
       const minFrequency = wholeNumber("--min-frequency", o.minFrequency, 1);
       checkVocabTarget(o.vocab, "--vocab", o.overwrite);
       const tok = t.trainTokenizer({ data: o.data, vocabSize, minFrequency, log });
-      await ensureDir(o.vocab);
-      t.saveTokenizer(tok, o.vocab);
+      saveVocab(tok, o.vocab, t.saveTokenizer);
       log(`wrote ${o.vocab} (vocab_size ${tok.vocabSize}, fingerprint ${tok.fingerprint})`);
       return;
     }
@@ -142,18 +144,23 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
       if (!file) throw new UserError("tokenizer import-hf: give the tokenizer.json to import.");
       checkVocabTarget(o.vocab, "--vocab", o.overwrite);
       const tok = t.loadTokenizer(file);
-      await ensureDir(o.vocab);
-      t.saveTokenizer(tok, o.vocab);
+      saveVocab(tok, o.vocab, t.saveTokenizer);
       log(`wrote ${o.vocab} (vocab_size ${tok.vocabSize}, fingerprint ${tok.fingerprint})`);
       return;
     }
   }
 }
 
-async function ensureDir(path: string): Promise<void> {
-  const { mkdirSync } = await import("node:fs");
-  const { dirname } = await import("node:path");
-  mkdirSync(dirname(path), { recursive: true });
+/** Save to --vocab, making its folder; a failed save leaves no folder it made behind. */
+function saveVocab(tok: Tokenizer, path: string, save: (tok: Tokenizer, path: string) => void): void {
+  const outputs = new Outputs();
+  try {
+    outputs.folder(dirname(path), "--vocab", path);
+    save(tok, path);
+  } catch (err) {
+    outputs.undo();
+    throw err;
+  }
 }
 
 function idsToOutput(ids: Uint32Array, format: Format, vocabSize: number): Uint8Array | string {
@@ -186,7 +193,7 @@ function parseIds(bytes: Uint8Array, format: Format, name: string): Uint32Array 
   return format === "u16" ? Uint32Array.from(new Uint16Array(copy.buffer)) : new Uint32Array(copy.buffer);
 }
 
-function inspectReport(tok: import("../tokenizer/types.ts").Tokenizer, path: string): string {
+function inspectReport(tok: Tokenizer, path: string): string {
   const lines = [`${path}`, `  type:         ${tok.type}`, `  vocab_size:   ${tok.vocabSize}`, `  fingerprint:  ${tok.fingerprint}`];
   lines.push(`  end_of_text:  ${tok.endOfTextId ?? "none"}`);
   // the longest tokens, shown escaped

@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { atomicWrite } from "../checkpoint/index.ts";
+import { atomicWrite } from "../base/files.ts";
 import { encodeFiles, type Tokenizer } from "../tokenizer/index.ts";
 
 const MAGIC = "TVTOKENS";

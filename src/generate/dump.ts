@@ -7,7 +7,8 @@
  */
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { atomicWrite, encodeHeader } from "../checkpoint/index.ts";
+import { atomicWrite } from "../base/files.ts";
+import { encodeHeader } from "../checkpoint/index.ts";
 import { UserError } from "../base/errors.ts";
 
 const FORMAT = "train-vocab-logits";

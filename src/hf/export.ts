@@ -5,9 +5,10 @@
  */
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { atomicWrite, type Chunk, encodeHeader } from "../checkpoint/index.ts";
+import { atomicWrite, type Chunk } from "../base/files.ts";
+import { encodeHeader } from "../checkpoint/index.ts";
 import { UserError } from "../base/errors.ts";
-import { refuseToReplace } from "../overwrite.ts";
+import { refuseToReplace } from "../base/overwrite.ts";
 import { type Architecture, tensorSpecs, viewsOf } from "../model/layout.ts";
 import { BpeTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 import { hfConfig } from "./config.ts";

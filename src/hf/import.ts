@@ -15,7 +15,7 @@ import { count } from "../base/format.ts";
 import { type Architecture, parameterCount, tensorSpecs, viewsOf } from "../model/layout.ts";
 import type { BpeTokenizer } from "../tokenizer/index.ts";
 import { parseHfConfig } from "./config.ts";
-import { readText } from "./files.ts";
+import { readText } from "../base/files.ts";
 import { canonicalKey, type HfTensor, hfTensors, isBufferKey, transpose } from "./names.ts";
 import { type LazyTensor, readSafetensorsFile, weightFiles } from "./read_tensors.ts";
 import { readTokenizerFiles } from "./tokenizer_files.ts";

@@ -7,7 +7,7 @@ import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { readHeader, type TensorEntry } from "../checkpoint/index.ts";
 import { UserError } from "../base/errors.ts";
-import { readText } from "./files.ts";
+import { readText } from "../base/files.ts";
 
 export interface LazyTensor {
   key: string;

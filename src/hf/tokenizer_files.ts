@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../base/errors.ts";
-import { readText } from "./files.ts";
+import { readText } from "../base/files.ts";
 import { END_OF_TEXT, exportHuggingFace, importHuggingFace, type BpeTokenizer } from "../tokenizer/index.ts";
 
 export interface TokenizerFile {

@@ -1,7 +1,7 @@
 /** Files in and out: data discovery, size-checked reads, atomic writes. */
 import { closeSync, openSync, readFileSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { atomicWrite as writeAtomically } from "../checkpoint/atomic.ts";
+import { atomicWrite as writeAtomically } from "../base/files.ts";
 import { UserError } from "../base/errors.ts";
 
 /** Bytes looked at to tell text from binary: enough for any text file's first lines. */

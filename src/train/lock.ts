@@ -21,9 +21,9 @@
  */
 import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
-import { basename, join } from "node:path";
-import { describeFsError } from "../checkpoint/atomic.ts";
+import { join } from "node:path";
 import { UserError } from "../base/errors.ts";
+import { describeFsError, errCode, tempFileWriter, tempPathFor } from "../base/files.ts";
 
 export const LOCK_NAME = ".train_vocab.lock";
 
@@ -44,9 +44,6 @@ export interface OutputLock {
   release(): void;
 }
 
-/** Temp files written by atomicWrite (`.<name>.<pid>.<random>.tmp`) and by this module. */
-const TEMP_FILE = /^\.(.+)\.(\d+)\.([a-z0-9]+)\.tmp$/;
-
 /** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or null. */
 export function processStartTime(pid: number): string | null {
   try {
@@ -66,7 +63,7 @@ export function processAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as { code?: string }).code === "EPERM";
+    return errCode(err) === "EPERM";
   }
 }
 
@@ -99,7 +96,7 @@ function readLock(path: string): LockInfo | null | "missing" {
   try {
     return parseLock(readFileSync(path, "utf8"));
   } catch (err) {
-    if ((err as { code?: string }).code === "ENOENT") return "missing";
+    if (errCode(err) === "ENOENT") return "missing";
     return null;
   }
 }
@@ -118,7 +115,7 @@ function commandLine(): string {
 }
 
 function fsProblem(dir: string, err: unknown): UserError {
-  const why = (err as { code?: string }).code === "EEXIST" ? "it exists and is not a folder" : describeFsError(err);
+  const why = errCode(err) === "EEXIST" ? "it exists and is not a folder" : describeFsError(err);
   return new UserError(`Cannot use the output folder ${dir}: ${why}. Choose a folder you can write to (--output).`);
 }
 
@@ -140,7 +137,7 @@ export function acquireOutputLock(dir: string, notice: (message: string) => void
     proc_start: processStartTime(process.pid),
     command: commandLine(),
   };
-  const tmp = join(dir, `${LOCK_NAME}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
+  const tmp = tempPathFor(path);
   try {
     const fd = openSync(tmp, "wx", 0o644);
     try {
@@ -163,7 +160,7 @@ export function acquireOutputLock(dir: string, notice: (message: string) => void
         linkSync(tmp, path);
         break;
       } catch (err) {
-        if ((err as { code?: string }).code !== "EEXIST") throw fsProblem(dir, err);
+        if (errCode(err) !== "EEXIST") throw fsProblem(dir, err);
       }
       const holder = readLock(path);
       if (holder === "missing") continue; // released between our link and our read
@@ -173,7 +170,7 @@ export function acquireOutputLock(dir: string, notice: (message: string) => void
         // Give a writer of a foreign format a moment, then treat it as stale.
         const age = ageMs(path);
         if (age !== null && age < 2000) {
-          sleep(50);
+          Bun.sleepSync(50);
           continue;
         }
         if (takeOver(path, null)) notice(`Note: replaced the unreadable lock file ${path}.`);
@@ -233,7 +230,7 @@ export function acquireOutputLock(dir: string, notice: (message: string) => void
  * lock we inspected (someone already took over), it is put back.
  */
 function takeOver(path: string, stale: LockInfo | null): boolean {
-  const aside = `${path}.${process.pid}.stale${Math.random().toString(36).slice(2, 8)}.tmp`;
+  const aside = tempPathFor(path, "stale");
   try {
     renameSync(path, aside);
   } catch {
@@ -264,11 +261,7 @@ function ageMs(path: string): number | null {
   }
 }
 
-function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** Remove `.<name>.<pid>.<random>.tmp` files whose writer is no longer running. */
+/** Remove temp files (tempPathFor's) whose writer is no longer running. */
 export function removeStaleTempFiles(dir: string): string[] {
   let names: string[];
   try {
@@ -278,13 +271,11 @@ export function removeStaleTempFiles(dir: string): string[] {
   }
   const removed: string[] = [];
   for (const name of names) {
-    const m = TEMP_FILE.exec(name);
-    if (!m) continue;
-    const pid = Number(m[2]);
-    if (pid === process.pid || processAlive(pid)) continue;
+    const pid = tempFileWriter(name);
+    if (pid === null || pid === process.pid || processAlive(pid)) continue;
     try {
       unlinkSync(join(dir, name));
-      removed.push(basename(name));
+      removed.push(name);
     } catch {
       // already gone or not ours to remove
     }

@@ -1,5 +1,5 @@
 /** loss_curve.svg: training loss per step (smoothed) and validation loss per epoch, as a small SVG. */
-import { atomicWrite } from "../checkpoint/index.ts";
+import { atomicWrite } from "../base/files.ts";
 import { isValRecord, type MetricsRecord } from "./metrics.ts";
 
 const W = 720, H = 360, PAD = { left: 56, right: 16, top: 28, bottom: 40 };

@@ -10,7 +10,7 @@
  * gives them epochs null, so an old log read and rewritten on resume stays consistent.
  */
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { atomicWrite, describeFsError } from "../checkpoint/atomic.ts";
+import { atomicWrite, describeFsError } from "../base/files.ts";
 import { UserError } from "../base/errors.ts";
 
 export interface StepRecord {

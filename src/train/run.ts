@@ -15,7 +15,7 @@ import { initParameters } from "../model/init.ts";
 import { type Architecture, parameterCount } from "../model/layout.ts";
 import { hasBf16, setThreads } from "../native.ts";
 import { count, int, num } from "../base/format.ts";
-import { checkWritable, firstMissingFolder, refuseToReplace, removeEmptyFolders } from "../overwrite.ts";
+import { checkWritable, firstMissingFolder, refuseToReplace, removeEmptyFolders } from "../base/overwrite.ts";
 import { listDataFiles, type Tokenizer } from "../tokenizer/index.ts";
 import { acquireOutputLock } from "./lock.ts";
 import { writeLossCurve } from "./loss_curve.ts";

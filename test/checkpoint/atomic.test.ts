@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { atomicWrite, readCheckpoint, writeCheckpoint } from "../../src/checkpoint/index.ts";
+import { atomicWrite } from "../../src/base/files.ts";
+import { readCheckpoint, writeCheckpoint } from "../../src/checkpoint/index.ts";
 import { UserError } from "../../src/base/errors.ts";
 import { paramsFor, tempDir, tinyArch } from "./helpers.ts";
 

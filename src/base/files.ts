@@ -1,11 +1,14 @@
 /**
+ * Files for every layer: crash-safe replacement, the temp-file names it uses, reads and file-system
+ * errors in words a user can act on.
+ *
  * Crash-safe file replacement: write a temp file in the target's folder, fsync it, rename it over the
  * target, fsync the folder. Readers see either the old file or the new one, never a half-written one,
  * and a failed write (full disk, file-size limit, permissions) leaves the old file untouched.
  */
-import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { UserError } from "../base/errors.ts";
+import { UserError } from "./errors.ts";
 
 export type Chunk = string | ArrayBufferView;
 
@@ -15,12 +18,26 @@ export type Chunk = string | ArrayBufferView;
  */
 const WRITE_DELAY_MS = Math.min(10_000, Math.max(0, Number(process.env.TRAIN_VOCAB_TEST_WRITE_DELAY_MS) || 0));
 
-function pause(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
 /** Largest single write: write(2) on Linux moves at most ~2 GiB per call anyway. */
 const MAX_WRITE = 1 << 30;
+
+/**
+ * The name `path` is written under before it replaces the file: `.<name>.<pid>.<random>.tmp` beside
+ * it, hidden, and carrying its writer's pid so that a sweeper can tell a dead writer's leftovers
+ * (tempFileWriter). `tag` starts the random part, to tell kinds of temp files apart.
+ */
+export function tempPathFor(path: string, tag = ""): string {
+  const random = Math.random().toString(36).slice(2, 10).padEnd(8, "0");
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${tag}${random}.tmp`);
+}
+
+const TEMP_NAME = /^\.(.+)\.(\d+)\.([a-z0-9]+)\.tmp$/;
+
+/** The pid that wrote the temp file named `name` (a tempPathFor name), or null for any other name. */
+export function tempFileWriter(name: string): number | null {
+  const m = TEMP_NAME.exec(name);
+  return m ? Number(m[2]) : null;
+}
 
 /**
  * Replace `path` with the concatenation of `chunks`. Chunks are written as they come, so a large file
@@ -29,13 +46,13 @@ const MAX_WRITE = 1 << 30;
  */
 export function atomicWrite(path: string, chunks: Chunk | Iterable<Chunk>): void {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
+  const tmp = tempPathFor(path);
   let fd: number | null = null;
   try {
     fd = openSync(tmp, "wx", existingMode(path));
     for (const chunk of asIterable(chunks)) {
       writeAll(fd, chunk);
-      if (WRITE_DELAY_MS > 0) pause(WRITE_DELAY_MS);
+      if (WRITE_DELAY_MS > 0) Bun.sleepSync(WRITE_DELAY_MS);
     }
     fsyncSync(fd);
     closeSync(fd);
@@ -101,7 +118,8 @@ function syncFolder(dir: string): void {
   }
 }
 
-function errCode(err: unknown): string | undefined {
+/** A system error's code (ENOENT, ENOSPC…); undefined for anything else, which is a bug, not the user's. */
+export function errCode(err: unknown): string | undefined {
   if (typeof err === "object" && err !== null && "code" in err) {
     const code = (err as { code: unknown }).code;
     return typeof code === "string" ? code : undefined;
@@ -109,6 +127,7 @@ function errCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** A system error as words: "no space left on the device", not ENOSPC. */
 export function describeFsError(err: unknown): string {
   switch (errCode(err)) {
     case "ENOSPC":
@@ -150,5 +169,15 @@ function hintFor(err: unknown): string {
       return "Create the folder first or check the path.";
     default:
       return "The previous file (if any) is unchanged.";
+  }
+}
+
+/** A system error while reading an input, as a UserError naming what was read. */
+export function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    if (errCode(err) === undefined) throw err;
+    throw new UserError(`Cannot read ${what} ${path}: ${describeFsError(err)}. Check that it exists and is readable.`);
   }
 }
