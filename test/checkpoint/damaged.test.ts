@@ -33,7 +33,7 @@ function expectUserError(fn: () => unknown, pattern: RegExp, file = path): void 
 }
 
 describe("missing or wrong kind of file", () => {
-  test("a missing file has the seed's exact message", () => {
+  test("a missing file has LoopOS's exact message", () => {
     const missing = join(tmp.dir, "nope", "model_checkpoint.bin");
     expect(() => readCheckpoint(missing)).toThrow(new UserError(`Checkpoint file not found: ${missing}`));
     expect(() => readCheckpointHeader(missing)).toThrow(`Checkpoint file not found: ${missing}`);

@@ -12,8 +12,8 @@ export const tinyArch: Architecture = {
   tied_embeddings: true, attention_bias: true,
 };
 
-/** Shaped like the seed's models: untied head, no attention biases. */
-export const seedArch: Architecture = {
+/** Shaped like LoopOS's models: untied head, no attention biases. */
+export const looposArch: Architecture = {
   d_model: 6, num_heads: 2, num_layers: 2, d_ff: 10, vocab_size: 7, max_seq_len: 5,
   tied_embeddings: false, attention_bias: false,
 };

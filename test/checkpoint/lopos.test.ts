@@ -4,13 +4,13 @@ import { join } from "node:path";
 import { readCheckpoint, readCheckpointHeader, writeLopos } from "../../src/checkpoint/index.ts";
 import { UserError } from "../../src/base/errors.ts";
 import { type Architecture, tensorSpecs, viewsOf } from "../../src/model/layout.ts";
-import { filled, paramsFor, seedArch, tempDir, tinyArch } from "./helpers.ts";
+import { filled, paramsFor, looposArch, tempDir, tinyArch } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
 
-/** A seed-side model: matrices in the seed's own x·W layout, named as in its format description. */
-interface SeedModel {
+/** A LoopOS-side model: matrices in LoopOS's own x·W layout, named as in its format description. */
+interface LoopOSModel {
   token_embedding: Float32Array; // V×d
   position_embedding: Float32Array; // P×d
   layers: { W_qkv: Float32Array; W_o: Float32Array; W1: Float32Array; b1: Float32Array; W2: Float32Array; b2: Float32Array; n1g: Float32Array; n1b: Float32Array; n2g: Float32Array; n2b: Float32Array }[];
@@ -19,7 +19,7 @@ interface SeedModel {
   output_projection: Float32Array; // d×V
 }
 
-function seedModel(a: Architecture): SeedModel {
+function looposModel(a: Architecture): LoopOSModel {
   const { d_model: d, d_ff: f, vocab_size: V, max_seq_len: P } = a;
   let seed = 100;
   const r = (k: number) => filled(k, seed++);
@@ -34,7 +34,7 @@ function seedModel(a: Architecture): SeedModel {
 }
 
 /** The LOPOS v1 bytes, built straight from the format description (independent of the writer). */
-function seedFile(a: Architecture, m: SeedModel): Uint8Array {
+function looposFile(a: Architecture, m: LoopOSModel): Uint8Array {
   const parts: Uint8Array[] = [];
   const head = new DataView(new ArrayBuffer(33));
   "LOPOS".split("").forEach((ch, i) => head.setUint8(i, ch.charCodeAt(0)));
@@ -60,7 +60,7 @@ function seedFile(a: Architecture, m: SeedModel): Uint8Array {
   return Buffer.concat(parts);
 }
 
-/** y = x·W for the seed's [in, out] W. */
+/** y = x·W for LoopOS's [in, out] W. */
 function xW(x: Float32Array, W: Float32Array, inDim: number, outDim: number): number[] {
   return Array.from({ length: outDim }, (_, j) => {
     let s = 0;
@@ -78,17 +78,17 @@ function xWt(x: Float32Array, W: Float32Array, inDim: number, outDim: number): n
   });
 }
 
-describe("reading the seed's LOPOS v1 files", () => {
-  const a: Architecture = { ...seedArch, max_seq_len: 512 };
-  const m = seedModel(a);
-  const path = join(tmp.dir, "seed.bin");
-  writeFileSync(path, seedFile(a, m));
+describe("reading LoopOS's LOPOS v1 files", () => {
+  const a: Architecture = { ...looposArch, max_seq_len: 512 };
+  const m = looposModel(a);
+  const path = join(tmp.dir, "loopos.bin");
+  writeFileSync(path, looposFile(a, m));
 
   test("architecture: no attention bias, untied head, the header's values", () => {
     const h = readCheckpointHeader(path);
     expect(h.format).toBe("lopos");
     expect(h.version).toBe(1);
-    expect(h.arch).toEqual({ ...seedArch, max_seq_len: 512, tied_embeddings: false, attention_bias: false });
+    expect(h.arch).toEqual({ ...looposArch, max_seq_len: 512, tied_embeddings: false, attention_bias: false });
     expect(h.tokenizer).toBeNull();
     expect(h.training).toBeNull();
     expect(h.hasAdam).toBe(false);
@@ -140,11 +140,11 @@ describe("reading the seed's LOPOS v1 files", () => {
 
 describe("writing LOPOS v1", () => {
   test("write → read round trip is exact", () => {
-    const params = paramsFor(seedArch, 77);
+    const params = paramsFor(looposArch, 77);
     const path = join(tmp.dir, "rt.bin");
-    writeLopos(path, seedArch, params);
+    writeLopos(path, looposArch, params);
     const ck = readCheckpoint(path);
-    expect(ck.arch).toEqual(seedArch);
+    expect(ck.arch).toEqual(looposArch);
     expect(Buffer.compare(Buffer.from(ck.params.buffer), Buffer.from(params.buffer))).toBe(0);
   });
 
@@ -166,9 +166,9 @@ describe("writing LOPOS v1", () => {
 });
 
 describe("damaged LOPOS files", () => {
-  const params = paramsFor(seedArch, 31);
+  const params = paramsFor(looposArch, 31);
   const good = join(tmp.dir, "lopos-good.bin");
-  writeLopos(good, seedArch, params);
+  writeLopos(good, looposArch, params);
   const bytes = new Uint8Array(readFileSync(good));
   const path = join(tmp.dir, "lopos-bad.bin");
 
@@ -215,7 +215,7 @@ describe("damaged LOPOS files", () => {
   });
 
   test("a matrix whose rows/cols disagree with the architecture (same byte count)", () => {
-    const { d_model: d, vocab_size: V, max_seq_len: P } = seedArch;
+    const { d_model: d, vocab_size: V, max_seq_len: P } = looposArch;
     // layer 0 W_qkv header sits right after the two embeddings.
     const at = 33 + 8 + 4 * V * d + 8 + 4 * P * d;
     const b = bytes.slice();
@@ -229,7 +229,7 @@ describe("damaged LOPOS files", () => {
 
   test("tensor specs and the LOPOS list agree on every size", () => {
     // Guards the converter against a layout change: the reader fills exactly parameterCount floats.
-    const names = new Set(tensorSpecs(seedArch).map((s) => s.name));
+    const names = new Set(tensorSpecs(looposArch).map((s) => s.name));
     const ck = readCheckpoint(good);
     expect(new Set(viewsOf(ck.params, ck.arch).keys())).toEqual(names);
   });

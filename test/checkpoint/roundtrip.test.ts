@@ -10,7 +10,7 @@ import {
   writeCheckpoint,
 } from "../../src/checkpoint/index.ts";
 import { type Architecture, parameterCount, tensorSpecs } from "../../src/model/layout.ts";
-import { filled, paramsFor, parseSafetensors, seedArch, tempDir, tinyArch, tokenizer, trainingState } from "./helpers.ts";
+import { filled, paramsFor, parseSafetensors, looposArch, tempDir, tinyArch, tokenizer, trainingState } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
@@ -119,7 +119,7 @@ describe("the file is a standard safetensors container", () => {
   });
 
   test("odd sizes stay contiguous (the spec forbids holes) and still round-trip", () => {
-    const odd: Architecture = { ...seedArch, d_model: 5, num_heads: 1, d_ff: 7, vocab_size: 3 };
+    const odd: Architecture = { ...looposArch, d_model: 5, num_heads: 1, d_ff: 7, vocab_size: 3 };
     const path = join(tmp.dir, "odd.bin");
     const params = paramsFor(odd, 11);
     writeCheckpoint(path, { arch: odd, tokenizer: null, training: null, params });
@@ -135,8 +135,8 @@ describe("the file is a standard safetensors container", () => {
 describe("weights-only checkpoints", () => {
   test("no tokenizer, no training state, no moments", () => {
     const path = join(tmp.dir, "weights-only.bin");
-    const params = paramsFor(seedArch, 21);
-    writeCheckpoint(path, { arch: seedArch, tokenizer: null, training: null, params });
+    const params = paramsFor(looposArch, 21);
+    writeCheckpoint(path, { arch: looposArch, tokenizer: null, training: null, params });
     const ck = readCheckpoint(path);
     expect(ck.adam).toBeNull();
     expect(ck.hasAdam).toBe(false);

@@ -71,7 +71,7 @@ test("scripts/run_cli.sh: train-vocab, vocab-train, resume, continue, generate a
   const gen = await sh(["gen", "sh/model_checkpoint.bin", "--vocab", "sh/tok.vocab", "--prompt", "the cat", "--max-tokens", "5", "--seed", "1"]);
   expect(gen.code).toBe(0);
   expect(gen.stdout).toStartWith("the cat");
-  // without a checkpoint argument, the seed's default path (missing in this folder)
+  // without a checkpoint argument, LoopOS's default path (missing in this folder)
   const defaultGen = await sh(["generate", "--vocab", join(work, "sh/tok.vocab"), "--prompt", "x"], exeDir);
   expect(defaultGen.code).toBe(2);
   expect(defaultGen.stderr).toContain("Checkpoint file not found: outputs/autoregressive/model_checkpoint.bin");

@@ -1,4 +1,4 @@
-/** The seed's LOPOS v1 checkpoints (written here by the test) load, convert and resume, with the seed's word vocabulary. */
+/** LoopOS's LOPOS v1 checkpoints (written here by the test) load, convert and resume, with LoopOS's word vocabulary. */
 import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,26 +20,26 @@ const arch: Architecture = {
   d_model: 16, num_heads: 2, num_layers: 2, d_ff: 32, vocab_size: entries.length, max_seq_len: 512,
   tied_embeddings: false, attention_bias: false,
 };
-const seedCkpt = () => join(dir, "seed_model.bin");
-const seedVocab = () => join(dir, "seed.vocab");
+const looposCkpt = () => join(dir, "loopos_model.bin");
+const looposVocab = () => join(dir, "loopos.vocab");
 let data: string;
 let params: Float32Array;
 
-function seedVocabText(words: string[]): string {
+function looposVocabText(words: string[]): string {
   return `# Tokenizer Vocabulary\n# Format: token_id word frequency\nvocab_size=${words.length}\nnext_id=${words.length}\ntotal_tokens=1000\n---\n` +
     words.map((w, i) => `${i}\t${w}`).join("\n") + "\n";
 }
 
 beforeAll(() => {
   data = writeText(dir, "data.txt", learnableText(300));
-  writeFileSync(seedVocab(), seedVocabText(entries));
+  writeFileSync(looposVocab(), looposVocabText(entries));
   params = initParameters(arch, Xoshiro128.fromSeed(5));
-  writeLopos(seedCkpt(), arch, params);
+  writeLopos(looposCkpt(), arch, params);
 });
 afterAll(() => tmp.cleanup());
 
-test("a LOPOS v1 file loads: the seed's architecture block, then a converted copy with --output", async () => {
-  const r = await runCli(["train-vocab", "--resume", seedCkpt(), "--vocab", seedVocab(), "--output", join(dir, "converted")], dir);
+test("a LOPOS v1 file loads: LoopOS's architecture block, then a converted copy with --output", async () => {
+  const r = await runCli(["train-vocab", "--resume", looposCkpt(), "--vocab", looposVocab(), "--output", join(dir, "converted")], dir);
   expect(r.code).toBe(0);
   expect(r.stdout).toContain(`Loaded architecture from checkpoint:\n  d_model:    16\n  num_heads:  2\n  num_layers: 2\n  d_ff:       32\n  vocab_size: ${entries.length}\n`);
   expect(r.stdout).toContain("a LoopOS LOPOS v1 checkpoint holds weights only");
@@ -78,17 +78,17 @@ test('a checkpoint from before the rename (tokenizer type "seed-word") loads and
   await Bun.write(old, asWrittenBeforeRename(await Bun.file(join(dir, "converted", "model_checkpoint.bin")).bytes()));
   expect(await Bun.file(old).text()).toContain('\\"type\\":\\"seed-word\\"');
   expect(readCheckpoint(old)).toMatchObject({ tokenizer: { type: "loopos-word" }, checksum: { verified: true } });
-  const r = await runCli(["train-vocab", "--resume", old, "--vocab", seedVocab(), "--output", join(dir, "old-converted")], dir);
+  const r = await runCli(["train-vocab", "--resume", old, "--vocab", looposVocab(), "--output", join(dir, "old-converted")], dir);
   expect(r.code).toBe(0);
   const copy = await Bun.file(join(dir, "old-converted", "model_checkpoint.bin")).text();
   expect(copy).toContain('\\"type\\":\\"loopos-word\\"');
   expect(copy).not.toContain("seed-word");
 });
 
-test("a LOPOS v1 file with a vocabulary of another size: the seed's message", async () => {
+test("a LOPOS v1 file with a vocabulary of another size: LoopOS's message", async () => {
   const other = join(dir, "other.vocab");
-  writeFileSync(other, seedVocabText([...entries, "extra"]));
-  const r = await runCli(["resume", seedCkpt(), "--vocab", other, "--data", data], dir);
+  writeFileSync(other, looposVocabText([...entries, "extra"]));
+  const r = await runCli(["resume", looposCkpt(), "--vocab", other, "--data", data], dir);
   expect(r.code).toBe(2);
   expect(r.stderr).toContain(`Vocabulary size mismatch! Checkpoint expects ${entries.length} but vocab file has ${entries.length + 1}`);
 });
@@ -96,7 +96,7 @@ test("a LOPOS v1 file with a vocabulary of another size: the seed's message", as
 test("--resume on a LOPOS v1 file trains the whole untied model and lowers its loss", async () => {
   const out = join(dir, "resumed");
   const r = await runCli(
-    ["resume", seedCkpt(), "--data", data, "--vocab", seedVocab(), "--output", out, "--epochs", "2", "--learning-rate", "0.003",
+    ["resume", looposCkpt(), "--data", data, "--vocab", looposVocab(), "--output", out, "--epochs", "2", "--learning-rate", "0.003",
       "--max-length", "16", "--batch-size", "4", "--threads", "1", "--log-every", "1000"],
     dir,
   );
@@ -119,6 +119,6 @@ test("--resume on a LOPOS v1 file trains the whole untied model and lowers its l
   const head = losses.slice(0, 5).reduce((a, b) => a + b) / 5;
   const tail = losses.slice(-5).reduce((a, b) => a + b) / 5;
   expect(tail).toBeLessThan(head * 0.6);
-  // and the seed file itself was never touched
-  expect(readCheckpoint(seedCkpt()).params).toEqual(params);
+  // and the LoopOS file itself was never touched
+  expect(readCheckpoint(looposCkpt()).params).toEqual(params);
 });

@@ -1,4 +1,4 @@
-/** The seed's resume rules and messages, word for word, and what we add: fingerprints, stages, damage. */
+/** LoopOS's resume rules and messages, word for word, and what we add: fingerprints, stages, damage. */
 import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -48,9 +48,9 @@ test("a vocabulary of another size: `Vocabulary size mismatch! Checkpoint expect
 test("a vocabulary of the right size but another fingerprint is refused, and the message says so", async () => {
   const words = ["<pad>", "<unk>", "<bos>", "<eos>", "<|user|>", "<|assistant|>"];
   for (let i = words.length; i < 300; i++) words.push(`w${i}`);
-  const seedVocab = join(dir, "seed300.vocab");
-  writeFileSync(seedVocab, `# Tokenizer Vocabulary\n# Format: token_id word frequency\nvocab_size=300\nnext_id=300\ntotal_tokens=0\n---\n${words.map((w, i) => `${i}\t${w}`).join("\n")}\n`);
-  const r = await runCli(["resume", ckpt(), "--vocab", seedVocab, "--data", data], dir);
+  const looposVocab = join(dir, "loopos300.vocab");
+  writeFileSync(looposVocab, `# Tokenizer Vocabulary\n# Format: token_id word frequency\nvocab_size=300\nnext_id=300\ntotal_tokens=0\n---\n${words.map((w, i) => `${i}\t${w}`).join("\n")}\n`);
+  const r = await runCli(["resume", ckpt(), "--vocab", looposVocab, "--data", data], dir);
   expect(r.code).toBe(2);
   expect(r.stderr).toContain("has the right size (300) but is not the vocabulary the checkpoint was trained with");
 });

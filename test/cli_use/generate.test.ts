@@ -45,9 +45,9 @@ describe("generate command", () => {
     expect(r.stderr).toContain("using the last 24");
   });
 
-  test("the seed's LOPOS file generates with a vocab of its size", () => {
+  test("LoopOS's LOPOS file generates with a vocab of its size", () => {
     const arch = { ...m.arch, tied_embeddings: false, attention_bias: false };
-    const lopos = join(dir, "seed.bin");
+    const lopos = join(dir, "loopos.bin");
     writeLopos(lopos, arch, randomParams(arch, 4));
     const r = runCli(["gen", "--checkpoint", lopos, "--vocab", m.vocab, "--prompt", "The", "--max-tokens", "3", "--temperature", "0"]);
     expect(r.code).toBe(0);

@@ -22,9 +22,9 @@ writeCheckpoint(ours, {
   arch, tokenizer: { type: "bpe", vocab_size: 40, fingerprint: "feedbeef" }, training,
   params: randomParams(arch), adam: { m: new Float32Array(n), v: new Float32Array(n) },
 });
-const seedArch = archFor(40, { tied_embeddings: false, attention_bias: false });
-const lopos = join(dir, "seed.bin");
-writeLopos(lopos, seedArch, randomParams(seedArch));
+const looposArch = archFor(40, { tied_embeddings: false, attention_bias: false });
+const lopos = join(dir, "loopos.bin");
+writeLopos(lopos, looposArch, randomParams(looposArch));
 
 describe("inspect", () => {
   test("our checkpoint: format, architecture, parameters, training state, plan, tokenizer (text)", () => {
@@ -48,13 +48,13 @@ describe("inspect", () => {
     expect(j.checksum.verified).toBe(true);
   });
 
-  test("the seed's LOPOS v1 file: architecture from its header, nothing else recorded", () => {
+  test("LoopOS's LOPOS v1 file: architecture from its header, nothing else recorded", () => {
     const r = runCli(["inspect", lopos, "--json"]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.format).toBe("lopos");
     expect(j.version).toBe(1);
-    expect(j.arch).toEqual(seedArch);
+    expect(j.arch).toEqual(looposArch);
     expect(j.training).toBeNull();
     expect(j.checksum.verified).toBeNull();
     const t = runCli(["inspect", lopos, "--verify"]);

@@ -5,7 +5,7 @@ import { maxAbsDiff, referenceLogits } from "./reference.ts";
 
 const variants = {
   "GPT-2 shaped (tied, attention biases)": archFor(50),
-  "seed shaped (untied, no attention biases)": archFor(50, { tied_embeddings: false, attention_bias: false, num_layers: 3 }),
+  "LoopOS-shaped (untied, no attention biases)": archFor(50, { tied_embeddings: false, attention_bias: false, num_layers: 3 }),
 };
 const tokens = [3, 17, 42, 0, 49, 8, 8, 23, 5, 11, 30, 2];
 

@@ -24,7 +24,7 @@ function tensorsOf(folder: string) {
 describe("HuggingFace export/import", () => {
   for (const [label, over] of [
     ["tied, attention biases", {}],
-    ["untied, no attention biases (seed-shaped)", { tied_embeddings: false, attention_bias: false }],
+    ["untied, no attention biases (LoopOS-shaped)", { tied_embeddings: false, attention_bias: false }],
   ] as const) {
     test(`${label}: export then import gives identical architecture and tensors`, () => {
       const arch = archFor(tok.vocabSize, over);

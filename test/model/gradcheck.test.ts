@@ -62,7 +62,7 @@ function checkEveryTensor(arch: Architecture): { name: string; analytic: number;
 
 for (const [label, arch] of [
   ["GPT-2 (tied head, attention biases)", tinyArch()],
-  ["the seed's model (untied head, no attention biases)", tinyArch({ tied_embeddings: false, attention_bias: false })],
+  ["LoopOS's model (untied head, no attention biases)", tinyArch({ tied_embeddings: false, attention_bias: false })],
 ] as const) {
   test(`every parameter's gradient matches finite differences: ${label}`, () => {
     const rows = checkEveryTensor(arch);
