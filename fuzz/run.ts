@@ -3,7 +3,7 @@
  *
  * For each format (our checkpoints, LOPOS v1, our .vocab, LoopOS's word .vocab, HF tokenizer.json,
  * the train --config JSON, HF config.json and model.safetensors) it mutates a valid file N
- * times, reproducibly from the seed, and loads each mutant through the real reader. Every case must
+ * times, reproducibly from --seed, and loads each mutant through the real reader. Every case must
  * end in a valid load (a loaded vocabulary must also encode anything and round-trip bytes) or a
  * UserError. Anything else is a BUG: another exception, a case slower than the time limit, memory
  * growth far beyond the file's size, a worker that crashes (e.g. in C) or hangs. Cases run in worker

@@ -1,4 +1,4 @@
-/** Shared by the reliability tests: the seeded RNG, spawning the CLI with extra environment, waiting. */
+/** Shared by the reliability tests: a seeded RNG, spawning the CLI with extra environment, waiting. */
 import { resolve } from "node:path";
 
 export const BIN = resolve(import.meta.dir, "../../bin/train-vocab.ts");

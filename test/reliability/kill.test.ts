@@ -4,7 +4,7 @@
  * every kill the checkpoint on disk must load and verify, the dead run's lock must not block the
  * next run, and resuming must finish the run with exactly the bytes of a run that was never killed.
  *
- * KILL_SEED and KILL_COUNT override the seed and the number of kills (e.g. for a longer soak).
+ * KILL_SEED and KILL_COUNT override the random seed and the number of kills (e.g. for a longer soak).
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
