@@ -2,9 +2,9 @@
 import { cac, type CAC } from "cac";
 import pc from "picocolors";
 import { UserError } from "../base/errors.ts";
+import { flagName, givenTwice, kebab } from "../base/flags.ts";
 import { registerDoctor, versionLine } from "./doctor.ts";
 import { suggestCommand, suggestOption } from "./suggest.ts";
-import { givenTwice } from "./use_flags.ts";
 
 export type Register = (cli: CAC) => void;
 
@@ -86,12 +86,8 @@ function unknownCommand(name: string, cli: CAC): UserError {
 /** A flag given twice: mri keeps both values, and a command would silently use one of them. */
 function refuseRepeatedFlags(options: Record<string, unknown>): void {
   for (const [key, value] of Object.entries(options)) {
-    if (key !== "--" && key !== "help" && key !== "version" && Array.isArray(value)) throw givenTwice(`--${kebab(key)}`, value);
+    if (key !== "--" && key !== "help" && key !== "version" && Array.isArray(value)) throw givenTwice(flagName(key), value);
   }
-}
-
-function kebab(option: string): string {
-  return option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
 /**
@@ -116,7 +112,7 @@ function knownOptions(cli: CAC): string[] {
   const names = new Set<string>();
   const commands = cli.matchedCommand ? [cli.matchedCommand, cli.globalCommand] : [...cli.commands, cli.globalCommand];
   for (const command of commands) {
-    for (const option of command.options) for (const name of option.names) names.add(`--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    for (const option of command.options) for (const name of option.names) names.add(flagName(name));
   }
   return [...names];
 }

@@ -6,6 +6,7 @@ import { UserError } from "../base/errors.ts";
 import { describeFsError } from "../base/files.ts";
 import { checkWritable, Outputs, refuseToReplace } from "../base/overwrite.ts";
 import type { Tokenizer } from "../tokenizer/types.ts";
+import { wholeNumber } from "./use_flags.ts";
 
 const ACTIONS = ["train", "encode", "decode", "inspect", "export-hf", "import-hf"] as const;
 type Action = (typeof ACTIONS)[number];
@@ -40,13 +41,6 @@ export function registerTokenizer(cli: CAC): void {
       }
       await run(action as Action, file, options);
     });
-}
-
-function wholeNumber(flag: string, value: unknown, min: number, why = ""): number {
-  if (Array.isArray(value)) throw new UserError(`${flag} given ${value.length} times (${value.join(", ")}); give it once.`);
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`${flag} ${String(value)}: expected a whole number of at least ${min}${why}.`);
-  return n;
 }
 
 /** A vocabulary (or tokenizer.json) about to be written: never over an existing one without
@@ -93,7 +87,7 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
   switch (action) {
     case "train": {
       if (!o.data) throw new UserError("tokenizer train: --data is required (a text file or a folder of them).");
-      const vocabSize = wholeNumber("--vocab-size", o.vocabSize, 258, " (256 byte tokens, 1 special, 1 merge)");
+      const vocabSize = wholeNumber("--vocab-size", o.vocabSize, 258, undefined, "256 byte tokens, 1 special, 1 merge");
       const minFrequency = wholeNumber("--min-frequency", o.minFrequency, 1);
       checkVocabTarget(o.vocab, "--vocab", o.overwrite);
       const tok = t.trainTokenizer({ data: o.data, vocabSize, minFrequency, log });

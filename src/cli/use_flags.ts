@@ -3,18 +3,7 @@
  * each value is checked here and a bad one becomes a UserError that names the flag. */
 import { existsSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
-
-/** A flag's one value: given twice, mri hands over an array, and keeping either would be a guess. */
-export function once(flag: string, value: unknown): unknown {
-  if (Array.isArray(value)) throw givenTwice(flag, value);
-  return value;
-}
-
-export function givenTwice(flag: string, values: unknown[]): UserError {
-  const times = values.length === 2 ? "twice" : `${values.length} times`;
-  const list = values.every((v) => v === true) ? "" : ` (${values.map((v) => (v === true ? "no value" : String(v))).join(", ")})`;
-  return new UserError(`${flag} given ${times}${list}; give it once.`);
-}
+import { once } from "../base/flags.ts";
 
 /** A number as the user typed it; "" and blanks are not 0 (Number("") is). */
 function numberOf(value: unknown): number {
@@ -31,12 +20,13 @@ function range(min: number, max: number): string {
   return `${low}, ${high}`;
 }
 
-export function wholeNumber(flag: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+/** `note` says why the bounds are what they are. */
+export function wholeNumber(flag: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER, note = ""): number {
   const v = once(flag, value);
   const n = numberOf(v);
   if (!Number.isInteger(n) || n < min || n > max) {
     const bounds = max >= Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
-    throw new UserError(`${flag} ${show(v)}: expected a whole number ${bounds}.`);
+    throw new UserError(`${flag} ${show(v)}: expected a whole number ${bounds}${note ? ` (${note})` : ""}.`);
   }
   return n;
 }

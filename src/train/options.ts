@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { z } from "zod";
-import { once } from "../cli/use_flags.ts";
+import { camel, flagName, kebab, once } from "../base/flags.ts";
 import { UserError } from "../base/errors.ts";
 
 // Strict types here: a config file's "32" (a string) or [1, 5] (a list) is refused, not read as a
@@ -98,14 +98,6 @@ export interface ResolvedOptions {
 
 export const OPTION_NAMES = Object.keys(trainOptionsSchema.shape) as OptionName[];
 export const ARCHITECTURE_OPTIONS: OptionName[] = ["dModel", "numHeads", "numLayers", "dFf", "vocabSize"];
-
-export function flagName(name: string): string {
-  return "--" + name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
-function camel(key: string): string {
-  return key.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
-}
 
 /** Is this text a number as typed (1e400 too, which is not finite)? "Infinity" and "NaN" are words. */
 function numeric(text: string): boolean {
@@ -198,7 +190,7 @@ export function optionsFromConfigFile(file: string): GivenOptions {
     const issue = parsed.error.issues[0]!;
     if (issue.code === "unrecognized_keys") {
       const names = issue.keys.map((k) => `"${written.get(k) ?? k}"`).join(", ");
-      throw new UserError(`--config ${file}: unknown option ${names}. Known options: ${OPTION_NAMES.map((n) => flagName(n).slice(2)).join(", ")}.`);
+      throw new UserError(`--config ${file}: unknown option ${names}. Known options: ${OPTION_NAMES.map(kebab).join(", ")}.`);
     }
     const shown = (key: string) => {
       const value = normalized[key];

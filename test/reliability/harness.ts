@@ -34,5 +34,3 @@ export function startCli(args: string[], cwd: string, env: Record<string, string
   })();
   return { proc, output: () => out, done };
 }
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { readCheckpoint } from "../../src/checkpoint/index.ts";
 import { LOCK_NAME } from "../../src/train/lock.ts";
 import { learnableText, runCli, tempFolder, TINY, withFlags, writeText } from "../cli/helpers.ts";
-import { rng, sleep, startCli } from "./harness.ts";
+import { rng, startCli } from "./harness.ts";
 
 setDefaultTimeout(600_000);
 
@@ -66,7 +66,7 @@ async function killDuringSave(run: ReturnType<typeof startCli>, out: string, ski
         return existsSync(join(out, temp));
       }
     }
-    await sleep(1);
+    await Bun.sleep(1);
   }
   return false;
 }
@@ -100,7 +100,7 @@ test(`SIGKILL at ${KILLS} seeded random moments (some mid-save): every checkpoin
         if (await killDuringSave(run, out, r.int(0, 4))) midSave++;
       } else if (kill) {
         const at = r.int(30, 900);
-        await Promise.race([run.done, sleep(at)]);
+        await Promise.race([run.done, Bun.sleep(at)]);
         run.proc.kill("SIGKILL");
       }
       const end = await run.done;
