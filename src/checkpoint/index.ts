@@ -25,6 +25,7 @@ export {
   type CheckpointMetadata,
   metadataSchema,
   type Precision,
+  type Schedule,
   type StageRecord,
   type TokenizerIdentity,
   type TrainingPlan,

@@ -32,12 +32,19 @@ export interface TrainingPlan {
   eps: number;
   grad_clip: number;
   seed: number;
-  schedule: "cosine";
+  /** cosine: warmup, then cosine decay to min_lr at the stage's end. wsd: warmup, the peak held
+   * (stable), then a linear decay to min_lr over the last decay_steps. */
+  schedule: Schedule;
+  /** wsd: the steps at the stage's end that decay (absent with cosine). */
+  decay_steps?: number;
+  /** --time-budget: the stage's budget in seconds; total_steps was planned from measured step times. */
+  time_budget_s?: number;
   /** Product arithmetic: "fp32", or "bf16" (bf16 operands in the matmuls and attention, fp32 accumulation and master weights). Absent = fp32. */
   precision?: Precision;
 }
 
 export type Precision = "fp32" | "bf16";
+export type Schedule = "cosine" | "wsd";
 
 export interface StageRecord {
   stage: number;
@@ -108,7 +115,9 @@ export const planSchema: z.ZodType<TrainingPlan> = z.object({
   eps: finite.positive(),
   grad_clip: finite.nonnegative(),
   seed: count,
-  schedule: z.literal("cosine"),
+  schedule: z.enum(["cosine", "wsd"]),
+  decay_steps: count.optional(),
+  time_budget_s: finite.positive().optional(),
   precision: z.enum(["fp32", "bf16"]).optional(),
 });
 

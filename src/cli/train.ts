@@ -34,7 +34,12 @@ function trainOptions(cmd: Command): Command {
     .option("--grad-clip <f>", "Clip the gradient norm to this; 0 = off (number, default: 1.0)")
     .option("--warmup-steps <n>", "Linear warmup steps (integer, default: 5% of the stage, at most 200)")
     .option("--log-every <n>", "Without a terminal: a progress line every n steps (integer, default: 10)")
-    .option("--precision <p>", "Arithmetic of the matmuls and attention products: fp32, or bf16 (bf16 operands, fp32 accumulation and weights; fp32 where the CPU lacks BF16) (default: fp32)");
+    .option("--precision <p>", "Arithmetic of the matmuls and attention products: auto (bf16 where the CPU has AVX512_BF16, else fp32), fp32, or bf16 (bf16 operands, fp32 accumulation and weights) (default: fp32)")
+    .option("--schedule <s>", "Learning-rate schedule after the warmup: cosine (down to a tenth of the peak), or wsd (the peak held, then a linear decay at the stage's end to a hundredth) (default: cosine)")
+    .option("--decay-fraction <f>", "wsd: the share of the stage's steps that decay (number in (0, 1], default: 0.2)")
+    .option("--time-budget <d>", "Fit the stage to this much time from start to the last save: 90s, 30m, 2h or seconds; --epochs becomes an upper bound")
+    .option("--eval-every <n>", "Also validate every n steps; 0 = only at epoch ends (integer, default: 0)")
+    .option("--val-data <path>", "Validate on this text (a file or folder) instead of a held-out share of --data (path)");
 }
 
 type Flags = Record<string, unknown>;

@@ -12,6 +12,7 @@ import type { MetricsLog } from "./metrics.ts";
 import { AdamW } from "./optimizer.ts";
 import type { TrainingProgress } from "./progress.ts";
 import { Xoshiro128 } from "../base/rng.ts";
+import { type BudgetPace, refitToPace } from "./budget.ts";
 import { learningRate } from "./schedule.ts";
 import { stageStep } from "./stage.ts";
 
@@ -35,6 +36,12 @@ export interface LoopParts {
   onEpochEnd(epoch: number, valLoss: number | null): void;
   /** The signal that asked us to stop, if any (checked between steps). */
   stopRequested(): NodeJS.Signals | null;
+  /** Mean validation loss now (null: nothing to validate on). */
+  validate(): number | null;
+  /** Also validate every this many global steps (0: only at epoch ends). */
+  evalEvery: number;
+  /** A stage fitted to a time budget in this run: kept on time as it goes (null: no budget). */
+  pace: BudgetPace | null;
 }
 
 /** Loss or gradient norm stopped being a finite number: nothing of this step was applied. */
@@ -67,6 +74,16 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
   let tokensAfterFirst = 0;
   // The optimizer clears the gradients as it reads them, so only the first step clears them itself.
   let gradsClear = false;
+  // The training clock in metrics.jsonl: seconds since the process started, validation left out, so
+  // curves of runs that validate more or less often compare.
+  let validating = 0;
+  const elapsed = () => Number((process.uptime() - validating).toFixed(3));
+  const validate = () => {
+    const started = process.uptime();
+    const loss = p.validate();
+    validating += process.uptime() - started;
+    return loss;
+  };
 
   const saveIfDirty = (reason: SaveReason) => {
     if (!dirty) return;
@@ -77,7 +94,8 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
 
   while (state.epoch < plan.epochs) {
     const order = epochOrder(windows.trainCount, epochRng(plan.seed, state.stage, state.epoch));
-    while (state.step_in_epoch < plan.steps_per_epoch) {
+    // A stage fitted to a time budget may end inside its last epoch.
+    while (state.step_in_epoch < plan.steps_per_epoch && stageStep(state) < plan.total_steps) {
       if (p.stopRequested()) {
         saveIfDirty("signal");
         return "signal";
@@ -121,22 +139,33 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
       // metrics.jsonl counts epochs from 1, as the log does (the state counts from 0).
       p.metrics.add({
         step, stage: state.stage, epoch: state.epoch + 1, epochs: plan.epochs, loss, lr, grad_norm: gradNorm, tokens_per_sec: Math.round(tokensPerSec),
+        elapsed_s: elapsed(),
       });
       p.progress.step({
         step, stageStep: sStep + 1, stageSteps: plan.total_steps, epoch: state.epoch, epochs: plan.epochs,
         stepInEpoch: state.step_in_epoch, stepsPerEpoch: plan.steps_per_epoch, loss, lr, tokensPerSec: shownRate,
-        etaSeconds: leftThisRun * perStep,
+        etaSeconds: leftThisRun * perStep, budgetLeft: p.pace ? p.pace.deadline - process.uptime() : undefined,
       });
-      if (p.saveEvery > 0 && step % p.saveEvery === 0 && state.step_in_epoch < plan.steps_per_epoch) saveIfDirty("periodic");
+      if (p.pace && stepsThisRun % 16 === 0 && now - started >= 1000) {
+        // Fitted again from the pace so far (every 16 steps, once a second has passed to average over).
+        const refit = refitToPace(plan, sStep + 1, (now - started) / 1000 / stepsThisRun, p.pace.deadline - process.uptime(), p.pace);
+        if (refit) state.plan = Object.assign(plan, refit);
+      }
+      const epochGoesOn = state.step_in_epoch < plan.steps_per_epoch && stageStep(state) < plan.total_steps;
+      if (p.evalEvery > 0 && step % p.evalEvery === 0 && epochGoesOn) {
+        const valLoss = validate();
+        if (valLoss !== null) p.metrics.add({ step, stage: state.stage, epoch: state.epoch + 1, epochs: plan.epochs, val_loss: valLoss, elapsed_s: elapsed() });
+      }
+      if (p.saveEvery > 0 && step % p.saveEvery === 0 && epochGoesOn) saveIfDirty("periodic");
       await yieldToEventLoop(); // lets SIGINT/SIGTERM handlers run between steps
     }
 
-    const valLoss = validationLoss(model, windows, B, T);
-    if (valLoss !== null) p.metrics.add({ step: state.global_step, stage: state.stage, epoch: state.epoch + 1, epochs: plan.epochs, val_loss: valLoss });
+    const valLoss = validate();
+    if (valLoss !== null) p.metrics.add({ step: state.global_step, stage: state.stage, epoch: state.epoch + 1, epochs: plan.epochs, val_loss: valLoss, elapsed_s: elapsed() });
     const finished = state.epoch;
     state.epoch++;
     state.step_in_epoch = 0;
-    if (state.epoch === plan.epochs) state.stage_complete = true;
+    if (state.epoch >= plan.epochs) state.stage_complete = true;
     dirty = true;
     saveIfDirty(state.stage_complete ? "end" : "epoch");
     p.onEpochEnd(finished, valLoss);
@@ -144,14 +173,14 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
   return "complete";
 }
 
-/** Mean loss over the held-out windows, in batches of B; null when none are held out. */
-export function validationLoss(model: GPT, windows: TokenWindows, B: number, T: number): number | null {
-  if (windows.valCount === 0) return null;
+/** Mean loss over windows [from, to) — by default the held-out ones — in batches of B; null when there are none. */
+export function validationLoss(model: GPT, windows: TokenWindows, B: number, T: number, from = windows.trainCount, to = windows.count): number | null {
+  if (to <= from) return null;
   const { tokens, targets } = model.inputs;
   let sum = 0, count = 0;
   const idx = new Uint32Array(B);
-  for (let first = windows.trainCount; first < windows.count; first += B) {
-    const rows = Math.min(B, windows.count - first);
+  for (let first = from; first < to; first += B) {
+    const rows = Math.min(B, to - first);
     for (let i = 0; i < rows; i++) idx[i] = first + i;
     windows.fill(idx.subarray(0, rows), tokens, targets);
     const r = model.evaluate(rows, T);

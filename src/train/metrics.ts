@@ -24,6 +24,8 @@ export interface StepRecord {
   lr: number;
   grad_norm: number;
   tokens_per_sec: number;
+  /** Seconds since the process started, validation left out; absent on lines of older logs. */
+  elapsed_s?: number;
 }
 
 export interface ValRecord {
@@ -33,6 +35,7 @@ export interface ValRecord {
   epoch: number;
   epochs: number | null;
   val_loss: number;
+  elapsed_s?: number;
 }
 
 export type MetricsRecord = StepRecord | ValRecord;

@@ -49,16 +49,40 @@ const shape = {
   logEvery: whole(1),
   precision: z.preprocess(
     (v) => (typeof v === "string" ? v.toLowerCase() : v),
-    z.enum(["fp32", "bf16"], { errorMap: () => ({ message: "expected fp32 or bf16" }) }),
+    z.enum(["auto", "fp32", "bf16"], { errorMap: () => ({ message: "expected auto, fp32 or bf16" }) }),
   ),
+  schedule: z.preprocess(
+    (v) => (typeof v === "string" ? v.toLowerCase() : v),
+    z.enum(["cosine", "wsd"], { errorMap: () => ({ message: "expected cosine or wsd" }) }),
+  ),
+  decayFraction: real((n) => n.gt(0, "must be greater than 0").max(1, "must be at most 1")),
+  timeBudget: z.union([z.number(), z.string()], { errorMap: () => ({ message: DURATION_HELP }) }).transform((v, ctx) => {
+    const seconds = durationSeconds(v);
+    if (seconds === null) ctx.addIssue({ code: "custom", message: DURATION_HELP });
+    return seconds ?? 0;
+  }),
+  evalEvery: whole(0),
+  valData: path,
 };
 
 /** Every option, all optional: what a user (flags or config) gave. */
 export const trainOptionsSchema = z.object(shape).partial().strict();
 
+const DURATION_HELP = "expected a duration greater than 0: seconds, or a number with s, m or h (90s, 30m, 2h)";
+
+/** "90s", "30m", "2h", "1.5h" or a number of seconds; null for anything else, zero or negative. */
+export function durationSeconds(value: number | string): number | null {
+  if (typeof value === "number") return Number.isFinite(value) && value > 0 ? value : null;
+  const m = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(s|sec|m|min|h)?\s*$/i.exec(value);
+  if (!m) return null;
+  const unit = (m[2] ?? "s").toLowerCase();
+  const seconds = Number(m[1]) * (unit.startsWith("h") ? 3600 : unit.startsWith("m") ? 60 : 1);
+  return seconds > 0 && Number.isFinite(seconds) ? seconds : null;
+}
+
 const NUMERIC = new Set(Object.keys(shape).filter((k) => shape[k as keyof typeof shape] instanceof z.ZodNumber));
 /** Path options: relative ones in a config file are relative to the file. */
-const PATHS = ["data", "vocab", "output", "resume"] as const;
+const PATHS = ["data", "vocab", "output", "resume", "valData"] as const;
 
 export type GivenOptions = z.infer<typeof trainOptionsSchema>;
 export type OptionName = keyof GivenOptions;
@@ -84,11 +108,14 @@ export const DEFAULTS = {
   gradClip: 1.0,
   logEvery: 10,
   precision: "fp32",
+  schedule: "cosine",
+  decayFraction: 0.2,
+  evalEvery: 0,
 } as const;
 
 export type TrainOptions = GivenOptions & {
-  -readonly [K in Exclude<keyof typeof DEFAULTS, "precision">]: (typeof DEFAULTS)[K] extends string ? string : number;
-} & { precision: "fp32" | "bf16" };
+  -readonly [K in Exclude<keyof typeof DEFAULTS, "precision" | "schedule">]: (typeof DEFAULTS)[K] extends string ? string : number;
+} & { precision: "auto" | "fp32" | "bf16"; schedule: "cosine" | "wsd" };
 
 export interface ResolvedOptions {
   values: TrainOptions;

@@ -17,6 +17,8 @@ export interface StepView {
   lr: number;
   tokensPerSec: number;
   etaSeconds: number;
+  /** Seconds left of a --time-budget (absent without one). */
+  budgetLeft?: number;
 }
 
 export class TrainingProgress {
@@ -31,7 +33,8 @@ export class TrainingProgress {
   step(v: StepView): void {
     const line =
       `step ${int(v.step)} (${int(v.stageStep)}/${int(v.stageSteps)}) · epoch ${v.epoch + 1}/${v.epochs} [${int(v.stepInEpoch)}/${int(v.stepsPerEpoch)}] · ` +
-      `loss ${v.loss.toFixed(4)} · lr ${num(v.lr, 3)} · ${int(v.tokensPerSec)} tok/s · ETA ${duration(v.etaSeconds)}`;
+      `loss ${v.loss.toFixed(4)} · lr ${num(v.lr, 3)} · ${int(v.tokensPerSec)} tok/s · ETA ${duration(v.etaSeconds)}` +
+      (v.budgetLeft !== undefined ? ` of ${duration(Math.max(0, v.budgetLeft))} left in the budget` : "");
     if (this.tty) {
       // At most ten redraws a second: tiny models take thousands of steps per second.
       const now = performance.now();

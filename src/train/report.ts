@@ -38,12 +38,14 @@ export function trainingStateLine(t: TrainingState | null, format: string): stri
   );
 }
 
-/** What the products compute in, and whether the other choice is available on this CPU. */
-export function arithmeticLine(precision: "fp32" | "bf16", bf16Hardware: boolean): string {
+/** What the products compute in, why (`auto`: chosen for this CPU), and whether the other choice is
+ * available on this CPU. */
+export function arithmeticLine(precision: "fp32" | "bf16", bf16Hardware: boolean, auto = false): string {
   if (precision === "bf16") {
-    return bf16Hardware
-      ? "Arithmetic: bf16 operands in the matmuls and attention, fp32 accumulation, weights and optimizer"
-      : "Arithmetic: fp32 (this run's precision is bf16, but this CPU has no AVX512_BF16: its products run in fp32, with fp32's results)";
+    if (!bf16Hardware) return "Arithmetic: fp32 (this run's precision is bf16, but this CPU has no AVX512_BF16: its products run in fp32, with fp32's results)";
+    return "Arithmetic: bf16 operands in the matmuls and attention, fp32 accumulation, weights and optimizer" +
+      (auto ? " (--precision auto: this CPU has AVX512_BF16)" : "");
   }
+  if (auto) return "Arithmetic: fp32 (--precision auto: this CPU has no AVX512_BF16)";
   return "Arithmetic: fp32" + (bf16Hardware ? " (this CPU has AVX512_BF16: --precision bf16 would train faster)" : "");
 }

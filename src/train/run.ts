@@ -20,11 +20,12 @@ import { checkWritable, firstMissingFolder, refuseToReplace, removeEmptyFolders 
 import { listDataFiles, type Tokenizer } from "../tokenizer/index.ts";
 import { acquireOutputLock } from "./lock.ts";
 import { writeLossCurve } from "./loss_curve.ts";
-import { DivergedError, type SaveReason, trainStage } from "./loop.ts";
+import { type BudgetPace, budgetReserve, fitPlanToBudget, measureCosts } from "./budget.ts";
+import { DivergedError, type SaveReason, trainStage, validationLoss } from "./loop.ts";
 import { MetricsLog, readMetrics } from "./metrics.ts";
 import { AdamW } from "./optimizer.ts";
 import { ARCHITECTURE_OPTIONS, type OptionName, type ResolvedOptions, type TrainOptions } from "./options.ts";
-import { TrainingProgress } from "./progress.ts";
+import { duration, TrainingProgress } from "./progress.ts";
 import { architectureBlock, architectureDetails, arithmeticLine, trainingStateLine } from "./report.ts";
 import { Xoshiro128 } from "../base/rng.ts";
 import { SIGNAL_EXIT_CODES, StopSignals } from "./signals.ts";
@@ -169,7 +170,9 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   if (shape.seqLen > arch.max_seq_len) {
     throw new UserError(`--max-length ${shape.seqLen} is longer than the checkpoint's max_seq_len ${arch.max_seq_len} (its position embeddings end there). Use --max-length ${arch.max_seq_len} or less.`);
   }
-  const windows = new TokenWindows(tokens.ids, shape.seqLen, o.valFraction);
+  // With --val-data the held-out text is that file, so all of --data trains unless --val-fraction says otherwise.
+  const windows = new TokenWindows(tokens.ids, shape.seqLen, o.valData !== undefined && !given.has("valFraction") ? 0 : o.valFraction);
+  const valWindows = o.valData !== undefined ? validationWindows(o.valData, tokenizer, o, shape.seqLen, io) : null;
   if (shape.batchSize > windows.trainCount) {
     // A batch larger than the data would only reserve memory that no step uses.
     io.log(`Note: --batch-size ${shape.batchSize} is more than the ${count(windows.trainCount, "training window")}; each step takes all of them (one step per epoch).`);
@@ -178,28 +181,61 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const stepsPerEpoch = Math.ceil(windows.trainCount / shape.batchSize);
   const initRng = Xoshiro128.fromSeed(o.seed);
   const params = loaded ? loaded.params : initParameters(arch, initRng);
-  const decision = decideStage({ previous, options: o, given, dataFingerprint: dataFp, stepsPerEpoch, shape, rngState: initRng.serialize() });
+  const precision = o.precision === "auto" ? (hasBf16() ? "bf16" : "fp32") : o.precision;
+  const decision = decideStage({ previous, options: o, given, dataFingerprint: dataFp, stepsPerEpoch, shape, rngState: initRng.serialize(), precision });
   const state = decision.state;
+
+  const model = new GPT(arch, params, { precision: state.plan.precision ?? "fp32" });
+  const optimizer = new AdamW(arch, loaded?.adam ?? null);
+  const validate = () =>
+    valWindows
+      ? validationLoss(model, valWindows, state.plan.batch_size, state.plan.seq_len, 0, valWindows.count)
+      : validationLoss(model, windows, state.plan.batch_size, state.plan.seq_len);
+  const budget = state.plan.time_budget_s;
+  let pace: BudgetPace | null = null;
+  if (!decision.continued && budget !== undefined) {
+    const costs = measureCosts(model, arch, windows, state.plan);
+    const v = valWindows ?? { count: windows.valCount };
+    const inputs = {
+      secondsLeft: budget - process.uptime(), budgetSeconds: budget, costs,
+      valBatches: Math.ceil(v.count / state.plan.batch_size), evalEvery: o.evalEvery, saveEvery: o.saveEvery,
+      warmupSteps: given.has("warmupSteps") ? o.warmupSteps : undefined, decayFraction: o.decayFraction,
+    };
+    pace = { deadline: budget, reserve: budgetReserve(inputs), maxSteps: state.plan.total_steps, decayFraction: o.decayFraction };
+    state.plan = fitPlanToBudget(state.plan, inputs);
+    state.history!.at(-1)!.epochs = state.plan.epochs;
+    io.log(
+      `Time budget ${duration(budget)}: ${count(state.plan.total_steps, "step")} fit ` +
+        `(${num(costs.stepSeconds, 3)} s a step, measured; startup so far ${num(process.uptime(), 2)} s)`,
+    );
+  }
   const plan = state.plan;
   if (!decision.continued && given.has("warmupSteps") && o.warmupSteps! > plan.total_steps) {
     io.log(`Note: --warmup-steps ${o.warmupSteps} is longer than this stage's ${count(plan.total_steps, "step")}; the learning rate warms up over all of them and never decays.`);
   }
-
-  const model = new GPT(arch, params, { precision: plan.precision ?? "fp32" });
-  const optimizer = new AdamW(arch, loaded?.adam ?? null);
+  if (decision.continued && plan.precision === "bf16" && !hasBf16()) {
+    io.warn("Warning: this stage trained in bf16, but this CPU has no AVX512_BF16: it continues in fp32, so it is no longer bit-exact with a run that was never stopped.");
+  }
   io.log(
     `Model: ${count(parameterCount(arch), "parameter")} (d_model ${arch.d_model}, num_heads ${arch.num_heads}, ` +
       `num_layers ${arch.num_layers}, d_ff ${arch.d_ff}, vocab_size ${arch.vocab_size}, max_seq_len ${arch.max_seq_len})`,
   );
-  io.log(`Windows: ${int(windows.trainCount)} for training, ${int(windows.valCount)} held out for validation (${count(plan.seq_len, "token")} each)`);
-  io.log(arithmeticLine(plan.precision ?? "fp32", hasBf16()));
+  io.log(
+    `Windows: ${int(windows.trainCount)} for training, ` +
+      (valWindows ? `${int(valWindows.count)} from ${o.valData} for validation` : `${int(windows.valCount)} held out for validation`) +
+      ` (${count(plan.seq_len, "token")} each)`,
+  );
+  io.log(arithmeticLine(plan.precision ?? "fp32", hasBf16(), !decision.continued && o.precision === "auto" && (!previous || given.has("precision"))));
   if (previous) io.log(trainingStateLine(previous, loaded!.format));
   if (decision.notContinuedBecause) io.log(`Not continuing the checkpoint's interrupted stage ${previous!.stage}: ${decision.notContinuedBecause}.`);
   io.log(
     decision.continued
       ? `Continuing stage ${state.stage} at epoch ${state.epoch + 1}/${plan.epochs}, step ${state.step_in_epoch}/${plan.steps_per_epoch} (global step ${int(state.global_step)})`
       : `Stage ${state.stage}: ${count(plan.epochs, "epoch")} × ${count(plan.steps_per_epoch, "step")} (batch ${plan.batch_size} × ${plan.seq_len}), ` +
-          `peak lr ${num(plan.peak_lr)}, warmup ${count(plan.warmup_steps, "step")}, cosine to ${num(plan.min_lr)}` +
+          `peak lr ${num(plan.peak_lr)}, warmup ${count(plan.warmup_steps, "step")}, ` +
+          (plan.schedule === "wsd"
+            ? `then stable, decaying linearly over the last ${count(plan.decay_steps ?? 0, "step")} to ${num(plan.min_lr)}`
+            : `cosine to ${num(plan.min_lr)}`) +
           (loaded?.adam ? ", optimizer state carried over" : ""),
   );
 
@@ -220,7 +256,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   try {
     stop = await trainStage({
       model, optimizer, windows, state, maxSteps: o.maxSteps ?? null, saveEvery: o.saveEvery, progress, metrics, save,
-      stopRequested: () => signals.signal,
+      stopRequested: () => signals.signal, validate, evalEvery: o.evalEvery, pace,
       onEpochEnd: (epoch, valLoss) => {
         const last = readMetrics(metrics.path).filter((r) => r.step === state.global_step && "loss" in r).pop();
         progress.log(
@@ -278,3 +314,10 @@ function prepareMetrics(metrics: MetricsLog, loaded: LoadedCheckpoint | null, re
 }
 
 export type { Tokenizer };
+
+/** --val-data: its text, tokenized (and cached) like --data, as windows that are all for validation. */
+function validationWindows(path: string, tokenizer: Tokenizer, o: TrainOptions, seqLen: number, io: RunIo): TokenWindows {
+  const files = listDataFiles(path, io.warn, { exclude: [o.output, o.vocab] });
+  const tokens = tokenizeWithCache(files, tokenizer, dataFingerprint(files), o.output);
+  return new TokenWindows(tokens.ids, seqLen, 0);
+}

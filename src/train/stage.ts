@@ -6,9 +6,12 @@
  *  - anything else starts a NEW stage: --epochs more epochs on --data, at --learning-rate (default:
  *    the previous stage's peak), with the optimizer's moments carried over.
  */
-import type { StageRecord, TrainingPlan, TrainingState } from "../checkpoint/index.ts";
+import type { Precision, StageRecord, TrainingPlan, TrainingState } from "../checkpoint/index.ts";
 import type { OptionName, TrainOptions } from "./options.ts";
-import { defaultMinLr, defaultWarmup } from "./schedule.ts";
+import { decaySteps, defaultMinLr, defaultWarmup } from "./schedule.ts";
+
+/** A time-budget stage without --epochs: the step count the budget can at most fix. */
+const UNBOUNDED_STEPS = 10_000_000;
 
 /** AdamW's betas and epsilon: fixed (GPT-2 / nanoGPT values), recorded in every plan. */
 export const ADAM_BETA1 = 0.9;
@@ -43,8 +46,10 @@ export function decideStage(args: {
   stepsPerEpoch: number;
   shape: StageShape;
   rngState: string;
+  /** --precision with auto resolved for this CPU. */
+  precision: Precision;
 }): StageDecision {
-  const { previous: prev, options: o, given, dataFingerprint, stepsPerEpoch, shape } = args;
+  const { previous: prev, options: o, given, dataFingerprint, stepsPerEpoch, shape, precision } = args;
   let notContinuedBecause: string | null = null;
   if (prev && !prev.stage_complete) {
     const reasons: string[] = [];
@@ -57,21 +62,29 @@ export function decideStage(args: {
     if (given.has("weightDecay") && o.weightDecay !== prev.plan.weight_decay) reasons.push("--weight-decay differs");
     if (given.has("gradClip") && o.gradClip !== prev.plan.grad_clip) reasons.push("--grad-clip differs");
     if (given.has("warmupSteps") && o.warmupSteps !== prev.plan.warmup_steps) reasons.push("--warmup-steps differs");
-    if (given.has("precision") && o.precision !== (prev.plan.precision ?? "fp32")) reasons.push("--precision differs");
+    if (given.has("precision") && o.precision !== "auto" && precision !== (prev.plan.precision ?? "fp32")) reasons.push("--precision differs");
+    if (given.has("schedule") && o.schedule !== prev.plan.schedule) reasons.push("--schedule differs");
+    if (given.has("decayFraction")) reasons.push("--decay-fraction was given");
+    if (given.has("timeBudget")) reasons.push("--time-budget was given");
     if (reasons.length === 0 && stepsPerEpoch !== prev.plan.steps_per_epoch) reasons.push("--val-fraction splits the data differently");
     if (reasons.length === 0) return { state: structuredClone(prev), continued: true, notContinuedBecause: null };
     notContinuedBecause = reasons.join(", ");
   }
 
   const peak = given.has("learningRate") || !prev ? o.learningRate : prev.plan.peak_lr;
-  const total = o.epochs * stepsPerEpoch;
+  // With a time budget, epochs are only an upper bound (none given: as good as none) until the
+  // budget fixes the step count (src/train/budget.ts).
+  const budget = given.has("timeBudget") ? o.timeBudget : undefined;
+  const epochs = budget !== undefined && !given.has("epochs") ? Math.max(1, Math.ceil(UNBOUNDED_STEPS / stepsPerEpoch)) : o.epochs;
+  const total = epochs * stepsPerEpoch;
+  const schedule = given.has("schedule") || !prev ? o.schedule : prev.plan.schedule;
   const keep = <K extends OptionName, V>(name: K, value: V, previous: V | undefined): V =>
     given.has(name) || previous === undefined ? value : previous;
   const plan: TrainingPlan = {
     data_fingerprint: dataFingerprint,
-    epochs: o.epochs,
+    epochs,
     peak_lr: peak,
-    min_lr: defaultMinLr(peak),
+    min_lr: defaultMinLr(peak, schedule),
     warmup_steps: given.has("warmupSteps") ? Math.min(o.warmupSteps!, total) : defaultWarmup(total),
     total_steps: total,
     steps_per_epoch: stepsPerEpoch,
@@ -83,11 +96,14 @@ export function decideStage(args: {
     eps: ADAM_EPS,
     grad_clip: keep("gradClip", o.gradClip, prev?.plan.grad_clip),
     seed: keep("seed", o.seed, prev?.plan.seed),
-    schedule: "cosine",
-    precision: keep("precision", o.precision, prev?.plan.precision),
+    schedule,
+    // Keys only where they apply, so a cosine plan reads (and hashes) as it always did.
+    ...(schedule === "wsd" ? { decay_steps: decaySteps(total, o.decayFraction) } : {}),
+    ...(budget !== undefined ? { time_budget_s: budget } : {}),
+    precision: keep("precision", precision, prev?.plan.precision),
   };
   const stage = prev ? prev.stage + 1 : 0;
-  const history: StageRecord[] = [...(prev?.history ?? []), { stage, data_fingerprint: dataFingerprint, epochs: o.epochs, peak_lr: peak }];
+  const history: StageRecord[] = [...(prev?.history ?? []), { stage, data_fingerprint: dataFingerprint, epochs, peak_lr: peak }];
   const state: TrainingState = {
     global_step: prev?.global_step ?? 0,
     stage,

@@ -31,7 +31,7 @@ const flags = () => [...withFlags(TINY, "--log-every", "1"), "--epochs", "2", "-
 
 function lossLog(folder: string): unknown[] {
   return readFileSync(join(folder, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => {
-    const { tokens_per_sec: _wallClock, ...rest } = JSON.parse(l) as Record<string, unknown>;
+    const { tokens_per_sec: _rate, elapsed_s: _wallClock, ...rest } = JSON.parse(l) as Record<string, unknown>;
     return rest;
   });
 }

@@ -29,10 +29,10 @@ async function cli(args: string[]): Promise<string> {
 
 const sha256 = (data: string | Uint8Array) => createHash("sha256").update(data).digest("hex");
 
-/** The loss log without its wall-clock field. */
+/** The loss log without its wall-clock fields. */
 function lossLog(path: string): string {
   return readFileSync(path, "utf8").trim().split("\n").map((line) => {
-    const { tokens_per_sec: _clock, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    const { tokens_per_sec: _rate, elapsed_s: _clock, ...rest } = JSON.parse(line) as Record<string, unknown>;
     return JSON.stringify(rest);
   }).join("\n");
 }
