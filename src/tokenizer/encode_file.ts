@@ -1,11 +1,8 @@
 /** Bulk encoding of files: read in large pieces cut where the pre-tokenizer always cuts, encode in C. */
-import { closeSync, openSync, readSync } from "node:fs";
-import { UserError } from "../base/errors.ts";
 import { BpeTokenizer } from "./bpe.ts";
-import { safeCut } from "./native_bpe.ts";
 import { Progress } from "./progress.ts";
 import type { Tokenizer } from "./types.ts";
-import { readFileLimited } from "./files.ts";
+import { readFileLimited, readInSafePieces } from "./files.ts";
 
 const CHUNK = 16 << 20;
 
@@ -13,34 +10,15 @@ const CHUNK = 16 << 20;
 export function encodeFile(tok: Tokenizer, path: string): Uint32Array {
   if (!(tok instanceof BpeTokenizer)) return tok.encode(readFileLimited(path, 2 ** 31 - 1, "data file"));
   const parts: Uint32Array[] = [];
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (err) {
-    throw new UserError(`${path}: cannot read it (${(err as Error).message}).`);
-  }
   const progress = new Progress();
+  const ids = new Uint32Array(CHUNK);
   try {
-    const buf = new Uint8Array(CHUNK);
-    const ids = new Uint32Array(CHUNK);
-    let filled = 0, read = 0;
-    for (;;) {
-      const n = readSync(fd, buf, filled, buf.length - filled, null);
-      filled += n;
-      read += n;
-      if (n === 0 || filled === buf.length) {
-        let cut = n === 0 ? filled : safeCut(buf.subarray(0, filled));
-        if (cut === 0) cut = filled;
-        parts.push(tok.encodeInto(buf.subarray(0, cut), ids).slice());
-        buf.copyWithin(0, cut, filled);
-        filled -= cut;
-        progress.update(`encoding ${path}: ${(read / 1e6).toFixed(1)} MB`);
-      }
-      if (n === 0) break;
-    }
+    readInSafePieces(path, new Uint8Array(CHUNK), (piece, read) => {
+      parts.push(tok.encodeInto(piece, ids).slice());
+      progress.update(`encoding ${path}: ${(read / 1e6).toFixed(1)} MB`);
+    });
   } finally {
     progress.done();
-    closeSync(fd);
   }
   return concat(parts);
 }

@@ -3,6 +3,7 @@ import { closeSync, openSync, readFileSync, readdirSync, readlinkSync, readSync,
 import { join, relative } from "node:path";
 import { atomicWrite as writeAtomically } from "../base/files.ts";
 import { UserError } from "../base/errors.ts";
+import { safeCut } from "./native_bpe.ts";
 
 /** Bytes looked at to tell text from binary: enough for any text file's first lines. */
 const SNIFF_BYTES = 64 * 1024;
@@ -183,4 +184,37 @@ export function readFileLimited(path: string, maxBytes: number, what: string): U
  * UserError naming the path and the cause, and leaves the previous file untouched. */
 export function atomicWrite(path: string, data: Uint8Array | string): void {
   writeAtomically(path, data);
+}
+
+/**
+ * Reads `path` through `buf` in pieces cut where the pre-tokenizer always cuts (the end of the file
+ * always is one), so each piece can be tokenized or counted on its own; `use` gets each piece and
+ * the bytes read so far. Returns the file's size. `what` names the file in errors ("--data x").
+ */
+export function readInSafePieces(path: string, buf: Uint8Array, use: (piece: Uint8Array, bytesRead: number) => void, what = path): number {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (err) {
+    throw new UserError(`${what}: cannot read it (${(err as Error).message}).`);
+  }
+  try {
+    let filled = 0; // bytes in buf not yet handed on
+    let total = 0;
+    for (;;) {
+      const n = readSync(fd, buf, filled, buf.length - filled, null);
+      total += n;
+      filled += n;
+      if (n === 0 || filled === buf.length) {
+        let cut = n === 0 ? filled : safeCut(buf.subarray(0, filled));
+        if (cut === 0) cut = filled; // a whole buffer with no safe cut: accept a split word
+        use(buf.subarray(0, cut), total);
+        buf.copyWithin(0, cut, filled);
+        filled -= cut;
+      }
+      if (n === 0) return total;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -2,11 +2,11 @@
  * Vocabulary training: read the data files in large pieces cut where the pre-tokenizer always cuts,
  * count words in C (in parallel), then learn merges in C in batches so progress can be shown.
  */
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
 import { BpeTokenizer, END_OF_TEXT, MAX_TOKEN_BYTES, vocabFromMerges } from "./bpe.ts";
-import { listDataFiles } from "./files.ts";
-import { NativeTrainer, safeCut } from "./native_bpe.ts";
+import { listDataFiles, readInSafePieces } from "./files.ts";
+import { NativeTrainer } from "./native_bpe.ts";
 import { Progress } from "./progress.ts";
 
 export const SPECIALS = [END_OF_TEXT];
@@ -102,34 +102,10 @@ export function trainTokenizer(opts: TrainOptions): BpeTokenizer {
 
 /** Feed one file (one document) to the trainer; returns its size. */
 function countFile(trainer: NativeTrainer, path: string, buf: Uint8Array, onProgress: (n: number) => void): number {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (err) {
-    throw new UserError(`--data ${path}: cannot read it (${(err as Error).message}).`);
-  }
-  try {
-    let filled = 0; // bytes in buf not yet counted
-    let total = 0;
-    for (;;) {
-      const n = readSync(fd, buf, filled, buf.length - filled, null);
-      total += n;
-      filled += n;
-      if (n === 0 || filled === buf.length) {
-        // the end of a file is always a cut; otherwise cut where the words cannot change
-        let cut = n === 0 ? filled : safeCut(buf.subarray(0, filled));
-        if (cut === 0) cut = filled; // a 32 MB stretch with no safe cut: accept a split word
-        trainer.count(buf.subarray(0, cut));
-        buf.copyWithin(0, cut, filled);
-        filled -= cut;
-        onProgress(total);
-      }
-      if (n === 0) break;
-    }
-    return total;
-  } finally {
-    closeSync(fd);
-  }
+  return readInSafePieces(path, buf, (piece, read) => {
+    trainer.count(piece);
+    onProgress(read);
+  }, `--data ${path}`);
 }
 
 function mb(n: number): string {
