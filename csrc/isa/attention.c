@@ -808,8 +808,8 @@ static void accumulate_grads(const attn_ctx* c, pair_tiles* pt, key_block* kb, c
 }
 
 /* Head (b, h), key block by key block, each against the query blocks at or after it: the ones
- * that see any of its keys. */
-static void backward_head(const attn_ctx* c, query_side* qs, key_block* kb, pair_tiles* pt, int b, int h) {
+ * that see any of its keys. Kept out of line: inlined into backward_job, its loops ran slower. */
+static __attribute__((noinline)) void backward_head(const attn_ctx* c, query_side* qs, key_block* kb, pair_tiles* pt, int b, int h) {
   const int T = c->T, C = c->C, hs = c->hs, hsp = c->hsp, bt = c->bt;
   const int64_t stride = 3 * (int64_t)C, hoff = (int64_t)h * hs;
   const float* base = c->qkv + (int64_t)b * T * stride + hoff;
