@@ -81,12 +81,12 @@ demo: deps lib
 	$(BUN) run bin/train-vocab.ts demo
 
 test: deps lib
-	$(BUN) test
+	$(BUN) test --timeout 120000
 
 test-asan: deps $(ASAN_LIB)
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	TRAIN_VOCAB_LIB=$(abspath $(ASAN_LIB)) $(BUN) test test/kernels
+	TRAIN_VOCAB_LIB=$(abspath $(ASAN_LIB)) $(BUN) test --timeout 300000 test/kernels
 
 # The fuzzer's cases that reach C (fuzzed vocabularies loaded and encoding through csrc/bpe.c) with
 # the sanitizer build: an out-of-bounds access aborts the worker, which the fuzzer reports as a BUG.
