@@ -215,3 +215,9 @@ int tv_sum_squares(double* out, const float* x, int64_t N) {
   tv_active->sum_squares(out, x, N);
   return TV_OK;
 }
+
+int tv_axpby(float* out, const float* x, const float* y, int64_t N, float a, float b) {
+  NEED(out); NEED(x); NEED(y); POS(N); FITS(N);
+  tv_active->axpby(out, x, y, N, a, b);
+  return TV_OK;
+}

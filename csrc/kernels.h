@@ -54,7 +54,8 @@
                  int clear_grads))                                                                 \
   X(sum_squares, (double* out, const float* x, int64_t N))                                         \
   X(attention_decode, (float* out, const float* q, const float* k_cache, const float* v_cache,     \
-                       int T, int C, int H))
+                       int T, int C, int H))                                                       \
+  X(axpby, (float* out, const float* x, const float* y, int64_t N, float a, float b))
 
 typedef struct tv_kernels {
 #define TV_FIELD(name, params) void(*name) params;

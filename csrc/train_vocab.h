@@ -164,6 +164,9 @@ int tv_adamw_step(float* params, float* m, float* v, float* grads, int64_t N,
 /* *out = Σ x[i]² in double, summed in fixed-size chunks in a fixed order (thread-count independent). */
 int tv_sum_squares(double* out, const float* x, int64_t N);
 
+/* out[i] = a·x[i] + b·y[i] for i < N (Muon's scaled sums); out may alias x or y. */
+int tv_axpby(float* out, const float* x, const float* y, int64_t N, float a, float b);
+
 /* ---- byte-level BPE (tokenizer hot loops) ---- */
 /* Not numeric kernels: these allocate (and report failure) and keep state behind opaque handles.
  * Pre-tokenization is the GPT-2 pattern over UTF-8; a byte that is not valid UTF-8 is a character

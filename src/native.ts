@@ -45,6 +45,7 @@ const symbols = {
     returns: i32,
   },
   tv_sum_squares: { args: [ptr, ptr, i64], returns: i32 },
+  tv_axpby: { args: [ptr, ptr, ptr, i64, f32, f32], returns: i32 },
   // tokenizer
   tv_bpe_set_classes: { args: [ptr, i64], returns: i32 },
   tv_bpe_pretokenize: { args: [ptr, i64, ptr, i64], returns: FFIType.i64_fast },
@@ -416,4 +417,12 @@ export function sumSquares(x: Float32Array): number {
   if (x.length === 0) return 0;
   check("sum_squares", S.tv_sum_squares(sumSquaresOut, x, x.length));
   return sumSquaresOut[0]!;
+}
+
+/** out[i] = a·x[i] + b·y[i] over N elements; out may be x or y. */
+export function axpby(out: Float32Array, x: Float32Array, y: Float32Array, N: number, a: number, b: number): void {
+  const k = "axpby";
+  positive(k, { N });
+  need(k, "out", out, N); need(k, "x", x, N); need(k, "y", y, N);
+  check(k, S.tv_axpby(out, x, y, N, a, b));
 }
