@@ -1,5 +1,6 @@
 /* api.c — the public entry points. Each checks its sizes and pointers (a bad call returns a status,
  * never crashes) and then runs the kernel of the ISA level in use. */
+#include <math.h>
 #include <stddef.h>
 
 #include "kernels.h"
@@ -103,6 +104,23 @@ int tv_gelu_forward(float* out, const float* inp, int64_t N) {
 int tv_gelu_backward(float* dinp, const float* inp, const float* dout, int64_t N) {
   NEED(dinp); NEED(inp); NEED(dout); POS(N); FITS(N);
   tv_active->gelu_backward(dinp, inp, dout, N);
+  return TV_OK;
+}
+
+int tv_rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int M, int C,
+                       float eps) {
+  NEED(out); NEED(rstd); NEED(inp); NEED(weight);
+  POS(M); POS(C); FITS((int64_t)M * C);
+  CHECK(eps >= 0.0f && eps < INFINITY, TV_E_RANGE);
+  tv_active->rmsnorm_forward(out, rstd, inp, weight, M, C, eps);
+  return TV_OK;
+}
+
+int tv_rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                        const float* weight, const float* rstd, int M, int C) {
+  NEED(dinp); NEED(dout); NEED(inp); NEED(weight); NEED(rstd);
+  POS(M); POS(C); FITS((int64_t)M * C);
+  tv_active->rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, M, C);
   return TV_OK;
 }
 

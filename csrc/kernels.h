@@ -35,6 +35,10 @@
                                  int C))                                                           \
   X(gelu_forward, (float* out, const float* inp, int64_t N))                                       \
   X(gelu_backward, (float* dinp, const float* inp, const float* dout, int64_t N))                  \
+  X(rmsnorm_forward, (float* out, float* rstd, const float* inp, const float* weight, int M, int C,\
+                      float eps))                                                                  \
+  X(rmsnorm_backward, (float* dinp, float* dweight, const float* dout, const float* inp,           \
+                       const float* weight, const float* rstd, int M, int C))                      \
   X(residual_forward, (float* out, const float* a, const float* b, int64_t N))                     \
   X(encoder_forward, (float* out, const int32_t* tokens, const float* wte, const float* wpe,       \
                       int B, int T, int C))                                                        \

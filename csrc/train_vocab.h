@@ -5,9 +5,9 @@
  *   - every kernel returns an int status: TV_OK (0) or a negative TV_E_* code; it never aborts;
  *   - outputs first, then inputs, then sizes;
  *   - backward kernels ACCUMULATE (+=) into parameter gradients (dweight, dbias, dwte, dwpe, the
- *     LayerNorm's) and into the residual stream's gradient (LayerNorm's dinp), and OVERWRITE the
- *     activation gradients they produce (matmul dinp, GELU, attention), which are scratch and then
- *     need no clearing; a NULL gradient pointer skips it;
+ *     norms') and into the residual stream's gradient (LayerNorm's and RMSNorm's dinp), and
+ *     OVERWRITE the activation gradients they produce (matmul dinp, GELU, attention), which are
+ *     scratch and then need no clearing; a NULL gradient pointer skips it;
  *   - tensors are float32, row-major, contiguous; token ids are int32; outputs do not overlap
  *     inputs unless a kernel says they may;
  *   - no kernel allocates or does I/O (scratch such as packing buffers and partial sums is static),
@@ -102,6 +102,19 @@ int tv_residual_layernorm_forward(float* resid, float* out, float* mean, float* 
 int tv_gelu_forward(float* out, const float* inp, int64_t N);
 /* dinp[N] = gelu'(inp)·dout (overwritten; dinp may be dout itself) */
 int tv_gelu_backward(float* dinp, const float* inp, const float* dout, int64_t N);
+
+/* ---- Llama-style block: RMSNorm -------------------------------------------------------------- */
+/* Element-wise or row-wise and cheap next to the matmuls: fp32 only, no bf16 variants (under
+ * --precision bf16 they run as they are). */
+
+/* out[M,C] = inp·rstd·weight, rstd = 1/√(mean(inp²) + eps) per row (HF's rms_norm_eps, e.g. 1e-5;
+ * eps >= 0, else TV_E_RANGE); saves rstd[M] for backward. */
+int tv_rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int M, int C,
+                       float eps);
+/* dinp[M,C] +=, dweight[C] += (dweight may be NULL; dinp overlaps no input), as
+ * tv_layernorm_backward: dweight summed per fixed chunk of rows (a function of M and C), in order. */
+int tv_rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                        const float* weight, const float* rstd, int M, int C);
 
 /* ---- residual add -------------------------------------------------------------------------- */
 

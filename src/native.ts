@@ -31,6 +31,8 @@ const symbols = {
   tv_residual_layernorm_forward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i32], returns: i32 },
   tv_gelu_forward: { args: [ptr, ptr, i64], returns: i32 },
   tv_gelu_backward: { args: [ptr, ptr, ptr, i64], returns: i32 },
+  tv_rmsnorm_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, f32], returns: i32 },
+  tv_rmsnorm_backward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32], returns: i32 },
   tv_residual_forward: { args: [ptr, ptr, ptr, i64], returns: i32 },
   tv_encoder_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
   tv_encoder_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
@@ -282,6 +284,28 @@ export function geluBackward(dinp: Float32Array, inp: Float32Array, dout: Float3
   positive(k, { N });
   need(k, "dinp", dinp, N); need(k, "inp", inp, N); need(k, "dout", dout, N);
   check(k, S.tv_gelu_backward(dinp, inp, dout, N));
+}
+
+/** out[M,C] = inp·rstd·weight, rstd = 1/√(mean(inp²) + eps) per row (saved for the backward). */
+export function rmsnormForward(
+  out: Float32Array, rstd: Float32Array, inp: Float32Array, weight: Float32Array, M: number, C: number, eps: number,
+): void {
+  const k = "rmsnorm_forward";
+  positive(k, { M, C });
+  need(k, "out", out, M * C); need(k, "rstd", rstd, M); need(k, "inp", inp, M * C); need(k, "weight", weight, C);
+  check(k, S.tv_rmsnorm_forward(out, rstd, inp, weight, M, C, eps));
+}
+
+/** dinp += and dweight += (dweight skipped when null), as layernormBackward. */
+export function rmsnormBackward(
+  dinp: Float32Array, dweight: Float32Array | null, dout: Float32Array, inp: Float32Array, weight: Float32Array,
+  rstd: Float32Array, M: number, C: number,
+): void {
+  const k = "rmsnorm_backward";
+  positive(k, { M, C });
+  need(k, "dinp", dinp, M * C); need(k, "dweight", dweight, C); need(k, "dout", dout, M * C);
+  need(k, "inp", inp, M * C); need(k, "weight", weight, C); need(k, "rstd", rstd, M);
+  check(k, S.tv_rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, M, C));
 }
 
 export function residualForward(out: Float32Array, a: Float32Array, b: Float32Array, N: number): void {

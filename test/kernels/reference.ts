@@ -166,6 +166,37 @@ export function geluForward(inp: Vec): Float64Array {
   return Float64Array.from(inp, gelu);
 }
 
+// ---- RMSNorm ---------------------------------------------------------------------------------
+
+export function rmsnormForward(inp: Vec, weight: Vec, M: number, C: number, eps: number) {
+  const out = new Float64Array(M * C), rstd = new Float64Array(M);
+  for (let m = 0; m < M; m++) {
+    let ss = 0;
+    for (let i = 0; i < C; i++) ss += inp[m * C + i]! ** 2;
+    const s = 1 / Math.sqrt(ss / C + eps);
+    for (let i = 0; i < C; i++) out[m * C + i] = inp[m * C + i]! * s * weight[i]!;
+    rstd[m] = s;
+  }
+  return { out, rstd };
+}
+
+export function rmsnormBackward(dout: Vec, inp: Vec, weight: Vec, M: number, C: number, eps: number) {
+  const { rstd } = rmsnormForward(inp, weight, M, C, eps);
+  const dinp = new Float64Array(M * C), dweight = new Float64Array(C);
+  for (let m = 0; m < M; m++) {
+    const s = rstd[m]!;
+    let mgn = 0;
+    for (let i = 0; i < C; i++) {
+      const n = inp[m * C + i]! * s;
+      mgn += dout[m * C + i]! * weight[i]! * n;
+      dweight[i] += dout[m * C + i]! * n;
+    }
+    mgn /= C;
+    for (let i = 0; i < C; i++) dinp[m * C + i] = s * (dout[m * C + i]! * weight[i]! - inp[m * C + i]! * s * mgn);
+  }
+  return { dinp, dweight };
+}
+
 // ---- residual --------------------------------------------------------------------------------
 
 export function residualForward(a: Vec, b: Vec): Float64Array {
