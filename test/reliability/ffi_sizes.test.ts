@@ -67,6 +67,11 @@ const KERNELS: Case[] = [
   },
   { symbol: "tv_gelu_forward", call: call(N.geluForward), args: () => [f(5), f(5), 5], buffers: [0, 1] },
   { symbol: "tv_gelu_backward", call: call(N.geluBackward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
+  { symbol: "tv_rmsnorm_forward", call: call(N.rmsnormForward), args: () => [f(M * C), f(M), f(M * C), f(C), M, C, 1e-5], buffers: [0, 1, 2, 3] },
+  {
+    symbol: "tv_rmsnorm_backward", call: call(N.rmsnormBackward),
+    args: () => [f(M * C), f(C), f(M * C), f(M * C), f(C), f(M).map(() => 1), M, C], buffers: [0, 1, 2, 3, 4, 5],
+  },
   { symbol: "tv_residual_forward", call: call(N.residualForward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
   { symbol: "tv_encoder_forward", call: call(N.encoderForward), args: () => [f(B * T * C), ids(B * T, V), f(V * C), f(maxT * C), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
   { symbol: "tv_encoder_backward", call: call(N.encoderBackward), args: () => [f(V * C), f(maxT * C), f(B * T * C), ids(B * T, V), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
@@ -76,6 +81,7 @@ const KERNELS: Case[] = [
   { symbol: "tv_attention_backward", call: call(N.attentionBackward), args: attentionBackwardArgs(N.attentionForward), buffers: [0, 1, 2, 3, 4] },
   { symbol: "tv_attention_decode", call: call(N.attentionDecode), args: () => [f(C), f(C), f(T * C), f(T * C), T, C, H], buffers: [0, 1, 2, 3] },
   { symbol: "tv_crossentropy_forward_backward", call: call(N.crossEntropyForwardBackward), args: () => [f(M), f(M * V), f(M * V), ids(M, V), M, V, 1], buffers: [0, 1, 2, 3] },
+  { symbol: "tv_axpby", call: call(N.axpby), args: () => [f(5), f(5), f(5), 5, 0.5, -2], buffers: [0, 1, 2] },
   { symbol: "tv_adamw_step", call: (...a) => N.adamwStep(...(a as Parameters<typeof N.adamwStep>)), args: () => [f(6), f(6), f(6).map(Math.abs), f(6), hyper, 1], buffers: [1, 2, 3] },
 ];
 
