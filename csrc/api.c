@@ -124,6 +124,27 @@ int tv_rmsnorm_backward(float* dinp, float* dweight, const float* dout, const fl
   return TV_OK;
 }
 
+static int rope_args(const float* qkv, int B, int T, int C, int NH, int pos0, float theta) {
+  NEED(qkv);
+  POS(B); POS(T); POS(C); POS(NH);
+  CHECK(C % NH == 0 && (C / NH) % 2 == 0 && C / NH <= TV_ROPE_MAX_HEAD_DIM, TV_E_SIZE);
+  FITS((int64_t)B * T * 3 * C);
+  CHECK(pos0 >= 0 && theta > 0.0f && theta < INFINITY, TV_E_RANGE);
+  return TV_OK;
+}
+
+int tv_rope_forward(float* qkv, int B, int T, int C, int NH, int pos0, float theta) {
+  int e = rope_args(qkv, B, T, C, NH, pos0, theta);
+  if (e == TV_OK) tv_active->rope(qkv, B, T, C, NH, pos0, theta, 0);
+  return e;
+}
+
+int tv_rope_backward(float* dqkv, int B, int T, int C, int NH, int pos0, float theta) {
+  int e = rope_args(dqkv, B, T, C, NH, pos0, theta);
+  if (e == TV_OK) tv_active->rope(dqkv, B, T, C, NH, pos0, theta, 1);
+  return e;
+}
+
 int tv_residual_forward(float* out, const float* a, const float* b, int64_t N) {
   NEED(out); NEED(a); NEED(b); POS(N); FITS(N);
   tv_active->residual_forward(out, a, b, N);

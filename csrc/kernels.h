@@ -14,6 +14,8 @@
 
 /* Largest head dimension (C/H) the decode kernel keeps on its stack. */
 #define TV_DECODE_MAX_HEAD_DIM 1024
+/* Largest head dimension RoPE takes: its per-block cos/sin table sits on the stack. */
+#define TV_ROPE_MAX_HEAD_DIM 1024
 
 /* One X-macro list of every kernel: name, parameter list. */
 #define TV_KERNEL_LIST(X)                                                                          \
@@ -39,6 +41,7 @@
                       float eps))                                                                  \
   X(rmsnorm_backward, (float* dinp, float* dweight, const float* dout, const float* inp,           \
                        const float* weight, const float* rstd, int M, int C))                      \
+  X(rope, (float* qkv, int B, int T, int C, int NH, int pos0, float theta, int backward))          \
   X(residual_forward, (float* out, const float* a, const float* b, int64_t N))                     \
   X(encoder_forward, (float* out, const int32_t* tokens, const float* wte, const float* wpe,       \
                       int B, int T, int C))                                                        \

@@ -7,7 +7,8 @@
  *   - backward kernels ACCUMULATE (+=) into parameter gradients (dweight, dbias, dwte, dwpe, the
  *     norms') and into the residual stream's gradient (LayerNorm's and RMSNorm's dinp), and
  *     OVERWRITE the activation gradients they produce (matmul dinp, GELU, attention), which are
- *     scratch and then need no clearing; a NULL gradient pointer skips it;
+ *     scratch and then need no clearing (RoPE's backward turns its gradient in place); a NULL
+ *     gradient pointer skips it;
  *   - tensors are float32, row-major, contiguous; token ids are int32; outputs do not overlap
  *     inputs unless a kernel says they may;
  *   - no kernel allocates or does I/O (scratch such as packing buffers and partial sums is static),
@@ -103,7 +104,7 @@ int tv_gelu_forward(float* out, const float* inp, int64_t N);
 /* dinp[N] = gelu'(inp)·dout (overwritten; dinp may be dout itself) */
 int tv_gelu_backward(float* dinp, const float* inp, const float* dout, int64_t N);
 
-/* ---- Llama-style block: RMSNorm -------------------------------------------------------------- */
+/* ---- Llama-style block: RMSNorm, rotary position embedding ----------------------------------- */
 /* Element-wise or row-wise and cheap next to the matmuls: fp32 only, no bf16 variants (under
  * --precision bf16 they run as they are). */
 
@@ -115,6 +116,18 @@ int tv_rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w
  * tv_layernorm_backward: dweight summed per fixed chunk of rows (a function of M and C), in order. */
 int tv_rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                         const float* weight, const float* rstd, int M, int C);
+
+/* In place on the Q and K blocks of qkv[B,T,3C] (laid out as for attention; V untouched): row
+ * (b,t) is at position pos0 + t, and in each head of size hs = C/NH the channel pairs (i, i + hs/2)
+ * turn by pos·theta^(−2i/hs) (HuggingFace's rotate-half):
+ *   x[i] ← x[i]·cos − x[i+hs/2]·sin,  x[i+hs/2] ← x[i+hs/2]·cos + x[i]·sin.
+ * cos and sin are computed per call in double and rounded to float once (the same floats on every
+ * ISA level). hs even and at most 1024, else TV_E_SIZE; pos0 >= 0 and theta > 0, else TV_E_RANGE.
+ * For a KV-cache step: B = T = 1 and pos0 = the new token's position. */
+int tv_rope_forward(float* qkv, int B, int T, int C, int NH, int pos0, float theta);
+/* The gradient through tv_rope_forward: dqkv[B,T,3C]'s Q and K blocks turned back (the inverse
+ * rotation, in place; the V block untouched). Same arguments as the forward. */
+int tv_rope_backward(float* dqkv, int B, int T, int C, int NH, int pos0, float theta);
 
 /* ---- residual add -------------------------------------------------------------------------- */
 

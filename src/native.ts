@@ -33,6 +33,8 @@ const symbols = {
   tv_gelu_backward: { args: [ptr, ptr, ptr, i64], returns: i32 },
   tv_rmsnorm_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, f32], returns: i32 },
   tv_rmsnorm_backward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32], returns: i32 },
+  tv_rope_forward: { args: [ptr, i32, i32, i32, i32, i32, f32], returns: i32 },
+  tv_rope_backward: { args: [ptr, i32, i32, i32, i32, i32, f32], returns: i32 },
   tv_residual_forward: { args: [ptr, ptr, ptr, i64], returns: i32 },
   tv_encoder_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
   tv_encoder_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
@@ -306,6 +308,26 @@ export function rmsnormBackward(
   need(k, "dinp", dinp, M * C); need(k, "dweight", dweight, C); need(k, "dout", dout, M * C);
   need(k, "inp", inp, M * C); need(k, "weight", weight, C); need(k, "rstd", rstd, M);
   check(k, S.tv_rmsnorm_backward(dinp, dweight, dout, inp, weight, rstd, M, C));
+}
+
+function ropeSizes(k: string, qkv: Float32Array, B: number, T: number, C: number, NH: number, pos0: number): void {
+  positive(k, { B, T, C, NH });
+  if (!Number.isInteger(pos0) || pos0 < 0) throw new RangeError(`${k}: pos0 = ${pos0} must be a whole number >= 0`);
+  need(k, "qkv", qkv, B * T * 3 * C);
+}
+
+/** Rotary embedding in place on the q and k blocks of qkv[B,T,3C]; row (b,t) at position pos0 + t. */
+export function ropeForward(qkv: Float32Array, B: number, T: number, C: number, NH: number, pos0: number, theta: number): void {
+  const k = "rope_forward";
+  ropeSizes(k, qkv, B, T, C, NH, pos0);
+  check(k, S.tv_rope_forward(qkv, B, T, C, NH, pos0, theta));
+}
+
+/** The gradient through ropeForward: dqkv's q and k blocks turned back in place. */
+export function ropeBackward(dqkv: Float32Array, B: number, T: number, C: number, NH: number, pos0: number, theta: number): void {
+  const k = "rope_backward";
+  ropeSizes(k, dqkv, B, T, C, NH, pos0);
+  check(k, S.tv_rope_backward(dqkv, B, T, C, NH, pos0, theta));
 }
 
 export function residualForward(out: Float32Array, a: Float32Array, b: Float32Array, N: number): void {

@@ -197,6 +197,28 @@ export function rmsnormBackward(dout: Vec, inp: Vec, weight: Vec, M: number, C: 
   return { dinp, dweight };
 }
 
+// ---- RoPE (HuggingFace rotate-half) --------------------------------------------------------------
+
+/** qkv[B,T,3C] with the q and k blocks of row (b,t) turned to position pos0 + t; sign −1 turns back
+ * (the backward). The angles, and their cos and sin, in float64. */
+export function rope(qkv: Vec, B: number, T: number, C: number, NH: number, pos0: number, theta: number, sign = 1): Float64Array {
+  const out = Float64Array.from(qkv);
+  const hs = C / NH, half = hs / 2;
+  for (let b = 0; b < B; b++)
+    for (let t = 0; t < T; t++)
+      for (let h = 0; h < 2 * NH; h++) {
+        const base = (b * T + t) * 3 * C + h * hs;
+        for (let i = 0; i < half; i++) {
+          const a = (pos0 + t) * Math.pow(theta, (-2 * i) / hs);
+          const c = Math.cos(a), s = sign * Math.sin(a);
+          const x0 = qkv[base + i]!, x1 = qkv[base + half + i]!;
+          out[base + i] = x0 * c - x1 * s;
+          out[base + half + i] = x1 * c + x0 * s;
+        }
+      }
+  return out;
+}
+
 // ---- residual --------------------------------------------------------------------------------
 
 export function residualForward(a: Vec, b: Vec): Float64Array {

@@ -72,6 +72,8 @@ const KERNELS: Case[] = [
     symbol: "tv_rmsnorm_backward", call: call(N.rmsnormBackward),
     args: () => [f(M * C), f(C), f(M * C), f(M * C), f(C), f(M).map(() => 1), M, C], buffers: [0, 1, 2, 3, 4, 5],
   },
+  { symbol: "tv_rope_forward", call: call(N.ropeForward), args: () => [f(B * T * 3 * C), B, T, C, H, 3, 10000], buffers: [0] },
+  { symbol: "tv_rope_backward", call: call(N.ropeBackward), args: () => [f(B * T * 3 * C), B, T, C, H, 3, 10000], buffers: [0] },
   { symbol: "tv_residual_forward", call: call(N.residualForward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
   { symbol: "tv_encoder_forward", call: call(N.encoderForward), args: () => [f(B * T * C), ids(B * T, V), f(V * C), f(maxT * C), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
   { symbol: "tv_encoder_backward", call: call(N.encoderBackward), args: () => [f(V * C), f(maxT * C), f(B * T * C), ids(B * T, V), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
@@ -127,6 +129,8 @@ describe("every kernel wrapper checks buffer lengths before C", () => {
     expect(() => N.geluForward(f(8), f(8), 2.5)).toThrow(RangeError);
     expect(() => N.attentionForward(f(8), f(8), f(24), 1, 2, 4, -2)).toThrow(RangeError);
     expect(() => N.adamwStep(f(4), f(4), f(4), f(4), hyper, 0)).toThrow(RangeError);
+    expect(() => N.ropeForward(f(24), 1, 2, 4, 2, -1, 10000)).toThrow(RangeError);
+    expect(() => N.ropeBackward(f(24), 1, 2, 4, 2, 0.5, 10000)).toThrow(RangeError);
     expect(() => N.setThreads(0)).toThrow(RangeError);
     expect(calls.filter((s) => s !== "tv_threads_set")).toEqual([]);
   });
