@@ -41,6 +41,8 @@ export interface TrainingPlan {
   time_budget_s?: number;
   /** Product arithmetic: "fp32", or "bf16" (bf16 operands in the matmuls and attention, fp32 accumulation and master weights). Absent = fp32. */
   precision?: Precision;
+  /** "muon": Muon for the blocks' hidden matrices, AdamW for the rest. Absent = AdamW everywhere. */
+  optimizer?: "muon";
 }
 
 export type Precision = "fp32" | "bf16";
@@ -119,6 +121,7 @@ export const planSchema: z.ZodType<TrainingPlan> = z.object({
   decay_steps: count.optional(),
   time_budget_s: finite.positive().optional(),
   precision: z.enum(["fp32", "bf16"]).optional(),
+  optimizer: z.literal("muon").optional(),
 });
 
 const stageRecordSchema: z.ZodType<StageRecord> = z.object({

@@ -31,6 +31,7 @@ function trainOptions(cmd: Command): Command {
     .option("--max-steps <n>", "Stop this run after n optimizer steps, with a resumable checkpoint (integer)")
     .option("--val-fraction <f>", "Share of the data held out for validation (number in [0, 0.5], default: 0.05)")
     .option("--weight-decay <f>", "AdamW decoupled weight decay on matrices (number, default: 0.1)")
+    .option("--optimizer <o>", "adamw, or muon (Muon for the blocks' hidden matrices, AdamW for embeddings, head, norms and biases) (default: adamw; on resume: the previous stage's)")
     .option("--grad-clip <f>", "Clip the gradient norm to this; 0 = off (number, default: 1.0)")
     .option("--warmup-steps <n>", "Linear warmup steps (integer, default: 5% of the stage, at most 200)")
     .option("--log-every <n>", "Without a terminal: a progress line every n steps (integer, default: 10)")

@@ -9,7 +9,7 @@ import type { TokenWindows } from "../data/windows.ts";
 import { epochOrder } from "../data/windows.ts";
 import type { GPT } from "../model/gpt.ts";
 import type { MetricsLog } from "./metrics.ts";
-import { AdamW } from "./optimizer.ts";
+import { Optimizer } from "./optimizer.ts";
 import type { TrainingProgress } from "./progress.ts";
 import { Xoshiro128 } from "../base/rng.ts";
 import { type BudgetPace, refitToPace } from "./budget.ts";
@@ -21,7 +21,7 @@ export type StopReason = "complete" | "max-steps" | "signal";
 
 export interface LoopParts {
   model: GPT;
-  optimizer: AdamW;
+  optimizer: Optimizer;
   windows: TokenWindows;
   /** Updated in place as training goes. */
   state: TrainingState;
@@ -114,7 +114,7 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
       const step = state.global_step + 1;
       if (!Number.isFinite(loss)) throw new DivergedError(step, `the loss is ${loss}`);
       model.backward();
-      const gradNorm = AdamW.gradNorm(model.grads);
+      const gradNorm = Optimizer.gradNorm(model.grads);
       if (!Number.isFinite(gradNorm)) throw new DivergedError(step, `the gradient norm is ${gradNorm}`);
       const sStep = stageStep(state);
       const lr = learningRate(sStep, plan);

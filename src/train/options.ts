@@ -63,6 +63,10 @@ const shape = {
   }),
   evalEvery: whole(0),
   valData: path,
+  optimizer: z.preprocess(
+    (v) => (typeof v === "string" ? v.toLowerCase() : v),
+    z.enum(["adamw", "muon"], { errorMap: () => ({ message: "expected adamw or muon" }) }),
+  ),
 };
 
 /** Every option, all optional: what a user (flags or config) gave. */
@@ -111,6 +115,7 @@ export const DEFAULTS = {
   schedule: "cosine",
   decayFraction: 0.2,
   evalEvery: 0,
+  optimizer: "adamw",
 } as const;
 
 export type TrainOptions = GivenOptions & {

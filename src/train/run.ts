@@ -23,7 +23,7 @@ import { writeLossCurve } from "./loss_curve.ts";
 import { type BudgetPace, budgetReserve, fitPlanToBudget, measureCosts } from "./budget.ts";
 import { DivergedError, type SaveReason, trainStage, validationLoss } from "./loop.ts";
 import { MetricsLog, readMetrics } from "./metrics.ts";
-import { AdamW } from "./optimizer.ts";
+import { Optimizer } from "./optimizer.ts";
 import { ARCHITECTURE_OPTIONS, type OptionName, type ResolvedOptions, type TrainOptions } from "./options.ts";
 import { duration, TrainingProgress } from "./progress.ts";
 import { architectureBlock, architectureDetails, arithmeticLine, trainingStateLine } from "./report.ts";
@@ -186,7 +186,10 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const state = decision.state;
 
   const model = new GPT(arch, params, { precision: state.plan.precision ?? "fp32" });
-  const optimizer = new AdamW(arch, loaded?.adam ?? null);
+  const optimizerKind = state.plan.optimizer ?? "adamw";
+  const optimizer = new Optimizer(arch, loaded?.adam ?? null, { kind: optimizerKind, precision: state.plan.precision ?? "fp32" });
+  // A switch of optimizer changes what m holds for the hidden matrices: they start afresh.
+  if (!decision.continued && previous && (previous.plan.optimizer ?? "adamw") !== optimizerKind) optimizer.restartHiddenMoments();
   const validate = () =>
     valWindows
       ? validationLoss(model, valWindows, state.plan.batch_size, state.plan.seq_len, 0, valWindows.count)

@@ -1,7 +1,7 @@
 /**
  * Which stage a run trains, and its plan. LoopOS's rules, made exact:
- *  - a checkpoint whose stage was interrupted, given the same data and no new --epochs or
- *    --learning-rate (nor another batch size, sequence length, seed or optimizer setting), CONTINUES that stage: same
+ *  - a checkpoint whose stage was interrupted, given the same data and no new --epochs,
+ *    --learning-rate or --optimizer (nor another batch size, sequence length, seed or optimizer setting), CONTINUES that stage: same
  *    plan, same position, so the result is bit-identical to a run that was never stopped;
  *  - anything else starts a NEW stage: --epochs more epochs on --data, at --learning-rate (default:
  *    the previous stage's peak), with the optimizer's moments carried over.
@@ -56,6 +56,7 @@ export function decideStage(args: {
     if (prev.plan.data_fingerprint !== dataFingerprint) reasons.push("--data is not the data it was training on");
     if (given.has("epochs")) reasons.push("--epochs was given");
     if (given.has("learningRate")) reasons.push("--learning-rate was given");
+    if (given.has("optimizer")) reasons.push("--optimizer was given");
     if (shape.batchSize !== prev.plan.batch_size) reasons.push("--batch-size differs");
     if (shape.seqLen !== prev.plan.seq_len) reasons.push("--max-length differs");
     if (given.has("seed") && o.seed !== prev.plan.seed) reasons.push("--seed differs");
@@ -80,6 +81,7 @@ export function decideStage(args: {
   const schedule = given.has("schedule") || !prev ? o.schedule : prev.plan.schedule;
   const keep = <K extends OptionName, V>(name: K, value: V, previous: V | undefined): V =>
     given.has(name) || previous === undefined ? value : previous;
+  const optimizer = keep("optimizer", o.optimizer, prev ? (prev.plan.optimizer ?? "adamw") : undefined);
   const plan: TrainingPlan = {
     data_fingerprint: dataFingerprint,
     epochs,
@@ -101,6 +103,8 @@ export function decideStage(args: {
     ...(schedule === "wsd" ? { decay_steps: decaySteps(total, o.decayFraction) } : {}),
     ...(budget !== undefined ? { time_budget_s: budget } : {}),
     precision: keep("precision", precision, prev?.plan.precision),
+    // Absent means AdamW, so an AdamW plan reads (and hashes) as it always did.
+    ...(optimizer === "muon" ? { optimizer } : {}),
   };
   const stage = prev ? prev.stage + 1 : 0;
   const history: StageRecord[] = [...(prev?.history ?? []), { stage, data_fingerprint: dataFingerprint, epochs, peak_lr: peak }];
