@@ -145,6 +145,20 @@ int tv_rope_backward(float* dqkv, int B, int T, int C, int NH, int pos0, float t
   return e;
 }
 
+int tv_swiglu_forward(float* out, const float* inp, int N, int H) {
+  NEED(out); NEED(inp);
+  POS(N); POS(H); FITS((int64_t)N * 2 * H);
+  tv_active->swiglu_forward(out, inp, N, H);
+  return TV_OK;
+}
+
+int tv_swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int H) {
+  NEED(dinp); NEED(inp); NEED(dout);
+  POS(N); POS(H); FITS((int64_t)N * 2 * H);
+  tv_active->swiglu_backward(dinp, inp, dout, N, H);
+  return TV_OK;
+}
+
 int tv_residual_forward(float* out, const float* a, const float* b, int64_t N) {
   NEED(out); NEED(a); NEED(b); POS(N); FITS(N);
   tv_active->residual_forward(out, a, b, N);

@@ -42,6 +42,8 @@
   X(rmsnorm_backward, (float* dinp, float* dweight, const float* dout, const float* inp,           \
                        const float* weight, const float* rstd, int M, int C))                      \
   X(rope, (float* qkv, int B, int T, int C, int NH, int pos0, float theta, int backward))          \
+  X(swiglu_forward, (float* out, const float* inp, int N, int H))                                  \
+  X(swiglu_backward, (float* dinp, const float* inp, const float* dout, int N, int H))            \
   X(residual_forward, (float* out, const float* a, const float* b, int64_t N))                     \
   X(encoder_forward, (float* out, const int32_t* tokens, const float* wte, const float* wpe,       \
                       int B, int T, int C))                                                        \

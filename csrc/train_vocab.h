@@ -6,8 +6,8 @@
  *   - outputs first, then inputs, then sizes;
  *   - backward kernels ACCUMULATE (+=) into parameter gradients (dweight, dbias, dwte, dwpe, the
  *     norms') and into the residual stream's gradient (LayerNorm's and RMSNorm's dinp), and
- *     OVERWRITE the activation gradients they produce (matmul dinp, GELU, attention), which are
- *     scratch and then need no clearing (RoPE's backward turns its gradient in place); a NULL
+ *     OVERWRITE the activation gradients they produce (matmul dinp, GELU, SwiGLU, attention), which
+ *     are scratch and then need no clearing (RoPE's backward turns its gradient in place); a NULL
  *     gradient pointer skips it;
  *   - tensors are float32, row-major, contiguous; token ids are int32; outputs do not overlap
  *     inputs unless a kernel says they may;
@@ -104,7 +104,7 @@ int tv_gelu_forward(float* out, const float* inp, int64_t N);
 /* dinp[N] = gelu'(inp)·dout (overwritten; dinp may be dout itself) */
 int tv_gelu_backward(float* dinp, const float* inp, const float* dout, int64_t N);
 
-/* ---- Llama-style block: RMSNorm, rotary position embedding ----------------------------------- */
+/* ---- Llama-style block: RMSNorm, rotary position embedding, SwiGLU --------------------------- */
 /* Element-wise or row-wise and cheap next to the matmuls: fp32 only, no bf16 variants (under
  * --precision bf16 they run as they are). */
 
@@ -128,6 +128,11 @@ int tv_rope_forward(float* qkv, int B, int T, int C, int NH, int pos0, float the
 /* The gradient through tv_rope_forward: dqkv[B,T,3C]'s Q and K blocks turned back (the inverse
  * rotation, in place; the V block untouched). Same arguments as the forward. */
 int tv_rope_backward(float* dqkv, int B, int T, int C, int NH, int pos0, float theta);
+
+/* inp[N,2H] holds gate | up per row; out[N,H] = silu(gate)·up, silu(x) = x·σ(x). */
+int tv_swiglu_forward(float* out, const float* inp, int N, int H);
+/* dinp[N,2H] = [dgate | dup] from dout[N,H] (overwritten; dinp may be inp itself). */
+int tv_swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int H);
 
 /* ---- residual add -------------------------------------------------------------------------- */
 

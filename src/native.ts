@@ -35,6 +35,8 @@ const symbols = {
   tv_rmsnorm_backward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32], returns: i32 },
   tv_rope_forward: { args: [ptr, i32, i32, i32, i32, i32, f32], returns: i32 },
   tv_rope_backward: { args: [ptr, i32, i32, i32, i32, i32, f32], returns: i32 },
+  tv_swiglu_forward: { args: [ptr, ptr, i32, i32], returns: i32 },
+  tv_swiglu_backward: { args: [ptr, ptr, ptr, i32, i32], returns: i32 },
   tv_residual_forward: { args: [ptr, ptr, ptr, i64], returns: i32 },
   tv_encoder_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
   tv_encoder_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
@@ -328,6 +330,22 @@ export function ropeBackward(dqkv: Float32Array, B: number, T: number, C: number
   const k = "rope_backward";
   ropeSizes(k, dqkv, B, T, C, NH, pos0);
   check(k, S.tv_rope_backward(dqkv, B, T, C, NH, pos0, theta));
+}
+
+/** inp[N,2H] = gate | up per row; out[N,H] = silu(gate)·up. */
+export function swigluForward(out: Float32Array, inp: Float32Array, N: number, H: number): void {
+  const k = "swiglu_forward";
+  positive(k, { N, H });
+  need(k, "out", out, N * H); need(k, "inp", inp, N * 2 * H);
+  check(k, S.tv_swiglu_forward(out, inp, N, H));
+}
+
+/** dinp[N,2H] = [dgate | dup] (overwritten; dinp may be inp itself). */
+export function swigluBackward(dinp: Float32Array, inp: Float32Array, dout: Float32Array, N: number, H: number): void {
+  const k = "swiglu_backward";
+  positive(k, { N, H });
+  need(k, "dinp", dinp, N * 2 * H); need(k, "inp", inp, N * 2 * H); need(k, "dout", dout, N * H);
+  check(k, S.tv_swiglu_backward(dinp, inp, dout, N, H));
 }
 
 export function residualForward(out: Float32Array, a: Float32Array, b: Float32Array, N: number): void {

@@ -219,6 +219,34 @@ export function rope(qkv: Vec, B: number, T: number, C: number, NH: number, pos0
   return out;
 }
 
+// ---- SwiGLU ----------------------------------------------------------------------------------
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** out[N,H] = silu(gate)·up from inp[N,2H] = gate | up per row. */
+export function swigluForward(inp: Vec, N: number, H: number): Float64Array {
+  const out = new Float64Array(N * H);
+  for (let n = 0; n < N; n++)
+    for (let i = 0; i < H; i++) {
+      const g = inp[n * 2 * H + i]!, u = inp[n * 2 * H + H + i]!;
+      out[n * H + i] = g * sigmoid(g) * u;
+    }
+  return out;
+}
+
+/** dinp[N,2H] = [dgate | dup]. */
+export function swigluBackward(inp: Vec, dout: Vec, N: number, H: number): Float64Array {
+  const dinp = new Float64Array(N * 2 * H);
+  for (let n = 0; n < N; n++)
+    for (let i = 0; i < H; i++) {
+      const g = inp[n * 2 * H + i]!, u = inp[n * 2 * H + H + i]!, d = dout[n * H + i]!;
+      const s = sigmoid(g);
+      dinp[n * 2 * H + i] = d * u * s * (1 + g * (1 - s));
+      dinp[n * 2 * H + H + i] = d * g * s;
+    }
+  return dinp;
+}
+
 // ---- residual --------------------------------------------------------------------------------
 
 export function residualForward(a: Vec, b: Vec): Float64Array {

@@ -74,6 +74,8 @@ const KERNELS: Case[] = [
   },
   { symbol: "tv_rope_forward", call: call(N.ropeForward), args: () => [f(B * T * 3 * C), B, T, C, H, 3, 10000], buffers: [0] },
   { symbol: "tv_rope_backward", call: call(N.ropeBackward), args: () => [f(B * T * 3 * C), B, T, C, H, 3, 10000], buffers: [0] },
+  { symbol: "tv_swiglu_forward", call: call(N.swigluForward), args: () => [f(M * Nn), f(M * 2 * Nn), M, Nn], buffers: [0, 1] },
+  { symbol: "tv_swiglu_backward", call: call(N.swigluBackward), args: () => [f(M * 2 * Nn), f(M * 2 * Nn), f(M * Nn), M, Nn], buffers: [0, 1, 2] },
   { symbol: "tv_residual_forward", call: call(N.residualForward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
   { symbol: "tv_encoder_forward", call: call(N.encoderForward), args: () => [f(B * T * C), ids(B * T, V), f(V * C), f(maxT * C), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
   { symbol: "tv_encoder_backward", call: call(N.encoderBackward), args: () => [f(V * C), f(maxT * C), f(B * T * C), ids(B * T, V), B, T, C, V, maxT], buffers: [0, 1, 2, 3] },
@@ -131,6 +133,7 @@ describe("every kernel wrapper checks buffer lengths before C", () => {
     expect(() => N.adamwStep(f(4), f(4), f(4), f(4), hyper, 0)).toThrow(RangeError);
     expect(() => N.ropeForward(f(24), 1, 2, 4, 2, -1, 10000)).toThrow(RangeError);
     expect(() => N.ropeBackward(f(24), 1, 2, 4, 2, 0.5, 10000)).toThrow(RangeError);
+    expect(() => N.swigluForward(f(8), f(16), 2, 0)).toThrow(RangeError);
     expect(() => N.setThreads(0)).toThrow(RangeError);
     expect(calls.filter((s) => s !== "tv_threads_set")).toEqual([]);
   });
