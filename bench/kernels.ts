@@ -2,8 +2,8 @@
 // OpenBLAS sgemm run side by side in the same process, for the shapes a GPT-2-small-like model
 // trains with (M = B·T = 2048 rows) in its three layouts, plus matrix-vector products (generation);
 // the bf16 kernels (--precision bf16) on the same shapes against the measured BF16 dot-product peak
-// and against our fp32; and attention forward+backward against the time its matmul FLOPs take at
-// our matmul rate. Writes build/bench-kernels.json as well.
+// and against our fp32; attention forward+backward against the time its matmul FLOPs take at our
+// matmul rate; and the layer kernels' time per call. Writes build/bench-kernels.json as well.
 //
 // OpenBLAS reads OPENBLAS_CORETYPE and OPENBLAS_NUM_THREADS when it loads; some machines set the
 // core type to Haswell, which halves its speed on AVX-512 CPUs, so the bench re-runs itself with
@@ -315,13 +315,49 @@ for (const [B, T, C, H] of [[8, 256, 256, 8], [8, 256, 768, 12], [4, 512, 256, 8
     (bf16Seconds === null ? "" : `; bf16 ${(1000 * bf16Seconds).toFixed(2)} ms = ${row.bf16_speedup!.toFixed(2)}× faster`));
 }
 
+// ---- the layer kernels: time per call, forward and backward, GPT-2 (LayerNorm, GELU) beside Llama ----
+// (RMSNorm, RoPE, SwiGLU) at M = 2048 rows, C = 768, 12 heads; GELU on the 4C MLP width, SwiGLU on
+// H = 2048 (the 8/3·C Llama width, rounded up).
+interface LayerRow { kernel: string; shape: string; forward_us: number; backward_us: number }
+const layerRows: LayerRow[] = [];
+{
+  const [B, T, C, NH, H] = [8, 256, 768, 12, 2048];
+  const rows = B * T;
+  const inp = randomArray(rows * C, 8), dout = randomArray(rows * C, 9), w = randomArray(C, 10), b = randomArray(C, 11);
+  const out = new Float32Array(rows * C), dinp = new Float32Array(rows * C), dw = new Float32Array(C), db = new Float32Array(C);
+  const mean = new Float32Array(rows), rstd = new Float32Array(rows);
+  const qkv = randomArray(rows * 3 * C, 12);
+  const fc = randomArray(rows * 4 * C, 13), fcOut = new Float32Array(rows * 4 * C);
+  const gateUp = randomArray(rows * 2 * H, 14), glu = new Float32Array(rows * H), dglu = randomArray(rows * H, 15);
+  const dGateUp = new Float32Array(rows * 2 * H);
+  const cases: [string, string, () => void, () => void][] = [
+    ["layernorm", `M=${rows} C=${C}`, () => native.layernormForward(out, mean, rstd, inp, w, b, rows, C),
+      () => native.layernormBackward(dinp, dw, db, dout, inp, w, mean, rstd, rows, C)],
+    ["rmsnorm", `M=${rows} C=${C}`, () => native.rmsnormForward(out, rstd, inp, w, rows, C, 1e-5),
+      () => native.rmsnormBackward(dinp, dw, dout, inp, w, rstd, rows, C)],
+    ["rope", `B=${B} T=${T} C=${C} NH=${NH}`, () => native.ropeForward(qkv, B, T, C, NH, 0, 10_000),
+      () => native.ropeBackward(qkv, B, T, C, NH, 0, 10_000)],
+    ["gelu", `N=${rows}·${4 * C}`, () => native.geluForward(fcOut, fc, rows * 4 * C),
+      () => native.geluBackward(fcOut, fc, fcOut, rows * 4 * C)],
+    ["swiglu", `N=${rows} H=${H}`, () => native.swigluForward(glu, gateUp, rows, H),
+      () => native.swigluBackward(dGateUp, gateUp, dglu, rows, H)],
+  ];
+  console.log("");
+  console.log("layer kernels, time per call:");
+  for (const [kernel, shape, fwd, bwd] of cases) {
+    const [f, g] = bestTimes(fwd, bwd, 0.15);
+    layerRows.push({ kernel, shape, forward_us: f * 1e6, backward_us: g * 1e6 });
+    console.log(`  ${kernel.padEnd(9)} ${shape.padEnd(24)} forward ${pad((f * 1e6).toFixed(0), 6)} µs  backward ${pad((g * 1e6).toFixed(0), 6)} µs`);
+  }
+}
+
 mkdirSync(buildDir, { recursive: true });
 writeFileSync(
   join(buildDir, "bench-kernels.json"),
   JSON.stringify({
     date: new Date().toISOString(), isa, threads, peak,
     openblas: blas ? { config: String(blas.openblas_get_config()).trim(), core: String(blas.openblas_get_corename()) } : null,
-    rows, bf16: bf16Rows, attention: attentionRows,
+    rows, bf16: bf16Rows, attention: attentionRows, layers: layerRows,
   }, null, 2) + "\n",
 );
 console.log(`written: build/bench-kernels.json`);
