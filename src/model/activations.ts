@@ -3,18 +3,18 @@
  * out of one Float32Array allocated once for a batch shape (B, T). Running a smaller batch or a
  * shorter sequence through the same arena is fine: kernels only touch the first B·T rows.
  */
-import type { Architecture } from "./layout.ts";
+import { type Architecture, blockOf, fcRows } from "./layout.ts";
 
 export interface BlockActivations {
-  ln1: Float32Array; ln1Mean: Float32Array; ln1Rstd: Float32Array; // [M,C] [M] [M]
+  ln1: Float32Array; ln1Mean: Float32Array; ln1Rstd: Float32Array; // [M,C] [M] [M] (RMSNorm: no mean, [0])
   qkv: Float32Array;      // [M,3C]
   atty: Float32Array;     // [M,C]   attention output before the projection
   attLse: Float32Array;   // [B,H,T] log-sum-exp per query row
   attProj: Float32Array;  // [M,C]
   resid2: Float32Array;   // [M,C]   x + attention
   ln2: Float32Array; ln2Mean: Float32Array; ln2Rstd: Float32Array;
-  fch: Float32Array;      // [M,F]   before GELU
-  fchGelu: Float32Array;  // [M,F]
+  fch: Float32Array;      // [M,F]   before GELU (SwiGLU: [M,2F], gate | up)
+  fchAct: Float32Array;   // [M,F]   GELU(fch), or SwiGLU's silu(gate)·up
   mlpProj: Float32Array;  // [M,C]
   resid3: Float32Array;   // [M,C]   block output
 }
@@ -35,7 +35,9 @@ export interface Activations {
   dLn: Float32Array;       // [M,C]
   dAtty: Float32Array;     // [M,C]
   dQkv: Float32Array;      // [M,3C]
-  dFch: Float32Array;      // [M,F] d(gelu output), turned in place into d(fc output)
+  dFch: Float32Array;      // [M,F] d(gelu output), turned in place into d(fc output); SwiGLU: [M,2F] d(fc output)
+  /** [M,F] d(activation output): GELU's is dFch itself (turned in place); SwiGLU's is its own. */
+  dAct: Float32Array;
 }
 
 /** The arena's float tensors in the order they are carved, with their sizes: one list for both
@@ -43,19 +45,21 @@ export interface Activations {
 function arenaSizes(arch: Architecture, B: number, T: number) {
   const { d_model: C, d_ff: F, vocab_size: V, num_heads: H } = arch;
   const M = B * T;
+  const llama = blockOf(arch) === "llama";
+  const mean = llama ? 0 : M; // RMSNorm keeps only rstd
   const block: Record<keyof BlockActivations, number> = {
-    ln1: M * C, ln1Mean: M, ln1Rstd: M,
+    ln1: M * C, ln1Mean: mean, ln1Rstd: M,
     qkv: 3 * M * C, atty: M * C, attLse: B * H * T, attProj: M * C,
     resid2: M * C,
-    ln2: M * C, ln2Mean: M, ln2Rstd: M,
-    fch: M * F, fchGelu: M * F, mlpProj: M * C, resid3: M * C,
+    ln2: M * C, ln2Mean: mean, ln2Rstd: M,
+    fch: M * fcRows(arch), fchAct: M * F, mlpProj: M * C, resid3: M * C,
   };
   const rest: Record<Exclude<keyof Activations, "B" | "T" | "tokens" | "targets" | "blocks">, number> = {
     encoded: M * C,
-    lnf: M * C, lnfMean: M, lnfRstd: M,
+    lnf: M * C, lnfMean: mean, lnfRstd: M,
     logits: M * V, losses: M,
     dResidual: M * C, dLn: M * C, dAtty: M * C, dQkv: 3 * M * C,
-    dFch: M * F,
+    dFch: M * fcRows(arch), dAct: llama ? M * F : 0,
   };
   return { block, rest };
 }
@@ -83,5 +87,7 @@ export function allocateActivations(arch: Architecture, B: number, T: number): A
   };
   const { block, rest } = arenaSizes(arch, B, T);
   const blocks = Array.from({ length: arch.num_layers }, () => carve(block));
-  return { B, T, tokens: new Int32Array(M), targets: new Int32Array(M), blocks, ...carve(rest) };
+  const carved = carve(rest);
+  if (blockOf(arch) === "gpt2") carved.dAct = carved.dFch; // GELU's backward runs in place
+  return { B, T, tokens: new Int32Array(M), targets: new Int32Array(M), blocks, ...carved };
 }

@@ -30,7 +30,7 @@ export class StepProfile {
   }
 
   /** A copy of a table of functions in which each call is timed under its entry's label. */
-  timed<T extends { [name: string]: (...args: never[]) => unknown }>(fns: T, labels: Record<keyof T, string>): T {
+  timed<T extends { [name: string]: ((...args: never[]) => unknown) | undefined }>(fns: T, labels: Record<keyof T, string>): T {
     const out: Record<string, unknown> = {};
     for (const name of Object.keys(fns) as (keyof T & string)[]) {
       const fn = fns[name] as unknown as (...args: unknown[]) => unknown;
