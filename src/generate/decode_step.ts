@@ -13,7 +13,7 @@
  * first makes that move happen before, never after.
  */
 import { ptr } from "bun:ffi";
-import type { Architecture } from "../model/layout.ts";
+import { type Architecture, blockOf, fcRows, LLAMA_NORM_EPS, LLAMA_ROPE_THETA } from "../model/layout.ts";
 import type { ModelTensors } from "../model/weights.ts";
 import { NativeError, nativeSymbols as S } from "../native.ts";
 
@@ -21,9 +21,9 @@ type Pointer = ReturnType<typeof ptr>;
 const F32 = 4;
 
 interface BlockPointers {
-  ln1w: Pointer; ln1b: Pointer; qkvW: Pointer; qkvB: Pointer | null;
-  attnProjW: Pointer; attnProjB: Pointer | null; ln2w: Pointer; ln2b: Pointer;
-  fcW: Pointer; fcB: Pointer; mlpProjW: Pointer; mlpProjB: Pointer;
+  ln1w: Pointer; ln1b: Pointer | null; qkvW: Pointer; qkvB: Pointer | null;
+  attnProjW: Pointer; attnProjB: Pointer | null; ln2w: Pointer; ln2b: Pointer | null;
+  fcW: Pointer; fcB: Pointer | null; mlpProjW: Pointer; mlpProjB: Pointer | null;
   k: Float32Array; v: Float32Array; kp: Pointer; vp: Pointer;
 }
 
@@ -47,12 +47,19 @@ export class DecodeStep {
   private readonly blocks: BlockPointers[];
   private readonly p: Record<keyof RowScratch, Pointer>;
   private readonly wte: Pointer;
+  /** wpe, or one row of zeros (position 0 only) for a Llama model, which turns q and k instead. */
   private readonly wpe: Pointer;
+  private readonly wpeRows: number;
   private readonly lnfw: Pointer;
-  private readonly lnfb: Pointer;
+  private readonly lnfb: Pointer | null;
+  /** Llama: RMSNorm's eps and the rotary base; null for GPT-2. */
+  private readonly eps: number | null;
+  private readonly theta: number | null;
+  private readonly fcRows: number;
   private readonly lmHead: Pointer;
   private readonly logitsP: Pointer;
   private readonly qkvK: Float32Array;
+  private readonly zeroRow: Float32Array;
   private readonly qkvV: Float32Array;
 
   constructor(
@@ -66,9 +73,9 @@ export class DecodeStep {
     const C = arch.d_model;
     const opt = (a: Float32Array | null) => (a ? addressOf(a) : null);
     this.blocks = weights.blocks.map((w, l) => ({
-      ln1w: addressOf(w.ln1w), ln1b: addressOf(w.ln1b), qkvW: addressOf(w.qkvW), qkvB: opt(w.qkvB),
-      attnProjW: addressOf(w.attnProjW), attnProjB: opt(w.attnProjB), ln2w: addressOf(w.ln2w), ln2b: addressOf(w.ln2b),
-      fcW: addressOf(w.fcW), fcB: addressOf(w.fcB), mlpProjW: addressOf(w.mlpProjW), mlpProjB: addressOf(w.mlpProjB),
+      ln1w: addressOf(w.ln1w), ln1b: opt(w.ln1b), qkvW: addressOf(w.qkvW), qkvB: opt(w.qkvB),
+      attnProjW: addressOf(w.attnProjW), attnProjB: opt(w.attnProjB), ln2w: addressOf(w.ln2w), ln2b: opt(w.ln2b),
+      fcW: addressOf(w.fcW), fcB: opt(w.fcB), mlpProjW: addressOf(w.mlpProjW), mlpProjB: opt(w.mlpProjB),
       k: kCache[l]!, v: vCache[l]!, kp: addressOf(kCache[l]!), vp: addressOf(vCache[l]!),
     }));
     this.p = {
@@ -76,9 +83,15 @@ export class DecodeStep {
       fc: addressOf(s.fc), fcg: addressOf(s.fcg), mean: addressOf(s.mean), rstd: addressOf(s.rstd),
     };
     this.wte = addressOf(weights.wte);
-    this.wpe = addressOf(weights.wpe);
+    this.zeroRow = new Float32Array(C);
+    this.wpe = addressOf(weights.wpe ?? this.zeroRow);
+    this.wpeRows = weights.wpe ? arch.max_seq_len : 1;
     this.lnfw = addressOf(weights.lnfw);
-    this.lnfb = addressOf(weights.lnfb);
+    this.lnfb = opt(weights.lnfb);
+    const llama = blockOf(arch) === "llama";
+    this.eps = llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null;
+    this.theta = llama ? (arch.rope_theta ?? LLAMA_ROPE_THETA) : null;
+    this.fcRows = fcRows(arch);
     this.lmHead = addressOf(weights.lmHead);
     this.logitsP = addressOf(logits);
     this.qkvK = s.qkv.subarray(C, 2 * C);
@@ -89,24 +102,34 @@ export class DecodeStep {
   run(token: number, pos: number): Float32Array {
     const { d_model: C, num_heads: H, d_ff: F, vocab_size: V } = this.arch;
     const p = this.p;
-    // x = wte[token] + wpe[pos], read in place through offset addresses.
-    ok("residual_forward", S.tv_residual_forward(p.x, (this.wte + token * C * F32) as Pointer, (this.wpe + pos * C * F32) as Pointer, C));
+    // x = wte[token] + wpe[pos] (zeros for Llama), read in place through offset addresses.
+    const wpeRow = this.wpeRows > 1 ? pos : 0;
+    ok("residual_forward", S.tv_residual_forward(p.x, (this.wte + token * C * F32) as Pointer, (this.wpe + wpeRow * C * F32) as Pointer, C));
     for (const l of this.blocks) {
-      ok("layernorm_forward", S.tv_layernorm_forward(p.xn, p.mean, p.rstd, p.x, l.ln1w, l.ln1b, 1, C));
+      this.norm(l.ln1w, l.ln1b);
       ok("matmul_forward", S.tv_matmul_forward(p.qkv, p.xn, l.qkvW, l.qkvB, 1, C, 3 * C));
+      if (this.theta !== null) ok("rope_forward", S.tv_rope_forward(p.qkv, 1, 1, C, H, pos, this.theta));
       l.k.set(this.qkvK, pos * C);
       l.v.set(this.qkvV, pos * C);
       ok("attention_decode", S.tv_attention_decode(p.att, p.qkv, l.kp, l.vp, pos + 1, C, H));
       ok("matmul_forward", S.tv_matmul_forward(p.tmp, p.att, l.attnProjW, l.attnProjB, 1, C, C));
       ok("residual_forward", S.tv_residual_forward(p.x, p.x, p.tmp, C));
-      ok("layernorm_forward", S.tv_layernorm_forward(p.xn, p.mean, p.rstd, p.x, l.ln2w, l.ln2b, 1, C));
-      ok("matmul_forward", S.tv_matmul_forward(p.fc, p.xn, l.fcW, l.fcB, 1, C, F));
-      ok("gelu_forward", S.tv_gelu_forward(p.fcg, p.fc, F));
+      this.norm(l.ln2w, l.ln2b);
+      ok("matmul_forward", S.tv_matmul_forward(p.fc, p.xn, l.fcW, l.fcB, 1, C, this.fcRows));
+      if (this.eps === null) ok("gelu_forward", S.tv_gelu_forward(p.fcg, p.fc, F));
+      else ok("swiglu_forward", S.tv_swiglu_forward(p.fcg, p.fc, 1, F));
       ok("matmul_forward", S.tv_matmul_forward(p.tmp, p.fcg, l.mlpProjW, l.mlpProjB, 1, F, C));
       ok("residual_forward", S.tv_residual_forward(p.x, p.x, p.tmp, C));
     }
-    ok("layernorm_forward", S.tv_layernorm_forward(p.xn, p.mean, p.rstd, p.x, this.lnfw, this.lnfb, 1, C));
+    this.norm(this.lnfw, this.lnfb);
     ok("matmul_forward", S.tv_matmul_forward(this.logitsP, p.xn, this.lmHead, null, 1, C, V));
     return this.logits;
+  }
+
+  /** xn = norm(x): LayerNorm (GPT-2) or RMSNorm (Llama). */
+  private norm(weight: Pointer, bias: Pointer | null): void {
+    const p = this.p, C = this.arch.d_model;
+    if (this.eps === null) ok("layernorm_forward", S.tv_layernorm_forward(p.xn, p.mean, p.rstd, p.x, weight, bias, 1, C));
+    else ok("rmsnorm_forward", S.tv_rmsnorm_forward(p.xn, p.rstd, p.x, weight, 1, C, this.eps));
   }
 }

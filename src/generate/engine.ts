@@ -5,9 +5,10 @@
  * new token costs one token's forward however long the prefix is.
  *
  * Every operation is a native kernel call on preallocated buffers: the per-token path allocates nothing
- * and calls the kernel table directly (decode_step.ts).
+ * and calls the kernel table directly (decode_step.ts). A Llama model's keys are cached after their
+ * rotary turn, at their own positions, so a step turns only the new row.
  */
-import type { Architecture } from "../model/layout.ts";
+import { type Architecture, blockOf, fcRows, LLAMA_NORM_EPS, LLAMA_ROPE_THETA } from "../model/layout.ts";
 import { type BlockTensors, modelTensors, type ModelTensors } from "../model/weights.ts";
 import {
   attentionDecode,
@@ -17,6 +18,9 @@ import {
   layernormForward,
   matmulForward,
   residualForward,
+  rmsnormForward,
+  ropeForward,
+  swigluForward,
 } from "../native.ts";
 import { DecodeStep } from "./decode_step.ts";
 
@@ -27,8 +31,8 @@ class Scratch {
   readonly qkv: Float32Array; // [rows, 3C]
   readonly att: Float32Array; // attention output [rows, C]
   readonly tmp: Float32Array; // projection output [rows, C]
-  readonly fc: Float32Array; // [rows, F]
-  readonly fcg: Float32Array; // GELU(fc) [rows, F]
+  readonly fc: Float32Array; // [rows, F], SwiGLU: [rows, 2F]
+  readonly fcg: Float32Array; // GELU(fc) or SwiGLU(fc) [rows, F]
   readonly mean: Float32Array;
   readonly rstd: Float32Array;
   readonly lse: Float32Array; // [H, rows]
@@ -40,7 +44,7 @@ class Scratch {
     this.qkv = new Float32Array(rows * 3 * C);
     this.att = new Float32Array(rows * C);
     this.tmp = new Float32Array(rows * C);
-    this.fc = new Float32Array(rows * F);
+    this.fc = new Float32Array(rows * fcRows(arch));
     this.fcg = new Float32Array(rows * F);
     this.mean = new Float32Array(rows);
     this.rstd = new Float32Array(rows);
@@ -59,11 +63,20 @@ export class InferenceEngine {
   private readonly logits: Float32Array;
   private pos = 0;
   private readonly decoder: DecodeStep;
+  /** Llama: RMSNorm's eps and the rotary base; null for GPT-2 (LayerNorm, learned positions). */
+  private readonly eps: number | null;
+  private readonly theta: number | null;
+  /** wpe, or zeros for a Llama model (the encoder kernel adds a position row). */
+  private readonly positions: Float32Array;
 
   constructor(arch: Architecture, params: Float32Array) {
     this.arch = arch;
     this.weights = modelTensors(arch, params);
     const { d_model: C, max_seq_len: P, vocab_size: V } = arch;
+    const llama = blockOf(arch) === "llama";
+    this.eps = llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null;
+    this.theta = llama ? (arch.rope_theta ?? LLAMA_ROPE_THETA) : null;
+    this.positions = this.weights.wpe ?? new Float32Array(P * C);
     this.kCache = this.weights.blocks.map(() => new Float32Array(P * C));
     this.vCache = this.weights.blocks.map(() => new Float32Array(P * C));
     this.one = new Scratch(1, arch);
@@ -97,10 +110,11 @@ export class InferenceEngine {
     const ids = this.checkedIds(tokens);
     const s = this.scratchFor(T);
     const w = this.weights;
-    encoderForward(s.x, ids, w.wte, w.wpe, 1, T, C, V, P);
+    encoderForward(s.x, ids, w.wte, this.positions, 1, T, C, V, P);
     w.blocks.forEach((lw, l) => {
-      layernormForward(s.xn, s.mean, s.rstd, s.x, lw.ln1w, lw.ln1b, T, C);
+      this.norm(s, s.x, lw.ln1w, lw.ln1b, T);
       matmulForward(s.qkv, s.xn, lw.qkvW, lw.qkvB, T, C, 3 * C);
+      if (this.theta !== null) ropeForward(s.qkv, 1, T, C, H, 0, this.theta);
       attentionForward(s.att, s.lse, s.qkv, 1, T, C, H);
       const k = this.kCache[l]!, v = this.vCache[l]!;
       for (let t = 0; t < T; t++) {
@@ -113,7 +127,7 @@ export class InferenceEngine {
     this.pos = T;
     if (allLogits) {
       if (allLogits.length < T * V) throw new RangeError(`prefill: allLogits holds ${allLogits.length}, needs ${T * V}`);
-      layernormForward(s.xn, s.mean, s.rstd, s.x, w.lnfw, w.lnfb, T, C);
+      this.norm(s, s.x, w.lnfw, w.lnfb, T);
       matmulForward(allLogits, s.xn, w.lmHead, null, T, C, V);
       this.logits.set(allLogits.subarray((T - 1) * V, T * V));
       return this.logits;
@@ -137,21 +151,29 @@ export class InferenceEngine {
   private mlpAndProjection(s: Scratch, lw: BlockTensors, rows: number, C: number, F: number): void {
     matmulForward(s.tmp, s.att, lw.attnProjW, lw.attnProjB, rows, C, C);
     residualForward(s.x, s.x, s.tmp, rows * C);
-    layernormForward(s.xn, s.mean, s.rstd, s.x, lw.ln2w, lw.ln2b, rows, C);
-    matmulForward(s.fc, s.xn, lw.fcW, lw.fcB, rows, C, F);
-    geluForward(s.fcg, s.fc, rows * F);
+    this.norm(s, s.x, lw.ln2w, lw.ln2b, rows);
+    matmulForward(s.fc, s.xn, lw.fcW, lw.fcB, rows, C, fcRows(this.arch));
+    if (this.eps === null) geluForward(s.fcg, s.fc, rows * F);
+    else swigluForward(s.fcg, s.fc, rows, F);
     matmulForward(s.tmp, s.fcg, lw.mlpProjW, lw.mlpProjB, rows, F, C);
     residualForward(s.x, s.x, s.tmp, rows * C);
   }
 
-  /** Final layernorm and LM head of one residual row [C] → logits [V]. */
+  /** Final norm and LM head of one residual row [C] → logits [V]. */
   private head(row: Float32Array): Float32Array {
     const { d_model: C, vocab_size: V } = this.arch;
     const s = this.one;
     const w = this.weights;
-    layernormForward(s.xn, s.mean, s.rstd, row, w.lnfw, w.lnfb, 1, C);
+    this.norm(s, row, w.lnfw, w.lnfb, 1);
     matmulForward(this.logits, s.xn, w.lmHead, null, 1, C, V);
     return this.logits;
+  }
+
+  /** s.xn = norm(inp) for `rows` rows: LayerNorm (GPT-2) or RMSNorm (Llama, no bias). */
+  private norm(s: Scratch, inp: Float32Array, weight: Float32Array, bias: Float32Array | null, rows: number): void {
+    const C = this.arch.d_model;
+    if (this.eps === null) layernormForward(s.xn, s.mean, s.rstd, inp, weight, bias!, rows, C);
+    else rmsnormForward(s.xn, s.rstd, inp, weight, rows, C, this.eps);
   }
 
   private scratchFor(rows: number): Scratch {
