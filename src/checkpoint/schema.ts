@@ -91,8 +91,21 @@ export const architectureSchema: z.ZodType<Architecture> = z
     max_seq_len: positive(1 << 20),
     tied_embeddings: z.boolean(),
     attention_bias: z.boolean(),
+    // Absent = gpt2, so files written before Llama blocks keep their bytes and meaning.
+    block: z.enum(["gpt2", "llama"]).optional(),
+    rope_theta: finite.positive().optional(),
+    norm_eps: finite.positive().max(1).optional(),
   })
-  .refine((a) => a.d_model % a.num_heads === 0, { message: "d_model must be a multiple of num_heads", path: ["d_model"] });
+  .refine((a) => a.d_model % a.num_heads === 0, { message: "d_model must be a multiple of num_heads", path: ["d_model"] })
+  .refine((a) => (a.block === "llama" ? a.rope_theta !== undefined && a.norm_eps !== undefined : a.rope_theta === undefined && a.norm_eps === undefined), {
+    message: "rope_theta and norm_eps belong to (and are required by) block \"llama\"",
+    path: ["block"],
+  })
+  .refine((a) => a.block !== "llama" || !a.attention_bias, { message: "a llama block has no attention biases", path: ["attention_bias"] })
+  .refine((a) => a.block !== "llama" || (a.d_model / a.num_heads) % 2 === 0, {
+    message: "rotary positions need an even head size (d_model / num_heads)",
+    path: ["num_heads"],
+  });
 
 export const tokenizerSchema: z.ZodType<TokenizerIdentity> = z.object({
   // "seed-word" is what checkpoints written before the LoopOS rename say; read as, and rewritten as, "loopos-word".

@@ -42,6 +42,7 @@ async function run(checkpoint: string, o: Options): Promise<void> {
     // Everything that can refuse is checked before the weights are read.
     refuseToReplace(out, overwrite, { what: "a file", flag: "--out", waysOut: ["give another --out"] });
     checkFolderWay(dirname(out), "--out", out);
+    await refuseLlama(checkpoint, format);
     const { readCheckpoint, readCheckpointHeader, writeLopos } = await import("../checkpoint/index.ts");
     if (readCheckpointHeader(checkpoint).arch.attention_bias) throw loposRefusal(checkpoint);
     const ckpt = readCheckpoint(checkpoint);
@@ -61,6 +62,7 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   const { checkHfOut, exportHf, HF_FILES } = await import("../hf/export.ts");
   checkHfOut(out, overwrite);
   checkFolderWay(out, "--out", out);
+  await refuseLlama(checkpoint, format);
   const { loadModel } = await import("../generate/load.ts");
   const { checkpoint: ckpt, tokenizer } = loadModel(checkpoint, vocab);
   let result;
@@ -83,5 +85,17 @@ function loposRefusal(checkpoint: string): UserError {
     `--format lopos: ${checkpoint} has attention biases, which a LOPOS v1 file cannot hold. Only models of LoopOS's shape ` +
       `(no attention biases, such as models imported from LoopOS) export to LOPOS v1; every model train_vocab trains has them. ` +
       `Use --format hf instead (a folder for HuggingFace transformers).`,
+  );
+}
+
+/** Neither target holds a Llama model yet: refused before anything is written (after the checks
+ * that need no checkpoint, as every other refusal). */
+async function refuseLlama(checkpoint: string, format: string): Promise<void> {
+  const { readCheckpointHeader } = await import("../checkpoint/index.ts");
+  if (readCheckpointHeader(checkpoint).arch.block !== "llama") return;
+  throw new UserError(
+    format === "lopos"
+      ? `--format lopos: ${checkpoint} is a Llama model (--arch llama); LOPOS v1 holds only GPT-style models (LayerNorm, learned positions, GELU).`
+      : `export: ${checkpoint} is a Llama model (--arch llama). HuggingFace Llama export: not yet; only GPT-2 models export (to GPT2LMHeadModel) for now.`,
   );
 }

@@ -7,7 +7,7 @@ import type { CAC } from "cac";
 import type { CheckpointHeader } from "../checkpoint/index.ts";
 import { UserError } from "../base/errors.ts";
 import { count, int, num } from "../base/format.ts";
-import { parameterCount } from "../model/layout.ts";
+import { type Architecture, blockOf, parameterCount } from "../model/layout.ts";
 import { requireFile, text } from "./use_flags.ts";
 
 interface Options {
@@ -57,6 +57,8 @@ function asJson(h: CheckpointHeader, v: Verdict, verify: boolean) {
     version: h.version,
     file_size: h.fileSize,
     arch: h.arch,
+    // The stored arch leaves block out for GPT-2 (files from before Llama blocks): said here in full.
+    block: blockOf(h.arch),
     parameter_count: n,
     has_optimizer_state: h.hasAdam,
     training: h.training,
@@ -94,7 +96,7 @@ function asText(h: CheckpointHeader, v: Verdict, verify: boolean): string {
       "architecture",
       `d_model ${a.d_model} · num_heads ${a.num_heads} · num_layers ${a.num_layers} · d_ff ${a.d_ff} · vocab_size ${a.vocab_size} · max_seq_len ${a.max_seq_len}`,
     ],
-    ["", `${a.tied_embeddings ? "LM head tied to the token embedding" : "separate LM head"} · ${a.attention_bias ? "attention biases" : "no attention biases"}`],
+    ["", blockLine(a)],
     ["parameters", `${int(n)} (${bytes(4 * n, false)} as float32)`],
     ["optimizer", h.hasAdam ? "AdamW moments stored (resume continues exactly)" : "no optimizer state"],
   ];
@@ -123,6 +125,14 @@ function asText(h: CheckpointHeader, v: Verdict, verify: boolean): string {
   rows.push(["checksum", checksumLine(h, v, verify)]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, val]) => `${k.padEnd(width)}  ${val}`).join("\n");
+}
+
+function blockLine(a: Architecture): string {
+  const head = a.tied_embeddings ? "LM head tied to the token embedding" : "separate LM head";
+  if (blockOf(a) === "llama") {
+    return `llama blocks: RMSNorm (eps ${num(a.norm_eps!)}), rotary positions (rope_theta ${num(a.rope_theta!)}), SwiGLU · ${head} · no biases`;
+  }
+  return `gpt2 blocks: LayerNorm, learned positions, GELU · ${head} · ${a.attention_bias ? "attention biases" : "no attention biases"}`;
 }
 
 function checksumLine(h: CheckpointHeader, v: Verdict, verify: boolean): string {

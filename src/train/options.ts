@@ -34,6 +34,16 @@ const shape = {
   numHeads: whole(1, 1 << 12),
   numLayers: whole(1, 1 << 10),
   dFf: whole(1, 1 << 18),
+  arch: z.preprocess(
+    (v) => (typeof v === "string" ? v.toLowerCase() : v),
+    z.enum(["gpt2", "llama"], { errorMap: () => ({ message: "expected gpt2 or llama" }) }),
+  ),
+  ropeTheta: real((n) => n.positive("must be greater than 0")),
+  // A flag's value is text; a config file may say true or "true".
+  tieEmbeddings: z.preprocess(
+    (v) => (typeof v === "string" && /^(true|false)$/i.test(v) ? v.toLowerCase() === "true" : v),
+    z.boolean({ errorMap: () => ({ message: "expected true or false" }) }),
+  ),
   learningRate: real((n) => n.positive("must be greater than 0")),
   epochs: whole(1, 1 << 20),
   maxLength: whole(1, 1 << 20),
@@ -101,6 +111,9 @@ export const DEFAULTS = {
   numHeads: 8,
   numLayers: 2,
   dFf: 1024,
+  arch: "gpt2",
+  ropeTheta: 10000,
+  tieEmbeddings: true,
   learningRate: 0.0001,
   epochs: 3,
   maxLength: 256,
@@ -119,8 +132,8 @@ export const DEFAULTS = {
 } as const;
 
 export type TrainOptions = GivenOptions & {
-  -readonly [K in Exclude<keyof typeof DEFAULTS, "precision" | "schedule">]: (typeof DEFAULTS)[K] extends string ? string : number;
-} & { precision: "auto" | "fp32" | "bf16"; schedule: "cosine" | "wsd" };
+  -readonly [K in Exclude<keyof typeof DEFAULTS, "precision" | "schedule" | "arch" | "tieEmbeddings">]: (typeof DEFAULTS)[K] extends string ? string : number;
+} & { precision: "auto" | "fp32" | "bf16"; schedule: "cosine" | "wsd" } & { arch: "gpt2" | "llama"; tieEmbeddings: boolean };
 
 export interface ResolvedOptions {
   values: TrainOptions;
@@ -129,7 +142,7 @@ export interface ResolvedOptions {
 }
 
 export const OPTION_NAMES = Object.keys(trainOptionsSchema.shape) as OptionName[];
-export const ARCHITECTURE_OPTIONS: OptionName[] = ["dModel", "numHeads", "numLayers", "dFf", "vocabSize"];
+export const ARCHITECTURE_OPTIONS: OptionName[] = ["dModel", "numHeads", "numLayers", "dFf", "vocabSize", "arch", "ropeTheta", "tieEmbeddings"];
 
 /** Is this text a number as typed (1e400 too, which is not finite)? "Infinity" and "NaN" are words. */
 function numeric(text: string): boolean {

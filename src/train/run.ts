@@ -13,7 +13,7 @@ import { UserError } from "../base/errors.ts";
 import { flagName } from "../base/flags.ts";
 import { GPT } from "../model/gpt.ts";
 import { initParameters } from "../model/init.ts";
-import { type Architecture, parameterCount } from "../model/layout.ts";
+import { type Architecture, blockOf, LLAMA_NORM_EPS, parameterCount } from "../model/layout.ts";
 import { hasBf16, setThreads } from "../native.ts";
 import { count, int, num } from "../base/format.ts";
 import { checkWritable, firstMissingFolder, refuseToReplace, removeEmptyFolders } from "../base/overwrite.ts";
@@ -163,10 +163,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
 
   const previous: TrainingState | null = loaded?.training ?? null;
   const shape = stageShape(o, given, previous);
-  const arch: Architecture = loaded?.arch ?? {
-    d_model: o.dModel, num_heads: o.numHeads, num_layers: o.numLayers, d_ff: o.dFf,
-    vocab_size: tokenizer.vocabSize, max_seq_len: shape.seqLen, tied_embeddings: true, attention_bias: true,
-  };
+  const arch: Architecture = loaded?.arch ?? freshArchitecture(o, given, tokenizer.vocabSize, shape.seqLen);
   if (shape.seqLen > arch.max_seq_len) {
     throw new UserError(`--max-length ${shape.seqLen} is longer than the checkpoint's max_seq_len ${arch.max_seq_len} (its position embeddings end there). Use --max-length ${arch.max_seq_len} or less.`);
   }
@@ -219,10 +216,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   if (decision.continued && plan.precision === "bf16" && !hasBf16()) {
     io.warn("Warning: this stage trained in bf16, but this CPU has no AVX512_BF16: it continues in fp32, so it is no longer bit-exact with a run that was never stopped.");
   }
-  io.log(
-    `Model: ${count(parameterCount(arch), "parameter")} (d_model ${arch.d_model}, num_heads ${arch.num_heads}, ` +
-      `num_layers ${arch.num_layers}, d_ff ${arch.d_ff}, vocab_size ${arch.vocab_size}, max_seq_len ${arch.max_seq_len})`,
-  );
+  io.log(modelLine(arch));
   io.log(
     `Windows: ${int(windows.trainCount)} for training, ` +
       (valWindows ? `${int(valWindows.count)} from ${o.valData} for validation` : `${int(windows.valCount)} held out for validation`) +
@@ -323,4 +317,33 @@ function validationWindows(path: string, tokenizer: Tokenizer, o: TrainOptions, 
   const files = listDataFiles(path, io.warn, { exclude: [o.output, o.vocab] });
   const tokens = tokenizeWithCache(files, tokenizer, dataFingerprint(files), o.output);
   return new TokenWindows(tokens.ids, seqLen, 0);
+}
+
+/** A fresh run's architecture from the flags. GPT-2's has exactly the fields it always had (no
+ * block key), so its checkpoints keep their bytes. */
+function freshArchitecture(o: TrainOptions, given: Set<OptionName>, vocabSize: number, seqLen: number): Architecture {
+  const common = {
+    d_model: o.dModel, num_heads: o.numHeads, num_layers: o.numLayers, d_ff: o.dFf,
+    vocab_size: vocabSize, max_seq_len: seqLen, tied_embeddings: o.tieEmbeddings,
+  };
+  if (o.arch === "gpt2") {
+    if (given.has("ropeTheta")) throw new UserError(`--rope-theta ${o.ropeTheta}: only --arch llama has rotary positions (GPT-2 learns its positions).`);
+    return { ...common, attention_bias: true };
+  }
+  const head = o.dModel / o.numHeads;
+  if (head % 2 !== 0) {
+    throw new UserError(`--arch llama: rotary positions turn channel pairs, so the head size must be even; --d-model ${o.dModel} / --num-heads ${o.numHeads} = ${head}.`);
+  }
+  return { ...common, attention_bias: false, block: "llama", rope_theta: o.ropeTheta, norm_eps: LLAMA_NORM_EPS };
+}
+
+function modelLine(arch: Architecture): string {
+  const llama = blockOf(arch) === "llama";
+  return (
+    `Model: ${count(parameterCount(arch), "parameter")} (${llama ? "llama: " : ""}d_model ${arch.d_model}, num_heads ${arch.num_heads}, ` +
+    `num_layers ${arch.num_layers}, d_ff ${arch.d_ff}${llama ? " (SwiGLU)" : ""}, vocab_size ${arch.vocab_size}, max_seq_len ${arch.max_seq_len}` +
+    (llama ? `, rope_theta ${num(arch.rope_theta!)}` : "") +
+    (llama || !arch.tied_embeddings ? `, LM head ${arch.tied_embeddings ? "tied" : "untied"}` : "") +
+    ")"
+  );
 }

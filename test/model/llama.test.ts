@@ -126,3 +126,16 @@ test("Llama: rotary positions make the model see order (a shifted window changes
 test("an odd head size is refused for rotary positions", () => {
   expect(() => new GPT(llamaArch({ d_model: 18, num_heads: 2 }))).toThrow(/even head size/);
 });
+
+test("the checkpoint's architecture schema: absent block = gpt2 as written, llama's fields required with it", async () => {
+  const { architectureSchema } = await import("../../src/checkpoint/schema.ts");
+  const gpt2 = { d_model: 16, num_heads: 2, num_layers: 1, d_ff: 24, vocab_size: 23, max_seq_len: 8, tied_embeddings: true, attention_bias: true };
+  expect(architectureSchema.parse(gpt2)).toEqual(gpt2); // no key added: old files keep their bytes
+  expect(architectureSchema.parse(llamaArch())).toEqual(llamaArch());
+  const { rope_theta: _t, ...noTheta } = llamaArch();
+  expect(architectureSchema.safeParse(noTheta).success).toBe(false);
+  expect(architectureSchema.safeParse({ ...gpt2, rope_theta: 10000 }).success).toBe(false);
+  expect(architectureSchema.safeParse(llamaArch({ attention_bias: true })).success).toBe(false);
+  expect(architectureSchema.safeParse(llamaArch({ d_model: 18 })).success).toBe(false);
+  expect(architectureSchema.safeParse({ ...llamaArch(), block: "gpt3" }).success).toBe(false);
+});
