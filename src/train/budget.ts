@@ -8,7 +8,7 @@ import type { TrainingPlan } from "../checkpoint/index.ts";
 import type { TokenWindows } from "../data/windows.ts";
 import type { GPT } from "../model/gpt.ts";
 import { type Architecture, parameterCount } from "../model/layout.ts";
-import { AdamW } from "./optimizer.ts";
+import { Optimizer } from "./optimizer.ts";
 import { decaySteps, defaultWarmup } from "./schedule.ts";
 
 /** Seconds each kind of work takes, measured (steps, validation batches) or estimated (saves). */
@@ -91,7 +91,7 @@ export function refitToPace(plan: TrainingPlan, done: number, secondsPerStep: nu
 
 /**
  * The costs on this machine, now: two warm-up steps, then the median of timed steps (forward,
- * backward, gradient norm and an AdamW update on copies, so the run's own state is untouched; at
+ * backward, gradient norm and the plan's optimizer update on copies, so the run's own state is untouched; at
  * least three, more when steps are fast) and one validation batch. Saves are estimated from their size.
  */
 export function measureCosts(model: GPT, arch: Architecture, windows: TokenWindows, plan: TrainingPlan): WorkCosts {
@@ -102,14 +102,14 @@ export function measureCosts(model: GPT, arch: Architecture, windows: TokenWindo
   const idx = new Uint32Array(rows);
   for (let i = 0; i < rows; i++) idx[i] = i;
   windows.fill(idx, tokens, targets);
-  const scratch = new AdamW(arch, null);
+  const scratch = new Optimizer(arch, null, { kind: plan.optimizer ?? "adamw", precision: plan.precision ?? "fp32" });
   const params = model.params.slice();
   const step = () => {
     const started = performance.now();
     model.zeroGrad();
     model.forward(rows, T, true);
     model.backward();
-    const norm = AdamW.gradNorm(model.grads);
+    const norm = Optimizer.gradNorm(model.grads);
     scratch.step(params, model.grads, norm, 0, 1, plan, { clearGrads: true });
     return (performance.now() - started) / 1000;
   };
@@ -123,7 +123,7 @@ export function measureCosts(model: GPT, arch: Architecture, windows: TokenWindo
   const started = performance.now();
   model.evaluate(rows, T);
   const valBatchSeconds = (performance.now() - started) / 1000;
-  // Parameters and both AdamW moments, written and synced.
+  // Parameters and both moments, written and synced.
   const saveSeconds = 0.05 + (parameterCount(arch) * 12) / 300e6;
   return { stepSeconds: times[times.length >> 1]!, valBatchSeconds, saveSeconds };
 }
