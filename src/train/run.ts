@@ -233,6 +233,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
           (plan.schedule === "wsd"
             ? `then stable, decaying linearly over the last ${count(plan.decay_steps ?? 0, "step")} to ${num(plan.min_lr)}`
             : `cosine to ${num(plan.min_lr)}`) +
+          (plan.optimizer === "muon" ? ", Muon for the hidden matrices and AdamW for the rest" : ", AdamW") +
           (loaded?.adam ? ", optimizer state carried over" : ""),
   );
 
