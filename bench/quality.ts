@@ -23,7 +23,7 @@
 //                                                          the peer's learning-rate sweep (283 steps:
 //                                                          2 minutes of the peer on a quiet machine)
 //   options: --minutes 2,5  --corpora brown,gcide  --train-mb 5  --val-mb 0.5
-//            --steps-between-evals 50  --peer-lr 2e-3[,…]  --peer-precision fp32|bf16[,…]
+//            --steps-between-evals 50  --peer-lr 2e-3[,…]  --peer-precision bf16|fp32[,…]
 //            --ours-lr F (default: the first --peer-lr)  --ours-args "…extra flags for ours…"
 //            --threads N  --work DIR (default: <tmp>/train-vocab-quality)  --no-ours  --no-peer
 //            --peer-steps N (a fixed step count for the peer)  --peer-omp-wait active|passive
@@ -89,9 +89,9 @@ for (const c of corpora) if (c !== "brown" && c !== "gcide") fail(`--corpora: un
 const trainMb = positive("train-mb", option("train-mb") ?? "5");
 const valMb = positive("val-mb", option("val-mb") ?? (quick ? "0.1" : "0.5"));
 const evalEvery = positive("steps-between-evals", option("steps-between-evals") ?? (quick ? "10" : "50"), true);
-// Defaults from the sweep in docs/performance.md ("Time to quality"), as in bench/quality_torch.py.
+// Defaults from the sweeps recorded in bench/quality_torch.py (and docs/performance.md, "Time to quality").
 const peerLrs = list(option("peer-lr") ?? "2e-3").map((x) => positive("peer-lr", x));
-const peerPrecisions = list(option("peer-precision") ?? "fp32");
+const peerPrecisions = list(option("peer-precision") ?? "bf16");
 for (const p of peerPrecisions) if (p !== "fp32" && p !== "bf16") fail(`--peer-precision: ${p} (fp32 or bf16)`);
 // A fixed step count for the peer (0: planned from the budget), for sweeps on a busy machine.
 const peerSteps = option("peer-steps") === undefined ? 0 : positive("peer-steps", option("peer-steps")!, true);
