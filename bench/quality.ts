@@ -122,6 +122,7 @@ function oursCandidates(): { argv: string[]; env: Record<string, string>; name: 
   const lib = process.env.TRAIN_VOCAB_LIB ?? join(root, "build", process.platform === "darwin" ? "libtrain_vocab.dylib" : "libtrain_vocab.so");
   if (existsSync(lib)) {
     const dir = mkdtempSync(join(tmpdir(), "bench-quality-lib-"));
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
     const copy = join(dir, lib.slice(lib.lastIndexOf("/") + 1));
     copyFileSync(lib, copy);
     out.push({ argv: ["bun", "run", join(root, "bin/train-vocab.ts")], env: { TRAIN_VOCAB_LIB: copy }, name: "bun run bin/train-vocab.ts" });
