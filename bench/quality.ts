@@ -24,13 +24,12 @@
 //                                                          2 minutes of the peer on a quiet machine)
 //   options: --minutes 2,5  --corpora brown,gcide  --train-mb 5  --val-mb 0.5
 //            --steps-between-evals 50  --peer-lr 2e-3[,…]  --peer-precision bf16|fp32[,…]
-//            --ours-lr F (default: the first --peer-lr)  --ours-args "…extra flags for ours…"
+//            --ours-lr F (default: ours' own default)  --ours-args "…extra flags for ours…"
 //            --threads N  --work DIR (default: <tmp>/train-vocab-quality)  --no-ours  --no-peer
 //            --peer-steps N (a fixed step count for the peer)  --peer-omp-wait active|passive
 //            --fallback (ours through --max-steps segments even when the CLI has --time-budget)
 //
-// Ours runs with --time-budget, --eval-every, --val-data and --epochs 1000 (with a budget, epochs are
-// only an upper bound), and reads elapsed_s and val_loss from its metrics.jsonl. A CLI without those
+// Ours runs its default recipe with --time-budget, --eval-every and --val-data, and reads elapsed_s and val_loss from its metrics.jsonl. A CLI without those
 // flags runs the fallback: a short probe run measures the step time, the stage is planned with
 // --max-steps (whole epochs, so its cosine does not end at the budget), and the run goes in segments
 // of --steps-between-evals steps (`resume`), each followed by `train_vocab eval` on the validation
@@ -98,7 +97,8 @@ const peerSteps = option("peer-steps") === undefined ? 0 : positive("peer-steps"
 // ACTIVE is the peer's fastest on a quiet machine; on a busy one its spinning threads lose ~3x.
 const peerOmpWait = (option("peer-omp-wait") ?? "active").toUpperCase();
 if (peerOmpWait !== "ACTIVE" && peerOmpWait !== "PASSIVE") fail(`--peer-omp-wait ${option("peer-omp-wait")}: active or passive`);
-const oursLr = positive("ours-lr", option("ours-lr") ?? String(peerLrs[0]));
+const oursLrText = option("ours-lr");
+const oursLr = oursLrText === undefined ? undefined : positive("ours-lr", oursLrText);
 const oursExtra = (option("ours-args") ?? "").split(/\s+/).filter(Boolean);
 const threads = positive("threads", option("threads") ?? process.env.TRAIN_VOCAB_THREADS ?? String(availableParallelism()), true);
 const work = option("work") ?? join(tmpdir(), "train-vocab-quality");
@@ -313,10 +313,9 @@ function oursFlags(c: Corpus, out: string): string[] {
   const args = ["--data", c.train, "--vocab", c.vocab, "--output", out, "--overwrite",
     "--d-model", SHAPE.d_model, "--num-heads", SHAPE.num_heads, "--num-layers", SHAPE.num_layers, "--d-ff", SHAPE.d_ff,
     "--max-length", T, "--batch-size", B, "--threads", threads, "--seed", SEED, "--log-every", 50].map(String);
-  // The same peak learning rate as the peer, and bf16 products (fp32 where the CPU lacks BF16):
-  // ours at its best, as the peer is at its best; --ours-args overrides either.
-  if (!given.has("--learning-rate")) args.push("--learning-rate", String(oursLr));
-  if (!given.has("--precision")) args.push("--precision", "bf16");
+  // Ours runs its default recipe (learning rate, precision, schedule): only the model's shape and the
+  // budget are given, unless --ours-lr or --ours-args say otherwise (sweeps and the ablation).
+  if (oursLr !== undefined && !given.has("--learning-rate")) args.push("--learning-rate", String(oursLr));
   return [...args, ...oursExtra];
 }
 
@@ -326,9 +325,8 @@ function readJsonl(path: string): Record<string, number>[] {
 }
 
 function runOursNew(c: Corpus, m: number, out: string): RunResult {
-  // With --time-budget, --epochs is only an upper bound: a high one lets the budget decide.
-  const epochs = oursExtra.includes("--epochs") ? [] : ["--epochs", "1000"];
-  const args = [...oursFlags(c, out), "--time-budget", budgetArg(m), "--eval-every", String(evalEvery), "--val-data", c.val, ...epochs];
+  // With --time-budget and no --epochs, the budget alone decides the stage's length.
+  const args = [...oursFlags(c, out), "--time-budget", budgetArg(m), "--eval-every", String(evalEvery), "--val-data", c.val];
   rmSync(join(out, "metrics.jsonl"), { force: true });
   const r = runCli(args, { log: join(out, "..", "ours.log"), timeoutS: m * 60 * 3 + 600 });
   const base: RunResult = { side: "ours", label: "ours", corpus: c.name, minutes: m, curve: [], clockS: NaN, wallS: r.wallS, steps: 0, detail: { path: "time-budget" } };
