@@ -2,8 +2,8 @@
  * The generation loop: encode the prompt (cut from the left to fit the context), prefill it, then
  * sample one token at a time, feeding each back through the KV cache, until end-of-text or the limit.
  * When prompt + output outgrow the context, the cache is rebuilt from the most recent half of the
- * context (learned positions cannot be shifted in place), so long outputs cost one prefill per
- * half-context of tokens rather than one per token.
+ * context (positions are baked into the cache: learned ones into every row, rotary ones into the
+ * keys), so long outputs cost one prefill per half-context of tokens rather than one per token.
  */
 import { UserError } from "../base/errors.ts";
 import { count, int } from "../base/format.ts";
