@@ -1,5 +1,5 @@
 /** `train_vocab export CKPT --format hf --out DIR`: a folder HuggingFace transformers loads as
- * GPT2LMHeadModel (or, with --format lopos, a LOPOS v1 file for LoopOS). */
+ * GPT2LMHeadModel or LlamaForCausalLM (or, with --format lopos, a LOPOS v1 file for LoopOS). */
 import type { CAC } from "cac";
 import { dirname, join } from "node:path";
 import { UserError } from "../base/errors.ts";
@@ -17,11 +17,11 @@ interface Options {
 
 export function registerExport(cli: CAC): void {
   cli
-    .command("export <checkpoint>", "Write a checkpoint for other tools: a HuggingFace GPT-2 folder, or a LoopOS LOPOS v1 file")
+    .command("export <checkpoint>", "Write a checkpoint for other tools: a HuggingFace GPT-2 or Llama folder, or a LoopOS LOPOS v1 file")
     .option("--vocab <file>", "hf: the vocabulary the model was trained with; becomes tokenizer.json, vocab.json, merges.txt (path)", {
       default: "outputs/tokenizer.vocab",
     })
-    .option("--format <fmt>", "hf (folder for transformers' GPT2LMHeadModel) or lopos (LoopOS's checkpoint file; models without attention biases only) (string)", { default: "hf" })
+    .option("--format <fmt>", "hf (folder for transformers' GPT2LMHeadModel, or LlamaForCausalLM for a Llama model) or lopos (LoopOS's checkpoint file; models without attention biases only) (string)", { default: "hf" })
     .option("--out <path>", "hf: the folder to write (created if missing); lopos: the file to write (path, required)")
     .option("--overwrite", "Replace an earlier export or file at --out (boolean; default: refuse)")
     .example("train_vocab export outputs/autoregressive/model_checkpoint.bin --vocab outputs/tokenizer.vocab --format hf --out hf_model/")
@@ -42,7 +42,7 @@ async function run(checkpoint: string, o: Options): Promise<void> {
     // Everything that can refuse is checked before the weights are read.
     refuseToReplace(out, overwrite, { what: "a file", flag: "--out", waysOut: ["give another --out"] });
     checkFolderWay(dirname(out), "--out", out);
-    await refuseLlama(checkpoint, format);
+    await refuseLlama(checkpoint);
     const { readCheckpoint, readCheckpointHeader, writeLopos } = await import("../checkpoint/index.ts");
     if (readCheckpointHeader(checkpoint).arch.attention_bias) throw loposRefusal(checkpoint);
     const ckpt = readCheckpoint(checkpoint);
@@ -62,7 +62,6 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   const { checkHfOut, exportHf, HF_FILES } = await import("../hf/export.ts");
   checkHfOut(out, overwrite);
   checkFolderWay(out, "--out", out);
-  await refuseLlama(checkpoint, format);
   const { loadModel } = await import("../generate/load.ts");
   const { checkpoint: ckpt, tokenizer } = loadModel(checkpoint, vocab);
   let result;
@@ -76,7 +75,8 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   }
   for (const n of result.notices) console.error(`note: ${n}`);
   console.error(`wrote ${out}: ${result.files.join(", ")}`);
-  console.error(`load it with: GPT2LMHeadModel.from_pretrained(${JSON.stringify(out)})`);
+  const model = ckpt.arch.block === "llama" ? "LlamaForCausalLM" : "GPT2LMHeadModel";
+  console.error(`load it with: ${model}.from_pretrained(${JSON.stringify(out)})`);
 }
 
 /** LOPOS v1 holds LoopOS's model, which has no attention biases; every model train_vocab trains has them. */
@@ -88,14 +88,13 @@ function loposRefusal(checkpoint: string): UserError {
   );
 }
 
-/** Neither target holds a Llama model yet: refused before anything is written (after the checks
- * that need no checkpoint, as every other refusal). */
-async function refuseLlama(checkpoint: string, format: string): Promise<void> {
+/** LOPOS v1 has no Llama block: refused before anything is written (after the checks that need no
+ * checkpoint, as every other refusal). */
+async function refuseLlama(checkpoint: string): Promise<void> {
   const { readCheckpointHeader } = await import("../checkpoint/index.ts");
   if (readCheckpointHeader(checkpoint).arch.block !== "llama") return;
   throw new UserError(
-    format === "lopos"
-      ? `--format lopos: ${checkpoint} is a Llama model (--arch llama); LOPOS v1 holds only GPT-style models (LayerNorm, learned positions, GELU).`
-      : `export: ${checkpoint} is a Llama model (--arch llama). HuggingFace Llama export: not yet; only GPT-2 models export (to GPT2LMHeadModel) for now.`,
+    `--format lopos: ${checkpoint} is a Llama model (--arch llama); LOPOS v1 holds only GPT-style models (LayerNorm, learned positions, GELU). ` +
+      `Use --format hf instead (a LlamaForCausalLM folder for HuggingFace transformers).`,
   );
 }

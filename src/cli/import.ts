@@ -1,4 +1,4 @@
-/** `train_vocab import DIR --out CKPT`: a HuggingFace GPT-2 folder (trained anywhere) as our
+/** `train_vocab import DIR --out CKPT`: a HuggingFace GPT-2 or Llama folder (trained anywhere) as our
  * checkpoint and vocabulary, ready to fine-tune (`train --resume`), generate or evaluate. */
 import type { CAC } from "cac";
 import { dirname, join, resolve } from "node:path";
@@ -15,7 +15,7 @@ interface Options {
 
 export function registerImport(cli: CAC): void {
   cli
-    .command("import <folder>", "Read a HuggingFace GPT-2 folder (config.json, model.safetensors, tokenizer) into a checkpoint and vocab file")
+    .command("import <folder>", "Read a HuggingFace GPT-2 or Llama folder (config.json, model.safetensors, tokenizer) into a checkpoint and vocab file")
     .option("--out <file>", "The checkpoint to write (path, required)")
     .option("--vocab-out <file>", "The vocabulary to write, from the folder's tokenizer (path; default: tokenizer.vocab beside --out)")
     .option("--overwrite", "Replace an existing checkpoint at --out and vocabulary at --vocab-out (boolean; default: refuse)")
@@ -67,7 +67,7 @@ async function run(folder: string, o: Options): Promise<void> {
   if (!tok) console.error("note: the folder has no tokenizer files; the checkpoint records no tokenizer (any vocab of its size will be accepted).");
   const a = result.arch;
   console.error(
-    `wrote ${out} (d_model ${a.d_model}, num_heads ${a.num_heads}, num_layers ${a.num_layers}, d_ff ${a.d_ff}, vocab_size ${a.vocab_size}, ` +
+    `wrote ${out} (${a.block === "llama" ? "llama, " : ""}d_model ${a.d_model}, num_heads ${a.num_heads}, num_layers ${a.num_layers}, d_ff ${a.d_ff}, vocab_size ${a.vocab_size}, ` +
       `max_seq_len ${a.max_seq_len})${tok ? ` and ${vocabOut} (${count(tok.vocabSize, "token")})` : ""}`,
   );
 }

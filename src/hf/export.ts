@@ -1,7 +1,7 @@
 /**
- * A checkpoint as a folder transformers loads with GPT2LMHeadModel.from_pretrained: config.json,
- * model.safetensors (GPT-2 names, Conv1D layouts, written with the checkpoint module's container
- * code) and the tokenizer files. Every file is written atomically.
+ * A checkpoint as a folder transformers loads with GPT2LMHeadModel.from_pretrained (a Llama model:
+ * LlamaForCausalLM): config.json, model.safetensors (HF names and layouts, written with the checkpoint
+ * module's container code) and the tokenizer files. Every file is written atomically.
  */
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -9,7 +9,7 @@ import { atomicWrite, type Chunk } from "../base/files.ts";
 import { encodeHeader } from "../checkpoint/index.ts";
 import { UserError } from "../base/errors.ts";
 import { refuseToReplace } from "../base/overwrite.ts";
-import { type Architecture, tensorSpecs, viewsOf } from "../model/layout.ts";
+import { type Architecture, blockOf, tensorSpecs, viewsOf } from "../model/layout.ts";
 import { BpeTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 import { hfConfig } from "./config.ts";
 import { hfTensors, transpose } from "./names.ts";
@@ -45,7 +45,7 @@ export interface ExportResult {
   notices: string[];
 }
 
-/** The GPT-2 state dict of a flat parameter buffer: HF key → [shape, data] (views where no transpose is needed). */
+/** The HF state dict of a flat parameter buffer: HF key → [shape, data] (views where no transpose is needed). */
 export function hfStateDict(arch: Architecture, params: Float32Array): Map<string, { shape: number[]; data: Float32Array }> {
   const views = viewsOf(params, arch);
   const shapes = new Map(tensorSpecs(arch).map((s) => [s.name, s.shape]));
@@ -61,6 +61,10 @@ export function hfStateDict(arch: Architecture, params: Float32Array): Map<strin
     if (t.transposed) {
       const [rows, cols] = shape as [number, number];
       out.set(t.hf, { shape: [cols, rows], data: transpose(view, rows, cols) });
+    } else if (t.rows) {
+      const [start, count] = t.rows;
+      const cols = shape[1]!;
+      out.set(t.hf, { shape: [count, cols], data: view.subarray(start * cols, (start + count) * cols) });
     } else {
       out.set(t.hf, { shape, data: view });
     }
@@ -82,7 +86,7 @@ export function exportHf(arch: Architecture, params: Float32Array, tok: Tokenize
   // transformers refuses safetensors files whose metadata lacks format "pt".
   const header = encodeHeader({ format: "pt" }, decls);
   write("model.safetensors", [header.bytes, ...[...state.values()].map((t) => t.data)]);
-  if (!arch.attention_bias) notices.push("This model has no attention biases: GPT-2's c_attn/c_proj biases are exported as zeros.");
+  if (!arch.attention_bias && blockOf(arch) === "gpt2") notices.push("This model has no attention biases: GPT-2's c_attn/c_proj biases are exported as zeros.");
 
   const eot = tok?.endOfTextId ?? null;
   write("config.json", JSON.stringify(hfConfig(arch, eot), null, 2) + "\n");

@@ -1,12 +1,12 @@
 /**
- * A HuggingFace GPT-2 folder (config.json, model.safetensors or shards, tokenizer files) into our
- * architecture and flat parameter buffer. Every tensor GPT-2 has must be present with the shape the
- * config implies, and nothing else may be (the causal-mask buffers of older files excepted), so a
- * model that is not plain GPT-2 is refused instead of silently mis-run.
+ * A HuggingFace GPT-2 or Llama folder (config.json, model.safetensors or shards, tokenizer files) into
+ * our architecture and flat parameter buffer. Every tensor the model has must be present with the
+ * shape the config implies, and nothing else may be (buffers older files saved excepted), so a model
+ * that is not plain GPT-2 or Llama is refused instead of silently mis-run.
  *
- * Two choices are made from the tensors: attention biases that are all exactly zero (our exports of
- * bias-free models) are dropped, which is the same function and gives back the original layout; and a
- * tied config means the embedding is the head, whatever lm_head.weight says (as transformers does).
+ * Two choices are made from the tensors: GPT-2 attention biases that are all exactly zero (our exports
+ * of bias-free models) are dropped, which is the same function and gives back the original layout; and
+ * a tied config means the embedding is the head, whatever lm_head.weight says (as transformers does).
  */
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -16,7 +16,7 @@ import { type Architecture, parameterCount, tensorSpecs, viewsOf } from "../mode
 import type { BpeTokenizer } from "../tokenizer/index.ts";
 import { parseHfConfig } from "./config.ts";
 import { readText } from "../base/files.ts";
-import { canonicalKey, type HfTensor, hfTensors, isBufferKey, transpose } from "./names.ts";
+import { canonicalKey, embeddingKey, type HfTensor, hfTensors, isBufferKey, transpose } from "./names.ts";
 import { type LazyTensor, readSafetensorsFile, weightFiles } from "./read_tensors.ts";
 import { readTokenizerFiles } from "./tokenizer_files.ts";
 
@@ -39,25 +39,29 @@ export function importHf(dir: string): ImportResult {
   } catch (err) {
     throw new UserError(`${configPath}: not valid JSON (${(err as Error).message}).`);
   }
-  const { arch: partial } = parseHfConfig(configJson, configPath);
+  const { arch: partial, llama } = parseHfConfig(configJson, configPath);
   const notices: string[] = [];
+  const model = llama ? "LlamaForCausalLM" : "GPT2LMHeadModel";
+  const family = llama ? "Llama" : "GPT-2";
+  // The block fields only for Llama, after attention_bias: the key order a trained checkpoint has.
+  const shape: Architecture = llama ? { ...partial, attention_bias: false, ...llama } : { ...partial, attention_bias: true };
 
   const tensors = new Map<string, LazyTensor>();
   for (const file of weightFiles(dir)) {
     for (const t of readSafetensorsFile(file)) {
-      if (isBufferKey(t.key)) continue;
-      const key = canonicalKey(t.key);
+      if (isBufferKey(t.key, shape)) continue;
+      const key = canonicalKey(t.key, shape);
       if (tensors.has(key)) throw new UserError(`${dir}: tensor ${key} appears twice in the weight files.`);
       tensors.set(key, t);
     }
   }
-  const biasesZero = allAttentionBiasesZero(tensors, partial.num_layers);
-  const arch: Architecture = { ...partial, attention_bias: !biasesZero };
+  const biasesZero = !llama && allAttentionBiasesZero(tensors, partial.num_layers);
+  const arch: Architecture = llama ? shape : { ...partial, attention_bias: !biasesZero };
   if (biasesZero) notices.push("Every attention bias is zero: imported without attention biases (the same function).");
   if (arch.tied_embeddings && tensors.has("lm_head.weight")) {
     const head = tensors.get("lm_head.weight")!.read();
-    const wte = tensors.get("transformer.wte.weight")?.read();
-    if (wte && !sameValues(head, wte)) notices.push("lm_head.weight differs from wte but the config ties them: the embedding is used, as transformers does.");
+    const wte = tensors.get(embeddingKey(arch))?.read();
+    if (wte && !sameValues(head, wte)) notices.push(`lm_head.weight differs from ${llama ? "embed_tokens" : "wte"} but the config ties them: the embedding is used, as transformers does.`);
     tensors.delete("lm_head.weight");
   }
 
@@ -71,8 +75,8 @@ export function importHf(dir: string): ImportResult {
     tensors.delete(spec.hf);
     const ours = shapes.get(spec.ours);
     if (!ours) continue; // a zero bias we dropped
-    if (!t) throw new UserError(`${dir}: tensor ${spec.hf} is missing. The folder is not a complete GPT2LMHeadModel${spec.hf === "lm_head.weight" ? " (tie_word_embeddings is false but there is no lm_head.weight)" : ""}.`);
-    const expected = spec.transposed ? [ours[1]!, ours[0]!] : ours;
+    if (!t) throw new UserError(`${dir}: tensor ${spec.hf} is missing. The folder is not a complete ${model}${spec.hf === "lm_head.weight" ? " (tie_word_embeddings is false but there is no lm_head.weight)" : ""}.`);
+    const expected = spec.transposed ? [ours[1]!, ours[0]!] : spec.rows ? [spec.rows[1], ours[1]!] : ours;
     if (t.shape.join() !== expected.join()) {
       throw new UserError(`${dir}: tensor ${spec.hf} has shape [${t.shape}] but config.json implies [${expected}]. The config and the weights do not belong together.`);
     }
@@ -84,15 +88,18 @@ export function importHf(dir: string): ImportResult {
     const view = views.get(spec.ours)!;
     const data = t.read();
     if (spec.transposed) transpose(data, expected[0]!, expected[1]!, view);
+    else if (spec.rows) view.set(data, spec.rows[0] * expected[1]!);
     else view.set(data);
   }
-  for (let l = 0; l < arch.num_layers; l++) {
+  for (let l = 0; l < arch.num_layers && !llama; l++) {
     tensors.delete(`transformer.h.${l}.attn.c_attn.bias`);
     tensors.delete(`transformer.h.${l}.attn.c_proj.bias`);
   }
   if (tensors.size > 0) {
-    const extra = [...tensors.keys()].slice(0, 3).join(", ");
-    throw new UserError(`${dir}: the weights hold tensors GPT-2 does not have (${extra}${tensors.size > 3 ? ", …" : ""}). Only plain GPT-2-shaped models can be imported.`);
+    const keys = [...tensors.keys()];
+    const extra = keys.slice(0, 3).join(", ");
+    const why = llama && keys.some((k) => k.endsWith(".bias")) ? " A Llama block here has no biases." : "";
+    throw new UserError(`${dir}: the weights hold tensors ${family} does not have (${extra}${tensors.size > 3 ? ", …" : ""}).${why} Only plain ${family}-shaped models can be imported.`);
   }
   const tokenizer = readTokenizerFiles(dir);
   if (tokenizer && tokenizer.vocabSize > arch.vocab_size) {

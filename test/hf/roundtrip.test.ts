@@ -142,7 +142,7 @@ describe("HuggingFace export/import", () => {
     expect(() => importHf(join(dir, "nothing"))).toThrow(/Model folder not found/);
     expect(() => importHf(join(base, "config.json"))).toThrow(/config.json is a file, not a folder/);
     expect(() => importHf(variant("noconfig", (f) => rmSync(join(f, "config.json"))))).toThrow(/no config.json/);
-    expect(() => importHf(variant("llama", (f) => editConfig(f, { model_type: "llama", architectures: ["LlamaForCausalLM"] })))).toThrow(/not "gpt2"/);
+    expect(() => importHf(variant("mistral", (f) => editConfig(f, { model_type: "mistral", architectures: ["MistralForCausalLM"] })))).toThrow(/not "gpt2" or "llama"/);
     expect(() => importHf(variant("relu", (f) => editConfig(f, { activation_function: "relu" })))).toThrow(/activation_function "relu"/);
     expect(() => importHf(variant("eps", (f) => editConfig(f, { layer_norm_epsilon: 1e-6 })))).toThrow("layer_norm_epsilon 1e-6 differs from the 1e-5 our kernels use");
     expect(() => importHf(variant("layers", (f) => editConfig(f, { n_layer: 3 })))).toThrow(/transformer.h.2.* is missing/);
