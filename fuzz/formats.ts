@@ -4,8 +4,8 @@
  * returns normally (a valid load; tokenizers must then round-trip bytes) or throws; what it throws is
  * classified by the runner.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Xoshiro128 } from "../src/base/rng.ts";
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint, writeLopos } from "../src/checkpoint/index.ts";
 import { exportHf } from "../src/hf/export.ts";
@@ -21,7 +21,7 @@ import {
   fixChecksum, GENERIC, headerLength, jsonStructure, loposFields, type Mutation, type Rng, safetensorsHeaderMutation, TEXTUAL,
 } from "./mutate.ts";
 
-export const FORMATS = ["checkpoint", "lopos", "vocab", "loopos-vocab", "tokenizer-json", "train-config", "hf-config", "hf-weights"] as const;
+export const FORMATS = ["checkpoint", "lopos", "vocab", "loopos-vocab", "tokenizer-json", "train-config", "hf-config", "hf-weights", "hf-llama-config"] as const;
 export type Format = (typeof FORMATS)[number];
 
 export interface FormatSpec {
@@ -35,6 +35,7 @@ export interface FormatSpec {
 }
 
 const ARCH: Architecture = { d_model: 8, num_heads: 2, num_layers: 2, d_ff: 16, vocab_size: 300, max_seq_len: 8, tied_embeddings: true, attention_bias: true };
+const LLAMA_ARCH: Architecture = { ...ARCH, attention_bias: false, block: "llama", rope_theta: 10000, norm_eps: 1e-5 };
 /** Shaped like LoopOS's models: untied head, no attention biases. */
 const LOOPOS_ARCH: Architecture = { d_model: 6, num_heads: 2, num_layers: 2, d_ff: 10, vocab_size: 40, max_seq_len: 5, tied_embeddings: false, attention_bias: false };
 
@@ -203,6 +204,8 @@ export function buildFormats(dir: string): Record<Format, FormatSpec> {
   writeLopos(loposPath, LOOPOS_ARCH, values(parameterCount(LOOPOS_ARCH), 2));
   const hfDir = join(dir, "hf");
   exportHf(arch, values(parameterCount(arch), 3), tok, hfDir);
+  const llamaDir = join(dir, "hf-llama");
+  exportHf(LLAMA_ARCH, values(parameterCount(LLAMA_ARCH), 6), tok, llamaDir);
 
   const read = (p: string) => new Uint8Array(readFileSync(p));
   const enc = new TextEncoder();
@@ -295,6 +298,17 @@ export function buildFormats(dir: string): Record<Format, FormatSpec> {
       valid: read(join(hfDir, "model.safetensors")),
       mutations: [...GENERIC, ["header-length", headerLength], ["header", safetensorsHeaderMutation([])], ["header", safetensorsHeaderMutation([])]],
       read: hfRead,
+    },
+    "hf-llama-config": {
+      file: "config.json",
+      valid: read(join(llamaDir, "config.json")),
+      mutations: json(),
+      // The runner gives this format a folder of its own: the Llama weights go beside the config.
+      read: (path) => {
+        const weights = join(dirname(path), "model.safetensors");
+        if (!existsSync(weights)) copyFileSync(join(llamaDir, "model.safetensors"), weights);
+        importHf(dirname(path));
+      },
     },
   };
 }
