@@ -22,8 +22,8 @@
 //     --peer-steps 283 --peer-omp-wait passive --steps-between-evals 1000
 //                                                          the peer's learning-rate sweep (283 steps:
 //                                                          2 minutes of the peer on a quiet machine)
-//   options: --minutes 2,5  --corpora brown,gcide  --train-mb 5  --val-mb 0.5
-//            --steps-between-evals 50  --peer-lr 2e-3[,…]  --peer-precision bf16|fp32[,…]
+//   options: --minutes 2,5  --corpora brown,gcide  --train-mb 5  --val-mb 0.25
+//            --steps-between-evals 100  --peer-lr 2e-3[,…]  --peer-precision bf16|fp32[,…]
 //            --ours-lr F (default: ours' own default)  --ours-args "…extra flags for ours…"
 //            --threads N  --work DIR (default: <tmp>/train-vocab-quality)  --no-ours  --no-peer
 //            --peer-steps N (a fixed step count for the peer)  --peer-omp-wait active|passive
@@ -86,8 +86,10 @@ const minutes = list(option("minutes") ?? (quick ? "0.3" : "2,5")).map((m) => po
 const corpora = list(option("corpora") ?? "brown,gcide");
 for (const c of corpora) if (c !== "brown" && c !== "gcide") fail(`--corpora: unknown corpus ${c} (brown, gcide)`);
 const trainMb = positive("train-mb", option("train-mb") ?? "5");
-const valMb = positive("val-mb", option("val-mb") ?? (quick ? "0.1" : "0.5"));
-const evalEvery = positive("steps-between-evals", option("steps-between-evals") ?? (quick ? "10" : "50"), true);
+// Validation passes count against our budget (the whole process) but stand outside the peer's clock:
+// few and small enough to cost a few percent of a run.
+const valMb = positive("val-mb", option("val-mb") ?? (quick ? "0.1" : "0.25"));
+const evalEvery = positive("steps-between-evals", option("steps-between-evals") ?? (quick ? "10" : "100"), true);
 // Defaults from the sweeps recorded in bench/quality_torch.py (and docs/performance.md, "Time to quality").
 const peerLrs = list(option("peer-lr") ?? "2e-3").map((x) => positive("peer-lr", x));
 const peerPrecisions = list(option("peer-precision") ?? "bf16");

@@ -101,7 +101,8 @@ const PATHS = ["data", "vocab", "output", "resume", "valData"] as const;
 export type GivenOptions = z.infer<typeof trainOptionsSchema>;
 export type OptionName = keyof GivenOptions;
 
-/** LoopOS's defaults, and ours for what LoopOS did not have. */
+/** LoopOS's defaults for the model and the data; for how it trains (precision, schedule, and the
+ * learning rate, a rule of the width: schedule.ts defaultLearningRate), what bench:quality measured best. */
 export const DEFAULTS = {
   vocab: "outputs/tokenizer.vocab",
   vocabSize: 10000,
@@ -114,7 +115,6 @@ export const DEFAULTS = {
   arch: "gpt2",
   ropeTheta: 10000,
   tieEmbeddings: true,
-  learningRate: 0.0001,
   epochs: 3,
   maxLength: 256,
   batchSize: 16,
@@ -124,8 +124,8 @@ export const DEFAULTS = {
   weightDecay: 0.1,
   gradClip: 1.0,
   logEvery: 10,
-  precision: "fp32",
-  schedule: "cosine",
+  precision: "auto",
+  schedule: "wsd",
   decayFraction: 0.2,
   evalEvery: 0,
   optimizer: "adamw",

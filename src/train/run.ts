@@ -179,7 +179,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const initRng = Xoshiro128.fromSeed(o.seed);
   const params = loaded ? loaded.params : initParameters(arch, initRng);
   const precision = o.precision === "auto" ? (hasBf16() ? "bf16" : "fp32") : o.precision;
-  const decision = decideStage({ previous, options: o, given, dataFingerprint: dataFp, stepsPerEpoch, shape, rngState: initRng.serialize(), precision });
+  const decision = decideStage({ previous, options: o, given, dataFingerprint: dataFp, stepsPerEpoch, shape, rngState: initRng.serialize(), precision, dModel: arch.d_model });
   const state = decision.state;
 
   const model = new GPT(arch, params, { precision: state.plan.precision ?? "fp32" });

@@ -27,6 +27,15 @@ export function learningRate(stageStep: number, plan: SchedulePlan): number {
   return min + 0.5 * (peak - min) * (1 + Math.cos(Math.PI * progress));
 }
 
+/**
+ * The peak learning rate of a first stage when none is given: inversely proportional to the model's
+ * width (the larger a matrix, the more each step of the same size moves its outputs), pinned at
+ * 2e-3 for d_model 256 by a sweep of time-budget runs on two corpora (docs/performance.md).
+ */
+export function defaultLearningRate(dModel: number): number {
+  return (2e-3 * 256) / dModel;
+}
+
 /** Warmup when none is asked for: 5% of the stage, at most 200 steps. */
 export function defaultWarmup(totalSteps: number): number {
   return Math.min(200, Math.ceil(totalSteps * 0.05));

@@ -8,7 +8,7 @@
  */
 import type { Precision, StageRecord, TrainingPlan, TrainingState } from "../checkpoint/index.ts";
 import type { OptionName, TrainOptions } from "./options.ts";
-import { decaySteps, defaultMinLr, defaultWarmup } from "./schedule.ts";
+import { decaySteps, defaultLearningRate, defaultMinLr, defaultWarmup } from "./schedule.ts";
 
 /** A time-budget stage without --epochs: the step count the budget can at most fix. */
 const UNBOUNDED_STEPS = 10_000_000;
@@ -48,6 +48,8 @@ export function decideStage(args: {
   rngState: string;
   /** --precision with auto resolved for this CPU. */
   precision: Precision;
+  /** The model's width, for the default learning rate of a first stage. */
+  dModel: number;
 }): StageDecision {
   const { previous: prev, options: o, given, dataFingerprint, stepsPerEpoch, shape, precision } = args;
   let notContinuedBecause: string | null = null;
@@ -72,7 +74,7 @@ export function decideStage(args: {
     notContinuedBecause = reasons.join(", ");
   }
 
-  const peak = given.has("learningRate") || !prev ? o.learningRate : prev.plan.peak_lr;
+  const peak = given.has("learningRate") ? o.learningRate! : prev ? prev.plan.peak_lr : defaultLearningRate(args.dModel);
   // With a time budget, epochs are only an upper bound (none given: as good as none) until the
   // budget fixes the step count (src/train/budget.ts).
   const budget = given.has("timeBudget") ? o.timeBudget : undefined;

@@ -105,10 +105,11 @@ test("inspect, generate and eval read a llama checkpoint", async () => {
   expect(loss).toBeLessThan(1.5);
 });
 
-test("export refuses a llama model for both formats, writing nothing", async () => {
+test("export writes a llama model as a HuggingFace Llama folder; LOPOS v1 refuses it, writing nothing", async () => {
   const hf = await runCli(["export", ckpt("straight"), "--vocab", vocab(), "--out", join(dir, "hf")], dir);
-  expect(hf.code).toBe(2);
-  expect(hf.stderr).toContain("HuggingFace Llama export: not yet");
+  expect(hf.code).toBe(0);
+  expect(hf.out).toContain("LlamaForCausalLM.from_pretrained");
+  expect(JSON.parse(readFileSync(join(dir, "hf", "config.json"), "utf8")).model_type).toBe("llama");
   const lopos = await runCli(["export", ckpt("straight"), "--format", "lopos", "--out", join(dir, "m.lopos")], dir);
   expect(lopos.code).toBe(2);
   expect(lopos.stderr).toContain("LOPOS v1 holds only GPT-style models");

@@ -11,7 +11,7 @@ import { tensorSpecs } from "../../src/model/layout.ts";
 import { hasBf16 } from "../../src/native.ts";
 import { isHiddenMatrix } from "../../src/train/muon.ts";
 import { resolveOptions } from "../../src/train/options.ts";
-import { learnableText, runCli, tempFolder, TINY, writeText } from "./helpers.ts";
+import { learnableText, runCli, tempFolder, TINY, writeText, withFlags } from "./helpers.ts";
 
 // Each test starts CLI processes that train; a loaded machine can make that slow.
 setDefaultTimeout(120_000);
@@ -20,7 +20,7 @@ const tmp = tempFolder();
 const dir = tmp.dir;
 let data: string;
 const vocab = () => join(dir, "tok.vocab");
-const common = () => ["--data", data, "--vocab", vocab(), ...TINY, "--epochs", "2", "--save-every", "7", "--optimizer", "muon"];
+const common = () => ["--data", data, "--vocab", vocab(), ...TINY, "--epochs", "2", "--save-every", "7", "--precision", "fp32", "--optimizer", "muon"];
 const checkpoint = (folder: string) => join(dir, folder, "model_checkpoint.bin");
 const resume = (folder: string, ...more: string[]) =>
   runCli(["resume", checkpoint(folder), "--data", data, "--vocab", vocab(), "--output", join(dir, folder), "--threads", "1", ...more], dir);
@@ -63,7 +63,7 @@ test("--max-steps then resume without --optimizer: the uninterrupted Muon run's 
 });
 
 test.skipIf(!hasBf16())("--precision bf16 (Newton–Schulz products in bf16): a resume on another thread count gives the same bytes", async () => {
-  const bf16 = [...common(), "--precision", "bf16"];
+  const bf16 = withFlags(common(), "--precision", "bf16");
   const twoThreads = bf16.filter((a, i, all) => a !== "--threads" && all[i - 1] !== "--threads");
   expect((await runCli([...twoThreads, "--output", join(dir, "bf16-straight")], dir)).code).toBe(0);
   expect((await runCli([...bf16, "--output", join(dir, "bf16-steps"), "--max-steps", "23"], dir)).code).toBe(0);

@@ -16,7 +16,7 @@ const tmp = tempFolder();
 const dir = tmp.dir;
 let data: string;
 const vocab = () => join(dir, "tok.vocab");
-const common = () => ["--data", data, "--vocab", vocab(), ...TINY, "--epochs", "2", "--save-every", "7"];
+const common = () => ["--data", data, "--vocab", vocab(), ...TINY, "--epochs", "2", "--save-every", "7", "--precision", "fp32"];
 
 /** The loss log without its wall-clock fields. */
 function lossLog(folder: string): unknown[] {
@@ -61,7 +61,7 @@ for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
 }
 
 test("--precision bf16 (bf16 matmul and attention products where the CPU has them): a resume on another thread count gives the same bytes", async () => {
-  const bf16 = [...common(), "--precision", "bf16"];
+  const bf16 = withFlags(common(), "--precision", "bf16");
   const twoThreads = bf16.filter((a, i, all) => a !== "--threads" && all[i - 1] !== "--threads");
   const straight = join(dir, "bf16-straight"), out = join(dir, "bf16-steps");
   expect((await runCli([...twoThreads, "--output", straight], dir)).code).toBe(0);

@@ -135,7 +135,7 @@ test("an output path that cannot be written is refused before the vocabulary is 
 });
 
 test("a batch larger than the data and a warmup longer than the stage are said, not silent, in plain words", async () => {
-  const r = await train("d", "--batch-size", "5000", "--warmup-steps", "100000", "--learning-rate", "0.0003");
+  const r = await train("d", "--batch-size", "5000", "--warmup-steps", "100000", "--learning-rate", "0.0003", "--schedule", "cosine");
   expect(r.code).toBe(0);
   expect(r.stdout).toContain("Stage 0: 1 epoch × 1 step (batch");
   expect(r.stdout).toContain("peak lr 0.0003, warmup 1 step, cosine to 3e-5");
