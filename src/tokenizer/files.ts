@@ -86,7 +86,14 @@ export function listDataFiles(path: string, notice?: (message: string) => void, 
   const seen = new Map<string, string>([[root, "."]]); // real path -> where it was first reached
   const show = (p: string) => relative(path, p) || ".";
   const walk = (dir: string, ancestors: Set<string>) => {
-    const names = readdirSync(dir).sort();
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch (err) {
+      // A folder the user may not read (or one that vanished): said and skipped, like a binary file.
+      skipped.push(`${show(dir)}/ (a folder that cannot be read: ${(err as { code?: string }).code ?? (err as Error).message})`);
+      return;
+    }
     for (const name of names) {
       if (name.startsWith(".")) {
         hidden++; // hidden files (.DS_Store, .git) are not training data
