@@ -6,7 +6,7 @@ The nanoGPT recipe at train-vocab's shape: GPT-2 blocks (pre-LN, learned positio
 tied head, no dropout), AdamW (betas 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices only), linear
 warmup (5% of the steps, at most 200: train-vocab's rule) then cosine to lr/10, gradient clipping 1.0.
 The step count is planned from measured step times so that the cosine ends at the budget: after 5
-steps (median of steps 2-5), and again at 20% of the budget (mean of all steps but the first).
+steps (median of steps 2-5), and again at 20%, 40%, 60% and 80% of the budget (median of the last 20).
 
 Data: little-endian uint32 token ids (`train_vocab tokenizer encode --format u32`), cut as train-vocab
 cuts them: window i is ids[i*T : i*T+T+1]; training windows are shuffled per epoch; validation is the
@@ -150,9 +150,10 @@ rng = np.random.default_rng(a.seed)
 order, pos = rng.permutation(n_train), 0
 clock, step, step_times, recent_losses = 0.0, 0, [], []
 # Until the first plan: a warmup of 20 steps (a plan a few steps later changes it smoothly).
-total_steps, warmup, replanned = 10**9, 20, False
+total_steps, warmup = 10**9, 20
+checkpoints = [0.2, 0.4, 0.6, 0.8]
 if a.steps:
-    total_steps, warmup, replanned = a.steps, min(200, math.ceil(0.05 * a.steps)), True
+    total_steps, warmup = a.steps, min(200, math.ceil(0.05 * a.steps))
 
 
 def emit(**kw):
@@ -183,10 +184,13 @@ while step < total_steps:
     step_times.append(dt)
     if step == 5 and not a.steps:
         total_steps, warmup = plan(statistics.median(step_times[1:]), step)
-        replanned = clock >= 0.2 * a.budget_s
-    elif not replanned and step > 5 and clock >= 0.2 * a.budget_s:
-        replanned = True
-        total_steps, warmup = plan(statistics.mean(step_times[1:]), step)
+    elif not a.steps and step > 5 and clock >= checkpoints[0] * a.budget_s:
+        # Planned again at 20%, 40%, 60% and 80% of the budget from the recent pace: the first steps
+        # run slower (allocator and thread warm-up), and a plan from them alone leaves time unused.
+        checkpoints.pop(0)
+        total_steps, warmup = plan(statistics.median(step_times[-20:]), step)
+        if not checkpoints:
+            checkpoints.append(float("inf"))
     if step % a.eval_every == 0 or step == total_steps:
         emit(elapsed_s=round(clock, 3), step=step, val_loss=evaluate(), train_loss=statistics.mean(recent_losses))
         recent_losses = []
