@@ -28,6 +28,10 @@ Prints JSON lines {"elapsed_s", "step", "val_loss", "train_loss"} and a final {"
 """
 import argparse, json, math, os, statistics, time
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_gpt import GPT  # noqa: E402  (the peers' one model)
 
 p = argparse.ArgumentParser()
 p.add_argument("--train-ids", required=True)
@@ -47,47 +51,6 @@ torch.manual_seed(a.seed)
 C, T, B = a.d_model, a.seq_len, a.batch_size
 
 
-class Block(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.ln1, s.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
-        s.qkv, s.proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-        s.fc, s.fc_proj = nn.Linear(C, a.d_ff), nn.Linear(a.d_ff, C)
-        s.register_buffer("mask", torch.tril(torch.ones(T, T, dtype=torch.bool)).view(1, 1, T, T))
-
-    def attn(s, x):
-        n = x.shape[0]
-        q, k, v = s.qkv(x).split(C, dim=2)
-        q, k, v = [t.view(n, T, a.num_heads, C // a.num_heads).transpose(1, 2) for t in (q, k, v)]
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        att = att.masked_fill(~s.mask, float("-inf")).softmax(dim=-1)
-        return s.proj((att @ v).transpose(1, 2).contiguous().view(n, T, C))
-
-    def forward(s, x):
-        x = x + s.attn(s.ln1(x))
-        return x + s.fc_proj(F.gelu(s.fc(s.ln2(x)), approximate="tanh"))
-
-
-class GPT(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.wte, s.wpe = nn.Embedding(a.vocab_size, C), nn.Embedding(T, C)
-        s.blocks = nn.ModuleList([Block() for _ in range(a.num_layers)])
-        s.ln_f = nn.LayerNorm(C)
-        for n, w in s.named_parameters():
-            if w.dim() >= 2:
-                std = 0.02 / math.sqrt(2 * a.num_layers) if n.endswith(("proj.weight", "fc_proj.weight")) else 0.02
-                nn.init.normal_(w, 0.0, std)
-            elif n.endswith("bias"):
-                nn.init.zeros_(w)
-
-    def forward(s, idx, tgt):
-        x = s.wte(idx) + s.wpe(torch.arange(T))
-        for b in s.blocks:
-            x = b(x)
-        logits = s.ln_f(x) @ s.wte.weight.t()
-        # The loss in fp32 under autocast too.
-        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), tgt.reshape(-1))
 
 
 def windows(path):
@@ -108,7 +71,7 @@ def gather(ids, starts):
     return w[:, :-1], w[:, 1:]
 
 
-model = GPT()
+model = GPT(a.vocab_size, a.d_model, a.num_heads, a.num_layers, a.d_ff, a.seq_len)
 decay = [w for w in model.parameters() if w.dim() >= 2]
 no_decay = [w for w in model.parameters() if w.dim() < 2]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
