@@ -44,6 +44,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameS
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
+import { jemallocPath, peerEnv, preparePeer, PY } from "./torch_peer.ts";
 
 const root = join(import.meta.dir, "..");
 
@@ -395,44 +396,7 @@ function runOurs(c: Corpus, m: number): RunResult {
 
 // ---- the peer ----------------------------------------------------------------------------------
 
-const PY = "/usr/bin/python3";
 const peerScript = join(import.meta.dir, "quality_torch.py");
-function openmpBlasDir(): string | null {
-  const d = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
-  if (existsSync(join(d, "libopenblas.so.0"))) return d;
-  const q = Bun.spawnSync(["dpkg", "-L", "libopenblas0-openmp"], { stderr: "ignore" });
-  const line = q.exitCode === 0 ? q.stdout.toString().split("\n").find((l) => l.endsWith("openblas-openmp/libopenblas.so.0")) : undefined;
-  return line ? line.slice(0, line.lastIndexOf("/")) : null;
-}
-function jemallocPath(): string | null {
-  for (const d of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"]) {
-    if (existsSync(join(d, "libjemalloc.so.2"))) return join(d, "libjemalloc.so.2");
-  }
-  return null;
-}
-function torchReady(): boolean {
-  return existsSync(PY) && Bun.spawnSync([PY, "-c", "import torch"], { stderr: "ignore" }).exitCode === 0 && openmpBlasDir() !== null;
-}
-function preparePeer(): string | null {
-  if (torchReady() && jemallocPath() !== null) return null;
-  if (process.getuid?.() === 0) {
-    console.log("installing the peer: apt-get install -y python3-torch libopenblas0-openmp libjemalloc2 ...");
-    Bun.spawnSync(["apt-get", "update"], { stdout: "ignore", stderr: "ignore" });
-    Bun.spawnSync(["apt-get", "install", "-y", "python3-torch", "libopenblas0-openmp", "libjemalloc2"], {
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, stdout: "ignore", stderr: "ignore",
-    });
-  }
-  if (torchReady()) return null;
-  return "PyTorch peer skipped: needs /usr/bin/python3 with python3-torch and libopenblas0-openmp (apt-get install -y python3-torch libopenblas0-openmp libjemalloc2)";
-}
-function peerEnv(): Record<string, string> {
-  const env: Record<string, string> = { LD_LIBRARY_PATH: openmpBlasDir()!, OMP_NUM_THREADS: String(threads), OMP_WAIT_POLICY: peerOmpWait };
-  // OpenBLAS's AVX-512 kernels, whatever OPENBLAS_CORETYPE the machine sets (some set Haswell).
-  if (/\bavx512f\b/.test(existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : "")) env.OPENBLAS_CORETYPE = "SkylakeX";
-  const jemalloc = jemallocPath();
-  if (jemalloc) Object.assign(env, { LD_PRELOAD: jemalloc, MALLOC_CONF: "dirty_decay_ms:-1,muzzy_decay_ms:-1" });
-  return env;
-}
 
 function runPeer(c: Corpus, m: number, lr: number, precision: string): RunResult {
   const label = peerLrs.length > 1 || peerPrecisions.length > 1 ? `PyTorch lr ${lr} ${precision}` : "PyTorch";
@@ -441,7 +405,7 @@ function runPeer(c: Corpus, m: number, lr: number, precision: string): RunResult
     "--d-ff", String(SHAPE.d_ff), "--seq-len", String(T), "--batch-size", String(B), "--budget-s", String(m * 60),
     "--eval-every", String(evalEvery), "--lr", String(lr), "--precision", precision, "--threads", String(threads), "--seed", String(SEED),
     ...(peerSteps ? ["--steps", String(peerSteps)] : [])];
-  const env = peerEnv();
+  const env = peerEnv(threads, peerOmpWait);
   commands.push(shellLine(args, env));
   const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
   delete childEnv.OPENBLAS_NUM_THREADS;

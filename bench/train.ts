@@ -28,6 +28,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { jemallocPath, peerEnv, preparePeer, PY } from "./torch_peer.ts";
 
 const root = join(import.meta.dir, "..");
 const buildDir = join(root, "build");
@@ -274,53 +275,15 @@ function childOurs(c: BenchConfig, precision: "fp32" | "bf16", nthreads: number,
 
 // ---- the peer ----------------------------------------------------------------------------------
 
-const PY = "/usr/bin/python3";
 const peerScript = join(import.meta.dir, "train_torch.py");
-function openmpBlasDir(): string | null {
-  const d = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
-  if (existsSync(join(d, "libopenblas.so.0"))) return d;
-  const q = Bun.spawnSync(["dpkg", "-L", "libopenblas0-openmp"], { stderr: "ignore" });
-  const line = q.exitCode === 0 ? q.stdout.toString().split("\n").find((l) => l.endsWith("openblas-openmp/libopenblas.so.0")) : undefined;
-  return line ? line.slice(0, line.lastIndexOf("/")) : null;
-}
-// PyTorch frees and reallocates every activation each step; glibc returns large blocks to the
-// kernel, so each step faults them in again. jemalloc with purging off keeps them.
-function jemallocPath(): string | null {
-  for (const d of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"]) {
-    if (existsSync(join(d, "libjemalloc.so.2"))) return join(d, "libjemalloc.so.2");
-  }
-  return null;
-}
-function torchReady(): boolean {
-  return existsSync(PY) && Bun.spawnSync([PY, "-c", "import torch"], { stderr: "ignore" }).exitCode === 0 && openmpBlasDir() !== null;
-}
-function preparePeer(): string | null {
-  if (torchReady() && jemallocPath() !== null) return null;
-  if (process.getuid?.() === 0) {
-    console.log("installing the peer: apt-get install -y python3-torch libopenblas0-openmp libjemalloc2 ...");
-    Bun.spawnSync(["apt-get", "update"], { stdout: "ignore", stderr: "ignore" });
-    Bun.spawnSync(["apt-get", "install", "-y", "python3-torch", "libopenblas0-openmp", "libjemalloc2"], {
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }, stdout: "ignore", stderr: "ignore",
-    });
-  }
-  // Without jemalloc the peer still runs (slower; the run says so below).
-  if (torchReady()) return null;
-  return "PyTorch peer skipped: needs /usr/bin/python3 with python3-torch and libopenblas0-openmp (apt-get install -y python3-torch libopenblas0-openmp libjemalloc2)";
-}
 
 interface PeerResult { tokens_per_s: number; median_step_ms: number; final_loss: number; max_rss: number; torch: string }
 function childPeer(c: BenchConfig, nthreads: number): PeerResult | null {
-  const omp = openmpBlasDir()!;
   const args = [PY, peerScript, "--vocab-size", c.vocab_size, "--d-model", c.d_model, "--num-heads", c.num_heads,
     "--num-layers", c.num_layers, "--d-ff", c.d_ff, "--seq-len", c.seq_len, "--batch-size", c.batch_size,
     "--steps", peerSteps, "--warmup", Math.max(warmup, 3), "--threads", nthreads].map(String);
-  const env: Record<string, string | undefined> = {
-    ...process.env, LD_LIBRARY_PATH: omp, OMP_NUM_THREADS: String(nthreads), OPENBLAS_CORETYPE: "SkylakeX",
-    OMP_WAIT_POLICY: "ACTIVE",
-  };
+  const env: Record<string, string | undefined> = { ...process.env, ...peerEnv(nthreads) };
   delete env.OPENBLAS_NUM_THREADS;
-  const jemalloc = jemallocPath();
-  if (jemalloc) Object.assign(env, { LD_PRELOAD: jemalloc, MALLOC_CONF: "dirty_decay_ms:-1,muzzy_decay_ms:-1" });
   const r = Bun.spawnSync(args, { env, stderr: "pipe" });
   if (r.exitCode !== 0) {
     console.log(`  peer ${c.name} failed: ${r.stderr.toString().trim().split("\n").slice(-2).join(" | ")}`);
