@@ -315,7 +315,9 @@ function oursFlags(c: Corpus, out: string): string[] {
   const given = new Set(oursExtra.filter((a) => a.startsWith("--")));
   const args = ["--data", c.train, "--vocab", c.vocab, "--output", out, "--overwrite",
     "--d-model", SHAPE.d_model, "--num-heads", SHAPE.num_heads, "--num-layers", SHAPE.num_layers, "--d-ff", SHAPE.d_ff,
-    "--max-length", T, "--batch-size", B, "--threads", threads, "--seed", SEED, "--log-every", 50].map(String);
+    "--max-length", T, "--batch-size", B, "--threads", threads, "--seed", SEED, "--log-every", 50].map(String)
+    // A flag in --ours-args replaces ours' own (a flag may be given once).
+    .filter((a, i, all) => !given.has(a) && !(i > 0 && given.has(all[i - 1]!) && !a.startsWith("--")));
   // Ours runs its default recipe (learning rate, precision, schedule): only the model's shape and the
   // budget are given, unless --ours-lr or --ours-args say otherwise (sweeps and the ablation).
   if (oursLr !== undefined && !given.has("--learning-rate")) args.push("--learning-rate", String(oursLr));
