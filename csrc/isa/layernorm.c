@@ -17,12 +17,11 @@
 
 #include "../kernels.h"
 #include "../threads.h"
+#include "norm_chunks.h"
 #include "simd.h"
 
 #define LN_EPS 1e-5f
 #define SERIAL_BELOW 16384 /* elements (M·C) below which threads do not pay */
-#define CHUNK_ROWS_MIN 16   /* rows per backward chunk: M/16 within [16, 128], more when the partials */
-#define CHUNK_ROWS_MAX 128  /* would not fit (enough chunks for the threads, few partials to add up) */
 #define PARTIAL_FLOATS (1 << 17) /* the backward's chunk partials of dweight and dbias (512 KiB) */
 
 /* Kernels never allocate, and one kernel runs at a time: the partials are static. */
@@ -212,9 +211,7 @@ void TV_FN(layernorm_backward)(float* dinp, float* dweight, float* dbias, const 
     bwd_rows(&c, 0, M, dweight, dbias);
     return;
   }
-  int64_t chunk_rows = ((int64_t)M + 15) / 16;
-  chunk_rows = chunk_rows < CHUNK_ROWS_MIN ? CHUNK_ROWS_MIN : chunk_rows > CHUNK_ROWS_MAX ? CHUNK_ROWS_MAX : chunk_rows;
-  if ((M + chunk_rows - 1) / chunk_rows > max_chunks) chunk_rows = (M + max_chunks - 1) / max_chunks;
+  const int64_t chunk_rows = norm_chunk_rows(M, max_chunks);
   const int64_t chunks = (M + chunk_rows - 1) / chunk_rows;
   bwd_chunks b = {&c, chunk_rows, stride};
   if (serial) bwd_chunk_range(&b, 0, chunks);

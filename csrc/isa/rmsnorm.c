@@ -13,11 +13,10 @@
 
 #include "../kernels.h"
 #include "../threads.h"
+#include "norm_chunks.h"
 #include "simd.h"
 
 #define SERIAL_BELOW 16384 /* elements (M·C) below which threads do not pay */
-#define CHUNK_ROWS_MIN 16   /* rows per backward chunk: M/16 within [16, 128], more when the partials */
-#define CHUNK_ROWS_MAX 128  /* would not fit (enough chunks for the threads, few partials to add up) */
 #define PARTIAL_FLOATS (1 << 16) /* the backward's chunk partials of dweight: one row per chunk */
 
 /* Kernels never allocate, and one kernel runs at a time: the partials are static. */
@@ -158,9 +157,7 @@ void TV_FN(rmsnorm_backward)(float* dinp, float* dweight, const float* dout, con
     bwd_rows(&c, 0, M, dweight);
     return;
   }
-  int64_t chunk_rows = ((int64_t)M + 15) / 16;
-  chunk_rows = chunk_rows < CHUNK_ROWS_MIN ? CHUNK_ROWS_MIN : chunk_rows > CHUNK_ROWS_MAX ? CHUNK_ROWS_MAX : chunk_rows;
-  if ((M + chunk_rows - 1) / chunk_rows > max_chunks) chunk_rows = (M + max_chunks - 1) / max_chunks;
+  const int64_t chunk_rows = norm_chunk_rows(M, max_chunks);
   const int64_t chunks = (M + chunk_rows - 1) / chunk_rows;
   bwd_chunks b = {&c, chunk_rows, stride};
   if (serial) bwd_chunk_range(&b, 0, chunks);
