@@ -83,16 +83,23 @@ export function readMetrics(path: string): MetricsRecord[] {
   if (!existsSync(path)) return [];
   const out: MetricsRecord[] = [];
   for (const line of readFileSync(path, "utf8").split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      const r = JSON.parse(line) as Partial<MetricsRecord> & { step: unknown };
-      if (typeof r.step !== "number") continue;
-      // An older line: epochs counted from 0 (see the top of the file).
-      if (r.epochs === undefined && typeof r.epoch === "number") Object.assign(r, { epoch: r.epoch + 1, epochs: null });
-      out.push(r as MetricsRecord);
-    } catch {
-      // a line cut short by a crash: skip it
-    }
+    const r = parseMetricsLine(line);
+    if (r) out.push(r);
   }
   return out;
+}
+
+/** One line of metrics.jsonl; null for a blank line, a line cut short by a crash, or one without a step. */
+export function parseMetricsLine(line: string): MetricsRecord | null {
+  if (!line.trim()) return null;
+  let r: Partial<MetricsRecord> & { step: unknown };
+  try {
+    r = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (typeof r !== "object" || r === null || typeof r.step !== "number") return null;
+  // An older line: epochs counted from 0 (see the top of the file).
+  if (r.epochs === undefined && typeof r.epoch === "number") Object.assign(r, { epoch: r.epoch + 1, epochs: null });
+  return r as MetricsRecord;
 }
