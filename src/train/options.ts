@@ -101,8 +101,9 @@ const PATHS = ["data", "vocab", "output", "resume", "valData"] as const;
 export type GivenOptions = z.infer<typeof trainOptionsSchema>;
 export type OptionName = keyof GivenOptions;
 
-/** LoopOS's defaults for the model and the data; for how it trains (precision, schedule, and the
- * learning rate, a rule of the width: schedule.ts defaultLearningRate), what bench:quality measured best. */
+/** LoopOS's defaults for the model's size and the data; for the block, the optimizer and how it
+ * trains (precision, schedule, and the learning rate, a rule of the width: schedule.ts
+ * defaultLearningRate), what bench:quality measured best. */
 export const DEFAULTS = {
   vocab: "outputs/tokenizer.vocab",
   vocabSize: 10000,
@@ -112,7 +113,7 @@ export const DEFAULTS = {
   numHeads: 8,
   numLayers: 2,
   dFf: 1024,
-  arch: "gpt2",
+  arch: "llama",
   ropeTheta: 10000,
   tieEmbeddings: true,
   epochs: 3,
@@ -128,8 +129,12 @@ export const DEFAULTS = {
   schedule: "wsd",
   decayFraction: 0.2,
   evalEvery: 0,
-  optimizer: "adamw",
+  optimizer: "muon",
 } as const;
+
+/** SwiGLU's hidden width when --d-ff is not given: GPT-2's MLP parameter count at LoopOS's default
+ * d_ff (3·d·H = 2·d·1024), rounded up to a multiple of 16. */
+export const SWIGLU_DEFAULT_FF = Math.ceil((2 * DEFAULTS.dFf) / 3 / 16) * 16;
 
 export type TrainOptions = GivenOptions & {
   -readonly [K in Exclude<keyof typeof DEFAULTS, "precision" | "schedule" | "arch" | "tieEmbeddings">]: (typeof DEFAULTS)[K] extends string ? string : number;
@@ -318,6 +323,7 @@ export function resolveOptions(flags: Record<string, unknown>): ResolvedOptions 
   const merged: GivenOptions = { ...fromFile, ...fromFlags };
   const given = new Set(Object.keys(merged) as OptionName[]);
   const values = { ...DEFAULTS, ...merged } as TrainOptions;
+  if (values.arch === "llama" && !given.has("dFf")) values.dFf = SWIGLU_DEFAULT_FF;
   if (values.dModel % values.numHeads !== 0) {
     throw new UserError(
       `--d-model ${values.dModel} must be a multiple of --num-heads ${values.numHeads} (each head gets d_model / num_heads channels).`,

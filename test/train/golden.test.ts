@@ -41,7 +41,7 @@ test("a fixed short run gives the recorded checkpoint, loss log and text", async
   writeText(tmp.dir, "a.txt", learnableText(300, 3));
   writeText(tmp.dir, "b.txt", learnableText(200, 11));
   // The recipe is spelled out, so the pinned bytes follow the code, not the defaults of the day.
-  const model = [...TINY.filter((a, i, all) => a !== "--vocab-size" && all[i - 1] !== "--vocab-size"), "--precision", "fp32", "--schedule", "cosine"];
+  const model = [...TINY.filter((a, i, all) => a !== "--vocab-size" && all[i - 1] !== "--vocab-size"), "--precision", "fp32", "--schedule", "cosine", "--arch", "gpt2", "--optimizer", "adamw"];
   await cli(["tokenizer", "train", "--data", "a.txt", "--vocab", "tok.vocab", "--vocab-size", "300"]);
   await cli(["--data", "a.txt", "--vocab", "tok.vocab", ...model, "--epochs", "2", "--output", "run", "--max-steps", "20"]);
   await cli(["resume", "run/model_checkpoint.bin", "--data", "a.txt", "--vocab", "tok.vocab", "--output", "run", "--threads", "1"]);
