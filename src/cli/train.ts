@@ -43,7 +43,8 @@ function trainOptions(cmd: Command): Command {
     .option("--decay-fraction <f>", "wsd: the share of the stage's steps that decay (number in (0, 1], default: 0.2)")
     .option("--time-budget <d>", "Fit the stage to this much time from start to the last save: 90s, 30m, 2h or seconds; --epochs becomes an upper bound")
     .option("--eval-every <n>", "Also validate every n steps; 0 = only at epoch ends (integer, default: 0)")
-    .option("--val-data <path>", "Validate on this text (a file or folder) instead of a held-out share of --data (path)");
+    .option("--val-data <path>", "Validate on this text (a file or folder) instead of a held-out share of --data (path)")
+    .option("--token-cache <dir>", "Folder of the token store, shared by runs that use the same vocabulary (path, default: the output folder)");
 }
 
 type Flags = Record<string, unknown>;

@@ -73,6 +73,7 @@ const shape = {
   }),
   evalEvery: whole(0),
   valData: path,
+  tokenCache: path,
   optimizer: z.preprocess(
     (v) => (typeof v === "string" ? v.toLowerCase() : v),
     z.enum(["adamw", "muon"], { errorMap: () => ({ message: "expected adamw or muon" }) }),
@@ -96,7 +97,7 @@ export function durationSeconds(value: number | string): number | null {
 
 const NUMERIC = new Set(Object.keys(shape).filter((k) => shape[k as keyof typeof shape] instanceof z.ZodNumber));
 /** Path options: relative ones in a config file are relative to the file. */
-const PATHS = ["data", "vocab", "output", "resume", "valData"] as const;
+const PATHS = ["data", "vocab", "output", "resume", "valData", "tokenCache"] as const;
 
 export type GivenOptions = z.infer<typeof trainOptionsSchema>;
 export type OptionName = keyof GivenOptions;
