@@ -1,6 +1,7 @@
 // bun run bench:train — end-to-end training throughput: one optimizer step (forward, backward,
 // gradient norm, AdamW) of GPT models of three shapes, against PyTorch training the same model on
-// the same machine in the same run, plus where our step's time goes.
+// the same machine in the same run, plus where our step's time goes; and S with the Llama block at
+// the same parameter count (S-llama, ours only), against our GPT-2 S in the same rounds.
 //
 // For each config the parent process runs our side and the peer alternately, each as its own child
 // process (so each peak RSS is that process's own), for --rounds rounds, and reports medians:
@@ -14,7 +15,7 @@
 //
 //   bun run bench:train                       all configs, 3 rounds (under 5 minutes)
 //   bun run bench:train --configs S --rounds 1 --no-peer     a quick look
-//   options: --configs S,loopos,W  --rounds N  --steps N (timed)  --warmup N  --threads N
+//   options: --configs S,loopos,W,S-llama  --rounds N  --steps N (timed)  --warmup N  --threads N
 //            --peer-steps N (timed steps of the peer; default 5)
 //            --peak-gflops G (MFU against this FP32 peak instead of the one measured now)
 //            --no-peer  --no-bf16  --no-scaling  --json PATH
@@ -28,6 +29,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Architecture, LLAMA_NORM_EPS, LLAMA_ROPE_THETA, parameterCount } from "../src/model/layout.ts";
 import { jemallocPath, peerEnv, preparePeer, PY } from "./torch_peer.ts";
 
 const root = join(import.meta.dir, "..");
@@ -35,6 +37,8 @@ const buildDir = join(root, "build");
 
 interface BenchConfig {
   name: string;
+  /** Absent: GPT-2's block. */
+  block?: "llama";
   vocab_size: number;
   d_model: number;
   num_heads: number;
@@ -48,12 +52,21 @@ const CONFIGS: Record<string, BenchConfig> = {
   S: { name: "S", vocab_size: 8192, d_model: 256, num_heads: 4, num_layers: 4, d_ff: 1024, seq_len: 256, batch_size: 8 },
   loopos: { name: "loopos", vocab_size: 10000, d_model: 256, num_heads: 8, num_layers: 2, d_ff: 1024, seq_len: 256, batch_size: 16 },
   W: { name: "W", vocab_size: 8192, d_model: 768, num_heads: 12, num_layers: 2, d_ff: 3072, seq_len: 256, batch_size: 8 },
+  // S with the Llama block, SwiGLU's width chosen for S's parameter count; ours only (the peer is GPT-2).
+  "S-llama": { name: "S-llama", block: "llama", vocab_size: 8192, d_model: 256, num_heads: 4, num_layers: 4, d_ff: 688, seq_len: 256, batch_size: 8 },
 };
 
+function archOf(c: BenchConfig): Architecture {
+  const common = {
+    d_model: c.d_model, num_heads: c.num_heads, num_layers: c.num_layers, d_ff: c.d_ff,
+    vocab_size: c.vocab_size, max_seq_len: c.seq_len, tied_embeddings: true,
+  };
+  return c.block === "llama"
+    ? { ...common, attention_bias: false, block: "llama", rope_theta: LLAMA_ROPE_THETA, norm_eps: LLAMA_NORM_EPS }
+    : { ...common, attention_bias: true };
+}
 function paramCount(c: BenchConfig): number {
-  const { vocab_size: V, d_model: C, d_ff: F, seq_len: T, num_layers: L } = c;
-  const block = 2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C;
-  return V * C + T * C + L * block + 2 * C;
+  return parameterCount(archOf(c));
 }
 function flopsPerToken(c: BenchConfig): number {
   return 6 * paramCount(c) + 12 * c.num_layers * c.seq_len * c.d_model;
@@ -119,10 +132,7 @@ async function runOurs(
   const { activationFloats } = await import("../src/model/activations.ts");
   const { AdamW } = await import("../src/train/optimizer.ts");
   const { Xoshiro128 } = await import("../src/base/rng.ts");
-  const arch = {
-    d_model: c.d_model, num_heads: c.num_heads, num_layers: c.num_layers, d_ff: c.d_ff,
-    vocab_size: c.vocab_size, max_seq_len: c.seq_len, tied_embeddings: true, attention_bias: true,
-  };
+  const arch = archOf(c);
   const model = new GPT(arch, initParameters(arch, Xoshiro128.fromSeed(1337)), { precision });
   const opt = new AdamW(arch);
   const B = c.batch_size, T = c.seq_len, V = c.vocab_size;
@@ -215,7 +225,7 @@ const warmup = intOption("warmup", 2);
 // Timed steps of the peer: fewer than ours by default, because its steps are 2-10× slower here and
 // ten of them per config and round would take the whole benchmark past five minutes.
 const peerSteps = Math.max(1, intOption("peer-steps", 5));
-const configNames = (option("configs") ?? "S,loopos,W").split(",").map((s) => s.trim()).filter(Boolean);
+const configNames = (option("configs") ?? "S,loopos,W,S-llama").split(",").map((s) => s.trim()).filter(Boolean);
 for (const n of configNames) {
   if (!CONFIGS[n]) {
     console.error(`--configs: unknown config ${n} (known: ${Object.keys(CONFIGS).join(", ")})`);
@@ -341,7 +351,7 @@ for (let round = 0; round < rounds; round++) {
     if (o) console.log(`round ${round + 1} ${name.padEnd(4)}  ours ${o.tokens_per_s.toFixed(0)} tok/s`);
     else console.log(`round ${round + 1} ${name.padEnd(4)}  ours failed`);
     if (name === "S") runVariants(round, o);
-    if (!peerNote) {
+    if (!peerNote && !c.block) {
       const p = childPeer(c, threads);
       if (p) (peer[name] ??= []).push(p), console.log(`round ${round + 1} ${name.padEnd(4)}  pytorch ${p.tokens_per_s} tok/s`);
     }
@@ -391,6 +401,12 @@ for (const name of configNames) {
   const o = ours[name]?.[0];
   if (!o) continue;
   console.log(`${name}: peak RSS ${mib(median(ours[name]!.map((r) => r.max_rss)))} = ${(median(ours[name]!.map((r) => r.max_rss)) / o.model_bytes).toFixed(2)} x the model's own memory (params + grads + moments + activations = ${mib(o.model_bytes)})`);
+}
+
+// The Llama block against GPT-2's at the same parameter count: run seconds apart in each round.
+const llamaRatios = (ours["S-llama"] ?? []).map((r, i) => (ours.S?.[i] ? r.tokens_per_s / ours.S[i]!.tokens_per_s : NaN)).filter(Number.isFinite);
+if (llamaRatios.length) {
+  console.log(`S-llama / S (GPT-2): ${median(llamaRatios).toFixed(2)}x tokens/s, median of the rounds' ratios (${llamaRatios.map((x) => x.toFixed(2)).join(", ")})`);
 }
 
 const sOurs = ours.S ?? [];
@@ -444,7 +460,7 @@ mkdirSync(buildDir, { recursive: true });
 writeFileSync(jsonPath, JSON.stringify({
   date: new Date().toISOString(), cpu: cpus()[0]?.model, threads, isa, peak, peak_gflops_for_mfu: peakGflops, rounds, steps, warmup,
   peer: peerNote ?? `pytorch (bench/train_torch.py, OpenMP OpenBLAS, OPENBLAS_CORETYPE=SkylakeX, OMP_WAIT_POLICY=ACTIVE, ${jemallocPath() ? "jemalloc without purging" : "glibc malloc"})`,
-  configs: summary, bf16, scaling, breakdown: prof ? { config: prof.config, step_ms: prof.profiled_step_ms, ms: prof.breakdown } : null,
+  configs: summary, llama_vs_gpt2: llamaRatios.length ? median(llamaRatios) : null, bf16, scaling, breakdown: prof ? { config: prof.config, step_ms: prof.profiled_step_ms, ms: prof.breakdown } : null,
   runs: { ours, peer, variants },
 }, null, 2) + "\n");
 console.log(`\nwrote ${jsonPath}`);
