@@ -137,6 +137,16 @@ export class InferenceEngine {
     return this.head(last);
   }
 
+  /**
+   * Copy the cached keys and values of positions 0..length−1 into per-layer buffers ([max_seq_len, C]
+   * each): the server prefills a request here, then decodes it in its own cache among others.
+   */
+  copyCacheTo(k: Float32Array[], v: Float32Array[]): void {
+    const n = this.pos * this.arch.d_model;
+    this.kCache.forEach((src, l) => k[l]!.set(src.subarray(0, n)));
+    this.vCache.forEach((src, l) => v[l]!.set(src.subarray(0, n)));
+  }
+
   /** Feed one token at position `length`; returns its logits ([V], reused by the next call). */
   step(token: number): Float32Array {
     const { vocab_size: V, max_seq_len: P } = this.arch;

@@ -38,19 +38,35 @@ export interface GenerateResult {
   logits: Float32Array[];
 }
 
+/**
+ * The ids a prompt starts generation from: its tokens, the last `context` of them when it is longer
+ * (`cut`), or end-of-text alone for an empty prompt; null when it is empty and the vocabulary has no
+ * end-of-text token. `total` is the prompt's length before the cut.
+ */
+export function promptTokens(tok: Tokenizer, prompt: string, context: number): { ids: number[]; cut: boolean; total: number } | null {
+  let ids = Array.from(tok.encode(prompt));
+  if (ids.length === 0) {
+    if (tok.endOfTextId === null) return null;
+    ids = [tok.endOfTextId]; // GPT-2's convention for unconditional samples
+  }
+  const total = ids.length;
+  const cut = total > context;
+  if (cut) ids = ids.slice(total - context);
+  return { ids, cut, total };
+}
+
+/** When the context is full: the cache is rebuilt from this many of the most recent tokens. */
+export function slideKeep(context: number): number {
+  return Math.ceil(context / 2);
+}
+
 export function generate(engine: InferenceEngine, tok: Tokenizer, prompt: string, opts: GenerateOptions): GenerateResult {
   const notice = opts.onNotice ?? (() => {});
   const context = engine.contextSize;
-  let ids = Array.from(tok.encode(prompt));
-  if (ids.length === 0) {
-    if (tok.endOfTextId === null) throw new UserError("The prompt is empty and this vocabulary has no end-of-text token to start from. Give --prompt some text.");
-    ids = [tok.endOfTextId]; // GPT-2's convention for unconditional samples
-  }
-  const cut = ids.length > context;
-  if (cut) {
-    notice(`The prompt is ${count(ids.length, "token")}; the model's context holds ${int(context)}: using the last ${int(context)}.`);
-    ids = ids.slice(ids.length - context);
-  }
+  const start = promptTokens(tok, prompt, context);
+  if (start === null) throw new UserError("The prompt is empty and this vocabulary has no end-of-text token to start from. Give --prompt some text.");
+  const { ids, cut } = start;
+  if (cut) notice(`The prompt is ${count(start.total, "token")}; the model's context holds ${int(context)}: using the last ${int(context)}.`);
   opts.onPrompt?.(ids, cut);
   const sampler = new Sampler(opts);
   const stream = new TextStream(tok, ids[ids.length - 1]!);
@@ -80,7 +96,7 @@ export function generate(engine: InferenceEngine, tok: Tokenizer, prompt: string
       logits = engine.step(id);
       continue;
     }
-    const keep = Math.ceil(context / 2);
+    const keep = slideKeep(context);
     if (!slid) notice(`\n[context of ${count(context, "token")} full: continuing from the last ${int(keep)}]`);
     slid = true;
     recent.splice(0, recent.length - keep);

@@ -1,0 +1,173 @@
+/**
+ * Batched decode: one token for each of B sequences in one pass over the weights. Every linear layer
+ * runs as one matrix product with M = B rows, so the weights are read once per step however many
+ * sequences share it; attention stays per sequence, one row against its own KV cache at its own
+ * position. Sequences come and go between steps (continuous batching): a step takes whichever caches
+ * it is given.
+ *
+ * Same tokens as the batch-1 path: for B ≤ 4 the matrix products take the kernel's small-M path,
+ * whose arithmetic per output element does not depend on M, and every other kernel works row by row
+ * or element by element; so each row's logits are the bytes DecodeStep gives. For B > 4 the products
+ * take the blocked GEMM, which sums the depth in another order: logits then agree to rounding (a
+ * relative 1e-6 or so), and a sampled token can differ only where two candidates tie to that
+ * precision.
+ *
+ * As in decode_step.ts, buffers' addresses are taken once (storage pinned first) and the kernels are
+ * called straight through the table.
+ */
+import { ptr } from "bun:ffi";
+import { type Architecture, blockOf, fcRows, LLAMA_NORM_EPS, LLAMA_ROPE_THETA } from "../model/layout.ts";
+import type { ModelTensors } from "../model/weights.ts";
+import { NativeError, nativeSymbols as S } from "../native.ts";
+
+type Pointer = ReturnType<typeof ptr>;
+const F32 = 4;
+
+function addressOf(a: Float32Array): Pointer {
+  void a.buffer;
+  return ptr(a);
+}
+
+function ok(kernel: string, status: number): void {
+  if (status !== 0) throw new NativeError(kernel, status);
+}
+
+/** One sequence's keys and values: per layer [max_seq_len, C] each, and how many positions are filled. */
+export class KvCache {
+  readonly k: Float32Array[];
+  readonly v: Float32Array[];
+  readonly kp: Pointer[];
+  readonly vp: Pointer[];
+  /** Positions filled: where the next token goes. */
+  length = 0;
+
+  constructor(arch: Architecture) {
+    const n = arch.max_seq_len * arch.d_model;
+    this.k = Array.from({ length: arch.num_layers }, () => new Float32Array(n));
+    this.v = Array.from({ length: arch.num_layers }, () => new Float32Array(n));
+    this.kp = this.k.map(addressOf);
+    this.vp = this.v.map(addressOf);
+  }
+
+  /** Bytes held. */
+  get bytes(): number {
+    return 2 * this.k.length * this.k[0]!.byteLength;
+  }
+}
+
+interface LayerPointers {
+  ln1w: Pointer; ln1b: Pointer | null; qkvW: Pointer; qkvB: Pointer | null;
+  attnProjW: Pointer; attnProjB: Pointer | null; ln2w: Pointer; ln2b: Pointer | null;
+  fcW: Pointer; fcB: Pointer | null; mlpProjW: Pointer; mlpProjB: Pointer | null;
+}
+
+export class BatchDecoder {
+  /** [maxRows, V]: row b holds the logits of the step's b-th sequence. */
+  readonly logits: Float32Array;
+  private readonly layers: LayerPointers[];
+  private readonly x: Float32Array; private readonly qkv: Float32Array;
+  private readonly buffers: Float32Array[];
+  private readonly px: Pointer; private readonly pxn: Pointer; private readonly pqkv: Pointer;
+  private readonly patt: Pointer; private readonly ptmp: Pointer; private readonly pfc: Pointer;
+  private readonly pfcg: Pointer; private readonly pmean: Pointer; private readonly prstd: Pointer;
+  private readonly plogits: Pointer;
+  private readonly wte: Pointer; private readonly wpe: Pointer; private readonly wpeRows: number;
+  private readonly lnfw: Pointer; private readonly lnfb: Pointer | null; private readonly lmHead: Pointer;
+  private readonly eps: number | null;
+  private readonly theta: number | null;
+  private readonly fcWidth: number;
+  private readonly zeroRow: Float32Array;
+
+  constructor(private readonly arch: Architecture, weights: ModelTensors, readonly maxRows: number) {
+    if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError(`BatchDecoder: maxRows ${maxRows} must be a whole number >= 1`);
+    const { d_model: C, d_ff: F, vocab_size: V } = arch;
+    const R = maxRows;
+    this.fcWidth = fcRows(arch);
+    this.x = new Float32Array(R * C);
+    const xn = new Float32Array(R * C);
+    this.qkv = new Float32Array(R * 3 * C);
+    const att = new Float32Array(R * C), tmp = new Float32Array(R * C);
+    const fc = new Float32Array(R * this.fcWidth), fcg = new Float32Array(R * F);
+    const mean = new Float32Array(R), rstd = new Float32Array(R);
+    this.logits = new Float32Array(R * V);
+    this.buffers = [this.x, xn, this.qkv, att, tmp, fc, fcg, mean, rstd, this.logits];
+    this.px = addressOf(this.x); this.pxn = addressOf(xn); this.pqkv = addressOf(this.qkv);
+    this.patt = addressOf(att); this.ptmp = addressOf(tmp); this.pfc = addressOf(fc); this.pfcg = addressOf(fcg);
+    this.pmean = addressOf(mean); this.prstd = addressOf(rstd); this.plogits = addressOf(this.logits);
+    const opt = (a: Float32Array | null) => (a ? addressOf(a) : null);
+    this.layers = weights.blocks.map((w) => ({
+      ln1w: addressOf(w.ln1w), ln1b: opt(w.ln1b), qkvW: addressOf(w.qkvW), qkvB: opt(w.qkvB),
+      attnProjW: addressOf(w.attnProjW), attnProjB: opt(w.attnProjB), ln2w: addressOf(w.ln2w), ln2b: opt(w.ln2b),
+      fcW: addressOf(w.fcW), fcB: opt(w.fcB), mlpProjW: addressOf(w.mlpProjW), mlpProjB: opt(w.mlpProjB),
+    }));
+    this.wte = addressOf(weights.wte);
+    this.zeroRow = new Float32Array(C);
+    this.wpe = addressOf(weights.wpe ?? this.zeroRow);
+    this.wpeRows = weights.wpe ? arch.max_seq_len : 1;
+    this.lnfw = addressOf(weights.lnfw);
+    this.lnfb = opt(weights.lnfb);
+    this.lmHead = addressOf(weights.lmHead);
+    const llama = blockOf(arch) === "llama";
+    this.eps = llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null;
+    this.theta = llama ? (arch.rope_theta ?? LLAMA_ROPE_THETA) : null;
+  }
+
+  /** Bytes of activations and logits this decoder holds. */
+  get bytes(): number {
+    return this.buffers.reduce((n, b) => n + b.byteLength, 0);
+  }
+
+  /**
+   * Feed tokens[b] to caches[b] at position caches[b].length, for b < B, and advance each cache by one.
+   * Returns the logits, row b for sequence b ([B, V] at the front of `logits`, reused by the next step).
+   */
+  step(caches: readonly KvCache[], tokens: ArrayLike<number>, B = caches.length): Float32Array {
+    const { d_model: C, num_heads: H, d_ff: F, vocab_size: V, max_seq_len: P } = this.arch;
+    if (B < 1 || B > this.maxRows || caches.length < B || tokens.length < B) {
+      throw new RangeError(`BatchDecoder.step: ${B} rows (caches ${caches.length}, tokens ${tokens.length}), at most ${this.maxRows}`);
+    }
+    for (let b = 0; b < B; b++) {
+      const t = tokens[b]!, pos = caches[b]!.length;
+      if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`BatchDecoder.step: token ${t} (row ${b}) is outside 0..${V - 1}`);
+      if (pos >= P) throw new RangeError(`BatchDecoder.step: row ${b}'s cache is full (${P} positions)`);
+    }
+    const row = (base: Pointer, b: number, width: number) => (base + b * width * F32) as Pointer;
+    for (let b = 0; b < B; b++) {
+      const pos = caches[b]!.length;
+      const wpeRow = this.wpeRows > 1 ? pos : 0;
+      ok("residual_forward", S.tv_residual_forward(row(this.px, b, C), row(this.wte, tokens[b]!, C), row(this.wpe, wpeRow, C), C));
+    }
+    this.layers.forEach((l, layer) => {
+      this.norm(l.ln1w, l.ln1b, B);
+      ok("matmul_forward", S.tv_matmul_forward(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
+      for (let b = 0; b < B; b++) {
+        const cache = caches[b]!, pos = cache.length;
+        const q = row(this.pqkv, b, 3 * C);
+        if (this.theta !== null) ok("rope_forward", S.tv_rope_forward(q, 1, 1, C, H, pos, this.theta));
+        const at = b * 3 * C;
+        cache.k[layer]!.set(this.qkv.subarray(at + C, at + 2 * C), pos * C);
+        cache.v[layer]!.set(this.qkv.subarray(at + 2 * C, at + 3 * C), pos * C);
+        ok("attention_decode", S.tv_attention_decode(row(this.patt, b, C), q, cache.kp[layer]!, cache.vp[layer]!, pos + 1, C, H));
+      }
+      ok("matmul_forward", S.tv_matmul_forward(this.ptmp, this.patt, l.attnProjW, l.attnProjB, B, C, C));
+      ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
+      this.norm(l.ln2w, l.ln2b, B);
+      ok("matmul_forward", S.tv_matmul_forward(this.pfc, this.pxn, l.fcW, l.fcB, B, C, this.fcWidth));
+      if (this.eps === null) ok("gelu_forward", S.tv_gelu_forward(this.pfcg, this.pfc, B * F));
+      else ok("swiglu_forward", S.tv_swiglu_forward(this.pfcg, this.pfc, B, F));
+      ok("matmul_forward", S.tv_matmul_forward(this.ptmp, this.pfcg, l.mlpProjW, l.mlpProjB, B, F, C));
+      ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
+    });
+    for (let b = 0; b < B; b++) caches[b]!.length++;
+    this.norm(this.lnfw, this.lnfb, B);
+    ok("matmul_forward", S.tv_matmul_forward(this.plogits, this.pxn, this.lmHead, null, B, C, V));
+    return this.logits;
+  }
+
+  /** xn = norm(x) for B rows: LayerNorm (GPT-2) or RMSNorm (Llama). */
+  private norm(weight: Pointer, bias: Pointer | null, B: number): void {
+    const C = this.arch.d_model;
+    if (this.eps === null) ok("layernorm_forward", S.tv_layernorm_forward(this.pxn, this.pmean, this.prstd, this.px, weight, bias, B, C));
+    else ok("rmsnorm_forward", S.tv_rmsnorm_forward(this.pxn, this.prstd, this.px, weight, B, C, this.eps));
+  }
+}
