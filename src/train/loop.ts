@@ -6,7 +6,7 @@
  */
 import type { TrainingState } from "../checkpoint/index.ts";
 import type { TokenWindows } from "../data/windows.ts";
-import { epochOrder } from "../data/windows.ts";
+import { windowOrder } from "../data/windows.ts";
 import type { GPT } from "../model/gpt.ts";
 import type { MetricsLog } from "./metrics.ts";
 import { Optimizer } from "./optimizer.ts";
@@ -93,7 +93,7 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
   };
 
   while (state.epoch < plan.epochs) {
-    const order = epochOrder(windows.trainCount, epochRng(plan.seed, state.stage, state.epoch));
+    const order = windowOrder(windows.trainCount, epochRng(plan.seed, state.stage, state.epoch));
     // A stage fitted to a time budget may end inside its last epoch.
     while (state.step_in_epoch < plan.steps_per_epoch && stageStep(state) < plan.total_steps) {
       if (p.stopRequested()) {
@@ -105,7 +105,7 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
         return "max-steps";
       }
       const first = state.step_in_epoch * B;
-      const batch = order.subarray(first, Math.min(first + B, windows.trainCount));
+      const batch = order.range(first, Math.min(first + B, windows.trainCount));
       const rows = batch.length;
       windows.fill(batch, tokens, targets);
 

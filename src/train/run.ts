@@ -3,11 +3,11 @@
  * the architecture from it; (2) the vocabulary; (3–4) the model and its weights; (5) without --data,
  * report and stop; (6) otherwise tokenize, train the stage, save. Returns the process exit code.
  */
-import { copyFileSync, existsSync, mkdirSync, realpathSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { type LoadedCheckpoint, readCheckpoint, type TrainingState, writeCheckpoint } from "../checkpoint/index.ts";
-import { dataFingerprint } from "../data/fingerprint.ts";
-import { tokenizeWithCache } from "../data/token_cache.ts";
+import { scanData } from "../data/fingerprint.ts";
+import { storedTokens } from "../data/store.ts";
 import { TokenWindows } from "../data/windows.ts";
 import { UserError } from "../base/errors.ts";
 import { flagName } from "../base/flags.ts";
@@ -154,12 +154,11 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
 
   // (6) data, model, stage
   mkdirSync(o.output, { recursive: true });
-  const dataFp = dataFingerprint(files);
-  const tokens = tokenizeWithCache(files, tokenizer, dataFp, o.output);
-  io.log(
-    `Data: ${count(tokens.ids.length, "token")} from ${count(files.length, "file")}` +
-      (tokens.fromCache ? ` (cached ids ${tokens.cacheFile})` : ` (tokenized; ids cached in ${tokens.cacheFile})`),
-  );
+  const scanned = scanData(files);
+  const dataFp = scanned.fingerprint;
+  const tokens = storedTokens(scanned.files, tokenizer, o.tokenCache ?? o.output, io.log);
+  io.log(`Data: ${count(tokens.tokens, "token")} from ${count(files.length, "file")} (${storeLine(tokens.tokenized, files.length, tokens.rate, tokens.index)})`);
+  noteOldCaches(o.output, io);
 
   const previous: TrainingState | null = loaded?.training ?? null;
   const shape = stageShape(o, given, previous);
@@ -168,7 +167,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
     throw new UserError(`--max-length ${shape.seqLen} is longer than the checkpoint's max_seq_len ${arch.max_seq_len} (its position embeddings end there). Use --max-length ${arch.max_seq_len} or less.`);
   }
   // With --val-data the held-out text is that file, so all of --data trains unless --val-fraction says otherwise.
-  const windows = new TokenWindows(tokens.ids, shape.seqLen, o.valData !== undefined && !given.has("valFraction") ? 0 : o.valFraction);
+  const windows = new TokenWindows(tokens, shape.seqLen, o.valData !== undefined && !given.has("valFraction") ? 0 : o.valFraction);
   const valWindows = o.valData !== undefined ? validationWindows(o.valData, tokenizer, o, shape.seqLen, io) : null;
   if (shape.batchSize > windows.trainCount) {
     // A batch larger than the data would only reserve memory that no step uses.
@@ -313,11 +312,31 @@ function prepareMetrics(metrics: MetricsLog, loaded: LoadedCheckpoint | null, re
 
 export type { Tokenizer };
 
-/** --val-data: its text, tokenized (and cached) like --data, as windows that are all for validation. */
+/** --val-data: its text, tokenized (and stored) like --data, as windows that are all for validation. */
 function validationWindows(path: string, tokenizer: Tokenizer, o: TrainOptions, seqLen: number, io: RunIo): TokenWindows {
   const files = listDataFiles(path, io.warn, { exclude: [o.output, o.vocab] });
-  const tokens = tokenizeWithCache(files, tokenizer, dataFingerprint(files), o.output);
-  return new TokenWindows(tokens.ids, seqLen, 0);
+  const tokens = storedTokens(scanData(files, "--val-data").files, tokenizer, o.tokenCache ?? o.output, io.log, "--val-data");
+  return new TokenWindows(tokens, seqLen, 0);
+}
+
+/** Where the ids came from, for the Data line. */
+function storeLine(tokenized: number, files: number, rate: number, index: string): string {
+  if (tokenized === 0) return `cached ids ${index}`;
+  const speed = `, ${num(rate / 1e6, 3)} MB/s`;
+  return tokenized === files ? `tokenized; ids cached in ${index}${speed}` : `tokenized ${tokenized} of ${count(files, "file")}, the others cached; ids in ${index}${speed}`;
+}
+
+/** Token caches of earlier versions (one file of 4-byte ids per data set) are no longer read: say so once. */
+function noteOldCaches(dir: string, io: RunIo): void {
+  let old: string[] = [];
+  try {
+    old = readdirSync(dir).filter((n) => /^tokens-[0-9a-f]{16}\.bin$/.test(n));
+  } catch {
+    return;
+  }
+  if (old.length === 0) return;
+  const bytes = old.reduce((s, n) => s + statSync(join(dir, n)).size, 0);
+  io.log(`Note: ${old.join(", ")} in ${dir}: token cache of an earlier version, no longer read (the ids are in the token store now); delete it to free ${num(bytes / 1e6, 3)} MB.`);
 }
 
 /** A fresh run's architecture from the flags. GPT-2's has exactly the fields it always had (no

@@ -7,7 +7,7 @@
  * KILL_SEED and KILL_COUNT override the random seed and the number of kills (e.g. for a longer soak).
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readCheckpoint } from "../../src/checkpoint/index.ts";
 import { LOCK_NAME } from "../../src/train/lock.ts";
@@ -135,4 +135,34 @@ test(`SIGKILL at ${KILLS} seeded random moments (some mid-save): every checkpoin
   );
   expect(kills).toBeGreaterThanOrEqual(KILLS);
   expect(midSave).toBeGreaterThan(0);
+});
+
+test("SIGKILL while the token store is being built: the next run resumes or rebuilds it, never trusts a wrong one, and trains to the same bytes", async () => {
+  const folder = join(dir, "many");
+  mkdirSync(folder, { recursive: true });
+  for (let i = 0; i < 24; i++) writeText(folder, `doc${String(i).padStart(2, "0")}.txt`, learnableText(15, 100 + i));
+  const args = (out: string, cache: string) => ["--data", folder, "--vocab", vocab(), ...TINY, "--epochs", "1", "--output", out, "--token-cache", cache];
+  const straight = await runCli(args(join(dir, "store-straight"), join(dir, "cache-straight")), dir);
+  expect(straight.code).toBe(0);
+  const reference = readFileSync(join(dir, "store-straight", CHECKPOINT));
+  const r = rng(SEED + 1);
+  let killed = 0, resumed = 0;
+  for (let k = 0; k < 5; k++) {
+    const out = join(dir, `store-kill-${k}`), cache = join(dir, `cache-kill-${k}`);
+    // Each file's ids are followed by a pause (the test hook), so the build is caught midway.
+    const run = startCli(args(out, cache), dir, { TRAIN_VOCAB_TEST_WRITE_DELAY_MS: "20" });
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && !(existsSync(cache) && readdirSync(cache).some((n) => n.endsWith(".ids")))) await Bun.sleep(2);
+    await Bun.sleep(r.int(0, 400));
+    run.proc.kill("SIGKILL");
+    if ((await run.done).signal === "SIGKILL") killed++;
+    const end = await runCli([...args(out, cache), "--overwrite"], dir);
+    expect({ out: end.out.slice(-2000), code: end.code }).toEqual({ out: end.out.slice(-2000), code: 0 });
+    expect(end.out).not.toMatch(/damaged|incomplete|missing|not a token store/);
+    if (/tokenized \d+ of 24 files, the others cached/.test(end.out)) resumed++;
+    expect(Buffer.compare(readFileSync(join(out, CHECKPOINT)), reference)).toBe(0);
+    expect(readdirSync(cache).filter((n) => n.endsWith(".tmp"))).toEqual([]);
+  }
+  expect(killed).toBeGreaterThanOrEqual(4);
+  expect(resumed).toBeGreaterThan(0);
 });
