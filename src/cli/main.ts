@@ -20,6 +20,7 @@ async function registrations(): Promise<Register[]> {
   list.push((await import("./export.ts")).registerExport);
   list.push((await import("./import.ts")).registerImport);
   list.push((await import("./eval.ts")).registerEval);
+  list.push((await import("./serve.ts")).registerServe);
   list.push((await import("./dashboard.ts")).registerDashboard);
   return list;
 }
