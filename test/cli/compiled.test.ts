@@ -1,8 +1,9 @@
 /**
  * The standalone executable (bun build --compile, native library embedded), copied away from the
- * project and run from another folder: it trains, stops and resumes, loads without training, and
- * speaks LoopOS's errors. scripts/run_cli.sh drives the same executable through its subcommands;
- * `make compile` also puts it where the resume guide runs it.
+ * project and run from another folder: it trains, stops and resumes, loads without training, speaks
+ * LoopOS's errors, runs the demo from its embedded corpus and serves the dashboard.
+ * scripts/run_cli.sh drives the same executable through its subcommands; `make compile` also puts it
+ * where the resume guide runs it.
  */
 import { afterAll, beforeAll, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -20,7 +21,11 @@ const exe = join(exeDir, "train_vocab");
 let data: string;
 
 beforeAll(async () => {
-  const build = Bun.spawnSync(["bun", "build", "--compile", join(ROOT, "bin/train-vocab.ts"), "--outfile", exe], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  // As `make compile` builds it: the demo's corpus packed and embedded beside the native library.
+  const pack = join(tmp.dir, "brown_corpus.zst");
+  const packed = Bun.spawnSync(["bun", "run", join(ROOT, "scripts/pack_brown.ts"), pack], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  if (packed.exitCode !== 0) throw new Error(`scripts/pack_brown.ts failed: ${packed.stderr.toString()}`);
+  const build = Bun.spawnSync(["bun", "build", "--compile", join(ROOT, "bin/train-vocab.ts"), "--outfile", exe, pack], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
   Bun.spawnSync(["mkdir", "-p", work]);
   data = writeText(work, "story.txt", learnableText(300));
@@ -49,6 +54,44 @@ test("the compiled executable, run from another folder, trains, stops, resumes e
   const missing = await run(["resume", "nope.bin", "--vocab", "outputs/tokenizer.vocab"]);
   expect(missing.code).toBe(2);
   expect(missing.stderr).toContain("Checkpoint file not found: nope.bin");
+});
+
+test("the compiled executable's demo runs from a folder without the corpus package: it reads its embedded copy", async () => {
+  const r = await runCli(["demo", "--seconds", "1", "--output", "demo", "--threads", "2"], work, [exe]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain("Wrote the Brown corpus as plain text: 500 documents in demo/brown");
+  expect(r.stdout).toContain("greedy:  The jury said ▸");
+  expect(readFileSync(join(work, "demo/brown/ca01.txt"), "utf8")).toStartWith("The Fulton County Grand Jury said Friday");
+});
+
+test("the compiled executable serves the dashboard: the page, its bundled script and a run's metrics", async () => {
+  const run = join(work, "dash-run");
+  mkdirSync(run, { recursive: true });
+  writeFileSync(join(run, "metrics.jsonl"), JSON.stringify({ step: 1, stage: 0, epoch: 1, epochs: 1, loss: 5.5, lr: 0.001, grad_norm: 1, tokens_per_sec: 10 }) + "\n");
+  const proc = Bun.spawn([exe, "dashboard", run, "--port", "0"], { cwd: work, stdout: "pipe", stderr: "pipe" });
+  try {
+    const reader = proc.stdout.getReader();
+    let out = "";
+    const deadline = Date.now() + 20_000;
+    while (!/http:\/\/127\.0\.0\.1:\d+\//.test(out) && Date.now() < deadline) {
+      const { value, done } = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => ({ value: undefined, done: true }))]);
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(out)?.[0];
+    expect(url).toBeDefined();
+    const html = await (await fetch(url!)).text();
+    const src = /<script[^>]+src="([^"]+)"/.exec(html)?.[1];
+    expect(src).toBeDefined();
+    const js = await fetch(new URL(src!, url).href);
+    expect(js.status).toBe(200);
+    expect(await js.text()).toContain("trainVocabDashboard");
+    const metrics = (await (await fetch(`${url}api/runs/0/metrics`)).json()) as { train: { loss: number[] } };
+    expect(metrics.train.loss).toEqual([5.5]);
+  } finally {
+    proc.kill("SIGINT");
+    await proc.exited;
+  }
 });
 
 test("scripts/run_cli.sh: train-vocab, vocab-train, resume, continue, generate and help reach the executable", async () => {
@@ -92,8 +135,9 @@ test("make compile also puts the executable at build_avx512/train_vocab, where t
   mkdirSync(join(scratch, "build"), { recursive: true });
   mkdirSync(join(scratch, "node_modules"));
   writeFileSync(join(scratch, "build", `libtrain_vocab.${process.platform === "darwin" ? "dylib" : "so"}`), "");
+  writeFileSync(join(scratch, "build", "brown_corpus.zst"), "");
   const stub = join(scratch, "bun-stub.sh");
-  writeFileSync(stub, `#!/bin/sh\n# build --compile <entry> --outfile <out>\ncp "${exe}" "$5"\n`, { mode: 0o755 });
+  writeFileSync(stub, `#!/bin/sh\n# build --compile <entry> --outfile <out> <embedded files>\ncp "${exe}" "$5"\n`, { mode: 0o755 });
   const make = Bun.spawnSync(["make", "-f", join(ROOT, "Makefile"), "-C", scratch, "compile", `BUN=${stub}`], { stdout: "pipe", stderr: "pipe" });
   expect(make.stderr.toString()).toBe("");
   expect(make.exitCode).toBe(0);
