@@ -64,9 +64,9 @@ export class Sampler {
       cutoff = 0;
       m = this.collect(probs, n, 0);
     }
-    const cand = this.order.subarray(0, m);
-    cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
     let keep = Math.min(k, m);
+    const cand = keep < m ? this.selectTop(probs, m, keep) : this.order.subarray(0, m);
+    cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
     let kept = 0;
     for (let i = 0; i < keep; i++) kept += probs[cand[i]!]!;
     if (topP < 1) {
@@ -87,6 +87,40 @@ export class Sampler {
       if (r < 0) return cand[i]!;
     }
     return cand[keep - 1]!; // rounding left a sliver of mass: the last kept token
+  }
+
+  /**
+   * The `k` best of the `m` candidates in this.order (higher probability first, then lower id: the
+   * order the sort gives), moved to its front in no particular order. A heap of k keeps this at
+   * m·log k instead of sorting all m candidates, which at top-k 40 over thousands of survivors
+   * would cost more than the token's forward.
+   */
+  private selectTop(probs: Float32Array, m: number, k: number): Int32Array {
+    const heap = this.order; // heap[0..k) holds the best so far, the worst of them at the root
+    const worse = (a: number, b: number) => probs[a]! < probs[b]! || (probs[a] === probs[b] && a > b);
+    const siftDown = (i: number) => {
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let w = i;
+        if (l < k && worse(heap[l]!, heap[w]!)) w = l;
+        if (r < k && worse(heap[r]!, heap[w]!)) w = r;
+        if (w === i) return;
+        const t = heap[i]!;
+        heap[i] = heap[w]!;
+        heap[w] = t;
+        i = w;
+      }
+    };
+    for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(i);
+    for (let j = k; j < m; j++) {
+      const c = heap[j]!;
+      if (worse(heap[0]!, c)) {
+        heap[j] = heap[0]!;
+        heap[0] = c;
+        siftDown(0);
+      }
+    }
+    return heap.subarray(0, k);
   }
 
   private collect(probs: Float32Array, n: number, cutoff: number): number {

@@ -97,6 +97,41 @@ describe("Sampler", () => {
     expect(Math.max(...c.keys())).toBeLessThan(2500);
   });
 
+  test("top-k picks its candidates by selection: the same draws as sorting every candidate", () => {
+    // The sampler's rule with a full sort of the candidates (higher probability, then lower id).
+    const reference = (logits: Float32Array, T: number, topK: number, topP: number, rng: Xoshiro128) => {
+      const n = logits.length, max = logits[argmax(logits)]!;
+      const probs = new Float32Array(n);
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += probs[i] = Math.exp((logits[i]! - max) / T);
+      const k = topK > 0 && topK < n ? topK : n;
+      let cutoff = topP < 1 ? ((1 - topP) / Math.max(1, n - 1)) * sum : 0;
+      let cand = [...probs.keys()].filter((i) => probs[i]! >= cutoff);
+      if (cand.length < k && cutoff > 0) cand = [...probs.keys()];
+      cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
+      let keep = Math.min(k, cand.length), kept = 0;
+      for (let i = 0; i < keep; i++) kept += probs[cand[i]!]!;
+      if (topP < 1) {
+        let acc = 0;
+        for (let i = 0; i < keep; i++) {
+          acc += probs[cand[i]!]!;
+          if (acc >= topP * kept) { keep = i + 1; kept = acc; break; }
+        }
+      }
+      let r = rng.nextFloat32() * kept;
+      for (let i = 0; i < keep; i++) if ((r -= probs[cand[i]!]!) < 0) return cand[i]!;
+      return cand[keep - 1]!;
+    };
+    const data = Xoshiro128.fromSeed(77);
+    for (const [topK, topP, T] of [[40, 0.95, 0.8], [5, 1, 1], [200, 0.9, 1.2], [1, 1, 1], [3, 0.5, 0.7]] as const) {
+      // Logits on a coarse grid, so that many tokens tie and the id order decides.
+      const logits = Float32Array.from({ length: 3000 }, () => Math.round(data.nextFloat32() * 40) / 8);
+      const s = new Sampler({ temperature: T, topK, topP, seed: topK });
+      const rng = Xoshiro128.fromSeed(topK);
+      for (let i = 0; i < 300; i++) expect(s.sample(logits)).toBe(reference(logits, T, topK, topP, rng));
+    }
+  });
+
   test("bad settings are refused", () => {
     expect(() => new Sampler({ temperature: -1, topK: 0, topP: 1, seed: 0 })).toThrow();
     expect(() => new Sampler({ temperature: 1, topK: 1.5, topP: 1, seed: 0 })).toThrow();
