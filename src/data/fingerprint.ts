@@ -9,8 +9,9 @@ import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
 import { PassProgress } from "./progress.ts";
 
-/** Content hashes are XXH64 chained over pieces of this size (part of the hash's definition). */
-export const HASH_PIECE = 8 << 20;
+/** Content hashes are XXH64 chained over pieces of this size (part of the hash's definition): the size
+ * of the tokenizer's reads (src/tokenizer/encode_file.ts), so that they hash without a copy. */
+export const HASH_PIECE = 4 << 20;
 
 /** One source file as read in the hashing pass. */
 export interface ScannedFile {
@@ -35,9 +36,10 @@ export class ContentHash {
   private pending = 0;
   private stage: Uint8Array | null = null;
 
-  /** `seed`: the file's size for a content hash. */
-  constructor(seed: number | bigint) {
+  /** `seed`: the file's size for a content hash. `stage`: HASH_PIECE bytes to reuse for unfinished pieces. */
+  constructor(seed: number | bigint, stage?: Uint8Array) {
     this.h = BigInt(seed);
+    if (stage) this.stage = stage;
   }
 
   /** Bytes in file order, in any cutting: they are hashed in HASH_PIECE pieces. */

@@ -94,7 +94,8 @@ export class TokenStore {
   private readonly verified = new Set<string>();
   private readonly maps = new Map<string, Uint8Array>();
   private readonly partSizes = new Map<string, number | null>();
-  private readBuffer: Uint8Array | null = null;
+  /** check()'s reads and its hash's stage, reused. */
+  private readBuffers: Uint8Array[] | null = null;
   /** Paths the index has seen, to tell a changed file from a new one. */
   private paths: Set<string> | null = null;
 
@@ -151,10 +152,11 @@ export class TokenStore {
     let sinceCommit = 0;
     const maxId = this.idBytes === 2 ? 0xffff : 0xffffffff;
     const buffers = encodeBuffers();
+    const stages = [new Uint8Array(HASH_PIECE), new Uint8Array(HASH_PIECE)];
     try {
       files.forEach((f, i) => {
-        const content = new ContentHash(f.size);
-        const checksum = new ContentHash(idsSeed(f));
+        const content = new ContentHash(f.size, stages[0]);
+        const checksum = new ContentHash(idsSeed(f), stages[1]);
         let count = 0;
         const start = writer.begin();
         const read = streamEncodeFile(tok, f.path, {
@@ -270,8 +272,9 @@ export class TokenStore {
   /** What is wrong with an entry's ids, or null. Reads them with read(2), not through a map. */
   private check(e: StoreEntry): string | null {
     let total = 0;
-    const sum = new ContentHash(idsSeed(e));
-    const buf = (this.readBuffer ??= new Uint8Array(HASH_PIECE));
+    this.readBuffers ??= [new Uint8Array(HASH_PIECE), new Uint8Array(HASH_PIECE)];
+    const [buf, stage] = this.readBuffers;
+    const sum = new ContentHash(idsSeed(e), stage);
     for (const c of e.chunks) {
       const size = this.partSize(c.part);
       const bytes = c.count * this.idBytes;

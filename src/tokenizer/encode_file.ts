@@ -7,7 +7,8 @@ import { safeCut } from "./native_bpe.ts";
 import { Progress } from "./progress.ts";
 import type { Tokenizer } from "./types.ts";
 
-/** Bytes read per piece. Each piece is encoded by all the library's threads at once (csrc/bpe.c). */
+/** Bytes read per piece (the content hash's piece, src/data/fingerprint.ts). Each piece is encoded by
+ * all the library's threads at once (csrc/bpe.c). */
 const CHUNK = 4 << 20;
 
 /** Where a streamed encoding goes. */
