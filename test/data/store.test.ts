@@ -202,6 +202,17 @@ describe("files that change or vanish", () => {
     expect(asArrays(again.got)).toEqual(expected(files));
   });
 
+  test("a file deleted between runs: the others come from the store, nothing is said, nothing rebuilt", () => {
+    const data = fresh("data"), store = fresh("store");
+    const files = corpus(data, [60, 60, 60]);
+    load(files, store);
+    rmSync(files[1]!);
+    const left = [files[0]!, files[2]!];
+    const r = load(left, store);
+    expect([r.got.tokenized, r.notes]).toEqual([0, []]);
+    expect(asArrays(r.got)).toEqual(expected(left));
+  });
+
   test("a file deleted after it was listed is a clear error naming it", () => {
     const data = fresh("data"), store = fresh("store");
     const files = corpus(data, [50, 50]);
