@@ -3,9 +3,10 @@
  * restricted to the k most likely tokens (top-k) and then to the smallest set whose probability
  * reaches p (top-p, nucleus). Ties go to the lower id, so greedy decoding is fully determined.
  *
- * Cost per token is one pass over the vocabulary plus a sort of the candidates only: top-k keeps k of
- * them, and top-p first drops tokens too unlikely to ever be in the nucleus (the llama2.c trick), so
- * the full vocabulary is never sorted.
+ * Cost per token is one pass over the vocabulary plus a sort of the candidates only: top-k computes
+ * probabilities only for the tokens that can be among the k best and keeps k of them, and top-p first
+ * drops tokens too unlikely to ever be in the nucleus (the llama2.c trick), so the full vocabulary is
+ * never sorted.
  */
 import { Xoshiro128 } from "../base/rng.ts";
 
@@ -23,6 +24,7 @@ export class Sampler {
   private readonly rng: Xoshiro128;
   private probs = new Float32Array(0);
   private order = new Int32Array(0);
+  private heap = new Float32Array(0);
 
   constructor(readonly options: SamplerOptions) {
     const { temperature, topK, topP } = options;
@@ -45,15 +47,19 @@ export class Sampler {
       this.order = new Int32Array(n);
     }
     const probs = this.probs;
-    // softmax(logits / T) in double accumulation, shifted by the maximum for stability.
     const max = logits[argmax(logits, n)]!;
+    const k = topK > 0 && topK < n ? topK : n;
+    if (k < n) {
+      const m = this.nearTopK(logits, n, k, max);
+      if (m >= 0) return this.drawSorted(m > k ? this.selectTop(probs, m, k) : this.order.subarray(0, m), topP);
+    }
+    // softmax(logits / T) in double accumulation, shifted by the maximum for stability.
     let sum = 0;
     for (let i = 0; i < n; i++) {
       const e = Math.exp((logits[i]! - max) / temperature);
       probs[i] = e;
       sum += e;
     }
-    const k = topK > 0 && topK < n ? topK : n;
     if (k === n && topP >= 1) return this.draw(probs, sum, n);
 
     // Candidates: a token below this share of the mass can be neither in the top-k nor in the nucleus
@@ -64,9 +70,41 @@ export class Sampler {
       cutoff = 0;
       m = this.collect(probs, n, 0);
     }
-    let keep = Math.min(k, m);
-    const cand = keep < m ? this.selectTop(probs, m, keep) : this.order.subarray(0, m);
+    const keep = Math.min(k, m);
+    return this.drawSorted(keep < m ? this.selectTop(probs, m, keep) : this.order.subarray(0, m), topP);
+  }
+
+  /**
+   * With top-k, the draw depends only on the k most likely tokens, so only the tokens that can be
+   * among them need a probability. The k-th largest logit bounds them: a token more than 1e-5·T below
+   * it has a probability smaller by a factor e^−1e-5, a gap float32 rounding cannot close, so it can
+   * neither tie with the k-th nor pass it. Computes the probabilities of the tokens within that margin
+   * (as the full pass would: same expression, same float32 rounding), lists them in this.order and
+   * returns how many; −1 where the k-th probability falls in float32's subnormal range, where that
+   * argument does not hold (the full pass then decides).
+   */
+  private nearTopK(logits: Float32Array, n: number, k: number, max: number): number {
+    const T = this.options.temperature;
+    if (this.heap.length < k) this.heap = new Float32Array(k);
+    const lk = kthLargest(logits, n, k, this.heap);
+    if (Math.fround(Math.exp((lk - max) / T)) < MIN_NORMAL_F32) return -1;
+    const floor = lk - 1e-5 * T;
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const l = logits[i]!;
+      if (l >= floor) {
+        this.probs[i] = Math.exp((l - max) / T);
+        this.order[m++] = i;
+      }
+    }
+    return m;
+  }
+
+  /** Sort the candidates (higher probability, then lower id), apply top-p within them, draw. */
+  private drawSorted(cand: Int32Array, topP: number): number {
+    const probs = this.probs;
     cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
+    let keep = cand.length;
     let kept = 0;
     for (let i = 0; i < keep; i++) kept += probs[cand[i]!]!;
     if (topP < 1) {
@@ -139,6 +177,34 @@ export class Sampler {
     for (let i = n - 1; i >= 0; i--) if (probs[i]! > 0) return i;
     return 0;
   }
+}
+
+const MIN_NORMAL_F32 = 2 ** -126;
+
+/** The k-th largest of the first n values (1 ≤ k ≤ n), with a min-heap of k in `heap`. */
+function kthLargest(values: Float32Array, n: number, k: number, heap: Float32Array): number {
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let w = i;
+      if (l < k && heap[l]! < heap[w]!) w = l;
+      if (r < k && heap[r]! < heap[w]!) w = r;
+      if (w === i) return;
+      const t = heap[i]!;
+      heap[i] = heap[w]!;
+      heap[w] = t;
+      i = w;
+    }
+  };
+  for (let i = 0; i < k; i++) heap[i] = values[i]!;
+  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(i);
+  for (let i = k; i < n; i++) {
+    if (values[i]! > heap[0]!) {
+      heap[0] = values[i]!;
+      siftDown(0);
+    }
+  }
+  return heap[0]!;
 }
 
 /** Index of the largest value among the first n; the lowest index wins ties. */

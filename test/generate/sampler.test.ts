@@ -123,13 +123,22 @@ describe("Sampler", () => {
       return cand[keep - 1]!;
     };
     const data = Xoshiro128.fromSeed(77);
-    for (const [topK, topP, T] of [[40, 0.95, 0.8], [5, 1, 1], [200, 0.9, 1.2], [1, 1, 1], [3, 0.5, 0.7]] as const) {
+    // The last setting: a low temperature, where most probabilities underflow float32.
+    for (const [topK, topP, T] of [[40, 0.95, 0.8], [5, 1, 1], [200, 0.9, 1.2], [1, 1, 1], [3, 0.5, 0.7], [3, 0.9, 0.01]] as const) {
       // Logits on a coarse grid, so that many tokens tie and the id order decides.
       const logits = Float32Array.from({ length: 3000 }, () => Math.round(data.nextFloat32() * 40) / 8);
       const s = new Sampler({ temperature: T, topK, topP, seed: topK });
       const rng = Xoshiro128.fromSeed(topK);
       for (let i = 0; i < 300; i++) expect(s.sample(logits)).toBe(reference(logits, T, topK, topP, rng));
     }
+  });
+
+  test("top-k: logits that differ but round to the same probability tie, and the lower id wins", () => {
+    // exp(−1.1e-7) and exp(−1e-7) are the same float32; the top 2 are ids 2 and 0, not 2 and 1.
+    const logits = Float32Array.of(-1.1e-7, -1e-7, 0, -5, -9);
+    expect(Math.fround(Math.exp(logits[0]!))).toBe(Math.fround(Math.exp(logits[1]!)));
+    const c = counts(new Sampler({ temperature: 1, topK: 2, topP: 1, seed: 12 }), logits, 400);
+    expect([...c.keys()].sort()).toEqual([0, 2]);
   });
 
   test("bad settings are refused", () => {
