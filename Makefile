@@ -116,3 +116,10 @@ TORCH_PYTHON ?= $(shell for p in python3 /usr/bin/python3; do $$p -c 'import tor
 verify-hf: deps lib
 	@test -n "$(TORCH_PYTHON)" || { echo "verify-hf needs PyTorch: apt-get install -y python3-torch (or pip install torch numpy)"; exit 2; }
 	$(TORCH_PYTHON) scripts/verify_hf_export.py
+
+# The road to PyTorch's distributed training and back (scripts/verify_ddp.py): a tiny model exported,
+# trained by scripts/train_ddp.py in 2 processes (DDP over gloo), imported and used here again.
+.PHONY: verify-ddp
+verify-ddp: deps lib
+	@test -n "$(TORCH_PYTHON)" || { echo "verify-ddp needs PyTorch: apt-get install -y python3-torch (or pip install torch numpy)"; exit 2; }
+	$(TORCH_PYTHON) scripts/verify_ddp.py
