@@ -23,7 +23,7 @@ test("demo: trains the default model on Brown, resumes it at a lower learning ra
   expect(r.code).toBe(0);
   expect(r.stdout).toContain("== Stage 0: the default model from scratch");
   expect(r.stdout).toContain("== Stage 1: resume it for one more epoch at learning rate 0.0005");
-  expect(r.stdout).toContain("Loaded architecture from checkpoint:\n  d_model:    256\n  num_heads:  8\n  num_layers: 2\n  d_ff:       1024\n  vocab_size: 10000");
+  expect(r.stdout).toContain("Loaded architecture from checkpoint:\n  d_model:    256\n  num_heads:  8\n  num_layers: 2\n  d_ff:       688\n  vocab_size: 10000");
   expect(r.stdout).toContain("greedy:  The jury said ▸");
   const ckpt = readCheckpoint(join(out, "model", "model_checkpoint.bin"));
   expect(ckpt.training!.stage).toBe(1);

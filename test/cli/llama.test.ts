@@ -132,12 +132,12 @@ test("bad values are clear errors naming the flag", async () => {
   }
 });
 
-test("a config file sets them as JSON values (a boolean, or its text), and defaults leave GPT-2 as it was", () => {
+test("a config file sets them as JSON values (a boolean, or its text); the defaults are the Llama block", () => {
   const file = writeText(dir, "llama.json", JSON.stringify({ arch: "llama", rope_theta: 20000, tie_embeddings: false }));
   expect(resolveOptions({ config: file }).values).toMatchObject({ arch: "llama", ropeTheta: 20000, tieEmbeddings: false });
   const text = writeText(dir, "text.json", JSON.stringify({ tie_embeddings: "true" }));
   expect(resolveOptions({ config: text }).values.tieEmbeddings).toBe(true);
-  expect(resolveOptions({}).values).toMatchObject({ arch: "gpt2", ropeTheta: 10000, tieEmbeddings: true });
+  expect(resolveOptions({}).values).toMatchObject({ arch: "llama", ropeTheta: 10000, tieEmbeddings: true });
   const bad = writeText(dir, "bad.json", JSON.stringify({ tie_embeddings: 1 }));
   expect(() => resolveOptions({ config: bad })).toThrow(/"tie_embeddings" 1: expected true or false/);
 });

@@ -112,5 +112,5 @@ test("a bad --optimizer is an error naming the flag; a config file's too; any ca
   writeFileSync(file, JSON.stringify({ optimizer: "lion" }));
   expect(() => resolveOptions({ config: file })).toThrow(/"optimizer" "lion": expected adamw or muon/);
   expect(resolveOptions({ data: "x", optimizer: "Muon" }).values.optimizer).toBe("muon");
-  expect(resolveOptions({ data: "x" }).values.optimizer).toBe("adamw");
+  expect(resolveOptions({ data: "x" }).values.optimizer).toBe("muon");
 });

@@ -41,7 +41,10 @@ test("a config file's keys mirror the flags in any spelling; flags win; given op
     const file = join(dir, "run.json");
     writeFileSync(file, JSON.stringify({ d_model: 64, "num-heads": 4, numLayers: 3, learning_rate: 0.01, epochs: 5 }));
     const r = resolveOptions({ config: file, epochs: "7", data: "x" });
-    expect(r.values).toMatchObject({ dModel: 64, numHeads: 4, numLayers: 3, learningRate: 0.01, epochs: 7, dFf: 1024, batchSize: 16, maxLength: 256 });
+    expect(r.values).toMatchObject({ dModel: 64, numHeads: 4, numLayers: 3, learningRate: 0.01, epochs: 7, dFf: 688, arch: "llama", optimizer: "muon", batchSize: 16, maxLength: 256 });
+    // Without --d-ff, the Llama block gets GPT-2's MLP parameter count at --d-ff 1024; GPT-2 keeps 1024.
+    expect(resolveOptions({ data: "x", arch: "gpt2" }).values.dFf).toBe(1024);
+    expect(resolveOptions({ data: "x", arch: "llama", dFf: "1024" }).values.dFf).toBe(1024);
     expect([...r.given].sort()).toEqual(["dModel", "data", "epochs", "learningRate", "numHeads", "numLayers"]);
     writeFileSync(file, JSON.stringify({ d_modle: 64 }));
     expect(() => resolveOptions({ config: file })).toThrow(/unknown option "d_modle"/);
