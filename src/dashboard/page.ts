@@ -238,13 +238,19 @@ function drawChart(name: ChartName): void {
       state.xMode === "time"
         ? { label: "training time", incrs: TIME_STEPS, values: (_u, splits) => splits.map(formatDuration) }
         : { label: "step" },
-      { label: name === "loss" ? "loss" : name === "lr" ? "learning rate" : "tokens/s", size: 70 },
+      { label: name === "loss" ? "loss" : name === "lr" ? "learning rate" : "tokens/s", size: 70, values: (_u, splits) => splits.map(axisNumber) },
     ],
     series: built.series,
     legend: { live: true },
   };
   state.charts[name] = new uPlot(opts, built.data, el);
   state.chartKeys[name] = key;
+}
+
+/** A y-axis label: three significant digits, thousands separated (uPlot's own rounds 0.0001 to "0"). */
+function axisNumber(v: number | null): string {
+  if (v == null) return "";
+  return Math.abs(v) >= 1000 ? Math.round(v).toLocaleString("en-US") : String(Number(v.toPrecision(3)));
 }
 
 function size(el: HTMLElement): { width: number; height: number } {

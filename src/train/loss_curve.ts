@@ -65,7 +65,7 @@ export function lossCurveSvg(records: MetricsRecord[]): string {
   if (timed.length >= 2 && timed[timed.length - 1]!.time > timed[0]!.time) {
     const tSteps = timed.map((p) => p.step), tTimes = timed.map((p) => p.time);
     parts.push(`<line x1="${PAD.left}" x2="${W - PAD.right}" y1="${PAD.top}" y2="${PAD.top}" stroke="${AXIS}"/>`);
-    for (const t of timeTicks(tTimes[0]!, tTimes[tTimes.length - 1]!, 6)) {
+    for (const t of timeTicks(tTimes[0]!, tTimes[tTimes.length - 1]!, 8)) {
       const s = stepAtTime(tSteps, tTimes, t);
       if (s === null || s < x0 || s > x1) continue;
       const x = f(px(s));

@@ -57,7 +57,7 @@ test("loss_curve.svg: loss ticks on the left, steps along the bottom, training t
   for (const l of labels(svg, "tick-step")) expect(l.x).toBeCloseTo(60 + ((Number(l.text) - 1) / 999) * 640, 0);
   // the clock reads step × 0.1 s (0.1 s to 100 s): "1m" at step 600
   const time = labels(svg, "tick-time");
-  expect(time.map((l) => l.text)).toEqual(["30s", "1m", "1m30s"]);
+  expect(time.map((l) => l.text)).toEqual(["15s", "30s", "45s", "1m", "1m15s", "1m30s"]);
   expect(time.find((l) => l.text === "1m")!.x).toBeCloseTo(60 + (599 / 999) * 640, 0);
   const loss = [...svg.matchAll(/class="tick-loss"[^>]*>([^<]+)</g)].map((m) => Number(m[1]));
   expect(loss[0]!).toBeLessThanOrEqual(3.006);
