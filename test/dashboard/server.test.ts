@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { atomicWrite } from "../../src/base/files.ts";
 import { resolveRuns } from "../../src/dashboard/runs.ts";
 import { type Dashboard, startDashboard } from "../../src/dashboard/server.ts";
-import { learnableText, runCli, tempFolder, TINY, writeText } from "../cli/helpers.ts";
+import { isValRecord, readMetrics } from "../../src/train/metrics.ts";
+import { BIN, learnableText, runCli, tempFolder, TINY, writeText } from "../cli/helpers.ts";
 
 const tmp = tempFolder("tv-dash-");
 let dash: Dashboard;
@@ -168,3 +169,41 @@ test("fuzz: random methods, paths, queries and bodies never get a 5xx, and the s
   }
   expect((await get("/api/runs")).status).toBe(200);
 }, 60_000);
+
+test("a run followed from before its folder exists to its end: the page's copy equals the file", async () => {
+  const out = join(tmp.dir, "outputs", "followed");
+  const d = startDashboard({ runs: resolveRuns([out]), host: "127.0.0.1", port: 0, vocab: null });
+  try {
+    const url = `${d.url}api/runs/0/metrics`;
+    const first = (await (await fetch(url)).json()) as any;
+    expect(first.status).toBe("waiting-folder");
+    const train = Bun.spawn(["bun", "run", BIN, "--data", "story.txt", "--vocab", "outputs/tokenizer.vocab", ...TINY, "--epochs", "3", "--save-every", "3", "--output", out], { cwd: tmp.dir, stdout: "ignore", stderr: "pipe" });
+    // The page's way: keep what came, ask for what is new, start over on a new generation.
+    const have = { generation: -1, step: [] as number[], loss: [] as number[], val: [] as number[] };
+    const poll = async () => {
+      const r = (await (await fetch(`${url}?generation=${have.generation}&train=${have.step.length}&val=${have.val.length}`)).json()) as any;
+      if (r.reset) (have.step = []), (have.loss = []), (have.val = []);
+      have.generation = r.generation;
+      have.step.push(...r.train.step);
+      have.loss.push(...r.train.loss);
+      have.val.push(...r.val.loss);
+      return r;
+    };
+    const deadline = Date.now() + 60_000;
+    while (train.exitCode === null && Date.now() < deadline) {
+      await poll();
+      await Bun.sleep(100);
+    }
+    expect(await train.exited).toBe(0);
+    await Bun.sleep(250);
+    const last = await poll();
+    expect(last.status).toBe("ok");
+    const records = readMetrics(join(out, "metrics.jsonl"));
+    const steps = records.filter((r) => !isValRecord(r));
+    expect(have.step).toEqual(steps.map((r) => r.step));
+    expect(have.loss).toEqual(steps.map((r) => (r as { loss: number }).loss));
+    expect(have.val).toEqual(records.filter(isValRecord).map((r) => r.val_loss));
+  } finally {
+    await d.stop();
+  }
+}, 90_000);
