@@ -42,11 +42,20 @@ const entrySchema = z.object({
 }).strict();
 const indexSchema = z.object({
   format: z.literal(STORE_FORMAT), version: z.literal(STORE_VERSION), vocab_fingerprint: z.string(), id_bytes: z.union([z.literal(2), z.literal(4)]),
-  entries: z.array(entrySchema), checksum: hex16,
+  entries: z.array(entrySchema),
+  parts: z.record(z.string(), z.object({ size: whole, mtime_ms: z.number() }).strict()),
+  checksum: hex16,
 }).strict();
 
 export type StoreEntry = z.infer<typeof entrySchema>;
 type StoreIndex = z.infer<typeof indexSchema>;
+/** A finished part's size and modification time, as its writer left it. */
+type PartStat = { size: number; mtime_ms: number };
+
+/** The index's checksum: XXH64 of its entries' and parts' JSON. */
+export function indexChecksum(entries: unknown, parts: unknown): string {
+  return xxhHex(JSON.stringify(entries) + JSON.stringify(parts));
+}
 
 /** Ids per file: 2 bytes for vocabularies of at most 65,536 tokens, else 4. */
 export function idBytesFor(vocabSize: number): 2 | 4 {
@@ -91,9 +100,11 @@ export class TokenStore {
   private readonly prefix: string;
   private readonly vocab: string;
   private entries = new Map<string, StoreEntry>();
+  /** Finished parts as their writers left them: ids in an unchanged part are not read again to check them. */
+  private parts = new Map<string, PartStat>();
   private readonly verified = new Set<string>();
   private readonly maps = new Map<string, Uint8Array>();
-  private readonly partSizes = new Map<string, number | null>();
+  private readonly partStats = new Map<string, PartStat | null>();
   /** check()'s reads and its hash's stage, reused. */
   private readBuffers: Uint8Array[] | null = null;
   /** Paths the index has seen, to tell a changed file from a new one. */
@@ -109,7 +120,9 @@ export class TokenStore {
     } catch (err) {
       throw new UserError(`Could not create the token store folder ${dir}: ${describeFsError(err)}.`);
     }
-    for (const e of this.readIndex()) this.entries.set(keyOf(e), e);
+    const index = this.readIndex();
+    for (const e of index.entries) this.entries.set(keyOf(e), e);
+    for (const [name, stat] of Object.entries(index.parts)) this.parts.set(name, stat);
     this.sweep();
   }
 
@@ -182,9 +195,10 @@ export class TokenStore {
         progress.fileDone(i + 1);
         sinceCommit += f.size;
         if (WRITE_DELAY_MS > 0) Bun.sleepSync(WRITE_DELAY_MS);
-        if (i === files.length - 1 || WRITE_DELAY_MS > 0 || sinceCommit >= COMMIT_BYTES || performance.now() - lastCommit >= COMMIT_MS) {
+        const last = i === files.length - 1;
+        if (last || WRITE_DELAY_MS > 0 || sinceCommit >= COMMIT_BYTES || performance.now() - lastCommit >= COMMIT_MS) {
           writer.sync();
-          this.commit(fresh.splice(0));
+          this.commit(fresh.splice(0), last ? writer.finished() : []);
           lastCommit = performance.now();
           sinceCommit = 0;
         }
@@ -213,23 +227,33 @@ export class TokenStore {
   }
 
   /** Add entries to the index on disk (merged with what other runs sharing the store added meanwhile). */
-  private commit(added: StoreEntry[]): void {
-    for (const e of this.readIndex(true)) if (!this.entries.has(keyOf(e))) this.entries.set(keyOf(e), e);
+  private commit(added: StoreEntry[], finished: string[] = []): void {
+    const onDisk = this.readIndex(true);
+    for (const e of onDisk.entries) if (!this.entries.has(keyOf(e))) this.entries.set(keyOf(e), e);
+    for (const [name, stat] of Object.entries(onDisk.parts)) if (!this.parts.has(name)) this.parts.set(name, stat);
+    for (const name of finished) {
+      const st = statSync(join(this.dir, name));
+      this.parts.set(name, { size: st.size, mtime_ms: st.mtimeMs });
+    }
     for (const e of added) {
       this.entries.set(keyOf(e), e);
       this.verified.add(keyOf(e));
     }
     const entries = [...this.entries.values()];
+    // Only parts some entry names are worth keeping track of.
+    const named = new Set(entries.flatMap((e) => e.chunks.map((c) => c.part)));
+    const parts = Object.fromEntries([...this.parts].filter(([name]) => named.has(name)));
     const index: StoreIndex = {
-      format: STORE_FORMAT, version: STORE_VERSION, vocab_fingerprint: this.vocab, id_bytes: this.idBytes, entries,
-      checksum: xxhHex(JSON.stringify(entries)),
+      format: STORE_FORMAT, version: STORE_VERSION, vocab_fingerprint: this.vocab, id_bytes: this.idBytes, entries, parts,
+      checksum: indexChecksum(entries, parts),
     };
     atomicWrite(this.indexPath, JSON.stringify(index));
   }
 
-  /** The index's entries; a missing index is empty, a damaged one is said and started afresh. */
-  private readIndex(quiet = false): StoreEntry[] {
-    if (!existsSync(this.indexPath)) return [];
+  /** The index's entries and parts; a missing index is empty, a damaged one is said and started afresh. */
+  private readIndex(quiet = false): { entries: StoreEntry[]; parts: Record<string, PartStat> } {
+    const empty = { entries: [], parts: {} };
+    if (!existsSync(this.indexPath)) return empty;
     let problem: string;
     try {
       const parsed = indexSchema.safeParse(JSON.parse(readFileSync(this.indexPath, "utf8")));
@@ -237,14 +261,14 @@ export class TokenStore {
         const issue = parsed.error.issues[0];
         problem = `not a token store index (${issue?.path.length ? `${issue.path.join(".")}: ` : ""}${issue?.message})`;
       }
-      else if (parsed.data.checksum !== xxhHex(JSON.stringify(parsed.data.entries))) problem = "damaged (its checksum does not match)";
+      else if (parsed.data.checksum !== indexChecksum(parsed.data.entries, parsed.data.parts)) problem = "damaged (its checksum does not match)";
       else if (parsed.data.vocab_fingerprint !== this.vocab || parsed.data.id_bytes !== this.idBytes) problem = "for another vocabulary";
-      else return parsed.data.entries;
+      else return parsed.data;
     } catch (err) {
       problem = errCode(err) === undefined ? "damaged (not JSON)" : `unreadable (${describeFsError(err)})`;
     }
     if (!quiet) this.note(`Note: the token store index ${this.indexPath} is ${problem}: its files are tokenized again.`);
-    return [];
+    return empty;
   }
 
   /** Remove parts no entry names whose writer is dead, and dead writers' temp files of the index. */
@@ -269,17 +293,27 @@ export class TokenStore {
     }
   }
 
-  /** What is wrong with an entry's ids, or null. Reads them with read(2), not through a map. */
+  /**
+   * What is wrong with an entry's ids, or null. Their places are always checked against the parts'
+   * sizes; their checksum too unless every part is as its writer left it (size and modification
+   * time). The ids are read with read(2), not through a map, so they do not count in the run's memory.
+   */
   private check(e: StoreEntry): string | null {
+    let unchanged = e.chunks.reduce((s, c) => s + c.count, 0) === e.count;
+    for (const c of e.chunks) {
+      const st = this.partStat(c.part);
+      if (st === null) return `missing (${c.part} cannot be read, or is not this store's)`;
+      if (c.offset < PART_HEADER || c.offset % this.idBytes !== 0 || c.offset + c.count * this.idBytes > st.size) return `incomplete (${c.part} is too short)`;
+      const left = this.parts.get(c.part);
+      if (!left || left.size !== st.size || left.mtime_ms !== st.mtime_ms) unchanged = false;
+    }
+    if (unchanged) return null;
     let total = 0;
     this.readBuffers ??= [new Uint8Array(HASH_PIECE), new Uint8Array(HASH_PIECE)];
     const [buf, stage] = this.readBuffers;
     const sum = new ContentHash(idsSeed(e), stage);
     for (const c of e.chunks) {
-      const size = this.partSize(c.part);
       const bytes = c.count * this.idBytes;
-      if (size === null) return `missing (${c.part} cannot be read, or is not this store's)`;
-      if (c.offset < PART_HEADER || c.offset % this.idBytes !== 0 || c.offset + bytes > size) return `incomplete (${c.part} is too short)`;
       const fd = openSync(join(this.dir, c.part), "r");
       try {
         for (let done = 0; done < bytes;) {
@@ -298,23 +332,26 @@ export class TokenStore {
     return null;
   }
 
-  /** A part's size if its header is this store's, else null. */
-  private partSize(part: string): number | null {
-    if (this.partSizes.has(part)) return this.partSizes.get(part)!;
-    let size: number | null = null;
+  /** A part's size and modification time if its header is this store's, else null. */
+  private partStat(part: string): PartStat | null {
+    if (this.partStats.has(part)) return this.partStats.get(part)!;
+    let stat: PartStat | null = null;
     try {
       const fd = openSync(join(this.dir, part), "r");
       try {
         const head = new Uint8Array(PART_HEADER);
-        if (readSync(fd, head, 0, PART_HEADER, 0) === PART_HEADER && partHeaderMatches(head, this.vocab, this.idBytes)) size = fstatSync(fd).size;
+        if (readSync(fd, head, 0, PART_HEADER, 0) === PART_HEADER && partHeaderMatches(head, this.vocab, this.idBytes)) {
+          const st = fstatSync(fd);
+          stat = { size: st.size, mtime_ms: st.mtimeMs };
+        }
       } finally {
         closeSync(fd);
       }
     } catch {
-      size = null;
+      stat = null;
     }
-    this.partSizes.set(part, size);
-    return size;
+    this.partStats.set(part, stat);
+    return stat;
   }
 
   private map(part: string): Uint8Array {
@@ -371,6 +408,11 @@ class PartWriter {
   /** The chunks of the file begun at `start` (none for an empty file). */
   chunksSince(start: number): { part: string; offset: number; count: number }[] {
     return this.chunks.slice(start).map((c) => ({ ...c }));
+  }
+
+  /** The parts this writer wrote, all finished once it is synced for the last time. */
+  finished(): string[] {
+    return [...this.written];
   }
 
   sync(): void {

@@ -8,7 +8,7 @@ import { afterAll, expect, setDefaultTimeout, test } from "bun:test";
 import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { scanData } from "../../src/data/fingerprint.ts";
-import { storedTokens } from "../../src/data/store.ts";
+import { indexChecksum, storedTokens } from "../../src/data/store.ts";
 import { encodeFile, trainTokenizer } from "../../src/tokenizer/index.ts";
 import { caseSeed, GENERIC, jsonStructure, rng, TEXTUAL } from "../../fuzz/mutate.ts";
 import { learnableText, tempFolder } from "../cli/helpers.ts";
@@ -41,9 +41,8 @@ test(`${CASES} mutated stores: each load gives the encoder's ids or rebuilds the
   const resealed = (r: ReturnType<typeof rng>, b: Uint8Array): Uint8Array => {
     const mutated = structural(r, b);
     try {
-      const index = JSON.parse(new TextDecoder().decode(mutated)) as { entries?: unknown };
-      const checksum = BigInt.asUintN(64, BigInt(Bun.hash.xxHash64(JSON.stringify(index.entries)))).toString(16).padStart(16, "0");
-      return new TextEncoder().encode(JSON.stringify({ ...index, checksum }));
+      const index = JSON.parse(new TextDecoder().decode(mutated)) as { entries?: unknown; parts?: unknown };
+      return new TextEncoder().encode(JSON.stringify({ ...index, checksum: indexChecksum(index.entries, index.parts) }));
     } catch {
       return mutated;
     }
