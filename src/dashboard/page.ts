@@ -8,6 +8,7 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { formatDuration, TIME_STEPS } from "../train/curves.ts";
+import { alignTo, combine, table, type Table } from "./columns.ts";
 import type { Columns, RunSnapshot } from "./follow.ts";
 
 interface RunInfo {
@@ -45,6 +46,8 @@ const state = {
   charts: {} as Partial<Record<ChartName, uPlot>>,
   chartKeys: {} as Partial<Record<ChartName, string>>,
   updatedAt: 0,
+  /** How long the last redraw of the charts took (ms). */
+  drawMs: 0,
 };
 
 declare global {
@@ -156,56 +159,50 @@ function emptyVal(): Columns["val"] {
 }
 
 function draw(): void {
+  const t0 = performance.now();
   renderTable();
   drawChart("loss");
   drawChart("lr");
   drawChart("tps");
+  state.drawMs = performance.now() - t0;
 }
 
-/** One chart's x values and series for every run, aligned on a shared x by uPlot.join. */
+/** One chart's x values and series for every run, on one shared x. */
 function chartData(name: ChartName): { data: uPlot.AlignedData; series: uPlot.Series[] } | null {
-  const tables: uPlot.AlignedData[] = [];
+  const tables: Table[] = [];
   const series: uPlot.Series[] = [{ label: state.xMode === "step" ? "step" : "training time", value: (_u, v) => (v == null ? "—" : formatX(v)) }];
-  const positive = (v: number | null) => (v == null || !Number.isFinite(v) || (state.log && v <= 0) ? null : v);
+  const add = (t: Table, s: uPlot.Series[]) => {
+    tables.push(t);
+    series.push(...s);
+  };
+  // On a log axis a value <= 0 has no place: a gap. (Values that were not finite arrive as null.)
+  const positive = (col: (number | null)[]) => (state.log ? col.map((v) => (v == null || v <= 0 ? null : v)) : col);
   const fmt = name === "loss" ? (v: number) => v.toFixed(4) : name === "lr" ? (v: number) => v.toPrecision(3) : (v: number) => Math.round(v).toLocaleString("en-US");
   const value = (_u: uPlot, v: number | null) => (v == null ? "—" : fmt(v));
   for (const run of state.runs) {
     const xs = state.xMode === "step" ? run.train.step : run.train.time;
     if (name === "loss") {
       const cols = state.raw ? [run.train.smoothed, run.train.loss] : [run.train.smoothed];
-      const t = table(xs, cols.map((c) => c.map(positive)));
-      if (t) {
-        tables.push(t);
-        series.push({ label: `${run.name} train`, stroke: run.color, width: 2, spanGaps: true, points: { show: false }, value });
-        if (state.raw) series.push({ label: `${run.name} raw`, stroke: run.color + "40", width: 1, spanGaps: true, points: { show: false }, value });
-      }
-      const v = table(state.xMode === "step" ? run.val.step : run.val.time, [run.val.loss.map(positive)]);
-      if (v) {
-        tables.push(v);
-        series.push({ label: `${run.name} val`, stroke: run.color, width: 1, dash: [4, 4], spanGaps: true, points: { show: true, size: 7, fill: run.color }, value });
+      const t = table(xs, cols.map(positive));
+      const v = table(state.xMode === "step" ? run.val.step : run.val.time, [positive(run.val.loss)]);
+      const trainSeries: uPlot.Series[] = [{ label: `${run.name} train`, stroke: run.color, width: 2, spanGaps: true, points: { show: false }, value }];
+      if (state.raw) trainSeries.push({ label: `${run.name} raw`, stroke: run.color + "40", width: 1, spanGaps: true, points: { show: false }, value });
+      const valSeries: uPlot.Series = { label: `${run.name} val`, stroke: run.color, width: 1, dash: [4, 4], spanGaps: true, points: { show: true, size: 7, fill: run.color }, value };
+      // Validation lines share the steps of training lines: then they are a sparse column of the same table.
+      const aligned = t && v ? alignTo(t[0], v[0], v[1]!) : null;
+      if (t && aligned) add([...t, aligned], [...trainSeries, valSeries]);
+      else {
+        if (t) add(t, trainSeries);
+        if (v) add(v, [valSeries]);
       }
     } else {
       const col = name === "lr" ? run.train.lr : run.train.tokensPerSec;
-      const t = table(xs, [col.map(name === "tps" ? (v) => (v == null || !Number.isFinite(v) ? null : v) : positive)]);
-      if (t) {
-        tables.push(t);
-        series.push({ label: run.name, stroke: run.color, width: 1.5, spanGaps: true, points: { show: false }, value });
-      }
+      const t = table(xs, [name === "tps" ? col : positive(col)]);
+      if (t) add(t, [{ label: run.name, stroke: run.color, width: 1.5, spanGaps: true, points: { show: false }, value }]);
     }
   }
   if (tables.length === 0) return null;
-  return { data: tables.length === 1 ? tables[0]! : uPlot.join(tables), series };
-}
-
-/** x and y columns as a uPlot table: points without an x (old logs have no time) dropped, x ascending. */
-function table(xs: (number | null)[], ys: (number | null)[][]): uPlot.AlignedData | null {
-  const idx: number[] = [];
-  for (let i = 0; i < xs.length; i++) if (xs[i] != null) idx.push(i);
-  if (idx.length === 0) return null;
-  let sorted = true;
-  for (let k = 1; k < idx.length; k++) if (xs[idx[k]!]! < xs[idx[k - 1]!]!) sorted = false;
-  if (!sorted) idx.sort((a, b) => xs[a]! - xs[b]! || a - b);
-  return [idx.map((i) => xs[i]!), ...ys.map((y) => idx.map((i) => y[i] ?? null))] as uPlot.AlignedData;
+  return { data: combine(tables) as uPlot.AlignedData, series };
 }
 
 function formatX(v: number): string {
