@@ -10,7 +10,7 @@
 // The model and its vocabulary are made once under build/bench/serve/ (about a minute of training).
 // Results: a table on stdout and build/bench/serve.json.
 //
-//   bun run bench:serve [--threads N] [--train-seconds 60]
+//   bun run bench:serve [--threads N] [--train-seconds 60] [--checkpoint FILE --vocab FILE (another model)]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -18,7 +18,9 @@ import { parseArgs } from "node:util";
 const root = join(import.meta.dir, "..");
 const BIN = join(root, "bin", "train-vocab.ts");
 const dir = join(root, "build", "bench", "serve");
-const { values: flags } = parseArgs({ options: { threads: { type: "string" }, "train-seconds": { type: "string", default: "60" } } });
+const { values: flags } = parseArgs({
+  options: { threads: { type: "string" }, "train-seconds": { type: "string", default: "60" }, checkpoint: { type: "string" }, vocab: { type: "string" } },
+});
 const NEW_TOKENS = 128;
 
 function log(message: string): void {
@@ -38,6 +40,8 @@ async function prepare(): Promise<{ checkpoint: string; vocab: string; text: str
     const { brownDocuments, findBrownCorpus, readUntagged } = await import("../src/data/brown.ts");
     writeFileSync(data, brownDocuments(findBrownCorpus()).map(readUntagged).join(""));
   }
+  const text = readFileSync(data, "utf8");
+  if (flags.checkpoint && flags.vocab) return { checkpoint: flags.checkpoint, vocab: flags.vocab, text };
   const vocab = join(dir, "tokenizer.vocab");
   const output = join(dir, "model");
   const checkpoint = join(output, "model_checkpoint.bin");
@@ -49,7 +53,7 @@ async function prepare(): Promise<{ checkpoint: string; vocab: string; text: str
       "--time-budget", `${flags["train-seconds"]}s`, "--log-every", "1000",
     ]);
   }
-  return { checkpoint, vocab, text: readFileSync(data, "utf8") };
+  return { checkpoint, vocab, text };
 }
 
 interface Server {

@@ -3,8 +3,10 @@
  * stream. Each turn of the loop (1) starts the sequences that arrived: the prompt is prefilled on
  * the batch-1 engine, its cache copied into the sequence's own, and its first token sampled; then
  * (2) runs one decode step for every running sequence together (BatchDecoder: one pass over the
- * weights) and samples each one's next token; then yields to the event loop, so that requests are
- * read and streamed while generation goes on. A sequence leaves the batch when it ends, or at the
+ * weights) and samples each one's next token; then, after a turn that started a sequence or when
+ * a couple of milliseconds have passed since the last time, yields to the event loop, so that
+ * requests are read and streamed while generation goes on (yielding after every step would cost a
+ * small model a large share of its step). A sequence leaves the batch when it ends, or at the
  * next turn when its client has gone; its cache is kept for the next request.
  *
  * Per sequence the rules are generate.ts's: the same sampler and seed, stop at end-of-text or
@@ -72,6 +74,7 @@ export interface SchedulerStats {
   generatedTokens: number;
 }
 
+const YIELD_EVERY_MS = 2;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class Scheduler {
@@ -85,6 +88,7 @@ export class Scheduler {
   private steps = 0;
   private rows = 0;
   private generatedTokens = 0;
+  private lastYield = 0;
 
   constructor(private readonly engine: InferenceEngine, private readonly tok: Tokenizer, readonly slots: number) {
     this.decoder = new BatchDecoder(engine.arch, engine.weights, slots);
@@ -127,23 +131,31 @@ export class Scheduler {
   private async loop(): Promise<void> {
     try {
       while (this.waiting.length > 0 || this.active.length > 0) {
+        let started = false;
         try {
-          this.turn();
+          started = this.turn();
         } catch (err) {
           this.failAll(err instanceof Error ? err : new Error(String(err)));
         }
-        await yieldToEventLoop();
+        // New sequences' first tokens go out at once; otherwise I/O waits for a few steps at most.
+        if (started || performance.now() - this.lastYield >= YIELD_EVERY_MS) {
+          await yieldToEventLoop();
+          this.lastYield = performance.now();
+        }
       }
     } finally {
       this.running = false;
     }
   }
 
-  private turn(): void {
+  /** One turn; true when it started a sequence. */
+  private turn(): boolean {
     this.active = this.active.filter((s) => !this.retireIfGone(s));
+    let started = false;
     while (this.waiting.length > 0 && this.active.length < this.slots) {
       const s = this.waiting.shift()!;
       if (s.cancelled) continue;
+      started = true;
       s.cache = this.spare.pop() ?? new KvCache(this.engine.arch);
       this.advance(s, this.prefill(s, s.job.promptIds));
       if (s.done) this.release(s);
@@ -151,7 +163,7 @@ export class Scheduler {
     }
     const batch = this.active;
     const B = batch.length;
-    if (B === 0) return;
+    if (B === 0) return started;
     for (let b = 0; b < B; b++) this.tokens[b] = batch[b]!.next;
     const logits = this.decoder.step(batch.map((s) => s.cache!), this.tokens, B);
     this.steps++;
@@ -162,6 +174,7 @@ export class Scheduler {
       if (s.done) this.release(s);
       return !s.done;
     });
+    return started;
   }
 
   /** Fill the sequence's cache from `ids`, positions 0..; returns the last position's logits. */
