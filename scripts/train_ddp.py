@@ -107,35 +107,69 @@ def read_ids(path, vocab_size):
     return raw.astype(np.int64)
 
 
+def read_header(path):
+    """The safetensors header's metadata, after checking that every tensor is float32 and lies inside the file."""
+    size = os.path.getsize(path)
+    bad = lambda why: SystemExit(f"{path}: not a readable safetensors file ({why}); re-export the folder with `train_vocab export --format hf`")
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n <= 0 or n > size - 8:
+            raise bad(f"a header of {n} bytes in a file of {size}")
+        try:
+            header = json.loads(f.read(n))
+        except ValueError as e:
+            raise bad(f"its header is not JSON: {e}")
+    if not isinstance(header, dict):
+        raise bad("its header is not a JSON object")
+    meta = header.pop("__metadata__", {})
+    for name, t in header.items():
+        try:
+            begin, end = (int(v) for v in t["data_offsets"])
+            count = math.prod(int(d) for d in t["shape"])
+            dtype = t["dtype"]
+        except (TypeError, KeyError, ValueError):
+            raise bad(f"tensor {name} has no dtype, shape and data_offsets")
+        if dtype != "F32":
+            raise SystemExit(f"{path}: tensor {name} is {dtype}; this script trains float32 folders, as train_vocab exports them")
+        if not 0 <= begin <= end <= size - 8 - n or end - begin != 4 * count:
+            raise bad(f"tensor {name} does not fit the file")
+    return meta
+
+
 def validate(args, world):
-    """Everything that can be wrong with the input, before any process starts training: (meta, config, ids, T)."""
+    """Everything that can be wrong with the input, before any process starts training: (meta, config, ids, T, model)."""
     folder, out = args.folder, args.out
     for name in ("config.json", WEIGHTS):
         if not os.path.isfile(os.path.join(folder, name)):
             hint = " (sharded weights: save the model as one model.safetensors first)" if name == WEIGHTS and os.path.exists(os.path.join(folder, WEIGHTS + ".index.json")) else ""
             raise SystemExit(f"{folder}: no {name}{hint}; give a folder written by `train_vocab export --format hf`")
-    with open(os.path.join(folder, WEIGHTS), "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-    meta = header.pop("__metadata__", {})
-    dtypes = {t["dtype"] for t in header.values()}
-    if dtypes != {"F32"}:
-        raise SystemExit(f"{folder}: weights in {', '.join(sorted(dtypes))}; this script trains float32 folders, as train_vocab exports them")
+    meta = read_header(os.path.join(folder, WEIGHTS))
     if os.path.exists(os.path.join(out, WEIGHTS)) and os.path.abspath(out) != os.path.abspath(folder):
         raise SystemExit(f"--out {out}: already holds a model; give another folder (or the input folder itself to update it)")
-    with open(os.path.join(folder, "config.json")) as f:
-        config = json.load(f)
-    context = ref.context_size(config)
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            config = json.load(f)
+        context = ref.context_size(config)
+        vocab = int(config["vocab_size"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{os.path.join(folder, 'config.json')}: not a GPT-2 or Llama config ({type(e).__name__}: {e}); re-export the folder")
+    try:
+        model = Trainable(folder)  # every tensor where the forward expects it, before any process starts
+    except SystemExit:
+        raise
+    except Exception as e:
+        raise SystemExit(f"{folder}: cannot be read as a GPT-2 or Llama model ({type(e).__name__}: {e}); re-export it with `train_vocab export --format hf`")
     if args.seq_len > context:
         raise SystemExit(f"--seq-len {args.seq_len}: the model has {context} positions")
-    ids = read_ids(args.data, config["vocab_size"])
+    ids = read_ids(args.data, vocab)
     T = args.seq_len or min(64, context)
     count = (len(ids) - 1) // T
     held = max(1, int(count * args.val_fraction))
     if count - held < args.batch_size * world:
         raise SystemExit(f"--data {args.data}: {len(ids):,} ids make {max(0, count - held)} training windows of {T + 1}; a step of {world} "
                          f"process(es) takes {args.batch_size * world} (--batch-size {args.batch_size}): give more data or a smaller --batch-size")
-    return meta, config, ids, T
+    return meta, config, ids, T, model
 
 
 def save_folder(model, folder, out, meta):
@@ -176,8 +210,7 @@ def lr_at(step, args):
 def train(rank, world, args):
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world))
-    meta, config, ids, T = validate(args, world)  # every rank: the same input, the same verdict
-    model = Trainable(args.folder)
+    meta, config, ids, T, model = validate(args, world)  # every rank: the same input, the same verdict
     count = (len(ids) - 1) // T
     # Windows of T + 1 ids starting every T ids: views of the id array, not copies.
     windows = torch.from_numpy(ids).as_strided((count, T + 1), (T, 1))

@@ -59,6 +59,34 @@ def main():
     sys.exit(0 if ok else 1)
 
 
+def damaged_inputs(p, cmd):
+    """train_ddp.py on damaged folders and data: one message naming the file, exit non-zero, no traceback."""
+    import shutil
+    ok = True
+    weights = open(p("hf", "model.safetensors"), "rb").read()
+    n = int.from_bytes(weights[:8], "little")
+    cases = {
+        "weights cut short": ("model.safetensors", weights[: len(weights) // 2]),
+        "weights' header damaged": ("model.safetensors", weights[:8] + weights[8:20].replace(b'"', b"'") + weights[20:]),
+        "header length past the end": ("model.safetensors", (len(weights) * 2).to_bytes(8, "little") + weights[8:]),
+        "a tensor's offsets past the end": ("model.safetensors", weights[:8] + weights[8 : 8 + n].replace(b'"data_offsets":[0,', b'"data_offsets":[9,') + weights[8 + n :]),
+        "config not JSON": ("config.json", b"{n_embd: 32"),
+        "config without its sizes": ("config.json", b'{"model_type": "gpt2"}'),
+    }
+    for label, (name, data) in cases.items():
+        bad = p("bad")
+        shutil.rmtree(bad, ignore_errors=True)
+        shutil.copytree(p("hf"), bad)
+        with open(os.path.join(bad, name), "wb") as f:
+            f.write(data)
+        args = [a if a != p("hf") else bad for a in cmd]
+        args[args.index("--out") + 1] = p("bad_out")
+        r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+        ok &= step(f"damaged input refused: {label}", r.returncode != 0 and "Traceback" not in r.stderr and bad in last and not os.path.exists(p("bad_out")), last[:150])
+    return ok
+
+
 def round_trip(arch, work):
     ok = True
     p = lambda *names: os.path.join(work, *names)
@@ -88,6 +116,8 @@ def round_trip(arch, work):
         sys.exit(f"FAILED: {' '.join(env_cmd)} under RANK/WORLD_SIZE\n{procs[0].stderr.read()}")
     same = open(p("hf_env", "model.safetensors"), "rb").read() == open(p("hf_ddp", "model.safetensors"), "rb").read()
     ok &= step("started as torchrun starts it (env://), the same weights bit for bit", same)
+    if arch == "gpt2":
+        ok &= damaged_inputs(p, cmd)
     s = json.load(open(p("summary.json")))
     ok &= step("2 processes trained", s["world_size"] == 2, f"{s['steps']} steps in {s['seconds']:.1f} s")
     ok &= step("the held-out loss fell", s["loss_after"] < s["loss_before"] - 0.05, f"{s['loss_before']:.4f} -> {s['loss_after']:.4f}")
