@@ -98,7 +98,8 @@ async function start(): Promise<void> {
 
 async function loop(): Promise<void> {
   await refresh().catch(() => {});
-  setTimeout(loop, POLL_MS);
+  // A redraw of very long runs takes a while: poll less often than that, so the page stays responsive.
+  setTimeout(loop, Math.max(POLL_MS, 3 * state.drawMs));
 }
 
 /** Fetches what is new for every run, then redraws if anything changed. */
