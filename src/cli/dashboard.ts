@@ -29,10 +29,11 @@ async function runDashboard(folders: string[], flags: Flags): Promise<void> {
   const vocab = flags.vocab === undefined ? null : text("--vocab", flags.vocab)!;
   const { resolveRuns } = await import("../dashboard/runs.ts");
   const { startDashboard } = await import("../dashboard/server.ts");
-  const runs = resolveRuns(folders.length > 0 ? folders : ["outputs/autoregressive"]);
+  const paths = folders.length > 0 ? folders : ["outputs/autoregressive"];
+  const runs = resolveRuns(paths);
   let dashboard;
   try {
-    dashboard = startDashboard({ runs, host, port, vocab });
+    dashboard = startDashboard({ runs, host, port, vocab, rescan: () => resolveRuns(paths) });
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === "EADDRINUSE") throw new UserError(`Port ${port} on ${host} is in use: choose another with --port (0 picks a free one).`);

@@ -60,18 +60,14 @@ window.trainVocabDashboard = { state, refresh };
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 async function start(): Promise<void> {
-  let reply: { runs: RunInfo[] };
   try {
-    reply = (await fetch("/api/runs").then((r) => r.json())) as { runs: RunInfo[] };
+    await syncRuns();
   } catch {
     $("connection").textContent = "the dashboard's server is not answering; retrying";
     $("connection").classList.add("down");
     setTimeout(start, POLL_MS);
     return;
   }
-  state.runs = reply.runs.map((r, i) => ({ ...r, color: COLORS[i % COLORS.length]!, snapshot: null, train: emptyTrain(), val: emptyVal() }));
-  const select = $<HTMLSelectElement>("sample-run");
-  for (const r of state.runs) select.add(new Option(r.name, String(r.id)));
   for (const input of document.querySelectorAll<HTMLInputElement>("input[name=x]")) {
     input.addEventListener("change", () => {
       state.xMode = input.value === "time" ? "time" : "step";
@@ -96,7 +92,32 @@ async function start(): Promise<void> {
   await loop();
 }
 
+/**
+ * The server's list of runs: new ones (a run folder that appeared in a folder of runs) join with the
+ * next colour, runs no longer listed leave; a run keeps its colour and its data.
+ */
+async function syncRuns(): Promise<boolean> {
+  const reply = (await fetch("/api/runs").then((r) => r.json())) as { runs: RunInfo[] };
+  const known = new Map(state.runs.map((r) => [r.id, r]));
+  const before = state.runs.map((r) => `${r.id}:${r.name}`).join(",");
+  state.runs = reply.runs.map((info) => {
+    const run = known.get(info.id);
+    if (run) return Object.assign(run, { name: info.name });
+    return { ...info, color: COLORS[info.id % COLORS.length]!, snapshot: null, train: emptyTrain(), val: emptyVal() };
+  });
+  if (state.runs.map((r) => `${r.id}:${r.name}`).join(",") === before) return false;
+  const select = $<HTMLSelectElement>("sample-run");
+  const chosen = select.value;
+  select.innerHTML = "";
+  for (const r of state.runs) select.add(new Option(r.name, String(r.id)));
+  if (state.runs.some((r) => String(r.id) === chosen)) select.value = chosen;
+  return true;
+}
+
+let polls = 0;
+let runsChanged = false;
 async function loop(): Promise<void> {
+  if (++polls % 3 === 0 && (await syncRuns().catch(() => false))) runsChanged = true;
   await refresh().catch(() => {});
   // A redraw of very long runs takes a while: poll less often than that, so the page stays responsive.
   setTimeout(loop, Math.max(POLL_MS, 3 * state.drawMs));
@@ -110,8 +131,9 @@ async function refresh(): Promise<void> {
     state.updatedAt = Date.now();
     connection.textContent = `updated ${new Date(state.updatedAt).toLocaleTimeString()}`;
     connection.classList.remove("down");
-    if (changed.some(Boolean) || Object.keys(state.charts).length === 0) draw();
+    if (changed.some(Boolean) || runsChanged || Object.keys(state.charts).length === 0) draw();
     else renderTable();
+    runsChanged = false;
   } catch {
     connection.textContent = "the dashboard's server is not answering; retrying";
     connection.classList.add("down");

@@ -3,13 +3,15 @@
  * from page.html with uPlot; each run's metrics as columns, only what is new since the page's last
  * request; and a sample from a run's latest checkpoint.
  *
- *   GET  /api/runs                                   the runs: id, name, folder
+ *   GET  /api/runs                                   the runs: id, name, folder (run folders that
+ *                                                    appeared in a folder of runs included)
  *   GET  /api/runs/:id/metrics?generation=G&train=N&val=M
  *        what came after the first N train and M val lines the page has of generation G (everything,
  *        with reset: true, when the file was rewritten since); status and message for the run's state
  *   POST /api/runs/:id/sample  {prompt, max_tokens, temperature, top_k, seed}
  */
 import type { Server } from "bun";
+import { resolve } from "node:path";
 import { UserError } from "../base/errors.ts";
 import { type Columns, MetricsFollower, type RunSnapshot } from "./follow.ts";
 import page from "./page.html";
@@ -22,6 +24,8 @@ export interface DashboardOptions {
   port: number;
   /** The vocabulary for samples (--vocab); null to find each run's own. */
   vocab: string | null;
+  /** The runs as they are now (a folder of runs gains run folders while the dashboard is up). */
+  rescan?: () => RunSource[];
 }
 
 export interface Dashboard {
@@ -32,6 +36,8 @@ export interface Dashboard {
 
 /** Polls closer together than this reuse the last read (several tabs, or a page and a script). */
 const MIN_POLL_MS = 200;
+/** How often the list of runs is looked at again, at most. */
+const RESCAN_MS = 1000;
 /** Points per response; a longer log comes over several requests (more: true). */
 const MAX_POINTS = 100_000;
 const MAX_BODY = 16 << 10;
@@ -46,9 +52,32 @@ interface Run {
 }
 
 export function startDashboard(o: DashboardOptions): Dashboard {
-  const names = shortNames(o.runs);
-  const runs: Run[] = o.runs.map((source, id) => ({ id, name: names[id]!, source, follower: new MetricsFollower(source.folder, source.metrics), last: null }));
+  const runs: Run[] = [];
+  let shown: Run[] = [];
   const sampler = new CheckpointSampler(o.vocab);
+  /** Adds runs not seen before (ids never change); shows exactly the ones listed. */
+  const update = (sources: RunSource[]) => {
+    const byPath = new Map(runs.map((r) => [resolve(r.source.metrics), r]));
+    shown = sources.map((source) => {
+      let run = byPath.get(resolve(source.metrics));
+      if (!run) {
+        run = { id: runs.length, name: "", source, follower: new MetricsFollower(source.folder, source.metrics), last: null };
+        runs.push(run);
+      }
+      return run;
+    });
+    const names = shortNames(shown.map((r) => r.source));
+    shown.forEach((r, i) => (r.name = names[i]!));
+  };
+  update(o.runs);
+  let scannedAt = Date.now();
+  const listRuns = () => {
+    if (o.rescan && Date.now() - scannedAt >= RESCAN_MS) {
+      scannedAt = Date.now();
+      update(o.rescan());
+    }
+    return shown.map((r) => ({ id: r.id, name: r.name, folder: r.source.folder, metrics: r.source.metrics }));
+  };
 
   const poll = (run: Run): RunSnapshot => {
     const now = Date.now();
@@ -69,7 +98,7 @@ export function startDashboard(o: DashboardOptions): Dashboard {
     routes: {
       "/": page,
       "/api/runs": {
-        GET: () => Response.json({ runs: runs.map((r) => ({ id: r.id, name: r.name, folder: r.source.folder, metrics: r.source.metrics })) }),
+        GET: () => Response.json({ runs: listRuns() }),
       },
       "/api/runs/:id/metrics": {
         GET: (req) => handle(() => metricsResponse(runOf(req), new URL(req.url).searchParams, poll)),

@@ -16,6 +16,7 @@ const tmp = tempFolder("tv-dash-browser-");
 const runA = join(tmp.dir, "lr-2e-3");
 const runB = join(tmp.dir, "lr-5e-3");
 const waiting = join(tmp.dir, "not-started");
+const group = join(tmp.dir, "sweep");
 let dash: Dashboard;
 let browser: Browser;
 let page: Page;
@@ -38,7 +39,9 @@ beforeAll(async () => {
   mkdirSync(runB);
   writeFileSync(join(runA, "metrics.jsonl"), curve(120, 6));
   writeFileSync(join(runB, "metrics.jsonl"), curve(80, 5) + '{"step":81,"loss":4.1'); // a line being written
-  dash = startDashboard({ runs: resolveRuns([runA, runB, waiting]), host: "127.0.0.1", port: 0, vocab: null });
+  mkdirSync(group);
+  const paths = [runA, runB, waiting, group];
+  dash = startDashboard({ runs: resolveRuns(paths), host: "127.0.0.1", port: 0, vocab: null, rescan: () => resolveRuns(paths) });
   browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   await page.goto(dash.url, { timeout: 20_000 });
@@ -103,4 +106,13 @@ test.skipIf(noBrowser)("asking for a sample from a run without a checkpoint show
   await page.selectOption("#sample-run", "0");
   await page.click("#sample-button");
   await waitFor(`document.querySelector("#sample-out .error")?.textContent.includes("No model_checkpoint.bin")`);
+}, 30_000);
+
+test.skipIf(noBrowser)("a run folder that appears in a folder of runs joins the page with its curves", async () => {
+  mkdirSync(join(group, "lr-1e-2"));
+  writeFileSync(join(group, "lr-1e-2", "metrics.jsonl"), curve(30, 4));
+  await waitFor(`window.trainVocabDashboard.state.charts.loss.series.some((s) => s.label === "lr-1e-2 raw")`);
+  expect((await lastPoint("lr-1e-2 raw"))!.x).toBe(30);
+  // the folder's own waiting row gave way to its run
+  expect(await page.evaluate("window.trainVocabDashboard.state.runs.map((r) => r.name)")).toEqual(["lr-2e-3", "lr-5e-3", "not-started", "lr-1e-2"]);
 }, 30_000);

@@ -207,3 +207,24 @@ test("a run followed from before its folder exists to its end: the page's copy e
     await d.stop();
   }
 }, 90_000);
+
+test("a folder of runs gains the run folders made in it while the dashboard is up", async () => {
+  const sweep = join(tmp.dir, "sweep");
+  mkdirSync(sweep);
+  const d = startDashboard({ runs: resolveRuns([sweep]), host: "127.0.0.1", port: 0, vocab: null, rescan: () => resolveRuns([sweep]) });
+  try {
+    const list = async () => ((await (await fetch(`${d.url}api/runs`)).json()) as { runs: { id: number; name: string }[] }).runs;
+    expect(await list()).toEqual([expect.objectContaining({ id: 0, name: "sweep" })]);
+    for (const name of ["b", "a"]) {
+      mkdirSync(join(sweep, name));
+      writeFileSync(join(sweep, name, "metrics.jsonl"), line(1, name === "a" ? 3 : 4));
+    }
+    await Bun.sleep(1100); // the list is looked at again at most once a second
+    const now = await list();
+    expect(now.map((r) => [r.id, r.name])).toEqual([[1, "a"], [2, "b"]]);
+    const a = (await (await fetch(`${d.url}api/runs/1/metrics`)).json()) as any;
+    expect(a.train.loss).toEqual([3]);
+  } finally {
+    await d.stop();
+  }
+});
