@@ -1,6 +1,6 @@
 /**
- * `train_vocab demo`: the default model (d_model 256, 8 heads, 2 layers, d_ff 1024, a 10,000-token
- * vocabulary) trained on the Brown corpus for about a minute, then resumed for one more epoch at a
+ * `train_vocab demo`: the default model (d_model 256, 8 heads, 2 layers, a 10,000-token vocabulary)
+ * trained on the Brown corpus for about a minute, then resumed for one more epoch at a
  * lower learning rate — the two-stage workflow of LoopOS's guide — and a few continuations of what it
  * learned. The data is sized from a quick measurement of this machine's speed.
  */
