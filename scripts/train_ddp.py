@@ -187,6 +187,18 @@ def save_folder(model, folder, out, meta):
     os.replace(tmp, os.path.join(out, WEIGHTS))
 
 
+def save(model, args, meta, rank, world):
+    """Every rank: check that the replicas agree (DDP keeps them equal; checked, not trusted); rank 0 writes --out."""
+    digest = torch.tensor([float(sum(p.detach().double().sum() for p in model.params))], dtype=torch.float64)
+    gathered = [torch.zeros_like(digest) for _ in range(world)]
+    dist.all_gather(gathered, digest)
+    if not all(bool(torch.equal(x, gathered[0])) for x in gathered):
+        raise SystemExit("the processes' weights differ; nothing was saved")
+    if rank == 0:
+        save_folder(model, args.folder, args.out, meta)
+    return True
+
+
 def mean_loss(model, windows, batch, group_sum):
     """Mean loss over `windows` (this rank's share), summed over ranks by group_sum."""
     total, count = 0.0, 0
@@ -264,19 +276,15 @@ def train(rank, world, args):
             metrics.flush()
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             log(f"step {step + 1}/{args.steps}  loss {mean:.4f}  lr {lr:.2e}  {rate:,.0f} tokens/s")
+        if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
+            save(model, args, meta, rank, world)
+            log(f"saved {args.out} at step {step + 1}")
     after = mean_loss(model, my_val, args.batch_size, group_sum)
     if metrics:
         metrics.write(json.dumps({"step": args.steps, "stage": 1, "epoch": 1, "epochs": 1, "val_loss": after, "elapsed_s": round(time.time() - started, 3)}) + "\n")
         metrics.close()
-    # DDP keeps the replicas equal; check it rather than trust it before saving one of them.
-    digest = torch.tensor([float(sum(p.detach().double().sum() for p in model.params))], dtype=torch.float64)
-    gathered = [torch.zeros_like(digest) for _ in range(world)]
-    dist.all_gather(gathered, digest)
-    in_sync = all(bool(torch.equal(x, gathered[0])) for x in gathered)
-    if not in_sync:
-        raise SystemExit("the processes' weights differ after training; nothing was saved")
+    in_sync = save(model, args, meta, rank, world)
     if rank == 0:
-        save_folder(model, args.folder, args.out, meta)
         seconds = time.time() - started
         log(f"held-out loss {before:.4f} -> {after:.4f} after {args.steps} steps ({seconds:.1f} s); saved {args.out}")
         if args.summary:
@@ -312,9 +320,12 @@ def main():
     ap.add_argument("--seed", type=int, default=1, help="data order seed (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per process (default: CPUs / processes)")
     ap.add_argument("--log-every", type=int, default=10, help="print every N steps (default: %(default)s)")
+    ap.add_argument("--save-every", type=int, default=100, help="also save --out every N steps, so a crash loses at most N (0: only at the end; default: %(default)s)")
     ap.add_argument("--metrics", help="write metrics.jsonl lines here (train_vocab dashboard reads them)")
     ap.add_argument("--summary", help="write a JSON summary here: losses before and after, processes, time")
     args = ap.parse_args()
+    if args.save_every < 0:
+        ap.error("--save-every must be 0 or more")
     for name in ("nproc", "steps", "batch_size"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -97,7 +97,7 @@ def round_trip(arch, work):
     ref.cli("tokenizer", "encode", p("text.txt"), "--vocab", p("tokenizer.vocab"), "--format", "u32", "--out", p("ids.u32"))
 
     cmd = [sys.executable, os.path.join(HERE, "train_ddp.py"), p("hf"), "--data", p("ids.u32"), "--out", p("hf_ddp"), "--nproc", "2",
-           "--steps", "40", "--batch-size", "8", "--seq-len", "16", "--lr", "0.003", "--threads", "1", "--log-every", "20",
+           "--steps", "40", "--batch-size", "8", "--seq-len", "16", "--lr", "0.003", "--threads", "1", "--log-every", "20", "--save-every", "15",
            "--summary", p("summary.json"), "--metrics", p("metrics.jsonl")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     sys.stdout.write(r.stdout)
