@@ -4,7 +4,8 @@
 // (tokenizing rate of the whole pass, peak RSS) and a run on the complete store (time to the first
 // step against the time to hash the data, peak RSS), bytes per token on disk; and the window order
 // of 10^8 windows, Fisher–Yates array against the seeded permutation (time and memory).
-//   bun run bench:data [--sizes 0.1,1,10] [--work DIR] [--vocab-size 32000] [--steps 3]
+//   bun run bench:data [--sizes 0.1,1,10] [--work DIR] [--vocab-size 32000] [--steps 3] [--warm-only]
+// --warm-only measures the runs on complete stores again (the stores of an earlier bench:data in DIR).
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -58,8 +59,11 @@ function peakMiB(pid: number): number {
   }
 }
 
-/** Run the CLI; peak RSS read from /proc while it runs (VmHWM, the child's high-water mark). */
-async function cli(args: string[]): Promise<{ wall: number; out: string; peakMiB: number }> {
+/**
+ * Run the CLI; peak RSS read from /proc while it runs (VmHWM, the child's high-water mark), and when
+ * each line of output arrived (seconds from the spawn).
+ */
+async function cli(args: string[]): Promise<{ wall: number; out: string; peakMiB: number; at: (line: RegExp) => number }> {
   const t0 = performance.now();
   const proc = Bun.spawn(["bun", "run", BIN, ...args], { cwd: work, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
   let peak = 0;
@@ -67,11 +71,23 @@ async function cli(args: string[]): Promise<{ wall: number; out: string; peakMiB
     const p = peakMiB(proc.pid);
     if (p > peak) peak = p;
   }, 20);
-  const [o, e, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const lines: { t: number; text: string }[] = [];
+  const decoder = new TextDecoder();
+  const read = async (stream: ReadableStream<Uint8Array>) => {
+    const reader = stream.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const t = (performance.now() - t0) / 1000;
+      for (const text of decoder.decode(value, { stream: true }).split(/[\n\r]/)) if (text.trim()) lines.push({ t, text });
+    }
+  };
+  const [, , code] = await Promise.all([read(proc.stdout as ReadableStream<Uint8Array>), read(proc.stderr as ReadableStream<Uint8Array>), proc.exited]);
   clearInterval(poll);
-  const out = o + e;
+  const out = lines.map((l) => l.text).join("\n");
   if (code !== 0) throw new Error(`train_vocab ${args.join(" ")} exited ${code}:\n${out.slice(-2000)}`);
-  return { wall: (performance.now() - t0) / 1000, out, peakMiB: peak };
+  const at = (line: RegExp) => lines.find((l) => line.test(l.text))?.t ?? NaN;
+  return { wall: (performance.now() - t0) / 1000, out, peakMiB: peak, at };
 }
 
 /** A corpus of `gb` GB in 30 files: Brown's documents over and over, each file starting elsewhere. */
@@ -114,18 +130,30 @@ interface Row {
   gb: number;
   tokens: number;
   build: { wall_s: number; tokenize_MBps: number; peak_mib: number };
-  warm: { wall_s: number; first_step_s: number; hash_s: number; peak_mib: number };
+  /** first_step_s: the first step's end, from the process's start; data_s: from the vocabulary loaded to the Data line (hashing and the store's checks). */
+  warm: { wall_s: number; first_step_s: number; data_s: number; hash_s: number; peak_mib: number };
   bytes_per_token: number;
 }
 const rows: Row[] = [];
+const warmOnly = argv.includes("--warm-only");
+const earlier = warmOnly ? (JSON.parse(readFileSync(join(work, "data.json"), "utf8")) as { rows: Row[] }).rows : [];
 const { scanData } = await import("../src/data/fingerprint.ts");
 for (const gb of sizes) {
   const data = corpus(gb);
   const store = join(work, `store-${gb}GB`);
-  rmSync(store, { recursive: true, force: true });
-  const build = await cli(["--data", data, "--vocab", vocab, "--output", join(work, `run-${gb}GB-build`), "--overwrite", "--token-cache", store, ...model]);
-  const tokens = Number(/Data: ([\d,]+) tokens/.exec(build.out)![1]!.replaceAll(",", ""));
-  const rate = Number(/, ([\d.]+) MB\/s\)/.exec(build.out)?.[1] ?? NaN);
+  let buildRow: Row["build"];
+  let tokens: number;
+  const before = earlier.find((r) => r.gb === gb);
+  if (warmOnly && before) {
+    buildRow = before.build;
+    tokens = before.tokens;
+  } else {
+    rmSync(store, { recursive: true, force: true });
+    const build = await cli(["--data", data, "--vocab", vocab, "--output", join(work, `run-${gb}GB-build`), "--overwrite", "--token-cache", store, ...model]);
+    tokens = Number(/Data: ([\d,]+) tokens/.exec(build.out)![1]!.replaceAll(",", ""));
+    const rate = Number(/, ([\d.]+) MB\/s\)/.exec(build.out)?.[1] ?? NaN);
+    buildRow = { wall_s: build.wall, tokenize_MBps: rate, peak_mib: build.peakMiB };
+  }
   const warm = await cli(["--data", data, "--vocab", vocab, "--output", join(work, `run-${gb}GB-warm`), "--overwrite", "--token-cache", store, ...model]);
   const metrics = readFileSync(join(work, `run-${gb}GB-warm`, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { elapsed_s: number });
   // The time to hash the data alone (the data fingerprint and the files' content hashes), in this process.
@@ -135,14 +163,16 @@ for (const gb of sizes) {
   const storeBytes = readdirSync(store).filter((n) => n.endsWith(".ids")).reduce((s, n) => s + statSync(join(store, n)).size, 0);
   const row: Row = {
     gb, tokens,
-    build: { wall_s: build.wall, tokenize_MBps: rate, peak_mib: build.peakMiB },
-    warm: { wall_s: warm.wall, first_step_s: metrics[0]!.elapsed_s, hash_s: hash, peak_mib: warm.peakMiB },
+    build: buildRow,
+    warm: {
+      wall_s: warm.wall, first_step_s: metrics[0]!.elapsed_s, data_s: warm.at(/^Data: /) - warm.at(/^Loaded vocabulary/), hash_s: hash, peak_mib: warm.peakMiB,
+    },
     bytes_per_token: storeBytes / tokens,
   };
   rows.push(row);
   console.log(
-    `${gb} GB: ${tokens.toLocaleString("en-US")} tokens; build run ${build.wall.toFixed(1)} s, tokenizing ${rate} MB/s (whole pass), peak ${build.peakMiB.toFixed(0)} MiB; ` +
-      `complete store: first step at ${row.warm.first_step_s.toFixed(2)} s (hashing alone ${hash.toFixed(2)} s = ${(gb / hash).toFixed(2)} GB/s), ` +
+    `${gb} GB: ${tokens.toLocaleString("en-US")} tokens; build run ${buildRow.wall_s.toFixed(1)} s, tokenizing ${buildRow.tokenize_MBps} MB/s (whole pass), peak ${buildRow.peak_mib.toFixed(0)} MiB; ` +
+      `complete store: first step at ${row.warm.first_step_s.toFixed(2)} s, data ready in ${row.warm.data_s.toFixed(2)} s (hashing alone ${hash.toFixed(2)} s = ${(gb / hash).toFixed(2)} GB/s), ` +
       `peak ${warm.peakMiB.toFixed(0)} MiB; ${row.bytes_per_token.toFixed(3)} bytes/token on disk`,
   );
 }

@@ -63,7 +63,7 @@ export function idBytesFor(vocabSize: number): 2 | 4 {
 }
 
 export interface StoredTokens extends Documents {
-  /** Ids in all documents. */
+  /** Ids in the documents joined: theirs and the end-of-text ids between them. */
   tokens: number;
   /** Files tokenized by this run (the others came from the store). */
   tokenized: number;
@@ -84,8 +84,9 @@ export function storedTokens(files: ScannedFile[], tokenizer: Tokenizer, dir: st
   const missing = files.filter((f) => !store.usable(f) && !seen.has(keyOf(f)) && seen.add(keyOf(f)));
   const rate = missing.length > 0 ? store.tokenize(missing, tokenizer, what) : 0;
   const documents = files.map((f) => store.document(f));
+  const separators = tokenizer.endOfTextId === null ? 0 : Math.max(0, documents.length - 1);
   return {
-    documents, endOfText: tokenizer.endOfTextId, tokens: documents.reduce((s, d) => s + d.reduce((t, p) => t + p.length, 0), 0),
+    documents, endOfText: tokenizer.endOfTextId, tokens: separators + documents.reduce((s, d) => s + d.reduce((t, p) => t + p.length, 0), 0),
     tokenized: missing.length, index: store.indexPath, rate,
   };
 }
