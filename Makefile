@@ -66,9 +66,12 @@ $(ASAN_LIB): $(CORE_SRC) $(ISA_SRC) $(HEADERS)
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" lib
 
 # Install what is missing: Bun (from the npm registry) and the packages.
-deps:
+# node_modules/.deps-stamp: packages are installed again when package.json or bun.lock changes.
+deps: node_modules/.deps-stamp
+node_modules/.deps-stamp: package.json bun.lock
 	@command -v bun >/dev/null 2>&1 || npm install -g bun
-	@test -d node_modules || bun install
+	bun install
+	@touch $@
 
 # The demo's corpus for the executable: Brown untagged and zstd-packed (scripts/pack_brown.ts).
 BROWN_PACK := $(BUILD)/brown_corpus.zst
