@@ -20,13 +20,20 @@ export interface SamplerOptions {
   seed: number;
 }
 
+/** A sampler's work buffers, grown to the vocabulary on first use. */
+export class SamplerScratch {
+  probs = new Float32Array(0);
+  order = new Int32Array(0);
+  heap = new Float32Array(0);
+}
+
 export class Sampler {
   private readonly rng: Xoshiro128;
-  private probs = new Float32Array(0);
-  private order = new Int32Array(0);
-  private heap = new Float32Array(0);
+  private readonly w: SamplerScratch;
 
-  constructor(readonly options: SamplerOptions) {
+  /** `scratch`: work buffers shared with other samplers used one at a time (the server's sequences). */
+  constructor(readonly options: SamplerOptions, scratch = new SamplerScratch()) {
+    this.w = scratch;
     const { temperature, topK, topP } = options;
     if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new RangeError(`temperature ${temperature} must be >= 0`);
     if (!Number.isInteger(topK) || topK < 0) throw new RangeError(`topK ${topK} must be a whole number >= 0`);
@@ -42,16 +49,16 @@ export class Sampler {
 
   private sampleTempered(logits: Float32Array, n: number): number {
     const { temperature, topK, topP } = this.options;
-    if (this.probs.length < n) {
-      this.probs = new Float32Array(n);
-      this.order = new Int32Array(n);
+    if (this.w.probs.length < n) {
+      this.w.probs = new Float32Array(n);
+      this.w.order = new Int32Array(n);
     }
-    const probs = this.probs;
+    const probs = this.w.probs;
     const max = logits[argmax(logits, n)]!;
     const k = topK > 0 && topK < n ? topK : n;
     if (k < n) {
       const m = this.nearTopK(logits, n, k, max);
-      if (m >= 0) return this.drawSorted(m > k ? this.selectTop(probs, m, k) : this.order.subarray(0, m), topP);
+      if (m >= 0) return this.drawSorted(m > k ? this.selectTop(probs, m, k) : this.w.order.subarray(0, m), topP);
     }
     // softmax(logits / T) in double accumulation, shifted by the maximum for stability.
     let sum = 0;
@@ -71,7 +78,7 @@ export class Sampler {
       m = this.collect(probs, n, 0);
     }
     const keep = Math.min(k, m);
-    return this.drawSorted(keep < m ? this.selectTop(probs, m, keep) : this.order.subarray(0, m), topP);
+    return this.drawSorted(keep < m ? this.selectTop(probs, m, keep) : this.w.order.subarray(0, m), topP);
   }
 
   /**
@@ -79,22 +86,22 @@ export class Sampler {
    * among them need a probability. The k-th largest logit bounds them: a token more than 1e-5·T below
    * it has a probability smaller by a factor e^−1e-5, a gap float32 rounding cannot close, so it can
    * neither tie with the k-th nor pass it. Computes the probabilities of the tokens within that margin
-   * (as the full pass would: same expression, same float32 rounding), lists them in this.order and
+   * (as the full pass would: same expression, same float32 rounding), lists them in the order buffer and
    * returns how many; −1 where the k-th probability falls in float32's subnormal range, where that
    * argument does not hold (the full pass then decides).
    */
   private nearTopK(logits: Float32Array, n: number, k: number, max: number): number {
     const T = this.options.temperature;
-    if (this.heap.length < k) this.heap = new Float32Array(k);
-    const lk = kthLargest(logits, n, k, this.heap);
+    if (this.w.heap.length < k) this.w.heap = new Float32Array(k);
+    const lk = kthLargest(logits, n, k, this.w.heap);
     if (Math.fround(Math.exp((lk - max) / T)) < MIN_NORMAL_F32) return -1;
     const floor = lk - 1e-5 * T;
     let m = 0;
     for (let i = 0; i < n; i++) {
       const l = logits[i]!;
       if (l >= floor) {
-        this.probs[i] = Math.exp((l - max) / T);
-        this.order[m++] = i;
+        this.w.probs[i] = Math.exp((l - max) / T);
+        this.w.order[m++] = i;
       }
     }
     return m;
@@ -102,7 +109,7 @@ export class Sampler {
 
   /** Sort the candidates (higher probability, then lower id), apply top-p within them, draw. */
   private drawSorted(cand: Int32Array, topP: number): number {
-    const probs = this.probs;
+    const probs = this.w.probs;
     cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
     let keep = cand.length;
     let kept = 0;
@@ -128,13 +135,13 @@ export class Sampler {
   }
 
   /**
-   * The `k` best of the `m` candidates in this.order (higher probability first, then lower id: the
+   * The `k` best of the `m` candidates in the order buffer (higher probability first, then lower id: the
    * order the sort gives), moved to its front in no particular order. A heap of k keeps this at
    * m·log k instead of sorting all m candidates, which at top-k 40 over thousands of survivors
    * would cost more than the token's forward.
    */
   private selectTop(probs: Float32Array, m: number, k: number): Int32Array {
-    const heap = this.order; // heap[0..k) holds the best so far, the worst of them at the root
+    const heap = this.w.order; // heap[0..k) holds the best so far, the worst of them at the root
     const worse = (a: number, b: number) => probs[a]! < probs[b]! || (probs[a] === probs[b] && a > b);
     const siftDown = (i: number) => {
       for (;;) {
@@ -163,7 +170,7 @@ export class Sampler {
 
   private collect(probs: Float32Array, n: number, cutoff: number): number {
     let m = 0;
-    for (let i = 0; i < n; i++) if (probs[i]! >= cutoff) this.order[m++] = i;
+    for (let i = 0; i < n; i++) if (probs[i]! >= cutoff) this.w.order[m++] = i;
     return m;
   }
 

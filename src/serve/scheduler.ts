@@ -17,7 +17,7 @@
 import { BatchDecoder, KvCache } from "../generate/batch.ts";
 import type { InferenceEngine } from "../generate/engine.ts";
 import { slideKeep } from "../generate/generate.ts";
-import { Sampler, type SamplerOptions } from "../generate/sampler.ts";
+import { Sampler, type SamplerOptions, SamplerScratch } from "../generate/sampler.ts";
 import { TextStream } from "../generate/stream.ts";
 import type { Tokenizer } from "../tokenizer/index.ts";
 import { StopMatcher } from "./stop.ts";
@@ -56,9 +56,9 @@ class Sequence {
   readonly stream: TextStream;
   readonly stopper: StopMatcher;
 
-  constructor(readonly job: Job, tok: Tokenizer) {
+  constructor(readonly job: Job, tok: Tokenizer, scratch: SamplerScratch) {
     this.recent = job.promptIds.slice();
-    this.sampler = new Sampler(job.sampling);
+    this.sampler = new Sampler(job.sampling, scratch);
     this.stream = new TextStream(tok, job.promptIds[job.promptIds.length - 1]!);
     this.stopper = new StopMatcher(job.stop);
   }
@@ -81,6 +81,8 @@ export class Scheduler {
   private waiting: Sequence[] = [];
   private active: Sequence[] = [];
   private readonly spare: KvCache[] = [];
+  /** Sampling runs one sequence at a time: one set of work buffers for all. */
+  private readonly samplerScratch = new SamplerScratch();
   private running = false;
   private readonly decoder: BatchDecoder;
   private readonly tokens: Int32Array;
@@ -109,7 +111,7 @@ export class Scheduler {
   }
 
   submit(job: Job): JobHandle {
-    const s = new Sequence(job, this.tok);
+    const s = new Sequence(job, this.tok, this.samplerScratch);
     if (job.maxTokens === 0) {
       s.done = true;
       queueMicrotask(() => job.onFinish("length", 0));
