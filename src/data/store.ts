@@ -69,7 +69,8 @@ export interface StoredTokens extends Documents {
   tokenized: number;
   /** The store's index file. */
   index: string;
-  /** Bytes per second of the tokenizing pass (0 when nothing was tokenized). */
+  /** Bytes of text tokenized, and per second of the tokenizing pass (0 when nothing was tokenized). */
+  tokenizedBytes: number;
   rate: number;
 }
 
@@ -87,7 +88,7 @@ export function storedTokens(files: ScannedFile[], tokenizer: Tokenizer, dir: st
   const separators = tokenizer.endOfTextId === null ? 0 : Math.max(0, documents.length - 1);
   return {
     documents, endOfText: tokenizer.endOfTextId, tokens: separators + documents.reduce((s, d) => s + d.reduce((t, p) => t + p.length, 0), 0),
-    tokenized: missing.length, index: store.indexPath, rate,
+    tokenized: missing.length, index: store.indexPath, tokenizedBytes: missing.reduce((s, f) => s + f.size, 0), rate,
   };
 }
 

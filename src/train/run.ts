@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, statSyn
 import { dirname, join, resolve } from "node:path";
 import { type LoadedCheckpoint, readCheckpoint, type TrainingState, writeCheckpoint } from "../checkpoint/index.ts";
 import { scanData } from "../data/fingerprint.ts";
-import { storedTokens } from "../data/store.ts";
+import { type StoredTokens, storedTokens } from "../data/store.ts";
 import { TokenWindows } from "../data/windows.ts";
 import { UserError } from "../base/errors.ts";
 import { flagName } from "../base/flags.ts";
@@ -157,7 +157,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const scanned = scanData(files);
   const dataFp = scanned.fingerprint;
   const tokens = storedTokens(scanned.files, tokenizer, o.tokenCache ?? o.output, io.log);
-  io.log(`Data: ${count(tokens.tokens, "token")} from ${count(files.length, "file")} (${storeLine(tokens.tokenized, files.length, tokens.rate, tokens.index)})`);
+  io.log(`Data: ${count(tokens.tokens, "token")} from ${count(files.length, "file")} (${storeLine(tokens, files.length)})`);
   noteOldCaches(o.output, io);
 
   const previous: TrainingState | null = loaded?.training ?? null;
@@ -319,10 +319,10 @@ function validationWindows(path: string, tokenizer: Tokenizer, o: TrainOptions, 
   return new TokenWindows(tokens, seqLen, 0);
 }
 
-/** Where the ids came from, for the Data line. */
-function storeLine(tokenized: number, files: number, rate: number, index: string): string {
+/** Where the ids came from, for the Data line (with the tokenizing rate when there was enough text to time). */
+function storeLine({ tokenized, index, tokenizedBytes, rate }: StoredTokens, files: number): string {
   if (tokenized === 0) return `cached ids ${index}`;
-  const speed = `, ${num(rate / 1e6, 3)} MB/s`;
+  const speed = tokenizedBytes >= 1e7 ? `, ${num(rate / 1e6, 3)} MB/s` : "";
   return tokenized === files ? `tokenized; ids cached in ${index}${speed}` : `tokenized ${tokenized} of ${count(files, "file")}, the others cached; ids in ${index}${speed}`;
 }
 
