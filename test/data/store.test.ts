@@ -256,3 +256,22 @@ test("a full disk while the store is written: a clear error, exit 2, the checkpo
   expect(r.code).toBe(0);
   expect(r.out).toMatch(/Data: [\d,]+ tokens from 4 files \(tokenized \d of 4 files, the others cached|Data: [\d,]+ tokens from 4 files \(tokenized; ids cached/);
 });
+
+test("--token-cache: a resume into a new --output tokenizes nothing; an earlier version's cache is noted, not read", async () => {
+  const dir = fresh("cli");
+  const data = join(dir, "data");
+  mkdirSync(data);
+  corpus(data, [150, 150]);
+  const vocab = join(dir, "tok.vocab"), cache = join(dir, "cache");
+  const first = await runCli(["--data", data, "--vocab", vocab, ...TINY, "--epochs", "1", "--max-steps", "2", "--output", join(dir, "a"), "--token-cache", cache], dir);
+  expect(first.code).toBe(0);
+  expect(first.stdout).toContain(`(tokenized; ids cached in ${cache}/tokens-`);
+  expect(readdirSync(join(dir, "a")).filter((x) => x.startsWith("tokens-"))).toEqual([]);
+  const old = join(dir, "b", "tokens-0123456789abcdef.bin");
+  mkdirSync(join(dir, "b"));
+  writeFileSync(old, new Uint8Array(2_000_000));
+  const resumed = await runCli(["resume", join(dir, "a", "model_checkpoint.bin"), "--data", data, "--vocab", vocab, "--output", join(dir, "b"), "--token-cache", cache, "--max-steps", "1"], dir);
+  expect(resumed.code).toBe(0);
+  expect(resumed.stdout).toMatch(/Data: [\d,]+ tokens from 2 files \(cached ids /);
+  expect(resumed.stdout).toContain(`Note: tokens-0123456789abcdef.bin in ${join(dir, "b")}: token cache of an earlier version, no longer read (the ids are in the token store now); delete it to free 2 MB.`);
+});
