@@ -84,6 +84,7 @@ export function storedTokens(files: ScannedFile[], tokenizer: Tokenizer, dir: st
   // A content listed twice (two copies of a file) is tokenized once.
   const missing = files.filter((f) => !store.usable(f) && !seen.has(keyOf(f)) && seen.add(keyOf(f)));
   const rate = missing.length > 0 ? store.tokenize(missing, tokenizer, what) : 0;
+  store.recordCheckedParts();
   const documents = files.map((f) => store.document(f));
   const separators = tokenizer.endOfTextId === null ? 0 : Math.max(0, documents.length - 1);
   return {
@@ -226,6 +227,26 @@ export class TokenStore {
     }
     writer.close();
     return progress.rate();
+  }
+
+  /**
+   * Parts whose writer died before finishing them are not in the index's `parts`, so their ids are
+   * read to check them at every use. Once every entry in such a part has been checked in this run, the
+   * part is recorded as it is now, and later runs trust it while it stays so.
+   */
+  recordCheckedParts(): void {
+    const byPart = new Map<string, StoreEntry[]>();
+    for (const e of this.entries.values()) for (const c of e.chunks) byPart.set(c.part, [...(byPart.get(c.part) ?? []), e]);
+    const checked = [...byPart].filter(([name, entries]) => {
+      const writer = new RegExp(`^${this.prefix}-(\\d+)-`).exec(name);
+      return !this.parts.has(name) && writer !== null && !alive(Number(writer[1])) && entries.every((e) => this.verified.has(keyOf(e)));
+    }).map(([name]) => name);
+    if (checked.length === 0) return;
+    try {
+      this.commit([], checked);
+    } catch {
+      // a store that cannot be written now is only checked again next time
+    }
   }
 
   /** Add entries to the index on disk (merged with what other runs sharing the store added meanwhile). */

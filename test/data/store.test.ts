@@ -3,10 +3,10 @@
  * indexes and parts, dead writers' leftovers, files that change or vanish, a full disk.
  */
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { scanData } from "../../src/data/fingerprint.ts";
-import { idBytesFor, storedTokens, type StoredTokens } from "../../src/data/store.ts";
+import { idBytesFor, indexChecksum, storedTokens, type StoredTokens } from "../../src/data/store.ts";
 import { TokenWindows } from "../../src/data/windows.ts";
 import { encodeFile, trainTokenizer, type Tokenizer } from "../../src/tokenizer/index.ts";
 import { learnableText, runCli, tempFolder, TINY } from "../cli/helpers.ts";
@@ -179,6 +179,26 @@ describe("damage and leftovers", () => {
       expect(asArrays(r.got)).toEqual(expected(files));
       expect(load(files, store).got.tokenized).toBe(0);
     }
+  });
+
+  test("a part a killed writer left unrecorded is checked in full, then recorded once all its ids have been", () => {
+    const { files, store, index, part } = setUp();
+    const name = part.split("/").pop()!;
+    const dead = name.replace(/-\d+-/, "-999999999-");
+    renameSync(part, join(store, dead));
+    const text = readFileSync(index, "utf8").replaceAll(name, dead);
+    const parsed = JSON.parse(text);
+    parsed.parts = {};
+    parsed.checksum = indexChecksum(parsed.entries, parsed.parts);
+    writeFileSync(index, JSON.stringify(parsed));
+    // Only one of its files: not every entry in the part is checked, so it stays unrecorded.
+    expect(asArrays(load([files[0]!], store).got)).toEqual(expected([files[0]!]));
+    expect(JSON.parse(readFileSync(index, "utf8")).parts).toEqual({});
+    const r = load(files, store);
+    expect([r.got.tokenized, r.notes]).toEqual([0, []]);
+    expect(asArrays(r.got)).toEqual(expected(files));
+    const st = statSync(join(store, dead));
+    expect(JSON.parse(readFileSync(index, "utf8")).parts).toEqual({ [dead]: { size: st.size, mtime_ms: st.mtimeMs } });
   });
 
   test("parts no index names are removed once their writer is dead, kept while it lives", () => {
