@@ -518,14 +518,3 @@ function alive(pid: number): boolean {
     return errCode(err) === "EPERM";
   }
 }
-
-/** Sizes of a store's files in `dir`, for notes (bytes). */
-export function storeBytes(dir: string): number {
-  let total = 0;
-  try {
-    for (const name of readdirSync(dir)) if (/^tokens-[0-9a-f]{16}(-\d+-[0-9a-z]+\.ids|\.json)$/.test(name)) total += statSync(join(dir, name)).size;
-  } catch {
-    // no folder: nothing stored
-  }
-  return total;
-}
