@@ -2,7 +2,8 @@
 // (d_model 256, 4 layers, 4 heads, d_ff 1024, context 256) and a Brown-trained vocabulary of 8192,
 // trained briefly so the text is English-like (the weights do not change the speed):
 //   - total generated tokens/s with 1 client and with 16 concurrent clients (batched decode), greedy and
-//     sampled, 128 new tokens per request after a 16-token prompt;
+//     sampled, 128 new tokens per request after a 16-token prompt; and the batched decode step alone at
+//     1, 4, 16 and 32 rows, in this process;
 //   - time to the first streamed token for a 16-token prompt (p50, p90), idle and beside 15 busy streams;
 //   - 1,000 requests at 32 concurrent, 10% of them malformed or oversized: statuses, and the server's
 //     resident memory at the start, after 100 requests and at the end;
@@ -208,6 +209,32 @@ const tok = loadTokenizer(vocab);
 // A 16-token prompt: the first 16 tokens of a Brown sentence, decoded (checked below through usage).
 const prompt = tok.decode(Array.from(tok.encode(text.slice(20000, 21000))).slice(0, 16));
 
+/** The batched decode step alone, in this process (no HTTP, no sampling): tokens/s at B rows. */
+async function decodeOnly(rows: number[]): Promise<Record<number, number>> {
+  const { readCheckpoint } = await import("../src/checkpoint/index.ts");
+  const { InferenceEngine } = await import("../src/generate/engine.ts");
+  const { BatchDecoder, KvCache } = await import("../src/generate/batch.ts");
+  if (flags.threads) (await import("../src/native.ts")).setThreads(Number(flags.threads));
+  const ckpt = readCheckpoint(checkpoint);
+  const engine = new InferenceEngine(ckpt.arch, ckpt.params);
+  const decoder = new BatchDecoder(ckpt.arch, engine.weights, Math.max(...rows));
+  const out: Record<number, number> = {};
+  for (const B of rows) {
+    const caches = Array.from({ length: B }, () => new KvCache(ckpt.arch));
+    const tokens = Int32Array.from({ length: B }, (_, b) => 100 + b);
+    let best = Infinity;
+    for (let r = 0; r < 4; r++) {
+      for (const c of caches) c.length = 16; // after a 16-token prompt (the cache's content does not change the time)
+      const t0 = performance.now();
+      for (let i = 0; i < NEW_TOKENS; i++) decoder.step(caches, tokens, B);
+      best = Math.min(best, (performance.now() - t0) / 1000);
+    }
+    out[B] = (B * NEW_TOKENS) / best;
+  }
+  return out;
+}
+
+const decode = await decodeOnly([1, 4, 16, 32]);
 const server = await startServer(checkpoint, vocab);
 try {
   log(`server at ${server.url} (pid ${server.pid}); warming up …`);
@@ -234,6 +261,7 @@ try {
     new_tokens: NEW_TOKENS, prompt_tokens: idle.promptTokens,
     one_client: one, sixteen_clients: sixteen,
     ratio: { greedy: sixteen.greedy.tokensPerSecond / one.greedy.tokensPerSecond, sampled: sixteen.sampled.tokensPerSecond / one.sampled.tokensPerSecond },
+    decode_only_tokens_per_second: decode,
     first_token_ms: { idle, beside_15_streams: loaded },
     thousand_requests: load,
     screenshot: shot && relative(root, shot),
@@ -247,7 +275,9 @@ try {
   console.log(`| 1 client | ${f0(one.greedy.tokensPerSecond)} | ${f0(one.sampled.tokensPerSecond)} |`);
   console.log(`| 16 concurrent clients | ${f0(sixteen.greedy.tokensPerSecond)} | ${f0(sixteen.sampled.tokensPerSecond)} |`);
   console.log(`| 16 ÷ 1 (target ≥ 4×) | ${results.ratio.greedy.toFixed(2)}× | ${results.ratio.sampled.toFixed(2)}× |`);
-  console.log(`\nfirst token, ${idle.promptTokens}-token prompt (target p50 ≤ 50 ms): idle p50 ${idle.p50.toFixed(1)} ms, p90 ${idle.p90.toFixed(1)} ms; ` +
+  console.log(`\nbatched decode alone (no HTTP, no sampling), tok/s: ${Object.entries(decode).map(([b, t]) => `B=${b} ${f0(t)}`).join(", ")}; ` +
+    `16 ÷ 1 ${(decode[16]! / decode[1]!).toFixed(2)}×`);
+  console.log(`first token, ${idle.promptTokens}-token prompt (target p50 ≤ 50 ms): idle p50 ${idle.p50.toFixed(1)} ms, p90 ${idle.p90.toFixed(1)} ms; ` +
     `beside 15 streams p50 ${loaded.p50.toFixed(1)} ms, p90 ${loaded.p90.toFixed(1)} ms`);
   const fivexx = Object.entries(load.statuses).filter(([s]) => Number(s) >= 500).reduce((n, [, c]) => n + c, 0);
   console.log(`1,000 requests at 32 concurrent (10% malformed or oversized) in ${load.seconds.toFixed(1)} s: statuses ${JSON.stringify(load.statuses)}, ` +
