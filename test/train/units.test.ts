@@ -1,14 +1,10 @@
 /** The pure parts of training: schedule, RNG state round trips, data windows and their order. */
 import { expect, test } from "bun:test";
 import { TokenWindows, epochOrder } from "../../src/data/windows.ts";
-import { readTokenCache, writeTokenCache } from "../../src/data/token_cache.ts";
 import { learningRate } from "../../src/train/schedule.ts";
 import { Xoshiro128 } from "../../src/base/rng.ts";
 import { epochRng } from "../../src/train/loop.ts";
 import { arithmeticLine } from "../../src/train/report.ts";
-import { tempFolder } from "../cli/helpers.ts";
-import { join } from "node:path";
-import { writeFileSync } from "node:fs";
 
 const plan = { peak_lr: 1e-3, min_lr: 1e-4, warmup_steps: 10, total_steps: 110 };
 
@@ -48,21 +44,6 @@ test("windows: T+1 ids each, every id a target once, the last windows held out",
   expect([...tokens.subarray(0, 10)]).toEqual([30, 31, 32, 33, 34, 35, 36, 37, 38, 39]);
   expect([...targets.subarray(10, 20)]).toEqual([91, 92, 93, 94, 95, 96, 97, 98, 99, 100]);
   expect(() => new TokenWindows(ids.subarray(0, 10), 10, 0)).toThrow(/too few for one training sequence/);
-});
-
-test("token cache: round trip; another key or a damaged file is a miss, not an error", () => {
-  const { dir, cleanup } = tempFolder();
-  try {
-    const path = join(dir, "tokens.bin");
-    const ids = Uint32Array.from({ length: 1000 }, (_, i) => (i * 7919) % 5000);
-    writeTokenCache(path, "k".repeat(32), ids);
-    expect(readTokenCache(path, "k".repeat(32))).toEqual(ids);
-    expect(readTokenCache(path, "j".repeat(32))).toBeNull();
-    writeFileSync(path, "garbage");
-    expect(readTokenCache(path, "k".repeat(32))).toBeNull();
-  } finally {
-    cleanup();
-  }
 });
 
 test("the arithmetic line says what the products run in, and when bf16 is available or falls back", () => {
