@@ -30,9 +30,10 @@ test.skipIf(noBrowser)("the playground streams a completion and ends with the AP
   await page.fill("#max_tokens", "60");
   await page.fill("#temperature", "0.9");
   await page.fill("#seed", "11");
-  // Count the updates of the completion as they land.
+  // Count the pieces appended to the completion as they land (records, not callbacks: pieces that
+  // arrive in one read are appended in one task).
   await page.evaluate(`window.updates = 0;
-    new MutationObserver(() => window.updates++).observe(document.getElementById("completion"), { childList: true, characterData: true, subtree: true });`);
+    new MutationObserver((records) => { window.updates += records.length; }).observe(document.getElementById("completion"), { childList: true, characterData: true, subtree: true });`);
   await page.click("#generate");
   await page.waitForSelector('body[data-state="done"]', { timeout: 20_000 });
   const shown = await page.textContent("#completion");
