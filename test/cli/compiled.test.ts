@@ -129,11 +129,13 @@ test("scripts/run_cli.sh: train-vocab, vocab-train, resume, continue, generate a
 });
 
 test("make compile also puts the executable at build_avx512/train_vocab, where the resume guide's Method 2 runs it", async () => {
-  // The Makefile's compile recipe in a scratch folder: the library stubbed as up to date and a "bun"
+  // The Makefile's compile recipe in a scratch folder: the library and packages stubbed as up to date and a "bun"
   // whose build hands over the executable built above, so only the recipe's own steps run.
   const scratch = join(tmp.dir, "make");
   mkdirSync(join(scratch, "build"), { recursive: true });
   mkdirSync(join(scratch, "node_modules"));
+  // The packages stubbed as installed: the stamp `make deps` leaves, no older than what it depends on.
+  for (const f of ["package.json", "bun.lock", "node_modules/.deps-stamp"]) writeFileSync(join(scratch, f), "");
   writeFileSync(join(scratch, "build", `libtrain_vocab.${process.platform === "darwin" ? "dylib" : "so"}`), "");
   writeFileSync(join(scratch, "build", "brown_corpus.zst"), "");
   const stub = join(scratch, "bun-stub.sh");
