@@ -43,6 +43,14 @@ int tv_matmul_forward(float* out, const float* inp, const float* weight, const f
   return TV_OK;
 }
 
+int tv_matmul_forward_rows(float* out, const float* inp, const float* weight, const float* bias,
+                           int M, int K, int N) {
+  int status = matmul_forward_args(out, inp, weight, M, K, N);
+  if (status != TV_OK) return status;
+  tv_active->matmul_forward_rows(out, inp, weight, bias, M, K, N);
+  return TV_OK;
+}
+
 int tv_matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                        const float* inp, const float* weight, int M, int K, int N) {
   int status = matmul_backward_args(dinp, dweight, dout, inp, weight, M, K, N);

@@ -438,7 +438,134 @@ static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
 }
 #endif
 
+/* ---- a few rows (batched decode): gemv_rows' arithmetic per element, for any M ------------------ */
+
+#if defined(__AVX512F__)
+/* _mm512_reduce_add_ps of four vectors at once, with the same additions in the same tree (lane i +
+ * lane i+8, then j + j+4, then k + k+2, then 0 + 1), four sums per instruction instead of one. */
+static inline __attribute__((always_inline)) __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  /* [a.t, b.t], [c.t, d.t] with t[i] = v[i] + v[i+8] */
+  __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+  /* [a.u, b.u, c.u, d.u] with u[j] = t[j] + t[j+4] */
+  __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+  /* lane 0 of each quarter: (u0 + u2) + (u1 + u3) */
+  __m512 w = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4E));
+  w = _mm512_add_ps(w, _mm512_permute_ps(w, 0xB1));
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), w));
+}
+
+/* An R×C tile: R rows of W against C input rows, each dot product with gemv_rows' two accumulators
+ * (k and k+16), masked tail and final reduction, so every element has the bytes of a one-row call.
+ * The tile is what makes it fast: one W load feeds C FMAs and one x load feeds R. */
+static inline __attribute__((always_inline)) void rows_tile(const gemv_args* g, int64_t n, int m,
+                                                            const int R, const int C) {
+  const int K = g->K, k32 = K & ~31, rem = K - k32;
+  const __mmask16 m0 = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+  const __mmask16 m1 = rem > 16 ? (__mmask16)((1u << (rem - 16)) - 1) : 0;
+  const float* w = g->weight + n * K;
+  const float* x = g->inp + (int64_t)m * K;
+  __m512 acc[4][3][2];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
+    for (int c = 0; c < C; c++) acc[r][c][0] = acc[r][c][1] = _mm512_setzero_ps();
+  /* One half (k or k+16) at a time: 24 accumulators, C input vectors and one W vector fit the 32
+   * registers, so each load is made once. */
+  for (int k = 0; k < k32; k += 32) {
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+      __m512 xv[3];
+#pragma GCC unroll 3
+      for (int c = 0; c < C; c++) xv[c] = _mm512_loadu_ps(x + c * K + k + 16 * h);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) {
+        __m512 wv = _mm512_loadu_ps(w + r * K + k + 16 * h);
+        __asm__("" : "+v"(wv)); /* one load in a register, not C loads folded into the FMAs */
+#pragma GCC unroll 3
+        for (int c = 0; c < C; c++) acc[r][c][h] = _mm512_fmadd_ps(wv, xv[c], acc[r][c][h]);
+      }
+    }
+  }
+  if (rem) {
+    __m512 x0[3], x1[3];
+#pragma GCC unroll 3
+    for (int c = 0; c < C; c++) {
+      x0[c] = _mm512_maskz_loadu_ps(m0, x + c * K + k32);
+      x1[c] = _mm512_maskz_loadu_ps(m1, x + c * K + k32 + 16);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      __m512 w0 = _mm512_maskz_loadu_ps(m0, w + r * K + k32), w1 = _mm512_maskz_loadu_ps(m1, w + r * K + k32 + 16);
+#pragma GCC unroll 3
+      for (int c = 0; c < C; c++) {
+        acc[r][c][0] = _mm512_fmadd_ps(w0, x0[c], acc[r][c][0]);
+        acc[r][c][1] = _mm512_fmadd_ps(w1, x1[c], acc[r][c][1]);
+      }
+    }
+  }
+  if (R == 4) {
+#pragma GCC unroll 3
+    for (int c = 0; c < C; c++) {
+      __m128 v = reduce4(_mm512_add_ps(acc[0][c][0], acc[0][c][1]), _mm512_add_ps(acc[1][c][0], acc[1][c][1]),
+                         _mm512_add_ps(acc[2][c][0], acc[2][c][1]), _mm512_add_ps(acc[3][c][0], acc[3][c][1]));
+      if (g->bias) v = _mm_add_ps(v, _mm_loadu_ps(g->bias + n));
+      _mm_storeu_ps(g->out + (int64_t)(m + c) * g->N + n, v);
+    }
+    return;
+  }
+#pragma GCC unroll 3
+  for (int c = 0; c < C; c++)
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][c][0], acc[r][c][1]));
+      g->out[(int64_t)(m + c) * g->N + n + r] = g->bias ? v + g->bias[n + r] : v;
+    }
+}
+
+#define ROWS_TILE_C(R)                                          \
+  static void rows_tiles_##R(const gemv_args* g, int64_t n) {   \
+    int m = 0;                                                  \
+    for (; m + 3 <= g->M; m += 3) rows_tile(g, n, m, R, 3);     \
+    if (g->M - m == 2) rows_tile(g, n, m, R, 2);                \
+    else if (g->M - m == 1) rows_tile(g, n, m, R, 1);           \
+  }
+ROWS_TILE_C(1)
+ROWS_TILE_C(2)
+ROWS_TILE_C(3)
+ROWS_TILE_C(4)
+
+/* Blocks of 4 W rows [b0, b1): each block meets every input row while it is in L1, so W is read
+ * from memory once. */
+static void rows_blocks(void* arg, int64_t b0, int64_t b1) {
+  const gemv_args* g = (const gemv_args*)arg;
+  for (int64_t b = b0; b < b1; b++) {
+    int64_t n = 4 * b;
+    switch (g->N - n < 4 ? (int)(g->N - n) : 4) {
+      case 4: rows_tiles_4(g, n); break;
+      case 3: rows_tiles_3(g, n); break;
+      case 2: rows_tiles_2(g, n); break;
+      default: rows_tiles_1(g, n); break;
+    }
+  }
+}
+#endif
+
 /* ---- entry points ------------------------------------------------------------------------------ */
+
+void TV_FN(matmul_forward_rows)(float* out, const float* inp, const float* weight, const float* bias,
+                                int M, int K, int N) {
+  gemv_args g = {out, inp, weight, bias, M, K, N};
+#if defined(__AVX512F__)
+  int64_t blocks = (N + 3) / 4;
+  if ((int64_t)M * N * K < 65536) rows_blocks(&g, 0, blocks);
+  else tv_parallel_for(blocks, rows_blocks, &g);
+#else
+  /* gemv_rows already takes every input row against each W row while it is in cache. */
+  if ((int64_t)M * N * K < 65536) gemv_rows(&g, 0, N);
+  else tv_parallel_for(N, gemv_rows, &g);
+#endif
+}
 
 void TV_FN(matmul_forward)(float* out, const float* inp, const float* weight, const float* bias,
                            int M, int K, int N) {
