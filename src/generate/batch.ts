@@ -5,12 +5,10 @@
  * position. Sequences come and go between steps (continuous batching): a step takes whichever caches
  * it is given.
  *
- * Same tokens as the batch-1 path: for B ≤ 4 the matrix products take the kernel's small-M path,
- * whose arithmetic per output element does not depend on M, and every other kernel works row by row
- * or element by element; so each row's logits are the bytes DecodeStep gives. For B > 4 the products
- * take the blocked GEMM, which sums the depth in another order: logits then agree to rounding (a
- * relative 1e-6 or so), and a sampled token can differ only where two candidates tie to that
- * precision.
+ * Same tokens as the batch-1 path, for any B: the products go through tv_matmul_forward_rows, which
+ * reads the weights once for all B rows and computes every output element exactly as the one-row
+ * product does, and every other kernel works row by row or element by element; so each row's logits
+ * are the bytes DecodeStep gives.
  *
  * As in decode_step.ts, buffers' addresses are taken once (storage pinned first) and the kernels are
  * called straight through the table.
@@ -139,7 +137,7 @@ export class BatchDecoder {
     }
     this.layers.forEach((l, layer) => {
       this.norm(l.ln1w, l.ln1b, B);
-      ok("matmul_forward", S.tv_matmul_forward(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
+      ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
       for (let b = 0; b < B; b++) {
         const cache = caches[b]!, pos = cache.length;
         const q = row(this.pqkv, b, 3 * C);
@@ -149,18 +147,18 @@ export class BatchDecoder {
         cache.v[layer]!.set(this.qkv.subarray(at + 2 * C, at + 3 * C), pos * C);
         ok("attention_decode", S.tv_attention_decode(row(this.patt, b, C), q, cache.kp[layer]!, cache.vp[layer]!, pos + 1, C, H));
       }
-      ok("matmul_forward", S.tv_matmul_forward(this.ptmp, this.patt, l.attnProjW, l.attnProjB, B, C, C));
+      ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.ptmp, this.patt, l.attnProjW, l.attnProjB, B, C, C));
       ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
       this.norm(l.ln2w, l.ln2b, B);
-      ok("matmul_forward", S.tv_matmul_forward(this.pfc, this.pxn, l.fcW, l.fcB, B, C, this.fcWidth));
+      ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.pfc, this.pxn, l.fcW, l.fcB, B, C, this.fcWidth));
       if (this.eps === null) ok("gelu_forward", S.tv_gelu_forward(this.pfcg, this.pfc, B * F));
       else ok("swiglu_forward", S.tv_swiglu_forward(this.pfcg, this.pfc, B, F));
-      ok("matmul_forward", S.tv_matmul_forward(this.ptmp, this.pfcg, l.mlpProjW, l.mlpProjB, B, F, C));
+      ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.ptmp, this.pfcg, l.mlpProjW, l.mlpProjB, B, F, C));
       ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
     });
     for (let b = 0; b < B; b++) caches[b]!.length++;
     this.norm(this.lnfw, this.lnfb, B);
-    ok("matmul_forward", S.tv_matmul_forward(this.plogits, this.pxn, this.lmHead, null, B, C, V));
+    ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.plogits, this.pxn, this.lmHead, null, B, C, V));
     return this.logits;
   }
 

@@ -53,18 +53,13 @@ function compare(arch: Architecture, B: number, steps: number): { exact: boolean
 
 describe("BatchDecoder", () => {
   for (const [name, arch] of Object.entries(variants)) {
-    for (const B of [1, 2, 3, 4]) {
+    for (const [B, steps] of [[1, 8], [2, 8], [3, 8], [4, 8], [9, 6], [16, 4], [32, 3]] as const) {
       test(`${name}, ${B} sequence(s) at different positions: every row's logits are the batch-1 engine's bytes`, () => {
-        const r = compare(arch, B, 8);
-        expect(r.compared).toBe(B * 8);
+        const r = compare(arch, B, steps);
+        expect(r.compared).toBe(B * steps);
         expect(r.exact).toBe(true);
       });
     }
-    test(`${name}, 9 sequences (the blocked product): logits agree with the batch-1 engine to rounding`, () => {
-      const r = compare(arch, 9, 6);
-      expect(r.compared).toBe(54);
-      expect(r.relative).toBeLessThan(2e-5);
-    });
   }
 
   test("refuses a full cache, a token outside the vocabulary and more rows than it was built for", () => {
