@@ -459,7 +459,7 @@ static inline __attribute__((always_inline)) __m128 reduce4(__m512 a, __m512 b, 
  * (k and k+16), masked tail and final reduction, so every element has the bytes of a one-row call.
  * The tile is what makes it fast: one W load feeds C FMAs and one x load feeds R. */
 static inline __attribute__((always_inline)) void rows_tile(const gemv_args* g, int64_t n, int m,
-                                                            const int R, const int C) {
+                                                            const int R, const int C, const float* ahead) {
   const int K = g->K, k32 = K & ~31, rem = K - k32;
   const __mmask16 m0 = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
   const __mmask16 m1 = rem > 16 ? (__mmask16)((1u << (rem - 16)) - 1) : 0;
@@ -473,6 +473,10 @@ static inline __attribute__((always_inline)) void rows_tile(const gemv_args* g, 
   /* One half (k or k+16) at a time: 24 accumulators, C input vectors and one W vector fit the 32
    * registers, so each load is made once. */
   for (int k = 0; k < k32; k += 32) {
+    if (ahead) {
+      _mm_prefetch((const char*)(ahead + k), _MM_HINT_T0);
+      _mm_prefetch((const char*)(ahead + k + 16), _MM_HINT_T0);
+    }
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
       __m512 xv[3];
@@ -523,12 +527,17 @@ static inline __attribute__((always_inline)) void rows_tile(const gemv_args* g, 
     }
 }
 
-#define ROWS_TILE_C(R)                                          \
-  static void rows_tiles_##R(const gemv_args* g, int64_t n) {   \
-    int m = 0;                                                  \
-    for (; m + 3 <= g->M; m += 3) rows_tile(g, n, m, R, 3);     \
-    if (g->M - m == 2) rows_tile(g, n, m, R, 2);                \
-    else if (g->M - m == 1) rows_tile(g, n, m, R, 1);           \
+/* Tile t of a block also fetches row t of the next block, so that block does not start on a miss. */
+#define ROWS_TILE_C(R)                                                                              \
+  static void rows_tiles_##R(const gemv_args* g, int64_t n) {                                       \
+    const int64_t K = g->K;                                                                         \
+    const int next = n + 8 <= g->N;                                                                 \
+    int m = 0, t = 0;                                                                               \
+    for (; m + 3 <= g->M; m += 3, t++)                                                              \
+      rows_tile(g, n, m, R, 3, next && t < 4 ? g->weight + (n + 4 + t) * K : NULL);                 \
+    const float* ahead = next && t < 4 ? g->weight + (n + 4 + t) * K : NULL;                        \
+    if (g->M - m == 2) rows_tile(g, n, m, R, 2, ahead);                                             \
+    else if (g->M - m == 1) rows_tile(g, n, m, R, 1, ahead);                                        \
   }
 ROWS_TILE_C(1)
 ROWS_TILE_C(2)
