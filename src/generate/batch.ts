@@ -13,22 +13,10 @@
  * As in decode_step.ts, buffers' addresses are taken once (storage pinned first) and the kernels are
  * called straight through the table.
  */
-import { ptr } from "bun:ffi";
-import { type Architecture, blockOf, fcRows, LLAMA_NORM_EPS, LLAMA_ROPE_THETA } from "../model/layout.ts";
+import { type Architecture, fcRows } from "../model/layout.ts";
 import type { ModelTensors } from "../model/weights.ts";
-import { NativeError, nativeSymbols as S } from "../native.ts";
-
-type Pointer = ReturnType<typeof ptr>;
-const F32 = 4;
-
-function addressOf(a: Float32Array): Pointer {
-  void a.buffer;
-  return ptr(a);
-}
-
-function ok(kernel: string, status: number): void {
-  if (status !== 0) throw new NativeError(kernel, status);
-}
+import { nativeSymbols as S } from "../native.ts";
+import { addressOf, F32, modelPointers, type ModelPointers, ok, type Pointer } from "./decode_step.ts";
 
 /** One sequence's keys and values: per layer [max_seq_len, C] each, and how many positions are filled. */
 export class KvCache {
@@ -53,28 +41,17 @@ export class KvCache {
   }
 }
 
-interface LayerPointers {
-  ln1w: Pointer; ln1b: Pointer | null; qkvW: Pointer; qkvB: Pointer | null;
-  attnProjW: Pointer; attnProjB: Pointer | null; ln2w: Pointer; ln2b: Pointer | null;
-  fcW: Pointer; fcB: Pointer | null; mlpProjW: Pointer; mlpProjB: Pointer | null;
-}
-
 export class BatchDecoder {
   /** [maxRows, V]: row b holds the logits of the step's b-th sequence. */
   readonly logits: Float32Array;
-  private readonly layers: LayerPointers[];
+  private readonly m: ModelPointers;
   private readonly x: Float32Array; private readonly qkv: Float32Array;
   private readonly buffers: Float32Array[];
   private readonly px: Pointer; private readonly pxn: Pointer; private readonly pqkv: Pointer;
   private readonly patt: Pointer; private readonly ptmp: Pointer; private readonly pfc: Pointer;
   private readonly pfcg: Pointer; private readonly pmean: Pointer; private readonly prstd: Pointer;
   private readonly plogits: Pointer;
-  private readonly wte: Pointer; private readonly wpe: Pointer; private readonly wpeRows: number;
-  private readonly lnfw: Pointer; private readonly lnfb: Pointer | null; private readonly lmHead: Pointer;
-  private readonly eps: number | null;
-  private readonly theta: number | null;
   private readonly fcWidth: number;
-  private readonly zeroRow: Float32Array;
 
   constructor(private readonly arch: Architecture, weights: ModelTensors, readonly maxRows: number) {
     if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError(`BatchDecoder: maxRows ${maxRows} must be a whole number >= 1`);
@@ -92,22 +69,7 @@ export class BatchDecoder {
     this.px = addressOf(this.x); this.pxn = addressOf(xn); this.pqkv = addressOf(this.qkv);
     this.patt = addressOf(att); this.ptmp = addressOf(tmp); this.pfc = addressOf(fc); this.pfcg = addressOf(fcg);
     this.pmean = addressOf(mean); this.prstd = addressOf(rstd); this.plogits = addressOf(this.logits);
-    const opt = (a: Float32Array | null) => (a ? addressOf(a) : null);
-    this.layers = weights.blocks.map((w) => ({
-      ln1w: addressOf(w.ln1w), ln1b: opt(w.ln1b), qkvW: addressOf(w.qkvW), qkvB: opt(w.qkvB),
-      attnProjW: addressOf(w.attnProjW), attnProjB: opt(w.attnProjB), ln2w: addressOf(w.ln2w), ln2b: opt(w.ln2b),
-      fcW: addressOf(w.fcW), fcB: opt(w.fcB), mlpProjW: addressOf(w.mlpProjW), mlpProjB: opt(w.mlpProjB),
-    }));
-    this.wte = addressOf(weights.wte);
-    this.zeroRow = new Float32Array(C);
-    this.wpe = addressOf(weights.wpe ?? this.zeroRow);
-    this.wpeRows = weights.wpe ? arch.max_seq_len : 1;
-    this.lnfw = addressOf(weights.lnfw);
-    this.lnfb = opt(weights.lnfb);
-    this.lmHead = addressOf(weights.lmHead);
-    const llama = blockOf(arch) === "llama";
-    this.eps = llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null;
-    this.theta = llama ? (arch.rope_theta ?? LLAMA_ROPE_THETA) : null;
+    this.m = modelPointers(arch, weights);
   }
 
   /** Bytes of activations and logits this decoder holds. */
@@ -132,16 +94,16 @@ export class BatchDecoder {
     const row = (base: Pointer, b: number, width: number) => (base + b * width * F32) as Pointer;
     for (let b = 0; b < B; b++) {
       const pos = caches[b]!.length;
-      const wpeRow = this.wpeRows > 1 ? pos : 0;
-      ok("residual_forward", S.tv_residual_forward(row(this.px, b, C), row(this.wte, tokens[b]!, C), row(this.wpe, wpeRow, C), C));
+      const wpeRow = this.m.wpeRows > 1 ? pos : 0;
+      ok("residual_forward", S.tv_residual_forward(row(this.px, b, C), row(this.m.wte, tokens[b]!, C), row(this.m.wpe, wpeRow, C), C));
     }
-    this.layers.forEach((l, layer) => {
+    this.m.layers.forEach((l, layer) => {
       this.norm(l.ln1w, l.ln1b, B);
       ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
       for (let b = 0; b < B; b++) {
         const cache = caches[b]!, pos = cache.length;
         const q = row(this.pqkv, b, 3 * C);
-        if (this.theta !== null) ok("rope_forward", S.tv_rope_forward(q, 1, 1, C, H, pos, this.theta));
+        if (this.m.theta !== null) ok("rope_forward", S.tv_rope_forward(q, 1, 1, C, H, pos, this.m.theta));
         const at = b * 3 * C;
         cache.k[layer]!.set(this.qkv.subarray(at + C, at + 2 * C), pos * C);
         cache.v[layer]!.set(this.qkv.subarray(at + 2 * C, at + 3 * C), pos * C);
@@ -151,21 +113,21 @@ export class BatchDecoder {
       ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
       this.norm(l.ln2w, l.ln2b, B);
       ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.pfc, this.pxn, l.fcW, l.fcB, B, C, this.fcWidth));
-      if (this.eps === null) ok("gelu_forward", S.tv_gelu_forward(this.pfcg, this.pfc, B * F));
+      if (this.m.eps === null) ok("gelu_forward", S.tv_gelu_forward(this.pfcg, this.pfc, B * F));
       else ok("swiglu_forward", S.tv_swiglu_forward(this.pfcg, this.pfc, B, F));
       ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.ptmp, this.pfcg, l.mlpProjW, l.mlpProjB, B, F, C));
       ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
     });
     for (let b = 0; b < B; b++) caches[b]!.length++;
-    this.norm(this.lnfw, this.lnfb, B);
-    ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.plogits, this.pxn, this.lmHead, null, B, C, V));
+    this.norm(this.m.lnfw, this.m.lnfb, B);
+    ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.plogits, this.pxn, this.m.lmHead, null, B, C, V));
     return this.logits;
   }
 
   /** xn = norm(x) for B rows: LayerNorm (GPT-2) or RMSNorm (Llama). */
   private norm(weight: Pointer, bias: Pointer | null, B: number): void {
     const C = this.arch.d_model;
-    if (this.eps === null) ok("layernorm_forward", S.tv_layernorm_forward(this.pxn, this.pmean, this.prstd, this.px, weight, bias, B, C));
-    else ok("rmsnorm_forward", S.tv_rmsnorm_forward(this.pxn, this.prstd, this.px, weight, B, C, this.eps));
+    if (this.m.eps === null) ok("layernorm_forward", S.tv_layernorm_forward(this.pxn, this.pmean, this.prstd, this.px, weight, bias, B, C));
+    else ok("rmsnorm_forward", S.tv_rmsnorm_forward(this.pxn, this.prstd, this.px, weight, B, C, this.m.eps));
   }
 }

@@ -17,13 +17,17 @@ import { type Architecture, blockOf, fcRows, LLAMA_NORM_EPS, LLAMA_ROPE_THETA } 
 import type { ModelTensors } from "../model/weights.ts";
 import { NativeError, nativeSymbols as S } from "../native.ts";
 
-type Pointer = ReturnType<typeof ptr>;
-const F32 = 4;
+export type Pointer = ReturnType<typeof ptr>;
+export const F32 = 4;
 
-interface BlockPointers {
+/** One block's weights as addresses (null: a bias or norm shift the block does not have). */
+export interface LayerPointers {
   ln1w: Pointer; ln1b: Pointer | null; qkvW: Pointer; qkvB: Pointer | null;
   attnProjW: Pointer; attnProjB: Pointer | null; ln2w: Pointer; ln2b: Pointer | null;
   fcW: Pointer; fcB: Pointer | null; mlpProjW: Pointer; mlpProjB: Pointer | null;
+}
+
+interface BlockPointers extends LayerPointers {
   k: Float32Array; v: Float32Array; kp: Pointer; vp: Pointer;
 }
 
@@ -34,32 +38,62 @@ export interface RowScratch {
 }
 
 /** The address of `a`'s data, after pinning its storage (see above). */
-function addressOf(a: Float32Array): Pointer {
+export function addressOf(a: Float32Array): Pointer {
   void a.buffer;
   return ptr(a);
 }
 
-function ok(kernel: string, status: number): void {
+/** A kernel's status: anything but 0 is a bug of ours, thrown with the kernel's name. */
+export function ok(kernel: string, status: number): void {
   if (status !== 0) throw new NativeError(kernel, status);
 }
 
+/** A model's weights as addresses, taken once, and what its block needs besides. */
+export interface ModelPointers {
+  layers: LayerPointers[];
+  wte: Pointer;
+  /** wpe, or one row of zeros (position 0 only) for a Llama model, which turns q and k instead. */
+  wpe: Pointer;
+  wpeRows: number;
+  lnfw: Pointer;
+  lnfb: Pointer | null;
+  lmHead: Pointer;
+  /** Llama: RMSNorm's eps and the rotary base; null for GPT-2. */
+  eps: number | null;
+  theta: number | null;
+  /** The zeros behind a Llama model's wpe, held so that their address stays valid. */
+  zeroRow: Float32Array;
+}
+
+export function modelPointers(arch: Architecture, weights: ModelTensors): ModelPointers {
+  const opt = (a: Float32Array | null) => (a ? addressOf(a) : null);
+  const zeroRow = new Float32Array(arch.d_model);
+  const llama = blockOf(arch) === "llama";
+  return {
+    layers: weights.blocks.map((w) => ({
+      ln1w: addressOf(w.ln1w), ln1b: opt(w.ln1b), qkvW: addressOf(w.qkvW), qkvB: opt(w.qkvB),
+      attnProjW: addressOf(w.attnProjW), attnProjB: opt(w.attnProjB), ln2w: addressOf(w.ln2w), ln2b: opt(w.ln2b),
+      fcW: addressOf(w.fcW), fcB: opt(w.fcB), mlpProjW: addressOf(w.mlpProjW), mlpProjB: opt(w.mlpProjB),
+    })),
+    wte: addressOf(weights.wte),
+    wpe: addressOf(weights.wpe ?? zeroRow),
+    wpeRows: weights.wpe ? arch.max_seq_len : 1,
+    lnfw: addressOf(weights.lnfw),
+    lnfb: opt(weights.lnfb),
+    lmHead: addressOf(weights.lmHead),
+    eps: llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null,
+    theta: llama ? (arch.rope_theta ?? LLAMA_ROPE_THETA) : null,
+    zeroRow,
+  };
+}
+
 export class DecodeStep {
+  private readonly m: ModelPointers;
   private readonly blocks: BlockPointers[];
   private readonly p: Record<keyof RowScratch, Pointer>;
-  private readonly wte: Pointer;
-  /** wpe, or one row of zeros (position 0 only) for a Llama model, which turns q and k instead. */
-  private readonly wpe: Pointer;
-  private readonly wpeRows: number;
-  private readonly lnfw: Pointer;
-  private readonly lnfb: Pointer | null;
-  /** Llama: RMSNorm's eps and the rotary base; null for GPT-2. */
-  private readonly eps: number | null;
-  private readonly theta: number | null;
   private readonly fcRows: number;
-  private readonly lmHead: Pointer;
   private readonly logitsP: Pointer;
   private readonly qkvK: Float32Array;
-  private readonly zeroRow: Float32Array;
   private readonly qkvV: Float32Array;
 
   constructor(
@@ -71,28 +105,15 @@ export class DecodeStep {
     private readonly logits: Float32Array,
   ) {
     const C = arch.d_model;
-    const opt = (a: Float32Array | null) => (a ? addressOf(a) : null);
-    this.blocks = weights.blocks.map((w, l) => ({
-      ln1w: addressOf(w.ln1w), ln1b: opt(w.ln1b), qkvW: addressOf(w.qkvW), qkvB: opt(w.qkvB),
-      attnProjW: addressOf(w.attnProjW), attnProjB: opt(w.attnProjB), ln2w: addressOf(w.ln2w), ln2b: opt(w.ln2b),
-      fcW: addressOf(w.fcW), fcB: opt(w.fcB), mlpProjW: addressOf(w.mlpProjW), mlpProjB: opt(w.mlpProjB),
-      k: kCache[l]!, v: vCache[l]!, kp: addressOf(kCache[l]!), vp: addressOf(vCache[l]!),
+    this.m = modelPointers(arch, weights);
+    this.blocks = this.m.layers.map((w, l) => ({
+      ...w, k: kCache[l]!, v: vCache[l]!, kp: addressOf(kCache[l]!), vp: addressOf(vCache[l]!),
     }));
     this.p = {
       x: addressOf(s.x), xn: addressOf(s.xn), qkv: addressOf(s.qkv), att: addressOf(s.att), tmp: addressOf(s.tmp),
       fc: addressOf(s.fc), fcg: addressOf(s.fcg), mean: addressOf(s.mean), rstd: addressOf(s.rstd),
     };
-    this.wte = addressOf(weights.wte);
-    this.zeroRow = new Float32Array(C);
-    this.wpe = addressOf(weights.wpe ?? this.zeroRow);
-    this.wpeRows = weights.wpe ? arch.max_seq_len : 1;
-    this.lnfw = addressOf(weights.lnfw);
-    this.lnfb = opt(weights.lnfb);
-    const llama = blockOf(arch) === "llama";
-    this.eps = llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null;
-    this.theta = llama ? (arch.rope_theta ?? LLAMA_ROPE_THETA) : null;
     this.fcRows = fcRows(arch);
-    this.lmHead = addressOf(weights.lmHead);
     this.logitsP = addressOf(logits);
     this.qkvK = s.qkv.subarray(C, 2 * C);
     this.qkvV = s.qkv.subarray(2 * C, 3 * C);
@@ -103,12 +124,12 @@ export class DecodeStep {
     const { d_model: C, num_heads: H, d_ff: F, vocab_size: V } = this.arch;
     const p = this.p;
     // x = wte[token] + wpe[pos] (zeros for Llama), read in place through offset addresses.
-    const wpeRow = this.wpeRows > 1 ? pos : 0;
-    ok("residual_forward", S.tv_residual_forward(p.x, (this.wte + token * C * F32) as Pointer, (this.wpe + wpeRow * C * F32) as Pointer, C));
+    const wpeRow = this.m.wpeRows > 1 ? pos : 0;
+    ok("residual_forward", S.tv_residual_forward(p.x, (this.m.wte + token * C * F32) as Pointer, (this.m.wpe + wpeRow * C * F32) as Pointer, C));
     for (const l of this.blocks) {
       this.norm(l.ln1w, l.ln1b);
       ok("matmul_forward", S.tv_matmul_forward(p.qkv, p.xn, l.qkvW, l.qkvB, 1, C, 3 * C));
-      if (this.theta !== null) ok("rope_forward", S.tv_rope_forward(p.qkv, 1, 1, C, H, pos, this.theta));
+      if (this.m.theta !== null) ok("rope_forward", S.tv_rope_forward(p.qkv, 1, 1, C, H, pos, this.m.theta));
       l.k.set(this.qkvK, pos * C);
       l.v.set(this.qkvV, pos * C);
       ok("attention_decode", S.tv_attention_decode(p.att, p.qkv, l.kp, l.vp, pos + 1, C, H));
@@ -116,20 +137,20 @@ export class DecodeStep {
       ok("residual_forward", S.tv_residual_forward(p.x, p.x, p.tmp, C));
       this.norm(l.ln2w, l.ln2b);
       ok("matmul_forward", S.tv_matmul_forward(p.fc, p.xn, l.fcW, l.fcB, 1, C, this.fcRows));
-      if (this.eps === null) ok("gelu_forward", S.tv_gelu_forward(p.fcg, p.fc, F));
+      if (this.m.eps === null) ok("gelu_forward", S.tv_gelu_forward(p.fcg, p.fc, F));
       else ok("swiglu_forward", S.tv_swiglu_forward(p.fcg, p.fc, 1, F));
       ok("matmul_forward", S.tv_matmul_forward(p.tmp, p.fcg, l.mlpProjW, l.mlpProjB, 1, F, C));
       ok("residual_forward", S.tv_residual_forward(p.x, p.x, p.tmp, C));
     }
-    this.norm(this.lnfw, this.lnfb);
-    ok("matmul_forward", S.tv_matmul_forward(this.logitsP, p.xn, this.lmHead, null, 1, C, V));
+    this.norm(this.m.lnfw, this.m.lnfb);
+    ok("matmul_forward", S.tv_matmul_forward(this.logitsP, p.xn, this.m.lmHead, null, 1, C, V));
     return this.logits;
   }
 
   /** xn = norm(x): LayerNorm (GPT-2) or RMSNorm (Llama). */
   private norm(weight: Pointer, bias: Pointer | null): void {
     const p = this.p, C = this.arch.d_model;
-    if (this.eps === null) ok("layernorm_forward", S.tv_layernorm_forward(p.xn, p.mean, p.rstd, p.x, weight, bias, 1, C));
-    else ok("rmsnorm_forward", S.tv_rmsnorm_forward(p.xn, p.rstd, p.x, weight, 1, C, this.eps));
+    if (this.m.eps === null) ok("layernorm_forward", S.tv_layernorm_forward(p.xn, p.mean, p.rstd, p.x, weight, bias, 1, C));
+    else ok("rmsnorm_forward", S.tv_rmsnorm_forward(p.xn, p.rstd, p.x, weight, 1, C, this.m.eps));
   }
 }
