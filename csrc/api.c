@@ -251,6 +251,22 @@ int tv_attention_decode(float* out, const float* q, const float* k_cache, const 
   return TV_OK;
 }
 
+int tv_attention_decode_rows(float* out, const float* q, const float* const* k_caches,
+                             const float* const* v_caches, const int32_t* lengths, int B, int C,
+                             int H, int q_stride) {
+  NEED(out); NEED(q); NEED(k_caches); NEED(v_caches); NEED(lengths);
+  POS(B); POS(C); POS(H);
+  CHECK(C % H == 0 && C / H <= TV_DECODE_MAX_HEAD_DIM, TV_E_SIZE);
+  CHECK(q_stride >= C, TV_E_SIZE);
+  FITS((int64_t)B * C); FITS((int64_t)B * q_stride);
+  for (int b = 0; b < B; b++) {
+    NEED(k_caches[b]); NEED(v_caches[b]);
+    POS(lengths[b]); FITS((int64_t)lengths[b] * C);
+  }
+  tv_active->attention_decode_rows(out, q, k_caches, v_caches, lengths, B, C, H, q_stride);
+  return TV_OK;
+}
+
 int tv_crossentropy_forward_backward(float* losses, float* dlogits, const float* logits,
                                      const int32_t* targets, int M, int V, float dloss) {
   NEED(losses); NEED(logits); NEED(targets);

@@ -66,6 +66,9 @@
   X(sum_squares, (double* out, const float* x, int64_t N))                                         \
   X(attention_decode, (float* out, const float* q, const float* k_cache, const float* v_cache,     \
                        int T, int C, int H))                                                       \
+  X(attention_decode_rows, (float* out, const float* q, const float* const* k_caches,                \
+                            const float* const* v_caches, const int32_t* lengths, int B, int C,      \
+                            int H, int q_stride))                                                    \
   X(axpby, (float* out, const float* x, const float* y, int64_t N, float a, float b))
 
 typedef struct tv_kernels {

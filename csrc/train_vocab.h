@@ -176,6 +176,13 @@ int tv_attention_backward_bf16(float* dqkv, const float* dout, const float* qkv,
  * out[C] = softmax(q·Kᵀ/√(C/H))·V per head. Head dimension C/H at most 1024. */
 int tv_attention_decode(float* out, const float* q, const float* k_cache, const float* v_cache,
                         int T, int C, int H);
+/* The same for B sequences at once (batched decode): sequence b's query is q + b·q_stride (C floats),
+ * its caches k_caches[b], v_caches[b] hold lengths[b] positions, its result is out[b·C .. b·C+C).
+ * Each row has the bytes tv_attention_decode gives that sequence alone; all B·H heads are shared
+ * among the threads at once. */
+int tv_attention_decode_rows(float* out, const float* q, const float* const* k_caches,
+                             const float* const* v_caches, const int32_t* lengths, int B, int C,
+                             int H, int q_stride);
 
 /* ---- softmax + cross-entropy, fused with the logits gradient ------------------------------- */
 

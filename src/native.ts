@@ -5,7 +5,7 @@
  * The library is imported `with { type: "file" }` so that `bun build --compile` embeds it in the
  * standalone executable; TRAIN_VOCAB_LIB points at another build (the sanitizer build in tests).
  */
-import { dlopen, FFIType } from "bun:ffi";
+import { dlopen, FFIType, ptr as addressOf } from "bun:ffi";
 import { UserError } from "./base/errors.ts";
 
 const { ptr, i32, i64, f32, cstring } = FFIType;
@@ -46,6 +46,7 @@ const symbols = {
   tv_attention_forward_bf16: { args: [ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
   tv_attention_backward_bf16: { args: [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
   tv_attention_decode: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
+  tv_attention_decode_rows: { args: [ptr, ptr, ptr, ptr, ptr, i32, i32, i32, i32], returns: i32 },
   tv_crossentropy_forward_backward: { args: [ptr, ptr, ptr, ptr, i32, i32, f32], returns: i32 },
   tv_adamw_step: {
     args: [ptr, ptr, ptr, ptr, i64, f32, f32, f32, f32, f32, f32, i32, i32],
@@ -449,6 +450,28 @@ export function attentionDecode(
   positive(k, { T, C, H });
   need(k, "out", out, C); need(k, "q", q, C); need(k, "k_cache", kCache, T * C); need(k, "v_cache", vCache, T * C);
   check(k, S.tv_attention_decode(out, q, kCache, vCache, T, C, H));
+}
+
+/** attentionDecode for B sequences in one call: row b's query is q[b·qStride ..], its caches
+ * kCaches[b], vCaches[b] hold lengths[b] positions, its result goes to out[b·C ..]; each row has the
+ * bytes attentionDecode gives it alone. */
+export function attentionDecodeRows(
+  out: Float32Array, q: Float32Array, kCaches: readonly Float32Array[], vCaches: readonly Float32Array[],
+  lengths: Int32Array, B: number, C: number, H: number, qStride: number,
+): void {
+  const k = "attention_decode_rows";
+  positive(k, { B, C, H, qStride });
+  need(k, "out", out, B * C); need(k, "q", q, (B - 1) * qStride + C); need(k, "lengths", lengths, B);
+  if (kCaches.length < B || vCaches.length < B) throw new RangeError(`${k}: ${B} rows, ${kCaches.length} k_caches and ${vCaches.length} v_caches`);
+  const kTable = new BigUint64Array(B), vTable = new BigUint64Array(B);
+  for (let b = 0; b < B; b++) {
+    const T = lengths[b]!;
+    positive(k, { [`lengths[${b}]`]: T });
+    void kCaches[b]!.buffer; void vCaches[b]!.buffer; // storage pinned before its address is taken
+    need(k, `k_caches[${b}]`, kCaches[b]!, T * C); need(k, `v_caches[${b}]`, vCaches[b]!, T * C);
+    kTable[b] = BigInt(addressOf(kCaches[b]!)); vTable[b] = BigInt(addressOf(vCaches[b]!));
+  }
+  check(k, S.tv_attention_decode_rows(out, q, kTable, vTable, lengths, B, C, H, qStride));
 }
 
 /** losses[M] = per-row cross-entropy; dlogits (may be the logits buffer itself) is overwritten with

@@ -85,6 +85,7 @@ const KERNELS: Case[] = [
   { symbol: "tv_attention_backward_bf16", call: call(N.attentionBackwardBf16), args: attentionBackwardArgs(N.attentionForwardBf16), buffers: [0, 1, 2, 3, 4] },
   { symbol: "tv_attention_backward", call: call(N.attentionBackward), args: attentionBackwardArgs(N.attentionForward), buffers: [0, 1, 2, 3, 4] },
   { symbol: "tv_attention_decode", call: call(N.attentionDecode), args: () => [f(C), f(C), f(T * C), f(T * C), T, C, H], buffers: [0, 1, 2, 3] },
+  { symbol: "tv_attention_decode_rows", call: call(N.attentionDecodeRows), args: () => [f(2 * C), f(4 * C), [f(C), f(T * C)], [f(C), f(T * C)], Int32Array.of(1, T), 2, C, H, 3 * C], buffers: [0, 1, 2, 3, 4] },
   { symbol: "tv_crossentropy_forward_backward", call: call(N.crossEntropyForwardBackward), args: () => [f(M), f(M * V), f(M * V), ids(M, V), M, V, 1], buffers: [0, 1, 2, 3] },
   { symbol: "tv_axpby", call: call(N.axpby), args: () => [f(5), f(5), f(5), 5, 0.5, -2], buffers: [0, 1, 2] },
   { symbol: "tv_adamw_step", call: (...a) => N.adamwStep(...(a as Parameters<typeof N.adamwStep>)), args: () => [f(6), f(6), f(6).map(Math.abs), f(6), hyper, 1], buffers: [1, 2, 3] },
@@ -114,8 +115,9 @@ describe("every kernel wrapper checks buffer lengths before C", () => {
     test(`${c.symbol}: each buffer one element short is refused, full buffers reach C`, () => {
       for (const i of c.buffers) {
         const args = c.args();
-        const buf = args[i] as Float32Array | Int32Array;
-        args[i] = buf.subarray(0, buf.length - 1);
+        const buf = args[i] as Float32Array | Int32Array | Float32Array[];
+        // A list of buffers (one per row): its last buffer one element short.
+        args[i] = Array.isArray(buf) ? [...buf.slice(0, -1), buf.at(-1)!.subarray(0, buf.at(-1)!.length - 1)] : buf.subarray(0, buf.length - 1);
         calls.length = 0;
         expect(() => c.call(...args)).toThrow(RangeError);
         expect({ buffer: i, reachedC: calls.includes(c.symbol) }).toEqual({ buffer: i, reachedC: false });
