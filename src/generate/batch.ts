@@ -1,18 +1,20 @@
 /**
  * Batched decode: one token for each of B sequences in one pass over the weights. Every linear layer
  * runs as one matrix product with M = B rows, so the weights are read once per step however many
- * sequences share it; attention stays per sequence, one row against its own KV cache at its own
- * position. Sequences come and go between steps (continuous batching): a step takes whichever caches
- * it is given.
+ * sequences share it; attention is one tv_attention_decode_rows call per layer (one thread hand-off
+ * for all B sequences' heads), each row against its own KV cache at its own position. Sequences come
+ * and go between steps (continuous batching): a step takes whichever caches it is given.
  *
  * Same tokens as the batch-1 path, for any B: the products go through tv_matmul_forward_rows, which
  * reads the weights once for all B rows and computes every output element exactly as the one-row
- * product does, and every other kernel works row by row or element by element; so each row's logits
- * are the bytes DecodeStep gives.
+ * product does, each attention row has the bytes tv_attention_decode gives that sequence alone, and
+ * every other kernel works row by row or element by element; so each row's logits are the bytes
+ * DecodeStep gives.
  *
  * As in decode_step.ts, buffers' addresses are taken once (storage pinned first) and the kernels are
  * called straight through the table.
  */
+import { ptr } from "bun:ffi";
 import { type Architecture, fcRows } from "../model/layout.ts";
 import type { ModelTensors } from "../model/weights.ts";
 import { nativeSymbols as S } from "../native.ts";
@@ -41,6 +43,12 @@ export class KvCache {
   }
 }
 
+/** The address of a small typed array, its storage pinned first (addressOf's, for any element type). */
+function pinned(a: Int32Array | BigUint64Array): Pointer {
+  void a.buffer;
+  return ptr(a);
+}
+
 export class BatchDecoder {
   /** [maxRows, V]: row b holds the logits of the step's b-th sequence. */
   readonly logits: Float32Array;
@@ -51,6 +59,9 @@ export class BatchDecoder {
   private readonly patt: Pointer; private readonly ptmp: Pointer; private readonly pfc: Pointer;
   private readonly pfcg: Pointer; private readonly pmean: Pointer; private readonly prstd: Pointer;
   private readonly plogits: Pointer;
+  /** Per row: the cache length attention sees, and the layer's K and V cache addresses. */
+  private readonly lengths: Int32Array; private readonly kTable: BigUint64Array; private readonly vTable: BigUint64Array;
+  private readonly plengths: Pointer; private readonly pkTable: Pointer; private readonly pvTable: Pointer;
   private readonly fcWidth: number;
 
   constructor(private readonly arch: Architecture, weights: ModelTensors, readonly maxRows: number) {
@@ -70,6 +81,8 @@ export class BatchDecoder {
     this.patt = addressOf(att); this.ptmp = addressOf(tmp); this.pfc = addressOf(fc); this.pfcg = addressOf(fcg);
     this.pmean = addressOf(mean); this.prstd = addressOf(rstd); this.plogits = addressOf(this.logits);
     this.m = modelPointers(arch, weights);
+    this.lengths = new Int32Array(R); this.kTable = new BigUint64Array(R); this.vTable = new BigUint64Array(R);
+    this.plengths = pinned(this.lengths); this.pkTable = pinned(this.kTable); this.pvTable = pinned(this.vTable);
   }
 
   /** Bytes of activations and logits this decoder holds. */
@@ -97,6 +110,7 @@ export class BatchDecoder {
       const wpeRow = this.m.wpeRows > 1 ? pos : 0;
       ok("residual_forward", S.tv_residual_forward(row(this.px, b, C), row(this.m.wte, tokens[b]!, C), row(this.m.wpe, wpeRow, C), C));
     }
+    for (let b = 0; b < B; b++) this.lengths[b] = caches[b]!.length + 1;
     this.m.layers.forEach((l, layer) => {
       this.norm(l.ln1w, l.ln1b, B);
       ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
@@ -107,8 +121,9 @@ export class BatchDecoder {
         const at = b * 3 * C;
         cache.k[layer]!.set(this.qkv.subarray(at + C, at + 2 * C), pos * C);
         cache.v[layer]!.set(this.qkv.subarray(at + 2 * C, at + 3 * C), pos * C);
-        ok("attention_decode", S.tv_attention_decode(row(this.patt, b, C), q, cache.kp[layer]!, cache.vp[layer]!, pos + 1, C, H));
+        this.kTable[b] = BigInt(cache.kp[layer]!); this.vTable[b] = BigInt(cache.vp[layer]!);
       }
+      ok("attention_decode_rows", S.tv_attention_decode_rows(this.patt, this.pqkv, this.pkTable, this.pvTable, this.plengths, B, C, H, 3 * C));
       ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.ptmp, this.patt, l.attnProjW, l.attnProjB, B, C, C));
       ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
       this.norm(l.ln2w, l.ln2b, B);
