@@ -3,28 +3,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import { seededUniform } from "./ref_matmul.ts";
-
-function referenceDecode(q: Float32Array, k: Float32Array, v: Float32Array, T: number, C: number, H: number): Float64Array {
-  const hs = C / H;
-  const out = new Float64Array(C);
-  for (let h = 0; h < H; h++) {
-    const scores = new Float64Array(T);
-    let max = -Infinity;
-    for (let t = 0; t < T; t++) {
-      let s = 0;
-      for (let i = 0; i < hs; i++) s += q[h * hs + i]! * k[t * C + h * hs + i]!;
-      scores[t] = s / Math.sqrt(hs);
-      max = Math.max(max, scores[t]!);
-    }
-    let denom = 0;
-    for (let t = 0; t < T; t++) denom += Math.exp(scores[t]! - max);
-    for (let t = 0; t < T; t++) {
-      const w = Math.exp(scores[t]! - max) / denom;
-      for (let i = 0; i < hs; i++) out[h * hs + i] += w * v[t * C + h * hs + i]!;
-    }
-  }
-  return out;
-}
+import { referenceDecode } from "./reference.ts";
 
 const best = native.isaBest();
 afterAll(() => native.setIsa(best));
