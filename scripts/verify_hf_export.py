@@ -62,6 +62,20 @@ def write_safetensors(path, tensors, meta):
         f.write(len(text).to_bytes(8, "little") + text + b"".join(blobs))
 
 
+def cached_attention(q, k, v, cache, l):
+    """Causal attention of T new positions (q, k, v: [heads, T, hs]) after the layer's cached keys and
+    values, which it extends; returns [T, heads·hs]."""
+    if cache[l] is not None:
+        k = torch.cat([cache[l][0], k], dim=1)
+        v = torch.cat([cache[l][1], v], dim=1)
+    cache[l] = (k, v)
+    T, total = q.shape[1], k.shape[1]
+    scores = (q @ k.transpose(1, 2)) / math.sqrt(q.shape[2])
+    mask = torch.ones(T, total, dtype=torch.bool).tril(diagonal=total - T)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return (torch.softmax(scores, dim=-1) @ v).transpose(0, 1).reshape(T, -1)
+
+
 class GPT2:
     """GPT-2 from its definition. Linear layers are Conv1D: y = x @ W + b with W [in, out]."""
 
@@ -98,15 +112,7 @@ class GPT2:
             p = f"h.{l}"
             qkv = self.lin(self.ln(x, p + ".ln_1"), p + ".attn.c_attn")
             q, k, v = (t.view(T, self.n_head, hs).transpose(0, 1) for t in qkv.split(C, dim=1))
-            if cache[l] is not None:
-                k = torch.cat([cache[l][0], k], dim=1)
-                v = torch.cat([cache[l][1], v], dim=1)
-            cache[l] = (k, v)
-            scores = (q @ k.transpose(1, 2)) / math.sqrt(hs)
-            total = k.shape[1]
-            mask = torch.ones(T, total, dtype=torch.bool).tril(diagonal=total - T)
-            scores = scores.masked_fill(~mask, float("-inf"))
-            att = (torch.softmax(scores, dim=-1) @ v).transpose(0, 1).reshape(T, C)
+            att = cached_attention(q, k, v, cache, l)
             x = x + self.lin(att, p + ".attn.c_proj")
             x = x + self.lin(self.gelu_new(self.lin(self.ln(x, p + ".ln_2"), p + ".mlp.c_fc")), p + ".mlp.c_proj")
         return self.ln(x, "ln_f") @ self.head.T, cache
@@ -159,15 +165,7 @@ class Llama:
             h = self.norm(x, p + ".input_layernorm")
             q, k, v = (self.lin(h, f"{p}.self_attn.{n}_proj").view(T, self.n_head, hs).transpose(0, 1) for n in "qkv")
             q, k = self.rope(q, start), self.rope(k, start)
-            if cache[l] is not None:
-                k = torch.cat([cache[l][0], k], dim=1)
-                v = torch.cat([cache[l][1], v], dim=1)
-            cache[l] = (k, v)
-            scores = (q @ k.transpose(1, 2)) / math.sqrt(hs)
-            total = k.shape[1]
-            mask = torch.ones(T, total, dtype=torch.bool).tril(diagonal=total - T)
-            scores = scores.masked_fill(~mask, float("-inf"))
-            att = (torch.softmax(scores, dim=-1) @ v).transpose(0, 1).reshape(T, C)
+            att = cached_attention(q, k, v, cache, l)
             x = x + self.lin(att, p + ".self_attn.o_proj")
             h = self.norm(x, p + ".post_attention_layernorm")
             x = x + self.lin(torch.nn.functional.silu(self.lin(h, p + ".mlp.gate_proj")) * self.lin(h, p + ".mlp.up_proj"), p + ".mlp.down_proj")
