@@ -26,6 +26,9 @@ export class KvCache {
   readonly v: Float32Array[];
   readonly kp: Pointer[];
   readonly vp: Pointer[];
+  /** kp and vp as the 64-bit values the batched attention's address tables take. */
+  readonly kAddress: bigint[];
+  readonly vAddress: bigint[];
   /** Positions filled: where the next token goes. */
   length = 0;
 
@@ -35,6 +38,8 @@ export class KvCache {
     this.v = Array.from({ length: arch.num_layers }, () => new Float32Array(n));
     this.kp = this.k.map(addressOf);
     this.vp = this.v.map(addressOf);
+    this.kAddress = this.kp.map(BigInt);
+    this.vAddress = this.vp.map(BigInt);
   }
 
   /** Bytes held. */
@@ -63,6 +68,8 @@ export class BatchDecoder {
   private readonly lengths: Int32Array; private readonly kTable: BigUint64Array; private readonly vTable: BigUint64Array;
   private readonly plengths: Pointer; private readonly pkTable: Pointer; private readonly pvTable: Pointer;
   private readonly fcWidth: number;
+  /** Per row: its new key and its new value in qkv (views made once, not per step). */
+  private readonly newK: Float32Array[]; private readonly newV: Float32Array[];
 
   constructor(private readonly arch: Architecture, weights: ModelTensors, readonly maxRows: number) {
     if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError(`BatchDecoder: maxRows ${maxRows} must be a whole number >= 1`);
@@ -83,6 +90,8 @@ export class BatchDecoder {
     this.m = modelPointers(arch, weights);
     this.lengths = new Int32Array(R); this.kTable = new BigUint64Array(R); this.vTable = new BigUint64Array(R);
     this.plengths = pinned(this.lengths); this.pkTable = pinned(this.kTable); this.pvTable = pinned(this.vTable);
+    this.newK = Array.from({ length: R }, (_, b) => this.qkv.subarray(b * 3 * C + C, b * 3 * C + 2 * C));
+    this.newV = Array.from({ length: R }, (_, b) => this.qkv.subarray(b * 3 * C + 2 * C, b * 3 * C + 3 * C));
   }
 
   /** Bytes of activations and logits this decoder holds. */
@@ -118,10 +127,9 @@ export class BatchDecoder {
         const cache = caches[b]!, pos = cache.length;
         const q = row(this.pqkv, b, 3 * C);
         if (this.m.theta !== null) ok("rope_forward", S.tv_rope_forward(q, 1, 1, C, H, pos, this.m.theta));
-        const at = b * 3 * C;
-        cache.k[layer]!.set(this.qkv.subarray(at + C, at + 2 * C), pos * C);
-        cache.v[layer]!.set(this.qkv.subarray(at + 2 * C, at + 3 * C), pos * C);
-        this.kTable[b] = BigInt(cache.kp[layer]!); this.vTable[b] = BigInt(cache.vp[layer]!);
+        cache.k[layer]!.set(this.newK[b]!, pos * C);
+        cache.v[layer]!.set(this.newV[b]!, pos * C);
+        this.kTable[b] = cache.kAddress[layer]!; this.vTable[b] = cache.vAddress[layer]!;
       }
       ok("attention_decode_rows", S.tv_attention_decode_rows(this.patt, this.pqkv, this.pkTable, this.pvTable, this.plengths, B, C, H, 3 * C));
       ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.ptmp, this.patt, l.attnProjW, l.attnProjB, B, C, C));
