@@ -3,8 +3,11 @@
  * Each head is independent. Within a head the cached positions are walked in chunks of
  * DECODE_CHUNK: the chunk's scores q·k (vector dot products), its maximum, one rescale of what was
  * summed so far if the maximum grew (an online softmax per chunk rather than per position), the
- * exponentials as one vector pass (simd.h), then the weighted sum of the chunk's values. One pass
- * over K and V, no buffer beyond a chunk of scores on the stack. */
+ * exponentials as one vector pass (simd.h), then the weighted sum of the chunk's values (a block of
+ * the head's sums held in registers across the chunk). One pass over K and V, no buffer beyond a
+ * chunk of scores on the stack. A batched call with enough sequences gives each task a whole
+ * sequence and walks its chunks for all heads at once; the per-head arithmetic is the same, so every
+ * row has the bytes of a one-sequence call. */
 #include <math.h>
 
 #include "../kernels.h"
@@ -12,6 +15,7 @@
 #include "simd.h"
 
 #define DECODE_CHUNK 64
+#define PREFETCH_AHEAD 8
 
 typedef struct {
   float* out;           /* [C] */
@@ -21,41 +25,157 @@ typedef struct {
   int T, C, hs;
 } decode_ctx;
 
-/* One head h of one sequence: the arithmetic both entry points share, so a batched call gives the
- * bytes of separate ones. */
-static void decode_head(const decode_ctx* c, int64_t h) {
-  const int hs = c->hs;
-  const float scale = 1.0f / sqrtf((float)hs);
-  float acc[TV_DECODE_MAX_HEAD_DIM];
-  float scores[DECODE_CHUNK];
-  const float* q = c->q + h * hs;
-  float running_max = -INFINITY, denom = 0.0f;
-  for (int i = 0; i < hs; i++) acc[i] = 0.0f;
-  for (int t0 = 0; t0 < c->T; t0 += DECODE_CHUNK) {
-    const int n = c->T - t0 < DECODE_CHUNK ? c->T - t0 : DECODE_CHUNK;
-    float chunk_max = -INFINITY;
-    for (int j = 0; j < n; j++) {
-      float s = tv_row_dot(q, c->k_cache + (int64_t)(t0 + j) * c->C + h * hs, hs) * scale;
-      scores[j] = s;
-      chunk_max = s > chunk_max ? s : chunk_max;
-    }
-    if (chunk_max > running_max) {
-      /* Rescale what has been summed so far to the new maximum (by 0 the first time). */
-      float correction = expf(running_max - chunk_max);
-      denom *= correction;
-      for (int i = 0; i < hs; i++) acc[i] *= correction;
-      running_max = chunk_max;
-    }
-    denom += tv_exp_shift_sum(scores, scores, n, running_max);
-    for (int j = 0; j < n; j++) {
-      const float w = scores[j];
-      const float* restrict v = c->v_cache + (int64_t)(t0 + j) * c->C + h * hs;
-      for (int i = 0; i < hs; i++) acc[i] += w * v[i];
+#if defined(__AVX512F__)
+/* tv_row_dot(q, k + r*ld, n) for r < 4, the same bytes (its accumulators, tail and reduction), with
+ * one reduction for the four rows instead of one each. */
+static inline __m128 row_dot4(const float* q, const float* k, int64_t ld, int n) {
+  __m512 a0[4], a1[4];
+  for (int r = 0; r < 4; r++) a0[r] = a1[r] = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 q0 = _mm512_loadu_ps(q + i), q1 = _mm512_loadu_ps(q + i + 16);
+    for (int r = 0; r < 4; r++) {
+      a0[r] = _mm512_fmadd_ps(q0, _mm512_loadu_ps(k + r * ld + i), a0[r]);
+      a1[r] = _mm512_fmadd_ps(q1, _mm512_loadu_ps(k + r * ld + i + 16), a1[r]);
     }
   }
-  float* out = c->out + h * hs;
-  const float inv = 1.0f / denom;
-  for (int i = 0; i < hs; i++) out[i] = acc[i] * inv;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 q0 = _mm512_loadu_ps(q + i);
+    for (int r = 0; r < 4; r++) a0[r] = _mm512_fmadd_ps(q0, _mm512_loadu_ps(k + r * ld + i), a0[r]);
+  }
+  if (i < n) {
+    const __mmask16 m = tv_tail_mask(n - i);
+    const __m512 q0 = _mm512_maskz_loadu_ps(m, q + i);
+    for (int r = 0; r < 4; r++) a1[r] = _mm512_fmadd_ps(q0, _mm512_maskz_loadu_ps(m, k + r * ld + i), a1[r]);
+  }
+  return tv_reduce_add4(_mm512_add_ps(a0[0], a1[0]), _mm512_add_ps(a0[1], a1[1]), _mm512_add_ps(a0[2], a1[2]),
+                        _mm512_add_ps(a0[3], a1[3]));
+}
+#endif
+
+/* acc[i] += w[j] * v[j*ld + i] for each j in order: per element the sums of a plain loop over j
+ * (FMAs, as the compiler contracts it), with a block of acc kept in registers across the positions
+ * rather than loaded and stored for each one. */
+static inline void add_weighted_values(float* acc, const float* w, const float* v, int64_t ld, int n, int hs) {
+#if defined(__AVX512F__)
+  int i = 0;
+  for (; i + 64 <= hs; i += 64) {
+    __m512 a0 = _mm512_loadu_ps(acc + i), a1 = _mm512_loadu_ps(acc + i + 16);
+    __m512 a2 = _mm512_loadu_ps(acc + i + 32), a3 = _mm512_loadu_ps(acc + i + 48);
+    for (int j = 0; j < n; j++) {
+      const __m512 wj = _mm512_set1_ps(w[j]);
+      const float* vj = v + j * ld + i;
+      if (j + PREFETCH_AHEAD < n)
+        for (int l = 0; l < 64; l += 16) _mm_prefetch((const char*)(vj + PREFETCH_AHEAD * ld + l), _MM_HINT_T0);
+      a0 = _mm512_fmadd_ps(wj, _mm512_loadu_ps(vj), a0);
+      a1 = _mm512_fmadd_ps(wj, _mm512_loadu_ps(vj + 16), a1);
+      a2 = _mm512_fmadd_ps(wj, _mm512_loadu_ps(vj + 32), a2);
+      a3 = _mm512_fmadd_ps(wj, _mm512_loadu_ps(vj + 48), a3);
+    }
+    _mm512_storeu_ps(acc + i, a0); _mm512_storeu_ps(acc + i + 16, a1);
+    _mm512_storeu_ps(acc + i + 32, a2); _mm512_storeu_ps(acc + i + 48, a3);
+  }
+  for (; i < hs; i += 16) {
+    const __mmask16 k = hs - i >= 16 ? (__mmask16)0xFFFF : tv_tail_mask(hs - i);
+    __m512 a = _mm512_maskz_loadu_ps(k, acc + i);
+    for (int j = 0; j < n; j++) a = _mm512_fmadd_ps(_mm512_set1_ps(w[j]), _mm512_maskz_loadu_ps(k, v + j * ld + i), a);
+    _mm512_mask_storeu_ps(acc + i, k, a);
+  }
+#elif defined(__AVX2__)
+  int i = 0;
+  for (; i + 32 <= hs; i += 32) {
+    __m256 a0 = _mm256_loadu_ps(acc + i), a1 = _mm256_loadu_ps(acc + i + 8);
+    __m256 a2 = _mm256_loadu_ps(acc + i + 16), a3 = _mm256_loadu_ps(acc + i + 24);
+    for (int j = 0; j < n; j++) {
+      const __m256 wj = _mm256_set1_ps(w[j]);
+      const float* vj = v + j * ld + i;
+      a0 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj), a0);
+      a1 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 8), a1);
+      a2 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 16), a2);
+      a3 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vj + 24), a3);
+    }
+    _mm256_storeu_ps(acc + i, a0); _mm256_storeu_ps(acc + i + 8, a1);
+    _mm256_storeu_ps(acc + i + 16, a2); _mm256_storeu_ps(acc + i + 24, a3);
+  }
+  for (; i < hs; i++)
+    for (int j = 0; j < n; j++) acc[i] = fmaf(w[j], v[j * ld + i], acc[i]);
+#else
+  for (int j = 0; j < n; j++) {
+    const float wj = w[j];
+    const float* restrict vj = v + j * ld;
+    for (int i = 0; i < hs; i++) acc[i] += wj * vj[i];
+  }
+#endif
+}
+
+/* What one head has summed so far: acc[hs] (weighted values), the running maximum and denominator. */
+typedef struct {
+  float* acc;
+  float running_max, denom;
+} head_sums;
+
+/* Positions [t0, t0+n) of head h into its sums: the step both entry points share, so a batched call
+ * gives the bytes of separate ones whatever order heads and chunks are visited in. */
+static inline void decode_chunk(const decode_ctx* c, int64_t h, int t0, int n, head_sums* s) {
+  const int hs = c->hs;
+  const float scale = 1.0f / sqrtf((float)hs);
+  float scores[DECODE_CHUNK];
+  const float* q = c->q + h * hs;
+  float* acc = s->acc;
+  float chunk_max = -INFINITY;
+  const float* k = c->k_cache + (int64_t)t0 * c->C + h * hs;
+  int j = 0;
+#if defined(__AVX512F__)
+  for (; j + 4 <= n; j += 4)
+    _mm_storeu_ps(scores + j, _mm_mul_ps(row_dot4(q, k + (int64_t)j * c->C, c->C, hs), _mm_set1_ps(scale)));
+#endif
+  for (; j < n; j++) scores[j] = tv_row_dot(q, k + (int64_t)j * c->C, hs) * scale;
+  for (j = 0; j < n; j++) chunk_max = scores[j] > chunk_max ? scores[j] : chunk_max;
+  if (chunk_max > s->running_max) {
+    /* Rescale what has been summed so far to the new maximum (by 0 the first time). */
+    float correction = expf(s->running_max - chunk_max);
+    s->denom *= correction;
+    for (int i = 0; i < hs; i++) acc[i] *= correction;
+    s->running_max = chunk_max;
+  }
+  s->denom += tv_exp_shift_sum(scores, scores, n, s->running_max);
+  add_weighted_values(acc, scores, c->v_cache + (int64_t)t0 * c->C + h * hs, c->C, n, hs);
+}
+
+static inline void decode_finish(const decode_ctx* c, int64_t h, const head_sums* s) {
+  float* out = c->out + h * c->hs;
+  const float inv = 1.0f / s->denom;
+  for (int i = 0; i < c->hs; i++) out[i] = s->acc[i] * inv;
+}
+
+/* One head h of one sequence. */
+static void decode_head(const decode_ctx* c, int64_t h) {
+  float acc[TV_DECODE_MAX_HEAD_DIM];
+  head_sums s = {acc, -INFINITY, 0.0f};
+  for (int i = 0; i < c->hs; i++) acc[i] = 0.0f;
+  for (int t0 = 0; t0 < c->T; t0 += DECODE_CHUNK)
+    decode_chunk(c, h, t0, c->T - t0 < DECODE_CHUNK ? c->T - t0 : DECODE_CHUNK, &s);
+  decode_finish(c, h, &s);
+}
+
+/* Every head of one sequence, a chunk of positions at a time for all heads, so the cache is read
+ * row after row (whole rows, which the prefetchers follow) rather than once per head in strides. */
+#define DECODE_SEQ_MAX_C 4096
+static void decode_sequence(const decode_ctx* c) {
+  const int H = c->C / c->hs;
+  if (c->C > DECODE_SEQ_MAX_C) {
+    for (int h = 0; h < H; h++) decode_head(c, h);
+    return;
+  }
+  float acc[DECODE_SEQ_MAX_C];
+  head_sums s[DECODE_SEQ_MAX_C];
+  for (int i = 0; i < c->C; i++) acc[i] = 0.0f;
+  for (int h = 0; h < H; h++) s[h] = (head_sums){acc + h * c->hs, -INFINITY, 0.0f};
+  for (int t0 = 0; t0 < c->T; t0 += DECODE_CHUNK) {
+    const int n = c->T - t0 < DECODE_CHUNK ? c->T - t0 : DECODE_CHUNK;
+    for (int h = 0; h < H; h++) decode_chunk(c, h, t0, n, &s[h]);
+  }
+  for (int h = 0; h < H; h++) decode_finish(c, h, &s[h]);
 }
 
 static void decode_heads(void* arg, int64_t h0, int64_t h1) {
@@ -78,26 +198,31 @@ typedef struct {
   const float* const* v_caches;
   const int32_t* lengths;
   int C, H, q_stride;
+  int by_sequence;
 } decode_rows_ctx;
 
-/* Task i is head i % H of sequence i / H. */
+/* Task i is sequence i (by_sequence), or head i % H of sequence i / H. */
 static void decode_rows_tasks(void* arg, int64_t i0, int64_t i1) {
   const decode_rows_ctx* r = (const decode_rows_ctx*)arg;
   for (int64_t i = i0; i < i1; i++) {
-    const int64_t b = i / r->H;
+    const int64_t b = r->by_sequence ? i : i / r->H;
     decode_ctx c = {r->out + b * r->C, r->q + b * r->q_stride, r->k_caches[b], r->v_caches[b],
                     r->lengths[b], r->C, r->C / r->H};
-    decode_head(&c, i % r->H);
+    if (r->by_sequence) decode_sequence(&c);
+    else decode_head(&c, i % r->H);
   }
 }
 
 void TV_FN(attention_decode_rows)(float* out, const float* q, const float* const* k_caches,
                                   const float* const* v_caches, const int32_t* lengths, int B,
                                   int C, int H, int q_stride) {
-  decode_rows_ctx ctx = {out, q, k_caches, v_caches, lengths, C, H, q_stride};
   int64_t positions = 0;
   for (int b = 0; b < B; b++) positions += lengths[b];
-  /* One hand-off for all B·H heads, and none when the whole batch is too little work to pay for it. */
-  if (positions * C < 32768) decode_rows_tasks(&ctx, 0, (int64_t)B * H);
-  else tv_parallel_for((int64_t)B * H, decode_rows_tasks, &ctx);
+  /* Whole sequences per task when there are enough of them to keep every thread busy; each head
+   * on its own otherwise. */
+  decode_rows_ctx ctx = {out, q, k_caches, v_caches, lengths, C, H, q_stride, B >= 4 * tv_pool_threads()};
+  const int64_t tasks = ctx.by_sequence ? B : (int64_t)B * H;
+  /* One hand-off for the whole batch, and none when it is too little work to pay for it. */
+  if (positions * C < 32768) decode_rows_tasks(&ctx, 0, tasks);
+  else tv_parallel_for(tasks, decode_rows_tasks, &ctx);
 }

@@ -441,20 +441,6 @@ static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
 /* ---- a few rows (batched decode): gemv_rows' arithmetic per element, for any M ------------------ */
 
 #if defined(__AVX512F__)
-/* _mm512_reduce_add_ps of four vectors at once, with the same additions in the same tree (lane i +
- * lane i+8, then j + j+4, then k + k+2, then 0 + 1), four sums per instruction instead of one. */
-static inline __attribute__((always_inline)) __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
-  /* [a.t, b.t], [c.t, d.t] with t[i] = v[i] + v[i+8] */
-  __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-  __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
-  /* [a.u, b.u, c.u, d.u] with u[j] = t[j] + t[j+4] */
-  __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
-  /* lane 0 of each quarter: (u0 + u2) + (u1 + u3) */
-  __m512 w = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4E));
-  w = _mm512_add_ps(w, _mm512_permute_ps(w, 0xB1));
-  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), w));
-}
-
 /* An R×C tile: R rows of W against C input rows, each dot product with gemv_rows' two accumulators
  * (k and k+16), masked tail and final reduction, so every element has the bytes of a one-row call.
  * The tile is what makes it fast: one W load feeds C FMAs and one x load feeds R. */
@@ -511,8 +497,8 @@ static inline __attribute__((always_inline)) void rows_tile(const gemv_args* g, 
   if (R == 4) {
 #pragma GCC unroll 3
     for (int c = 0; c < C; c++) {
-      __m128 v = reduce4(_mm512_add_ps(acc[0][c][0], acc[0][c][1]), _mm512_add_ps(acc[1][c][0], acc[1][c][1]),
-                         _mm512_add_ps(acc[2][c][0], acc[2][c][1]), _mm512_add_ps(acc[3][c][0], acc[3][c][1]));
+      __m128 v = tv_reduce_add4(_mm512_add_ps(acc[0][c][0], acc[0][c][1]), _mm512_add_ps(acc[1][c][0], acc[1][c][1]),
+                                _mm512_add_ps(acc[2][c][0], acc[2][c][1]), _mm512_add_ps(acc[3][c][0], acc[3][c][1]));
       if (g->bias) v = _mm_add_ps(v, _mm_loadu_ps(g->bias + n));
       _mm_storeu_ps(g->out + (int64_t)(m + c) * g->N + n, v);
     }

@@ -1,7 +1,7 @@
 // tv_attention_decode_rows: B sequences' new queries against their own KV caches in one call must
 // equal a float64 softmax attention per sequence, give each row the bytes of a separate
-// tv_attention_decode call (lengths 1, around the 64-position chunk, unequal), and not depend on
-// the thread count.
+// tv_attention_decode call (lengths 1, around the 64-position chunk, unequal; whole sequences per
+// task or head by head), and not depend on the thread count.
 import { afterAll, describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import { seededUniform } from "./ref_matmul.ts";
@@ -28,6 +28,9 @@ const CASES: [number[], number, number][] = [
   [[200, 3, 129, 64, 1, 90], 64, 4],
   [Array.from({ length: 16 }, (_, b) => 1 + ((b * 37) % 150)), 128, 4],
   [[300, 17], 256, 8],
+  // Enough sequences for whole sequences per task, one of them wider than the kernel's per-sequence
+  // buffer (4096 channels), which goes head by head instead.
+  [[3, 1, 70, 2, 5, 1, 9, 64], 4200, 5],
 ];
 
 describe("attention_decode_rows", () => {
@@ -51,21 +54,25 @@ describe("attention_decode_rows", () => {
     }
   }
 
-  test("1 and 2 threads give identical bytes", () => {
-    const { B, q, k, v, stride, lengths } = batch([512, 1, 300, 64, 65, 200, 7, 480], 128, 9);
-    const C = 128, H = 4;
-    const a = new Float32Array(B * C), b = new Float32Array(B * C);
-    const threads = native.getThreads();
-    try {
-      native.setThreads(1);
-      native.attentionDecodeRows(a, q, k, v, lengths, B, C, H, stride);
-      native.setThreads(2);
-      native.attentionDecodeRows(b, q, k, v, lengths, B, C, H, stride);
-    } finally {
-      native.setThreads(threads);
-    }
-    expect(bytes(a).equals(bytes(b))).toBe(true);
-  });
+  // 8 sequences go whole sequence per task on 1 and 2 threads; 4 go whole on 1 thread and head by
+  // head on 2.
+  for (const lengths of [[512, 1, 300, 64, 65, 200, 7, 480], [130, 1, 64, 65]]) {
+    test(`1 and 2 threads give identical bytes (B=${lengths.length})`, () => {
+      const { B, q, k, v, stride, lengths: L } = batch(lengths, 128, 9);
+      const C = 128, H = 4;
+      const a = new Float32Array(B * C), b = new Float32Array(B * C);
+      const threads = native.getThreads();
+      try {
+        native.setThreads(1);
+        native.attentionDecodeRows(a, q, k, v, L, B, C, H, stride);
+        native.setThreads(2);
+        native.attentionDecodeRows(b, q, k, v, L, B, C, H, stride);
+      } finally {
+        native.setThreads(threads);
+      }
+      expect(bytes(a).equals(bytes(b))).toBe(true);
+    });
+  }
 
   test("bad sizes are refused", () => {
     const { B, q, k, v, stride, lengths } = batch([3, 2], 8, 1);
