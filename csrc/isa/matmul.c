@@ -513,15 +513,18 @@ static inline __attribute__((always_inline)) void rows_tile(const gemv_args* g, 
     }
 }
 
-/* Tile t of a block also fetches row t of the next block, so that block does not start on a miss. */
+/* Tile t of a block also fetches row t of the block ROWS_PREFETCH_BLOCKS ahead, so blocks do not
+ * start on a miss: weights stream from beyond L2, and one block ahead is too late for them. */
+#define ROWS_PREFETCH_BLOCKS 4
 #define ROWS_TILE_C(R)                                                                              \
   static void rows_tiles_##R(const gemv_args* g, int64_t n) {                                       \
     const int64_t K = g->K;                                                                         \
-    const int next = n + 8 <= g->N;                                                                 \
+    const int64_t pf = n + 4 * ROWS_PREFETCH_BLOCKS;                                                \
+    const int next = pf + 4 <= g->N;                                                                \
     int m = 0, t = 0;                                                                               \
     for (; m + 3 <= g->M; m += 3, t++)                                                              \
-      rows_tile(g, n, m, R, 3, next && t < 4 ? g->weight + (n + 4 + t) * K : NULL);                 \
-    const float* ahead = next && t < 4 ? g->weight + (n + 4 + t) * K : NULL;                        \
+      rows_tile(g, n, m, R, 3, next && t < 4 ? g->weight + (pf + t) * K : NULL);                    \
+    const float* ahead = next && t < 4 ? g->weight + (pf + t) * K : NULL;                           \
     if (g->M - m == 2) rows_tile(g, n, m, R, 2, ahead);                                             \
     else if (g->M - m == 1) rows_tile(g, n, m, R, 1, ahead);                                        \
   }
