@@ -153,6 +153,28 @@ int tv_rope_backward(float* dqkv, int B, int T, int C, int NH, int pos0, float t
   return e;
 }
 
+int tv_rope_table(float* cos_table, float* sin_table, int P, int hs, float theta) {
+  NEED(cos_table); NEED(sin_table);
+  POS(P); POS(hs);
+  CHECK(hs % 2 == 0 && hs <= TV_ROPE_MAX_HEAD_DIM, TV_E_SIZE);
+  FITS((int64_t)P * hs);
+  CHECK(theta > 0.0f && theta < INFINITY, TV_E_RANGE);
+  tv_active->rope_table(cos_table, sin_table, P, hs, theta);
+  return TV_OK;
+}
+
+int tv_rope_forward_rows(float* qkv, const float* cos_table, const float* sin_table,
+                         const int32_t* positions, int P, int B, int q_stride, int C, int NH) {
+  NEED(qkv); NEED(cos_table); NEED(sin_table); NEED(positions);
+  POS(P); POS(B); POS(C); POS(NH);
+  CHECK(C % NH == 0 && (C / NH) % 2 == 0 && C / NH <= TV_ROPE_MAX_HEAD_DIM, TV_E_SIZE);
+  CHECK(q_stride >= 2 * C, TV_E_SIZE);
+  FITS((int64_t)B * q_stride); FITS((int64_t)P * (C / NH));
+  for (int b = 0; b < B; b++) CHECK(positions[b] >= 0 && positions[b] < P, TV_E_RANGE);
+  tv_active->rope_rows(qkv, cos_table, sin_table, positions, B, q_stride, C, NH);
+  return TV_OK;
+}
+
 int tv_swiglu_forward(float* out, const float* inp, int N, int H) {
   NEED(out); NEED(inp);
   POS(N); POS(H); FITS((int64_t)N * 2 * H);

@@ -44,6 +44,9 @@
   X(rmsnorm_backward, (float* dinp, float* dweight, const float* dout, const float* inp,           \
                        const float* weight, const float* rstd, int M, int C))                      \
   X(rope, (float* qkv, int B, int T, int C, int NH, int pos0, float theta, int backward))          \
+  X(rope_table, (float* cos_table, float* sin_table, int P, int hs, float theta))                  \
+  X(rope_rows, (float* qkv, const float* cos_table, const float* sin_table,                        \
+                const int32_t* positions, int B, int q_stride, int C, int NH))                     \
   X(swiglu_forward, (float* out, const float* inp, int N, int H))                                  \
   X(swiglu_backward, (float* dinp, const float* inp, const float* dout, int N, int H))            \
   X(residual_forward, (float* out, const float* a, const float* b, int64_t N))                     \

@@ -134,6 +134,15 @@ int tv_rope_forward(float* qkv, int B, int T, int C, int NH, int pos0, float the
 /* The gradient through tv_rope_forward: dqkv[B,T,3C]'s Q and K blocks turned back (the inverse
  * rotation, in place; the V block untouched). Same arguments as the forward. */
 int tv_rope_backward(float* dqkv, int B, int T, int C, int NH, int pos0, float theta);
+/* cos_table[P, hs/2] and sin_table[P, hs/2]: the cos and sin tv_rope_forward turns position p < P
+ * by (the same floats), for tv_rope_forward_rows. hs even and at most 1024, P >= 1, theta > 0. */
+int tv_rope_table(float* cos_table, float* sin_table, int P, int hs, float theta);
+/* Batched decode: row b of qkv (q_stride floats apart, its Q and K blocks) turned in place to
+ * position positions[b] (0 <= positions[b] < P) by a tv_rope_table of P positions made with the
+ * same hs = C/NH and theta; each row gets the bytes tv_rope_forward(row, 1, 1, C, NH,
+ * positions[b], theta) gives it. */
+int tv_rope_forward_rows(float* qkv, const float* cos_table, const float* sin_table,
+                         const int32_t* positions, int P, int B, int q_stride, int C, int NH);
 
 /* inp[N,2H] holds gate | up per row; out[N,H] = silu(gate)·up, silu(x) = x·σ(x). */
 int tv_swiglu_forward(float* out, const float* inp, int N, int H);
@@ -178,8 +187,8 @@ int tv_attention_decode(float* out, const float* q, const float* k_cache, const 
                         int T, int C, int H);
 /* The same for B sequences at once (batched decode): sequence b's query is q + b·q_stride (C floats),
  * its caches k_caches[b], v_caches[b] hold lengths[b] positions, its result is out[b·C .. b·C+C).
- * Each row has the bytes tv_attention_decode gives that sequence alone; all B·H heads are shared
- * among the threads at once. */
+ * Each row has the bytes tv_attention_decode gives that sequence alone; one thread hand-off for the
+ * whole batch (whole sequences per task when there are enough, else every (sequence, head) pair). */
 int tv_attention_decode_rows(float* out, const float* q, const float* const* k_caches,
                              const float* const* v_caches, const int32_t* lengths, int B, int C,
                              int H, int q_stride);

@@ -36,6 +36,8 @@ const symbols = {
   tv_rmsnorm_backward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32], returns: i32 },
   tv_rope_forward: { args: [ptr, i32, i32, i32, i32, i32, f32], returns: i32 },
   tv_rope_backward: { args: [ptr, i32, i32, i32, i32, i32, f32], returns: i32 },
+  tv_rope_table: { args: [ptr, ptr, i32, i32, f32], returns: i32 },
+  tv_rope_forward_rows: { args: [ptr, ptr, ptr, ptr, i32, i32, i32, i32, i32], returns: i32 },
   tv_swiglu_forward: { args: [ptr, ptr, i32, i32], returns: i32 },
   tv_swiglu_backward: { args: [ptr, ptr, ptr, i32, i32], returns: i32 },
   tv_residual_forward: { args: [ptr, ptr, ptr, i64], returns: i32 },
@@ -336,6 +338,28 @@ export function ropeForward(qkv: Float32Array, B: number, T: number, C: number, 
   const k = "rope_forward";
   ropeSizes(k, qkv, B, T, C, NH, pos0);
   check(k, S.tv_rope_forward(qkv, B, T, C, NH, pos0, theta));
+}
+
+/** cosTable[P, hs/2], sinTable[P, hs/2]: the cos and sin ropeForward turns position p < P by. */
+export function ropeTable(cosTable: Float32Array, sinTable: Float32Array, P: number, hs: number, theta: number): void {
+  const k = "rope_table";
+  positive(k, { P, hs });
+  need(k, "cos_table", cosTable, P * Math.floor(hs / 2)); need(k, "sin_table", sinTable, P * Math.floor(hs / 2));
+  check(k, S.tv_rope_table(cosTable, sinTable, P, hs, theta));
+}
+
+/** ropeForward for B rows (qStride apart) each at its own position, by a ropeTable of P positions;
+ * each row has the bytes ropeForward(row, 1, 1, C, NH, positions[b], theta) gives it. */
+export function ropeForwardRows(
+  qkv: Float32Array, cosTable: Float32Array, sinTable: Float32Array, positions: Int32Array,
+  P: number, B: number, qStride: number, C: number, NH: number,
+): void {
+  const k = "rope_forward_rows";
+  positive(k, { P, B, qStride, C, NH });
+  const half = Math.floor(C / NH / 2);
+  need(k, "qkv", qkv, (B - 1) * qStride + 2 * C); need(k, "positions", positions, B);
+  need(k, "cos_table", cosTable, P * half); need(k, "sin_table", sinTable, P * half);
+  check(k, S.tv_rope_forward_rows(qkv, cosTable, sinTable, positions, P, B, qStride, C, NH));
 }
 
 /** The gradient through ropeForward: dqkv's q and k blocks turned back in place. */

@@ -10,7 +10,10 @@
  * to float once, so every ISA level rotates by the same floats. The work is cut into blocks of
  * positions; a block computes its own table on the stack (each position's once per call, shared by
  * the batch rows and the heads) and rotates the rows at those positions. Every element's result is
- * independent of the block it falls in, so any thread split gives the same bytes. */
+ * independent of the block it falls in, so any thread split gives the same bytes.
+ *
+ * Batched decode turns one row per sequence, each at its own position, by a table made once
+ * (rope_table: the same angles in the same floats) instead of recomputing cos and sin per call. */
 #include <math.h>
 #include <stddef.h>
 
@@ -30,38 +33,46 @@ typedef struct {
   int block;  /* positions per block */
 } rope_ctx;
 
+/* The angles' frequencies theta^(−2i/hs), i < hs/2. */
+static void frequencies(double* inv_freq, int hs, double theta) {
+  for (int i = 0; i < hs / 2; i++) inv_freq[i] = pow(theta, -2.0 * i / hs);
+}
+
+/* cos and sign·sin of position pos's angles, rounded to float once. */
+static inline void angles(float* cs, float* sn, const double* inv_freq, int half, int64_t pos, float sign) {
+  for (int i = 0; i < half; i++) {
+    const double a = (double)pos * inv_freq[i];
+    cs[i] = (float)cos(a);
+    sn[i] = sign * (float)sin(a);
+  }
+}
+
+/* Turn n_heads heads side by side in row (q and k: 2·NH) by one position's cos and sin. */
+static inline void turn(float* row, const float* restrict co, const float* restrict si, int n_heads, int hs) {
+  const int half = hs / 2;
+  for (int h = 0; h < n_heads; h++) {
+    float* restrict x0 = row + (int64_t)h * hs;
+    float* restrict x1 = x0 + half;
+    for (int i = 0; i < half; i++) {
+      const float a = x0[i], d = x1[i];
+      x0[i] = a * co[i] - d * si[i];
+      x1[i] = d * co[i] + a * si[i];
+    }
+  }
+}
+
 static void rope_blocks(void* arg, int64_t k0, int64_t k1) {
   const rope_ctx* c = (const rope_ctx*)arg;
   const int half = c->hs / 2, C = c->C, T = c->T, NH = C / c->hs;
   float cs[TABLE_FLOATS], sn[TABLE_FLOATS];
   double inv_freq[TV_ROPE_MAX_HEAD_DIM / 2];
-  for (int i = 0; i < half; i++) inv_freq[i] = pow(c->theta, -2.0 * i / c->hs);
+  frequencies(inv_freq, c->hs, c->theta);
   for (int64_t k = k0; k < k1; k++) {
     const int t0 = (int)(k * c->block), t1 = t0 + c->block < T ? t0 + c->block : T;
-    for (int t = t0; t < t1; t++) {
-      const double pos = (double)(c->pos0 + t);
-      for (int i = 0; i < half; i++) {
-        const double a = pos * inv_freq[i];
-        cs[(t - t0) * half + i] = (float)cos(a);
-        sn[(t - t0) * half + i] = c->sign * (float)sin(a);
-      }
-    }
+    for (int t = t0; t < t1; t++) angles(cs + (t - t0) * half, sn + (t - t0) * half, inv_freq, half, c->pos0 + t, c->sign);
     for (int b = 0; b < c->B; b++)
-      for (int t = t0; t < t1; t++) {
-        const float* restrict co = cs + (t - t0) * half;
-        const float* restrict si = sn + (t - t0) * half;
-        float* row = c->qkv + ((int64_t)b * T + t) * 3 * C;
-        /* q and k: 2·NH heads side by side */
-        for (int h = 0; h < 2 * NH; h++) {
-          float* restrict x0 = row + (int64_t)h * c->hs;
-          float* restrict x1 = x0 + half;
-          for (int i = 0; i < half; i++) {
-            const float a = x0[i], d = x1[i];
-            x0[i] = a * co[i] - d * si[i];
-            x1[i] = d * co[i] + a * si[i];
-          }
-        }
-      }
+      for (int t = t0; t < t1; t++)
+        turn(c->qkv + ((int64_t)b * T + t) * 3 * C, cs + (t - t0) * half, sn + (t - t0) * half, 2 * NH, c->hs);
   }
 }
 
@@ -73,4 +84,21 @@ void TV_FN(rope)(float* qkv, int B, int T, int C, int NH, int pos0, float theta,
   const int64_t blocks = ((int64_t)T + block - 1) / block;
   if ((int64_t)B * T * 2 * C < SERIAL_BELOW) rope_blocks(&c, 0, blocks);
   else tv_parallel_for(blocks, rope_blocks, &c);
+}
+
+void TV_FN(rope_table)(float* cos_table, float* sin_table, int P, int hs, float theta) {
+  double inv_freq[TV_ROPE_MAX_HEAD_DIM / 2];
+  frequencies(inv_freq, hs, theta);
+  for (int p = 0; p < P; p++)
+    angles(cos_table + (int64_t)p * (hs / 2), sin_table + (int64_t)p * (hs / 2), inv_freq, hs / 2, p, 1.0f);
+}
+
+/* Batched decode: one row per sequence, each at its own position, its angles from the table. Little
+ * work (one position per row): no threads. */
+void TV_FN(rope_rows)(float* qkv, const float* cos_table, const float* sin_table, const int32_t* positions,
+                      int B, int q_stride, int C, int NH) {
+  const int hs = C / NH, half = hs / 2;
+  for (int b = 0; b < B; b++)
+    turn(qkv + (int64_t)b * q_stride, cos_table + (int64_t)positions[b] * half,
+         sin_table + (int64_t)positions[b] * half, 2 * NH, hs);
 }

@@ -70,6 +70,9 @@ export class BatchDecoder {
   private readonly fcWidth: number;
   /** Per row: its new key and its new value in qkv (views made once, not per step). */
   private readonly newK: Float32Array[]; private readonly newV: Float32Array[];
+  /** Rotary models: per row its new token's position, and every position's cos and sin (made once). */
+  private readonly positions: Int32Array; private readonly ppositions: Pointer;
+  private readonly rope: { pcos: Pointer; psin: Pointer } | null;
 
   constructor(private readonly arch: Architecture, weights: ModelTensors, readonly maxRows: number) {
     if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError(`BatchDecoder: maxRows ${maxRows} must be a whole number >= 1`);
@@ -92,6 +95,16 @@ export class BatchDecoder {
     this.plengths = pinned(this.lengths); this.pkTable = pinned(this.kTable); this.pvTable = pinned(this.vTable);
     this.newK = Array.from({ length: R }, (_, b) => this.qkv.subarray(b * 3 * C + C, b * 3 * C + 2 * C));
     this.newV = Array.from({ length: R }, (_, b) => this.qkv.subarray(b * 3 * C + 2 * C, b * 3 * C + 3 * C));
+    this.positions = new Int32Array(R); this.ppositions = pinned(this.positions);
+    if (this.m.theta === null) this.rope = null;
+    else {
+      const P = arch.max_seq_len, hs = C / arch.num_heads;
+      const cos = new Float32Array(P * (hs / 2)), sin = new Float32Array(P * (hs / 2));
+      const pcos = addressOf(cos), psin = addressOf(sin);
+      ok("rope_table", S.tv_rope_table(pcos, psin, P, hs, this.m.theta));
+      this.rope = { pcos, psin };
+      this.buffers.push(cos, sin);
+    }
   }
 
   /** Bytes of activations and logits this decoder holds. */
@@ -119,14 +132,16 @@ export class BatchDecoder {
       const wpeRow = this.m.wpeRows > 1 ? pos : 0;
       ok("residual_forward", S.tv_residual_forward(row(this.px, b, C), row(this.m.wte, tokens[b]!, C), row(this.m.wpe, wpeRow, C), C));
     }
-    for (let b = 0; b < B; b++) this.lengths[b] = caches[b]!.length + 1;
+    for (let b = 0; b < B; b++) {
+      this.positions[b] = caches[b]!.length;
+      this.lengths[b] = caches[b]!.length + 1;
+    }
     this.m.layers.forEach((l, layer) => {
       this.norm(l.ln1w, l.ln1b, B);
       ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
+      if (this.rope) ok("rope_forward_rows", S.tv_rope_forward_rows(this.pqkv, this.rope.pcos, this.rope.psin, this.ppositions, P, B, 3 * C, C, H));
       for (let b = 0; b < B; b++) {
         const cache = caches[b]!, pos = cache.length;
-        const q = row(this.pqkv, b, 3 * C);
-        if (this.m.theta !== null) ok("rope_forward", S.tv_rope_forward(q, 1, 1, C, H, pos, this.m.theta));
         cache.k[layer]!.set(this.newK[b]!, pos * C);
         cache.v[layer]!.set(this.newV[b]!, pos * C);
         this.kTable[b] = cache.kAddress[layer]!; this.vTable[b] = cache.vAddress[layer]!;

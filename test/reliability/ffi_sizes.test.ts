@@ -75,6 +75,8 @@ const KERNELS: Case[] = [
   },
   { symbol: "tv_rope_forward", call: call(N.ropeForward), args: () => [f(B * T * 3 * C), B, T, C, H, 3, 10000], buffers: [0] },
   { symbol: "tv_rope_backward", call: call(N.ropeBackward), args: () => [f(B * T * 3 * C), B, T, C, H, 3, 10000], buffers: [0] },
+  { symbol: "tv_rope_table", call: call(N.ropeTable), args: () => [f(maxT * (C / H / 2)), f(maxT * (C / H / 2)), maxT, C / H, 10000], buffers: [0, 1] },
+  { symbol: "tv_rope_forward_rows", call: call(N.ropeForwardRows), args: () => [f(3 * C + 2 * C), f(maxT * (C / H / 2)), f(maxT * (C / H / 2)), Int32Array.of(2, 0), maxT, 2, 3 * C, C, H], buffers: [0, 1, 2, 3] },
   { symbol: "tv_swiglu_forward", call: call(N.swigluForward), args: () => [f(M * Nn), f(M * 2 * Nn), M, Nn], buffers: [0, 1] },
   { symbol: "tv_swiglu_backward", call: call(N.swigluBackward), args: () => [f(M * 2 * Nn), f(M * 2 * Nn), f(M * Nn), M, Nn], buffers: [0, 1, 2] },
   { symbol: "tv_residual_forward", call: call(N.residualForward), args: () => [f(5), f(5), f(5), 5], buffers: [0, 1, 2] },
