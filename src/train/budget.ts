@@ -90,9 +90,11 @@ export function refitToPace(plan: TrainingPlan, done: number, secondsPerStep: nu
 }
 
 /**
- * The costs on this machine, now: two warm-up steps, then the median of timed steps (forward,
- * backward, gradient norm and the plan's optimizer update on copies, so the run's own state is untouched; at
- * least three, more when steps are fast) and one validation batch. Saves are estimated from their size.
+ * The costs on this machine, now: one warm-up step (it pays for first-touching the buffers), then
+ * timed steps (forward, backward, gradient norm and the plan's optimizer update on copies, so the
+ * run's own state is untouched; one, more when steps are fast, median) and one validation batch.
+ * Saves are estimated from their size. A rough step time is enough: the budget is part of the run's
+ * clock, and a wsd stage is fitted again to its real pace while at its peak (refitToPace).
  */
 export function measureCosts(model: GPT, arch: Architecture, windows: TokenWindows, plan: TrainingPlan): WorkCosts {
   const B = plan.batch_size, T = plan.seq_len;
@@ -114,11 +116,10 @@ export function measureCosts(model: GPT, arch: Architecture, windows: TokenWindo
     return (performance.now() - started) / 1000;
   };
   step();
-  step();
   // Fast steps are timed more often: their times scatter more.
   const times: number[] = [];
   const started0 = performance.now();
-  while (times.length < 3 || (times.length < 30 && performance.now() - started0 < 300)) times.push(step());
+  while (times.length < 1 || (times.length < 30 && performance.now() - started0 < 150)) times.push(step());
   times.sort((a, b) => a - b);
   const started = performance.now();
   model.evaluate(rows, T);
