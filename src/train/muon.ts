@@ -3,6 +3,8 @@
  * Nesterov momentum, then the update direction orthogonalised by a Newton–Schulz iteration, scaled
  * by Moonshot's rule so that its RMS matches AdamW's and the same learning rate and decoupled weight
  * decay serve both. The momentum lives in AdamW's first-moment buffer at the matrix's offsets.
+ * Tensors that stack several of the model's matrices (q, k and v; SwiGLU's gate and up) are
+ * orthogonalised one matrix at a time, as the separate matrices they are.
  *
  * Every product runs on the matmul kernels (bf16 operands where the run's precision is bf16) and
  * every scaled sum on tv_axpby: nothing here loops over a matrix's elements.
@@ -11,7 +13,7 @@ import {
   axpby, matmulBackward, matmulBackwardBf16, matmulForward, matmulForwardBf16, sumSquares,
 } from "../native.ts";
 import type { Precision } from "../model/gpt.ts";
-import type { TensorSpec } from "../model/layout.ts";
+import { type Architecture, fcRows, type TensorSpec } from "../model/layout.ts";
 
 export const MUON_MOMENTUM = 0.95;
 export const NS_STEPS = 5;
@@ -25,6 +27,17 @@ const HIDDEN = /^h\.\d+\.(attn\.qkv|attn\.proj|mlp\.fc|mlp\.proj)\.weight$/;
 /** The tensors Muon updates; everything else (embeddings, LM head, norms, biases) stays on AdamW. */
 export function isHiddenMatrix(spec: TensorSpec): boolean {
   return spec.shape.length === 2 && HIDDEN.test(spec.name);
+}
+
+/**
+ * How many matrices a hidden tensor stacks by rows: q, k and v in attn.qkv, SwiGLU's gate and up in a
+ * Llama block's mlp.fc. One iteration over the stack would orthogonalise them against each other
+ * (and give each a third or a half of the rank): separately, each gets a full-rank update.
+ */
+export function stackedMatrices(spec: TensorSpec, arch: Architecture): number {
+  if (spec.name.endsWith(".attn.qkv.weight")) return 3;
+  if (spec.name.endsWith(".mlp.fc.weight")) return fcRows(arch) / arch.d_ff;
+  return 1;
 }
 
 /** Moonshot's rule: an orthogonal rows×cols matrix times this has about AdamW's update RMS (0.2). */
@@ -89,9 +102,12 @@ export class NewtonSchulz {
 export class Muon {
   private readonly ns: NewtonSchulz;
   private readonly u: Float32Array;
+  /** Per tensor: the matrices it stacks (stackedMatrices). */
+  private readonly stacks: number[];
 
-  constructor(readonly tensors: readonly TensorSpec[], precision: Precision = "fp32") {
-    this.ns = NewtonSchulz.forShapes(tensors.map((t) => t.shape), precision);
+  constructor(arch: Architecture, readonly tensors: readonly TensorSpec[], precision: Precision = "fp32") {
+    this.stacks = tensors.map((t) => stackedMatrices(t, arch));
+    this.ns = NewtonSchulz.forShapes(tensors.map((t, i) => [t.shape[0]! / this.stacks[i]!, t.shape[1]!]), precision);
     this.u = new Float32Array(Math.max(1, ...tensors.map((t) => t.size)));
   }
 
@@ -105,16 +121,17 @@ export class Muon {
     clearGrads: boolean,
   ): void {
     const u = this.u;
-    for (const t of this.tensors) {
+    this.tensors.forEach((t, i) => {
       const [rows, cols] = t.shape as [number, number];
+      const stack = this.stacks[i]!, r = rows / stack, size = r * cols;
       const end = t.offset + t.size, n = t.size;
       const g = grads.subarray(t.offset, end), buf = momentum.subarray(t.offset, end), p = params.subarray(t.offset, end);
       axpby(buf, buf, g, n, MUON_MOMENTUM, gradScale);
       axpby(u, g, buf, n, gradScale, MUON_MOMENTUM);
       if (clearGrads) g.fill(0);
-      this.ns.orthogonalize(u, rows, cols);
+      for (let k = 0; k < stack; k++) this.ns.orthogonalize(u.subarray(k * size, (k + 1) * size), r, cols);
       const wd = t.decay ? weightDecay : 0;
-      axpby(p, p, u, n, 1 - lr * wd, -lr * muonScale(rows, cols));
-    }
+      axpby(p, p, u, n, 1 - lr * wd, -lr * muonScale(r, cols));
+    });
   }
 }

@@ -49,7 +49,7 @@ export class Optimizer {
     this.kind = options.kind ?? "adamw";
     const specs = tensorSpecs(arch);
     this.hidden = specs.filter(isHiddenMatrix);
-    this.muon = this.kind === "muon" ? new Muon(this.hidden, options.precision ?? "fp32") : null;
+    this.muon = this.kind === "muon" ? new Muon(arch, this.hidden, options.precision ?? "fp32") : null;
     for (const s of specs) {
       if (this.muon && isHiddenMatrix(s)) continue;
       const last = this.runs[this.runs.length - 1];

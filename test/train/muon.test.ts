@@ -10,7 +10,7 @@ import { initParameters } from "../../src/model/init.ts";
 import { type Architecture, tensorSpecs } from "../../src/model/layout.ts";
 import { hasBf16, setThreads } from "../../src/native.ts";
 import { Xoshiro128 } from "../../src/base/rng.ts";
-import { isHiddenMatrix, Muon, MUON_MOMENTUM, muonScale, NewtonSchulz, NS_COEFFICIENTS, NS_STEPS } from "../../src/train/muon.ts";
+import { isHiddenMatrix, Muon, MUON_MOMENTUM, muonScale, NewtonSchulz, NS_COEFFICIENTS, NS_STEPS, stackedMatrices } from "../../src/train/muon.ts";
 import { AdamW, Optimizer } from "../../src/train/optimizer.ts";
 import * as ref from "../kernels/reference.ts";
 import { RandomData } from "../kernels/random_data.ts";
@@ -164,7 +164,7 @@ describe("Newton–Schulz on the matmul kernels", () => {
         for (const s of sv) expect([label, s > BAND[0] && s < BAND[1]]).toEqual([label, true]);
       });
     });
-  });
+  }, 30_000); // float64 references at every ISA level: seconds on a busy machine
 
   test("bf16 products: singular values in the band, within a few percent of the float64 iteration", () => {
     SHAPES.forEach(([rows, cols], i) => {
@@ -227,7 +227,7 @@ describe("which tensors take Muon's step", () => {
       expect([s.name, at(muon.v).every((v) => v === 0)]).toEqual([s.name, true]);
       // The first step's momentum is the (clipped) gradient itself.
       ref.within(worstAbs(at(muon.m), Array.from(at(grads), (g) => g * scale)) / 1e-9, `${s.name} momentum`);
-      const [rows, cols] = s.shape as [number, number];
+      const rows = s.shape[0]! / stackedMatrices(s, ARCH), cols = s.shape[1]!;
       let sq = 0;
       const p0 = at(params), p1 = at(m.p);
       for (let i = 0; i < s.size; i++) sq += ((p1[i]! - p0[i]! * (1 - lr * HYPER.weight_decay)) / lr) ** 2;
@@ -239,10 +239,19 @@ describe("which tensors take Muon's step", () => {
     }
   });
 
-  test("Nesterov momentum over two steps: m = μ·g₁ + g₂, the update from g₂ + μ·m", () => {
+  test("q, k and v, and SwiGLU's gate and up, are matrices of their own; GPT-2's fc and the projections one each", () => {
+    const llama: Architecture = { ...ARCH, attention_bias: false, block: "llama" };
+    for (const [arch, fc] of [[ARCH, 1], [llama, 2]] as const) {
+      const stacks = Object.fromEntries(tensorSpecs(arch).filter(isHiddenMatrix).map((s) => [s.name, stackedMatrices(s, arch)]));
+      expect(stacks).toMatchObject({ "h.0.attn.qkv.weight": 3, "h.0.attn.proj.weight": 1, "h.0.mlp.fc.weight": fc, "h.1.mlp.proj.weight": 1 });
+    }
+  });
+
+  test("Nesterov momentum over two steps: m = μ·g₁ + g₂, the update from g₂ + μ·m, q, k and v orthogonalised apart", () => {
     const spec = tensorSpecs(ARCH).find(isHiddenMatrix)!;
-    const muon = new Muon([spec]);
-    const [rows, cols] = spec.shape as [number, number];
+    expect(spec.name).toBe("h.0.attn.qkv.weight");
+    const muon = new Muon(ARCH, [spec]);
+    const rows = spec.shape[0]! / 3, cols = spec.shape[1]!;
     const n = tensorSpecs(ARCH).at(-1)!.offset + tensorSpecs(ARCH).at(-1)!.size;
     const r = new RandomData(4);
     const g1 = r.floats(n), g2 = r.floats(n);
@@ -254,7 +263,9 @@ describe("which tensors take Muon's step", () => {
     const want = Array.from(at(g1), (g, i) => MUON_MOMENTUM * g + at(g2)[i]!);
     ref.within(worstAbs(at(mom), want) / 1e-6, "momentum");
     const direction = Float32Array.from(at(g2), (g, i) => g + MUON_MOMENTUM * at(mom)[i]!);
-    const o = orthogonalized(direction, rows, cols, "fp32");
+    const size = rows * cols;
+    const o = new Float32Array(spec.size);
+    for (let k = 0; k < 3; k++) o.set(orthogonalized(direction.subarray(k * size, (k + 1) * size), rows, cols, "fp32"), k * size);
     const step = Array.from(at(params), (p, i) => (at(before)[i]! - p) / muonScale(rows, cols));
     ref.within(worstAbs(step, o) / 1e-5, "update");
   });
