@@ -2,17 +2,19 @@
  * Batched decode: one token for each of B sequences in one pass over the weights. Every linear layer
  * runs as one matrix product with M = B rows, so the weights are read once per step however many
  * sequences share it; attention is one tv_attention_decode_rows call per layer (one thread hand-off
- * for all B sequences' heads), each row against its own KV cache at its own position. Sequences come
- * and go between steps (continuous batching): a step takes whichever caches it is given.
+ * for all B sequences), each row against its own KV cache at its own position, and the rotary turn
+ * one tv_rope_forward_rows call per layer (angles from a table made once, not per row and layer).
+ * Sequences come and go between steps (continuous batching): a step takes whichever caches it is given.
  *
  * Same tokens as the batch-1 path, for any B: the products go through tv_matmul_forward_rows, which
  * reads the weights once for all B rows and computes every output element exactly as the one-row
- * product does, each attention row has the bytes tv_attention_decode gives that sequence alone, and
- * every other kernel works row by row or element by element; so each row's logits are the bytes
- * DecodeStep gives.
+ * product does, each attention row has the bytes tv_attention_decode gives that sequence alone, each
+ * rotary row the bytes of tv_rope_forward, and every other kernel works row by row or element by
+ * element; so each row's logits are the bytes DecodeStep gives.
  *
  * As in decode_step.ts, buffers' addresses are taken once (storage pinned first) and the kernels are
- * called straight through the table.
+ * called straight through the table; the step allocates nothing (per-row views and cache addresses
+ * are made up front), since at small sizes the step's own overhead is a share of its time.
  */
 import { ptr } from "bun:ffi";
 import { type Architecture, fcRows } from "../model/layout.ts";
