@@ -298,6 +298,32 @@ int tv_crossentropy_forward_backward(float* losses, float* dlogits, const float*
   return TV_OK;
 }
 
+int tv_newton_schulz(float* const* xs, const int32_t* rows, const int32_t* cols, int count,
+                     int steps, const float* coefficients, float* scratch, int64_t scratch_len,
+                     int bf16) {
+  NEED(xs); NEED(rows); NEED(cols); NEED(coefficients); NEED(scratch);
+  POS(count); CHECK(steps >= 0, TV_E_SIZE);
+  int64_t side2 = 1, elements = 1;
+  for (int i = 0; i < count; i++) {
+    NEED(xs[i]);
+    POS(rows[i]); POS(cols[i]);
+    FITS((int64_t)rows[i] * cols[i]);
+    const int64_t s = rows[i] < cols[i] ? rows[i] : cols[i];
+    if (s * s > side2) side2 = s * s;
+    if ((int64_t)rows[i] * cols[i] > elements) elements = (int64_t)rows[i] * cols[i];
+  }
+  /* Each thread's a, a² (side²) and product (elements), 16 floats apart so no two share a line. */
+  side2 = (side2 + 15) / 16 * 16;
+  const int64_t per_thread = 2 * side2 + (elements + 15) / 16 * 16;
+  int threads = tv_threads_get();
+  if (threads > TV_NS_MAX_THREADS) threads = TV_NS_MAX_THREADS;
+  CHECK(scratch_len >= threads * per_thread, TV_E_SIZE);
+  if (bf16 && tv_has_bf16())
+    tv_active->newton_schulz_bf16(xs, rows, cols, count, steps, coefficients, scratch, side2, per_thread);
+  else tv_active->newton_schulz(xs, rows, cols, count, steps, coefficients, scratch, side2, per_thread);
+  return TV_OK;
+}
+
 int tv_adamw_step(float* params, float* m, float* v, float* grads, int64_t N, float lr,
                   float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t,
                   int clear_grads) {

@@ -14,6 +14,8 @@
 
 /* Largest head dimension (C/H) the decode kernel keeps on its stack. */
 #define TV_DECODE_MAX_HEAD_DIM 1024
+/* Threads that take matrices in tv_newton_schulz (the matmul engines' packing slots). */
+#define TV_NS_MAX_THREADS 16
 /* Largest head dimension RoPE takes: its per-block cos/sin table sits on the stack. */
 #define TV_ROPE_MAX_HEAD_DIM 1024
 
@@ -29,6 +31,12 @@
                           int M, int K, int N))                                                    \
   X(matmul_backward_bf16, (float* dinp, float* dweight, float* dbias, const float* dout,           \
                            const float* inp, const float* weight, int M, int K, int N))            \
+  X(newton_schulz, (float* const* xs, const int32_t* rows, const int32_t* cols, int count,         \
+                    int steps, const float* coefficients, float* scratch, int64_t side2,           \
+                    int64_t per_thread))                                                           \
+  X(newton_schulz_bf16, (float* const* xs, const int32_t* rows, const int32_t* cols, int count,    \
+                         int steps, const float* coefficients, float* scratch, int64_t side2,      \
+                         int64_t per_thread))                                                      \
   X(layernorm_forward, (float* out, float* mean, float* rstd, const float* inp,                    \
                         const float* weight, const float* bias, int M, int C))                     \
   X(layernorm_backward, (float* dinp, float* dweight, float* dbias, const float* dout,             \

@@ -220,6 +220,17 @@ int tv_sum_squares(double* out, const float* x, int64_t N);
 /* out[i] = a·x[i] + b·y[i] for i < N (Muon's scaled sums); out may alias x or y. */
 int tv_axpby(float* out, const float* x, const float* y, int64_t N, float a, float b);
 
+/* Muon's Newton–Schulz iteration on count matrices, in place: xs[i] is rows[i]×cols[i], divided by
+ * its Frobenius norm, then `steps` times A = X·Xᵀ (Xᵀ·X when rows > cols), B = c1·A + c2·A²,
+ * X = c0·X + B·X (X·B), with coefficients = {c0, c1, c2}. Each matrix runs whole on one thread;
+ * the result is the bytes of the same iteration made of tv_matmul_forward/backward (their bf16
+ * pair with bf16 != 0) and tv_axpby calls, for any thread count. scratch: at least
+ * min(threads, 16) × (2·⌈s²⌉₁₆ + ⌈e⌉₁₆) floats, s the largest min(rows, cols), e the largest
+ * rows·cols, ⌈·⌉₁₆ rounding up to a multiple of 16; else TV_E_SIZE. */
+int tv_newton_schulz(float* const* xs, const int32_t* rows, const int32_t* cols, int count,
+                     int steps, const float* coefficients, float* scratch, int64_t scratch_len,
+                     int bf16);
+
 /* ---- byte-level BPE (tokenizer hot loops) ---- */
 /* Not numeric kernels: these allocate (and report failure) and keep state behind opaque handles.
  * Pre-tokenization is the GPT-2 pattern over UTF-8; a byte that is not valid UTF-8 is a character

@@ -56,6 +56,7 @@ const symbols = {
   },
   tv_sum_squares: { args: [ptr, ptr, i64], returns: i32 },
   tv_axpby: { args: [ptr, ptr, ptr, i64, f32, f32], returns: i32 },
+  tv_newton_schulz: { args: [ptr, ptr, ptr, i32, i32, ptr, ptr, i64, i32], returns: i32 },
   // tokenizer
   tv_bpe_set_classes: { args: [ptr, i64], returns: i32 },
   tv_bpe_pretokenize: { args: [ptr, i64, ptr, i64], returns: FFIType.i64_fast },
@@ -540,6 +541,39 @@ export function sumSquares(x: Float32Array): number {
   if (x.length === 0) return 0;
   check("sum_squares", S.tv_sum_squares(sumSquaresOut, x, x.length));
   return sumSquaresOut[0]!;
+}
+
+/** Scratch for newtonSchulz, grown as needed and kept. */
+let nsScratch = new Float32Array(0);
+const NS_MAX_THREADS = 16;
+
+/**
+ * Newton–Schulz on every matrix of xs in place (xs[i] is rows[i]×cols[i]): normalised, then `steps`
+ * times X ← c0·X + (c1·A + c2·A²)·X with A = X·Xᵀ (the transposed form when tall), each matrix whole on
+ * one thread, in the order given. With bf16, the products take bf16 operands (where the CPU has them).
+ */
+export function newtonSchulz(
+  xs: readonly Float32Array[], rows: Int32Array, cols: Int32Array, steps: number, coefficients: Float32Array, bf16: boolean,
+): void {
+  const k = "newton_schulz";
+  const count = xs.length;
+  positive(k, { count });
+  need(k, "rows", rows, count); need(k, "cols", cols, count); need(k, "coefficients", coefficients, 3);
+  const table = new BigUint64Array(count);
+  let side2 = 1, elements = 1;
+  for (let i = 0; i < count; i++) {
+    const r = rows[i]!, c = cols[i]!;
+    positive(k, { [`rows[${i}]`]: r, [`cols[${i}]`]: c });
+    need(k, `xs[${i}]`, xs[i]!, r * c);
+    void xs[i]!.buffer; // storage pinned before its address is taken
+    table[i] = BigInt(addressOf(xs[i]!));
+    side2 = Math.max(side2, Math.min(r, c) ** 2);
+    elements = Math.max(elements, r * c);
+  }
+  const round16 = (n: number) => Math.ceil(n / 16) * 16;
+  const floats = Math.min(getThreads(), NS_MAX_THREADS) * (2 * round16(side2) + round16(elements));
+  if (nsScratch.length < floats) nsScratch = new Float32Array(floats);
+  check(k, S.tv_newton_schulz(table, rows, cols, count, steps, coefficients, nsScratch, nsScratch.length, bf16 ? 1 : 0));
 }
 
 /** out[i] = a·x[i] + b·y[i] over N elements; out may be x or y. */

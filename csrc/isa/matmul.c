@@ -628,3 +628,19 @@ void TV_FN(matmul_backward)(float* dinp, float* dweight, float* dbias, const flo
     else tv_parallel_for(chunks, dbias_cols, &g);
   }
 }
+
+/* Newton–Schulz's x·Wᵀ products take tv_matmul_forward's path, gemv for a few rows. */
+static int ns_forward_gemv(float* out, const float* a, const float* b, int M, int K, int N) {
+  if (M > GEMV_MAX_M) return 0;
+  gemv_args g = {out, a, b, NULL, M, K, N};
+  gemv_rows(&g, 0, N);
+  return 1;
+}
+#define NS_FORWARD_SMALL ns_forward_gemv
+#include "newton_schulz.h"
+
+void TV_FN(newton_schulz)(float* const* xs, const int32_t* rows, const int32_t* cols, int count,
+                          int steps, const float* coefficients, float* scratch, int64_t side2,
+                          int64_t per_thread) {
+  ns_run(xs, rows, cols, count, steps, coefficients, scratch, side2, per_thread);
+}

@@ -315,6 +315,15 @@ void TV_FN(matmul_backward_bf16)(float* dinp, float* dweight, float* dbias, cons
   if (dbias) TV_FN(matmul_backward)(NULL, NULL, dbias, dout, inp, weight, M, K, N);
 }
 
+#define NS_FORWARD_SMALL(out, a, b, M, K, N) 0 /* tv_matmul_forward_bf16 has no gemv path */
+#include "newton_schulz.h"
+
+void TV_FN(newton_schulz_bf16)(float* const* xs, const int32_t* rows, const int32_t* cols,
+                               int count, int steps, const float* coefficients, float* scratch,
+                               int64_t side2, int64_t per_thread) {
+  ns_run(xs, rows, cols, count, steps, coefficients, scratch, side2, per_thread);
+}
+
 #else
 
 void TV_FN(matmul_forward_bf16)(float* out, const float* inp, const float* weight, const float* bias,
@@ -325,6 +334,12 @@ void TV_FN(matmul_forward_bf16)(float* out, const float* inp, const float* weigh
 void TV_FN(matmul_backward_bf16)(float* dinp, float* dweight, float* dbias, const float* dout,
                                  const float* inp, const float* weight, int M, int K, int N) {
   TV_FN(matmul_backward)(dinp, dweight, dbias, dout, inp, weight, M, K, N);
+}
+
+void TV_FN(newton_schulz_bf16)(float* const* xs, const int32_t* rows, const int32_t* cols,
+                               int count, int steps, const float* coefficients, float* scratch,
+                               int64_t side2, int64_t per_thread) {
+  TV_FN(newton_schulz)(xs, rows, cols, count, steps, coefficients, scratch, side2, per_thread);
 }
 
 #endif

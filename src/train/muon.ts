@@ -9,9 +9,7 @@
  * Every product runs on the matmul kernels (bf16 operands where the run's precision is bf16) and
  * every scaled sum on tv_axpby: nothing here loops over a matrix's elements.
  */
-import {
-  axpby, matmulBackward, matmulBackwardBf16, matmulForward, matmulForwardBf16, sumSquares,
-} from "../native.ts";
+import { axpby, newtonSchulz } from "../native.ts";
 import type { Precision } from "../model/gpt.ts";
 import { type Architecture, fcRows, type TensorSpec } from "../model/layout.ts";
 
@@ -20,7 +18,6 @@ export const NS_STEPS = 5;
 /** The quintic's coefficients (modded-nanogpt): fast growth of small singular values, ending in a
  * band around 1 rather than at exactly 1. */
 export const NS_COEFFICIENTS = [3.4445, -4.775, 2.0315] as const;
-const NORM_EPS = 1e-7;
 
 const HIDDEN = /^h\.\d+\.(attn\.qkv|attn\.proj|mlp\.fc|mlp\.proj)\.weight$/;
 
@@ -46,69 +43,60 @@ export function muonScale(rows: number, cols: number): number {
 }
 
 /**
- * The Newton–Schulz iteration in place, with scratch for matrices up to a size. For rows ≤ cols it
- * is X ← aX + (bA + cA²)X with A = XXᵀ; for rows > cols the same on Xᵀ, written as
- * X ← aX + X(bA + cA²) with A = XᵀX, so no matrix is ever transposed: the three products are the
- * kernels' x·Wᵀ (forward), dout·W (backward's dinp) and doutᵀ·x (backward's dweight).
+ * The Newton–Schulz iteration for many matrices at once, in place (tv_newton_schulz). For rows ≤ cols
+ * it is X ← aX + (bA + cA²)X with A = XXᵀ; for rows > cols the same on Xᵀ, written as
+ * X ← aX + X(bA + cA²) with A = XᵀX, so no matrix is ever transposed. The products run on the matmul
+ * engine (bf16 operands where the run's precision is bf16), each matrix whole on one thread: the
+ * hidden matrices are too small to split across threads well.
  */
 export class NewtonSchulz {
-  private readonly y: Float32Array;
-  private readonly a: Float32Array;
-  private readonly a2: Float32Array;
-  private readonly mmF: typeof matmulForward;
-  private readonly mmB: typeof matmulBackward;
+  private readonly coefficients = Float32Array.from(NS_COEFFICIENTS);
 
-  constructor(maxElements: number, maxSide: number, precision: Precision = "fp32") {
-    this.y = new Float32Array(maxElements);
-    this.a = new Float32Array(maxSide * maxSide);
-    this.a2 = new Float32Array(maxSide * maxSide);
-    this.mmF = precision === "bf16" ? matmulForwardBf16 : matmulForward;
-    this.mmB = precision === "bf16" ? matmulBackwardBf16 : matmulBackward;
+  constructor(private readonly precision: Precision = "fp32") {}
+
+  /** Every matrix divided by its Frobenius norm, then iterated NS_STEPS times, in place; largest first. */
+  run(matrices: readonly { x: Float32Array; rows: number; cols: number }[]): void {
+    if (matrices.length === 0) return;
+    const order = [...matrices].sort((p, q) => q.rows * q.cols - p.rows * p.cols);
+    newtonSchulz(
+      order.map((m) => m.x.subarray(0, m.rows * m.cols)), Int32Array.from(order, (m) => m.rows), Int32Array.from(order, (m) => m.cols),
+      NS_STEPS, this.coefficients, this.precision === "bf16",
+    );
   }
 
-  /** Scratch for every matrix in `shapes`. */
-  static forShapes(shapes: readonly (readonly number[])[], precision: Precision = "fp32"): NewtonSchulz {
-    let elements = 1, side = 1;
-    for (const [r, c] of shapes) {
-      elements = Math.max(elements, r! * c!);
-      side = Math.max(side, Math.min(r!, c!));
-    }
-    return new NewtonSchulz(elements, side, precision);
-  }
-
-  /** x[rows·cols] is divided by its Frobenius norm, then iterated NS_STEPS times, in place. */
+  /** One matrix x[rows·cols], in place. */
   orthogonalize(x: Float32Array, rows: number, cols: number): void {
-    const n = rows * cols, s = Math.min(rows, cols), ss = s * s;
-    const [qa, qb, qc] = NS_COEFFICIENTS;
-    const { y, a, a2, mmF, mmB } = this;
-    axpby(x, x, x, n, 1 / (Math.sqrt(sumSquares(x.subarray(0, n))) + NORM_EPS), 0);
-    for (let k = 0; k < NS_STEPS; k++) {
-      if (rows <= cols) {
-        mmF(a, x, x, null, rows, cols, rows); // A = X·Xᵀ
-      } else {
-        a.fill(0, 0, ss); // the dweight product accumulates
-        mmB(null, a, null, x, x, x, rows, cols, cols); // A = Xᵀ·X
-      }
-      mmF(a2, a, a, null, s, s, s); // A·Aᵀ = A² (A is symmetric)
-      axpby(a2, a, a2, ss, qb, qc); // B = bA + cA²
-      if (rows <= cols) mmB(y, null, null, a2, x, x, rows, cols, rows); // Y = B·X
-      else mmF(y, x, a2, null, rows, cols, cols); // Y = X·Bᵀ = X·B
-      axpby(x, x, y, n, qa, 1); // X = aX + Y
-    }
+    this.run([{ x, rows, cols }]);
   }
 }
 
 /** Muon over a set of hidden matrices of the flat parameter buffer. */
 export class Muon {
   private readonly ns: NewtonSchulz;
+  /** The update directions of every tensor, side by side (one Newton–Schulz call takes them all). */
   private readonly u: Float32Array;
-  /** Per tensor: the matrices it stacks (stackedMatrices). */
+  private readonly offsets: number[];
+  /** Per tensor: the matrices it stacks (stackedMatrices), each one Newton–Schulz matrix. */
   private readonly stacks: number[];
+  private readonly matrices: { x: Float32Array; rows: number; cols: number }[] = [];
 
   constructor(arch: Architecture, readonly tensors: readonly TensorSpec[], precision: Precision = "fp32") {
+    this.ns = new NewtonSchulz(precision);
     this.stacks = tensors.map((t) => stackedMatrices(t, arch));
-    this.ns = NewtonSchulz.forShapes(tensors.map((t, i) => [t.shape[0]! / this.stacks[i]!, t.shape[1]!]), precision);
-    this.u = new Float32Array(Math.max(1, ...tensors.map((t) => t.size)));
+    this.offsets = [];
+    let total = 0;
+    for (const t of tensors) {
+      this.offsets.push(total);
+      total += t.size;
+    }
+    this.u = new Float32Array(Math.max(1, total));
+    tensors.forEach((t, i) => {
+      const stack = this.stacks[i]!, rows = t.shape[0]! / stack, cols = t.shape[1]!, size = rows * cols;
+      for (let k = 0; k < stack; k++) {
+        const at = this.offsets[i]! + k * size;
+        this.matrices.push({ x: this.u.subarray(at, at + size), rows, cols });
+      }
+    });
   }
 
   /**
@@ -120,18 +108,20 @@ export class Muon {
     params: Float32Array, momentum: Float32Array, grads: Float32Array, gradScale: number, lr: number, weightDecay: number,
     clearGrads: boolean,
   ): void {
-    const u = this.u;
     this.tensors.forEach((t, i) => {
-      const [rows, cols] = t.shape as [number, number];
-      const stack = this.stacks[i]!, r = rows / stack, size = r * cols;
       const end = t.offset + t.size, n = t.size;
-      const g = grads.subarray(t.offset, end), buf = momentum.subarray(t.offset, end), p = params.subarray(t.offset, end);
+      const g = grads.subarray(t.offset, end), buf = momentum.subarray(t.offset, end);
+      const u = this.u.subarray(this.offsets[i]!, this.offsets[i]! + n);
       axpby(buf, buf, g, n, MUON_MOMENTUM, gradScale);
       axpby(u, g, buf, n, gradScale, MUON_MOMENTUM);
       if (clearGrads) g.fill(0);
-      for (let k = 0; k < stack; k++) this.ns.orthogonalize(u.subarray(k * size, (k + 1) * size), r, cols);
+    });
+    this.ns.run(this.matrices);
+    this.tensors.forEach((t, i) => {
+      const n = t.size, p = params.subarray(t.offset, t.offset + n);
+      const u = this.u.subarray(this.offsets[i]!, this.offsets[i]! + n);
       const wd = t.decay ? weightDecay : 0;
-      axpby(p, p, u, n, 1 - lr * wd, -lr * muonScale(r, cols));
+      axpby(p, p, u, n, 1 - lr * wd, -lr * muonScale(t.shape[0]! / this.stacks[i]!, t.shape[1]!));
     });
   }
 }

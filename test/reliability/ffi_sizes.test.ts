@@ -89,6 +89,7 @@ const KERNELS: Case[] = [
   { symbol: "tv_attention_decode", call: call(N.attentionDecode), args: () => [f(C), f(C), f(T * C), f(T * C), T, C, H], buffers: [0, 1, 2, 3] },
   { symbol: "tv_attention_decode_rows", call: call(N.attentionDecodeRows), args: () => [f(2 * C), f(4 * C), [f(C), f(T * C)], [f(C), f(T * C)], Int32Array.of(1, T), 2, C, H, 3 * C], buffers: [0, 1, 2, 3, 4] },
   { symbol: "tv_crossentropy_forward_backward", call: call(N.crossEntropyForwardBackward), args: () => [f(M), f(M * V), f(M * V), ids(M, V), M, V, 1], buffers: [0, 1, 2, 3] },
+  { symbol: "tv_newton_schulz", call: call(N.newtonSchulz), args: () => [[f(12), f(35)], Int32Array.of(4, 5), Int32Array.of(3, 7), 5, Float32Array.of(3.4445, -4.775, 2.0315), false], buffers: [0, 1, 2, 4] },
   { symbol: "tv_axpby", call: call(N.axpby), args: () => [f(5), f(5), f(5), 5, 0.5, -2], buffers: [0, 1, 2] },
   { symbol: "tv_adamw_step", call: (...a) => N.adamwStep(...(a as Parameters<typeof N.adamwStep>)), args: () => [f(6), f(6), f(6).map(Math.abs), f(6), hyper, 1], buffers: [1, 2, 3] },
 ];

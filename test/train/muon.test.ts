@@ -147,7 +147,7 @@ const BAND: [number, number] = [0.68, 1.21];
 
 function orthogonalized(x: Float32Array, rows: number, cols: number, precision: "fp32" | "bf16"): Float32Array {
   const out = x.slice();
-  NewtonSchulz.forShapes([[rows, cols]], precision).orthogonalize(out, rows, cols);
+  new NewtonSchulz(precision).orthogonalize(out, rows, cols);
   return out;
 }
 
