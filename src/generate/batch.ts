@@ -72,9 +72,8 @@ export class BatchDecoder {
   private readonly fcWidth: number;
   /** Per row: its new key and its new value in qkv (views made once, not per step). */
   private readonly newK: Float32Array[]; private readonly newV: Float32Array[];
-  /** Rotary models: per row its new token's position, and every position's cos and sin (made once). */
+  /** Rotary models: per row its new token's position. */
   private readonly positions: Int32Array; private readonly ppositions: Pointer;
-  private readonly rope: { pcos: Pointer; psin: Pointer } | null;
 
   constructor(private readonly arch: Architecture, weights: ModelTensors, readonly maxRows: number) {
     if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError(`BatchDecoder: maxRows ${maxRows} must be a whole number >= 1`);
@@ -98,15 +97,6 @@ export class BatchDecoder {
     this.newK = Array.from({ length: R }, (_, b) => this.qkv.subarray(b * 3 * C + C, b * 3 * C + 2 * C));
     this.newV = Array.from({ length: R }, (_, b) => this.qkv.subarray(b * 3 * C + 2 * C, b * 3 * C + 3 * C));
     this.positions = new Int32Array(R); this.ppositions = pinned(this.positions);
-    if (this.m.theta === null) this.rope = null;
-    else {
-      const P = arch.max_seq_len, hs = C / arch.num_heads;
-      const cos = new Float32Array(P * (hs / 2)), sin = new Float32Array(P * (hs / 2));
-      const pcos = addressOf(cos), psin = addressOf(sin);
-      ok("rope_table", S.tv_rope_table(pcos, psin, P, hs, this.m.theta));
-      this.rope = { pcos, psin };
-      this.buffers.push(cos, sin);
-    }
   }
 
   /** Bytes of activations and logits this decoder holds. */
@@ -120,6 +110,7 @@ export class BatchDecoder {
    */
   step(caches: readonly KvCache[], tokens: ArrayLike<number>, B = caches.length): Float32Array {
     const { d_model: C, num_heads: H, d_ff: F, vocab_size: V, max_seq_len: P } = this.arch;
+    const rope = this.m.rope;
     if (B < 1 || B > this.maxRows || caches.length < B || tokens.length < B) {
       throw new RangeError(`BatchDecoder.step: ${B} rows (caches ${caches.length}, tokens ${tokens.length}), at most ${this.maxRows}`);
     }
@@ -141,7 +132,7 @@ export class BatchDecoder {
     this.m.layers.forEach((l, layer) => {
       this.norm(l.ln1w, l.ln1b, B);
       ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
-      if (this.rope) ok("rope_forward_rows", S.tv_rope_forward_rows(this.pqkv, this.rope.pcos, this.rope.psin, this.ppositions, P, B, 3 * C, C, H));
+      if (rope) ok("rope_forward_rows", S.tv_rope_forward_rows(this.pqkv, rope.pcos, rope.psin, this.ppositions, P, B, 3 * C, C, H));
       for (let b = 0; b < B; b++) {
         const cache = caches[b]!, pos = cache.length;
         cache.k[layer]!.set(this.newK[b]!, pos * C);

@@ -58,11 +58,21 @@ export interface ModelPointers {
   lnfw: Pointer;
   lnfb: Pointer | null;
   lmHead: Pointer;
-  /** Llama: RMSNorm's eps and the rotary base; null for GPT-2. */
+  /** Llama: RMSNorm's eps; null for GPT-2. */
   eps: number | null;
-  theta: number | null;
+  /** Llama: every position's rotary cos and sin (tv_rope_table, made once; decoding turns rows by it
+   * with tv_rope_forward_rows, the bytes of tv_rope_forward); null for GPT-2. */
+  rope: { cos: Float32Array; sin: Float32Array; pcos: Pointer; psin: Pointer } | null;
   /** The zeros behind a Llama model's wpe, held so that their address stays valid. */
   zeroRow: Float32Array;
+}
+
+function ropeTable(arch: Architecture): ModelPointers["rope"] {
+  const P = arch.max_seq_len, hs = arch.d_model / arch.num_heads;
+  const cos = new Float32Array(P * (hs / 2)), sin = new Float32Array(P * (hs / 2));
+  const pcos = addressOf(cos), psin = addressOf(sin);
+  ok("rope_table", S.tv_rope_table(pcos, psin, P, hs, arch.rope_theta ?? LLAMA_ROPE_THETA));
+  return { cos, sin, pcos, psin };
 }
 
 export function modelPointers(arch: Architecture, weights: ModelTensors): ModelPointers {
@@ -82,7 +92,7 @@ export function modelPointers(arch: Architecture, weights: ModelTensors): ModelP
     lnfb: opt(weights.lnfb),
     lmHead: addressOf(weights.lmHead),
     eps: llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null,
-    theta: llama ? (arch.rope_theta ?? LLAMA_ROPE_THETA) : null,
+    rope: llama ? ropeTable(arch) : null,
     zeroRow,
   };
 }
@@ -95,6 +105,9 @@ export class DecodeStep {
   private readonly logitsP: Pointer;
   private readonly qkvK: Float32Array;
   private readonly qkvV: Float32Array;
+  /** The position a step turns q and k to (rotary models). */
+  private readonly position = new Int32Array(1);
+  private readonly pposition: Pointer;
 
   constructor(
     private readonly arch: Architecture,
@@ -117,6 +130,8 @@ export class DecodeStep {
     this.logitsP = addressOf(logits);
     this.qkvK = s.qkv.subarray(C, 2 * C);
     this.qkvV = s.qkv.subarray(2 * C, 3 * C);
+    void this.position.buffer;
+    this.pposition = ptr(this.position);
   }
 
   /** Token `token` at position `pos` (both already checked); the caches hold positions 0..pos−1. */
@@ -126,10 +141,12 @@ export class DecodeStep {
     // x = wte[token] + wpe[pos] (zeros for Llama), read in place through offset addresses.
     const wpeRow = this.m.wpeRows > 1 ? pos : 0;
     ok("residual_forward", S.tv_residual_forward(p.x, (this.m.wte + token * C * F32) as Pointer, (this.m.wpe + wpeRow * C * F32) as Pointer, C));
+    this.position[0] = pos;
+    const rope = this.m.rope, P = this.arch.max_seq_len;
     for (const l of this.blocks) {
       this.norm(l.ln1w, l.ln1b);
       ok("matmul_forward", S.tv_matmul_forward(p.qkv, p.xn, l.qkvW, l.qkvB, 1, C, 3 * C));
-      if (this.m.theta !== null) ok("rope_forward", S.tv_rope_forward(p.qkv, 1, 1, C, H, pos, this.m.theta));
+      if (rope) ok("rope_forward_rows", S.tv_rope_forward_rows(p.qkv, rope.pcos, rope.psin, this.pposition, P, 1, 3 * C, C, H));
       l.k.set(this.qkvK, pos * C);
       l.v.set(this.qkvV, pos * C);
       ok("attention_decode", S.tv_attention_decode(p.att, p.qkv, l.kp, l.vp, pos + 1, C, H));
