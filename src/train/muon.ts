@@ -50,24 +50,29 @@ export function muonScale(rows: number, cols: number): number {
  * hidden matrices are too small to split across threads well.
  */
 export class NewtonSchulz {
-  private readonly coefficients = Float32Array.from(NS_COEFFICIENTS);
+  private static readonly coefficients = Float32Array.from(NS_COEFFICIENTS);
+  private readonly xs: Float32Array[];
+  private readonly rows: Int32Array;
+  private readonly cols: Int32Array;
 
-  constructor(private readonly precision: Precision = "fp32") {}
-
-  /** Every matrix divided by its Frobenius norm, then iterated NS_STEPS times, in place; largest first. */
-  run(matrices: readonly { x: Float32Array; rows: number; cols: number }[]): void {
-    if (matrices.length === 0) return;
+  /** The matrices each run() takes, in place; claimed largest first, which balances the threads. */
+  constructor(matrices: readonly { x: Float32Array; rows: number; cols: number }[], private readonly precision: Precision = "fp32") {
     const order = [...matrices].sort((p, q) => q.rows * q.cols - p.rows * p.cols);
-    newtonSchulz(
-      order.map((m) => m.x.subarray(0, m.rows * m.cols)), Int32Array.from(order, (m) => m.rows), Int32Array.from(order, (m) => m.cols),
-      NS_STEPS, this.coefficients, this.precision === "bf16",
-    );
+    this.xs = order.map((m) => m.x.subarray(0, m.rows * m.cols));
+    this.rows = Int32Array.from(order, (m) => m.rows);
+    this.cols = Int32Array.from(order, (m) => m.cols);
   }
 
-  /** One matrix x[rows·cols], in place. */
-  orthogonalize(x: Float32Array, rows: number, cols: number): void {
-    this.run([{ x, rows, cols }]);
+  /** Every matrix divided by its Frobenius norm, then iterated NS_STEPS times, in place. */
+  run(): void {
+    if (this.xs.length === 0) return;
+    newtonSchulz(this.xs, this.rows, this.cols, NS_STEPS, NewtonSchulz.coefficients, this.precision === "bf16");
   }
+}
+
+/** One matrix x[rows·cols] orthogonalised in place. */
+export function orthogonalize(x: Float32Array, rows: number, cols: number, precision: Precision = "fp32"): void {
+  new NewtonSchulz([{ x, rows, cols }], precision).run();
 }
 
 /** Muon over a set of hidden matrices of the flat parameter buffer. */
@@ -78,10 +83,8 @@ export class Muon {
   private readonly offsets: number[];
   /** Per tensor: the matrices it stacks (stackedMatrices), each one Newton–Schulz matrix. */
   private readonly stacks: number[];
-  private readonly matrices: { x: Float32Array; rows: number; cols: number }[] = [];
 
   constructor(arch: Architecture, readonly tensors: readonly TensorSpec[], precision: Precision = "fp32") {
-    this.ns = new NewtonSchulz(precision);
     this.stacks = tensors.map((t) => stackedMatrices(t, arch));
     this.offsets = [];
     let total = 0;
@@ -90,13 +93,13 @@ export class Muon {
       total += t.size;
     }
     this.u = new Float32Array(Math.max(1, total));
-    tensors.forEach((t, i) => {
+    this.ns = new NewtonSchulz(tensors.flatMap((t, i) => {
       const stack = this.stacks[i]!, rows = t.shape[0]! / stack, cols = t.shape[1]!, size = rows * cols;
-      for (let k = 0; k < stack; k++) {
+      return Array.from({ length: stack }, (_, k) => {
         const at = this.offsets[i]! + k * size;
-        this.matrices.push({ x: this.u.subarray(at, at + size), rows, cols });
-      }
-    });
+        return { x: this.u.subarray(at, at + size), rows, cols };
+      });
+    }), precision);
   }
 
   /**
@@ -116,7 +119,7 @@ export class Muon {
       axpby(u, g, buf, n, gradScale, MUON_MOMENTUM);
       if (clearGrads) g.fill(0);
     });
-    this.ns.run(this.matrices);
+    this.ns.run();
     this.tensors.forEach((t, i) => {
       const n = t.size, p = params.subarray(t.offset, t.offset + n);
       const u = this.u.subarray(this.offsets[i]!, this.offsets[i]! + n);

@@ -10,7 +10,7 @@ import { initParameters } from "../../src/model/init.ts";
 import { type Architecture, tensorSpecs } from "../../src/model/layout.ts";
 import { hasBf16, setThreads } from "../../src/native.ts";
 import { Xoshiro128 } from "../../src/base/rng.ts";
-import { isHiddenMatrix, Muon, MUON_MOMENTUM, muonScale, NewtonSchulz, NS_COEFFICIENTS, NS_STEPS, stackedMatrices } from "../../src/train/muon.ts";
+import { isHiddenMatrix, Muon, MUON_MOMENTUM, muonScale, NS_COEFFICIENTS, NS_STEPS, orthogonalize, stackedMatrices } from "../../src/train/muon.ts";
 import { AdamW, Optimizer } from "../../src/train/optimizer.ts";
 import * as ref from "../kernels/reference.ts";
 import { RandomData } from "../kernels/random_data.ts";
@@ -147,7 +147,7 @@ const BAND: [number, number] = [0.68, 1.21];
 
 function orthogonalized(x: Float32Array, rows: number, cols: number, precision: "fp32" | "bf16"): Float32Array {
   const out = x.slice();
-  new NewtonSchulz(precision).orthogonalize(out, rows, cols);
+  orthogonalize(out, rows, cols, precision);
   return out;
 }
 
