@@ -346,3 +346,18 @@ int tv_axpby(float* out, const float* x, const float* y, int64_t N, float a, flo
   tv_active->axpby(out, x, y, N, a, b);
   return TV_OK;
 }
+
+int tv_argmax(int32_t* out, const float* x, int n) {
+  NEED(out); NEED(x); POS(n);
+  tv_active->argmax(out, x, n);
+  return TV_OK;
+}
+
+int tv_top_k_candidates(int32_t* ids, int32_t* count, float* kth, float* heap, const float* x, int n,
+                        int k, double margin) {
+  NEED(ids); NEED(count); NEED(kth); NEED(heap); NEED(x);
+  POS(n); POS(k); CHECK(k <= n, TV_E_SIZE);
+  CHECK(margin >= 0 && margin <= 1e30, TV_E_SIZE);
+  tv_active->top_k_candidates(ids, count, kth, heap, x, n, k, margin);
+  return TV_OK;
+}

@@ -80,7 +80,10 @@
   X(attention_decode_rows, (float* out, const float* q, const float* const* k_caches,                \
                             const float* const* v_caches, const int32_t* lengths, int B, int C,      \
                             int H, int q_stride))                                                    \
-  X(axpby, (float* out, const float* x, const float* y, int64_t N, float a, float b))
+  X(axpby, (float* out, const float* x, const float* y, int64_t N, float a, float b))             \
+  X(argmax, (int32_t* out, const float* x, int n))                                                 \
+  X(top_k_candidates, (int32_t* ids, int32_t* count, float* kth, float* heap, const float* x,      \
+                       int n, int k, double margin))
 
 typedef struct tv_kernels {
 #define TV_FIELD(name, params) void(*name) params;

@@ -231,6 +231,17 @@ int tv_newton_schulz(float* const* xs, const int32_t* rows, const int32_t* cols,
                      int steps, const float* coefficients, float* scratch, int64_t scratch_len,
                      int bf16);
 
+/* ---- picking a token (the sampler's passes over the logits) --------------------------------- */
+
+/* *out = the first index of the largest of x[0..n): a plain scan that keeps the first strict
+ * maximum; a NaN is never greater (a NaN at 0 gives 0). */
+int tv_argmax(int32_t* out, const float* x, int n);
+/* *kth = the k-th largest of x[0..n) (1 <= k <= n; heap: k floats of scratch), then
+ * ids[0..*count) = every index i, ascending, with x[i] >= *kth − margin (compared in double;
+ * ids holds n). The same answers as the plain loops, NaNs included. */
+int tv_top_k_candidates(int32_t* ids, int32_t* count, float* kth, float* heap, const float* x, int n,
+                        int k, double margin);
+
 /* ---- byte-level BPE (tokenizer hot loops) ---- */
 /* Not numeric kernels: these allocate (and report failure) and keep state behind opaque handles.
  * Pre-tokenization is the GPT-2 pattern over UTF-8; a byte that is not valid UTF-8 is a character

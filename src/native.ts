@@ -57,6 +57,8 @@ const symbols = {
   tv_sum_squares: { args: [ptr, ptr, i64], returns: i32 },
   tv_axpby: { args: [ptr, ptr, ptr, i64, f32, f32], returns: i32 },
   tv_newton_schulz: { args: [ptr, ptr, ptr, i32, i32, ptr, ptr, i64, i32], returns: i32 },
+  tv_argmax: { args: [ptr, ptr, i32], returns: i32 },
+  tv_top_k_candidates: { args: [ptr, ptr, ptr, ptr, ptr, i32, i32, FFIType.f64], returns: i32 },
   // tokenizer
   tv_bpe_set_classes: { args: [ptr, i64], returns: i32 },
   tv_bpe_pretokenize: { args: [ptr, i64, ptr, i64], returns: FFIType.i64_fast },
@@ -582,4 +584,36 @@ export function axpby(out: Float32Array, x: Float32Array, y: Float32Array, N: nu
   positive(k, { N });
   need(k, "out", out, N); need(k, "x", x, N); need(k, "y", y, N);
   check(k, S.tv_axpby(out, x, y, N, a, b));
+}
+
+// ---- picking a token ----------------------------------------------------------------------
+
+const argmaxOut = new Int32Array(1);
+void argmaxOut.buffer; // storage pinned before its address is taken
+
+/** The first index of the largest of x[0..n) (a plain scan keeping the first strict maximum; a NaN
+ * is never greater). */
+export function argmax(x: Float32Array, n = x.length): number {
+  if (!Number.isInteger(n) || n < 1 || n > x.length) throw new RangeError(`argmax: n = ${n} must be within 1..${x.length}`);
+  check("argmax", S.tv_argmax(argmaxOut, x, n));
+  return argmaxOut[0]!;
+}
+
+const candidateOut = new Int32Array(1), kthOut = new Float32Array(1);
+void candidateOut.buffer; void kthOut.buffer;
+
+/**
+ * The k-th largest of x[0..n) (heap: k floats of scratch), and in ids (n of them) every index i,
+ * ascending, with x[i] >= kth − margin (compared in double); returns the k-th largest and the
+ * count of ids.
+ */
+export function topKCandidates(
+  ids: Int32Array, heap: Float32Array, x: Float32Array, n: number, k: number, margin: number,
+): { kth: number; count: number } {
+  const name = "top_k_candidates";
+  if (!Number.isInteger(n) || n < 1 || n > x.length) throw new RangeError(`${name}: n = ${n} must be within 1..${x.length}`);
+  if (!Number.isInteger(k) || k < 1 || k > n) throw new RangeError(`${name}: k = ${k} must be within 1..${n}`);
+  need(name, "ids", ids, n); need(name, "heap", heap, k);
+  check(name, S.tv_top_k_candidates(ids, candidateOut, kthOut, heap, x, n, k, margin));
+  return { kth: kthOut[0]!, count: candidateOut[0]! };
 }

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { InferenceEngine } from "../../src/generate/engine.ts";
 import { generate, type GenerateOptions } from "../../src/generate/generate.ts";
-import { argmax } from "../../src/generate/sampler.ts";
+import { argmax } from "../../src/native.ts";
 import { viewsOf } from "../../src/model/layout.ts";
 import { archFor, randomParams, tempDir, tinyTokenizer } from "./fixtures.ts";
 

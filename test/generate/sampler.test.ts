@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { argmax, Sampler } from "../../src/generate/sampler.ts";
+import { Sampler } from "../../src/generate/sampler.ts";
+import { argmax } from "../../src/native.ts";
 import { Xoshiro128 } from "../../src/base/rng.ts";
 
 const logitsOf = (probs: number[]) => Float32Array.from(probs.map(Math.log));
