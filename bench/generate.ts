@@ -10,10 +10,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InferenceEngine } from "../src/generate/engine.ts";
-import { argmax } from "../src/generate/sampler.ts";
 import { exportHf } from "../src/hf/export.ts";
 import { type Architecture, parameterCount, tensorSpecs } from "../src/model/layout.ts";
-import { getThreads, setThreads, sumSquares } from "../src/native.ts";
+import { argmax, getThreads, setThreads, sumSquares } from "../src/native.ts";
 import { Xoshiro128 } from "../src/base/rng.ts";
 
 const NEW_TOKENS = 256;
