@@ -61,7 +61,8 @@ int tv_threads_get(void);
 
 /* ---- matmul: y = x·Wᵀ + b (the nn.Linear layout) ------------------------------------------ */
 
-/* out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]; bias may be NULL. */
+/* out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]; bias may be NULL. Up to 32 rows (AVX-512; 4
+ * below it) this is tv_matmul_forward_rows, its bytes included; above, the blocked GEMM. */
 int tv_matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
                       int M, int K, int N);
 /* The same product for a few rows (batched decode): W is read in place once for all M rows, and

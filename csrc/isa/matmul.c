@@ -346,7 +346,8 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
   }
 }
 
-/* ---- small M (generation): out = W·x is a matrix-vector product, bound by reading W once ------ */
+/* ---- small M (generation, short prompts): each W row meets every input row while it is in cache,
+ * so W is read once; below ROWS_MAX_M rows this beats packing W for the blocked GEMM ----------- */
 
 typedef struct {
   float* out;
@@ -358,64 +359,9 @@ typedef struct {
 
 #define GEMV_MAX_M 4
 #define GEMV_LANES 32
+#define ROWS_MAX_M 32
 
-#if defined(__AVX512F__)
-/* One output row block at a time (4 rows of W, then single rows), all M inputs against it while those
- * rows are in cache, so W is read from memory once. Each dot product keeps two accumulators (k and
- * k+16) whatever block it is in, so an element's arithmetic does not depend on the split. */
-static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
-  const gemv_args* g = (const gemv_args*)arg;
-  const int K = g->K, k32 = K & ~31, rem = K - k32;
-  const __mmask16 m0 = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-  const __mmask16 m1 = rem > 16 ? (__mmask16)((1u << (rem - 16)) - 1) : 0;
-  int64_t n = n0;
-  for (; n + 4 <= n1; n += 4) {
-    const float* w = g->weight + n * K;
-    for (int m = 0; m < g->M; m++) {
-      const float* x = g->inp + (int64_t)m * K;
-      __m512 acc[4][2];
-      for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-      for (int k = 0; k < k32; k += 32) {
-        __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-          acc[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * K + k), x0, acc[r][0]);
-          acc[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * K + k + 16), x1, acc[r][1]);
-        }
-      }
-      if (rem) {
-        __m512 x0 = _mm512_maskz_loadu_ps(m0, x + k32), x1 = _mm512_maskz_loadu_ps(m1, x + k32 + 16);
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; r++) {
-          acc[r][0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, w + r * K + k32), x0, acc[r][0]);
-          acc[r][1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, w + r * K + k32 + 16), x1, acc[r][1]);
-        }
-      }
-      for (int r = 0; r < 4; r++) {
-        float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
-        g->out[(int64_t)m * g->N + n + r] = g->bias ? v + g->bias[n + r] : v;
-      }
-    }
-  }
-  for (; n < n1; n++) {
-    const float* w = g->weight + n * K;
-    for (int m = 0; m < g->M; m++) {
-      const float* x = g->inp + (int64_t)m * K;
-      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-      for (int k = 0; k < k32; k += 32) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
-      }
-      if (rem) {
-        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, w + k32), _mm512_maskz_loadu_ps(m0, x + k32), a0);
-        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, w + k32 + 16), _mm512_maskz_loadu_ps(m1, x + k32 + 16), a1);
-      }
-      float v = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-      g->out[(int64_t)m * g->N + n] = g->bias ? v + g->bias[n] : v;
-    }
-  }
-}
-#else
+#if !defined(__AVX512F__)
 /* Dot products with GEMV_LANES independent partial sums (vectorizable without reassociation),
  * folded in a fixed order. */
 static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
@@ -438,11 +384,12 @@ static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
 }
 #endif
 
-/* ---- a few rows (batched decode): gemv_rows' arithmetic per element, for any M ------------------ */
+/* ---- a few rows (decode, batched decode, short prompts): one arithmetic per element, for any M --- */
 
 #if defined(__AVX512F__)
-/* An R×C tile: R rows of W against C input rows, each dot product with gemv_rows' two accumulators
- * (k and k+16), masked tail and final reduction, so every element has the bytes of a one-row call.
+/* An R×C tile: R rows of W against C input rows, each dot product with two accumulators (k and
+ * k+16), a masked tail and one final reduction whatever R and C are, so every element has the bytes
+ * of a one-row call.
  * The tile is what makes it fast: one W load feeds C FMAs and one x load feeds R. */
 static inline __attribute__((always_inline)) void rows_tile(const gemv_args* g, int64_t n, int m,
                                                             const int R, const int C, const float* ahead) {
@@ -567,12 +514,19 @@ void TV_FN(matmul_forward_rows)(float* out, const float* inp, const float* weigh
 
 void TV_FN(matmul_forward)(float* out, const float* inp, const float* weight, const float* bias,
                            int M, int K, int N) {
+#if defined(__AVX512F__)
+  if (M <= ROWS_MAX_M) {
+    TV_FN(matmul_forward_rows)(out, inp, weight, bias, M, K, N);
+    return;
+  }
+#else
   if (M <= GEMV_MAX_M) {
     gemv_args g = {out, inp, weight, bias, M, K, N};
     if ((int64_t)N * K < 65536) gemv_rows(&g, 0, N);
     else tv_parallel_for(N, gemv_rows, &g);
     return;
   }
+#endif
   /* C = out[M,N], A = inp (row i, depth p: inp[i*K + p]), B(p,j) = weight[j*K + p]. */
   gemm_args g = {.a = inp, .a_rs = K, .a_cs = 1, .b = weight, .b_rs = 1, .b_cs = K,
                  .c = out, .ldc = N, .bias = bias, .accumulate = 0, .m = M, .n = N, .k = K};
@@ -629,14 +583,19 @@ void TV_FN(matmul_backward)(float* dinp, float* dweight, float* dbias, const flo
   }
 }
 
-/* Newton–Schulz's x·Wᵀ products take tv_matmul_forward's path, gemv for a few rows. */
-static int ns_forward_gemv(float* out, const float* a, const float* b, int M, int K, int N) {
-  if (M > GEMV_MAX_M) return 0;
+/* Newton–Schulz's x·Wᵀ products take tv_matmul_forward's path for a few rows. */
+static int ns_forward_small(float* out, const float* a, const float* b, int M, int K, int N) {
   gemv_args g = {out, a, b, NULL, M, K, N};
+#if defined(__AVX512F__)
+  if (M > ROWS_MAX_M) return 0;
+  rows_blocks(&g, 0, (N + 3) / 4);
+#else
+  if (M > GEMV_MAX_M) return 0;
   gemv_rows(&g, 0, N);
+#endif
   return 1;
 }
-#define NS_FORWARD_SMALL ns_forward_gemv
+#define NS_FORWARD_SMALL ns_forward_small
 #include "newton_schulz.h"
 
 void TV_FN(newton_schulz)(float* const* xs, const int32_t* rows, const int32_t* cols, int count,

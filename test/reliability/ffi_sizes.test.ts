@@ -91,6 +91,8 @@ const KERNELS: Case[] = [
   { symbol: "tv_crossentropy_forward_backward", call: call(N.crossEntropyForwardBackward), args: () => [f(M), f(M * V), f(M * V), ids(M, V), M, V, 1], buffers: [0, 1, 2, 3] },
   { symbol: "tv_newton_schulz", call: call(N.newtonSchulz), args: () => [[f(12), f(35)], Int32Array.of(4, 5), Int32Array.of(3, 7), 5, Float32Array.of(3.4445, -4.775, 2.0315), false], buffers: [0, 1, 2, 4] },
   { symbol: "tv_axpby", call: call(N.axpby), args: () => [f(5), f(5), f(5), 5, 0.5, -2], buffers: [0, 1, 2] },
+  { symbol: "tv_argmax", call: call(N.argmax), args: () => [f(9), 9], buffers: [0] },
+  { symbol: "tv_top_k_candidates", call: call(N.topKCandidates), args: () => [ids(9, 9), f(3), f(9), 9, 3, 1e-5], buffers: [0, 1, 2] },
   { symbol: "tv_adamw_step", call: (...a) => N.adamwStep(...(a as Parameters<typeof N.adamwStep>)), args: () => [f(6), f(6), f(6).map(Math.abs), f(6), hyper, 1], buffers: [1, 2, 3] },
 ];
 
