@@ -7,11 +7,15 @@
 //   - time to the first streamed token for a 16-token prompt (p50, p90), idle and beside 15 busy streams;
 //   - 1,000 requests at 32 concurrent, 10% of them malformed or oversized: statuses, and the server's
 //     resident memory at the start, after 100 requests and at the end;
-//   - a screenshot of the playground (docs/img/playground.png) when Chromium is installed.
-// The model and its vocabulary are made once under build/bench/serve/ (about a minute of training).
+//   - a screenshot of the playground (docs/img/playground.png) when Chromium is installed;
+//   - greedy tokens/s with 1 and 16 clients again on a wide model (768 wide, 12 layers, 12 heads,
+//     SwiGLU 2048: GPT-2 small's body, about 370 MB of weights), which unlike the default one does not
+//     fit in the caches, so that one client's decoding is bound by memory (skip: --skip-wide).
+// The models and the vocabulary are made once under build/bench/serve/ (about a minute of training;
+// the wide model is one training step: its speed is the point, not its text).
 // Results: a table on stdout and build/bench/serve.json.
 //
-//   bun run bench:serve [--threads N] [--train-seconds 60] [--checkpoint FILE --vocab FILE (another model)]
+//   bun run bench:serve [--threads N] [--train-seconds 60] [--checkpoint FILE --vocab FILE (another model)] [--skip-wide]
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
@@ -20,7 +24,7 @@ const root = join(import.meta.dir, "..");
 const BIN = join(root, "bin", "train-vocab.ts");
 const dir = join(root, "build", "bench", "serve");
 const { values: flags } = parseArgs({
-  options: { threads: { type: "string" }, "train-seconds": { type: "string", default: "60" }, checkpoint: { type: "string" }, vocab: { type: "string" } },
+  options: { threads: { type: "string" }, "train-seconds": { type: "string", default: "60" }, checkpoint: { type: "string" }, vocab: { type: "string" }, "skip-wide": { type: "boolean", default: false } },
 });
 const NEW_TOKENS = 128;
 
@@ -57,14 +61,29 @@ async function prepare(): Promise<{ checkpoint: string; vocab: string; text: str
   return { checkpoint, vocab, text };
 }
 
+/** The wide model (one training step, random-like weights: only its speed is measured), made once. */
+async function prepareWide(data: string, vocab: string): Promise<string> {
+  const output = join(dir, "wide");
+  const checkpoint = join(output, "model_checkpoint.bin");
+  if (!existsSync(checkpoint)) {
+    log("making the wide model (one training step, once) …");
+    await cli([
+      "--data", data, "--vocab", vocab, "--output", output, "--overwrite",
+      "--d-model", "768", "--num-layers", "12", "--num-heads", "12", "--d-ff", "2048", "--max-length", "256",
+      "--batch-size", "1", "--max-steps", "1", "--log-every", "1000",
+    ]);
+  }
+  return checkpoint;
+}
+
 interface Server {
   url: string;
   pid: number;
   stop: () => Promise<void>;
 }
 
-async function startServer(checkpoint: string, vocab: string): Promise<Server> {
-  const args = ["serve", "--checkpoint", checkpoint, "--vocab", vocab, "--port", "0", "--max-concurrent", "32", "--model-name", "brown-s"];
+async function startServer(checkpoint: string, vocab: string, name = "brown-s"): Promise<Server> {
+  const args = ["serve", "--checkpoint", checkpoint, "--vocab", vocab, "--port", "0", "--max-concurrent", "32", "--model-name", name];
   if (flags.threads) args.push("--threads", flags.threads);
   const proc = Bun.spawn(["bun", "run", BIN, ...args], { cwd: root, stdout: "pipe", stderr: "inherit" });
   const reader = proc.stdout.getReader();
@@ -285,4 +304,30 @@ try {
   if (shot) console.log(`playground screenshot: ${relative(root, shot)}`);
 } finally {
   await server.stop();
+}
+
+// The wide model: one client's decoding reads 370 MB of weights from memory per token, which a batch
+// shares; greedy only (the sampler's cost is the same as above and small beside this model's step).
+if (!flags["skip-wide"]) {
+  const wide = await prepareWide(join(dir, "brown.txt"), vocab);
+  const wideServer = await startServer(wide, vocab, "wide");
+  try {
+    log(`wide model's server at ${wideServer.url}; warming up …`);
+    await throughput(wideServer.url, prompt, 2, 1, { temperature: 0 });
+    const one = await throughput(wideServer.url, prompt, 1, 2, { temperature: 0 });
+    const sixteen = await throughput(wideServer.url, prompt, 16, 2, { temperature: 0 });
+    const ratio = sixteen.tokensPerSecond / one.tokensPerSecond;
+    const file = join(root, "build", "bench", "serve.json");
+    const results = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    results.wide_model = {
+      model: { d_model: 768, num_layers: 12, num_heads: 12, d_ff: 2048, vocab_size: 8192, max_seq_len: 256 },
+      one_client: one, sixteen_clients: sixteen, ratio,
+    };
+    writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
+    const f0 = (x: number) => Math.round(x).toLocaleString("en-US");
+    console.log(`wide model (768 wide, 12 layers; weights beyond the caches), greedy: 1 client ${f0(one.tokensPerSecond)} tok/s, ` +
+      `16 clients ${f0(sixteen.tokensPerSecond)} tok/s: 16 ÷ 1 ${ratio.toFixed(2)}×`);
+  } finally {
+    await wideServer.stop();
+  }
 }
