@@ -59,6 +59,8 @@ function pinned(a: Int32Array | BigUint64Array): Pointer {
 export class BatchDecoder {
   /** [maxRows, V]: row b holds the logits of the step's b-th sequence. */
   readonly logits: Float32Array;
+  /** Row b of logits as a view of its own (made once: a step's callers sample each row). */
+  readonly logitRows: Float32Array[];
   private readonly m: ModelPointers;
   private readonly x: Float32Array; private readonly qkv: Float32Array;
   private readonly buffers: Float32Array[];
@@ -87,6 +89,7 @@ export class BatchDecoder {
     const fc = new Float32Array(R * this.fcWidth), fcg = new Float32Array(R * F);
     const mean = new Float32Array(R), rstd = new Float32Array(R);
     this.logits = new Float32Array(R * V);
+    this.logitRows = Array.from({ length: R }, (_, b) => this.logits.subarray(b * V, (b + 1) * V));
     this.buffers = [this.x, xn, this.qkv, att, tmp, fc, fcg, mean, rstd, this.logits];
     this.px = addressOf(this.x); this.pxn = addressOf(xn); this.pqkv = addressOf(this.qkv);
     this.patt = addressOf(att); this.ptmp = addressOf(tmp); this.pfc = addressOf(fc); this.pfcg = addressOf(fcg);

@@ -86,6 +86,8 @@ export class Scheduler {
   private running = false;
   private readonly decoder: BatchDecoder;
   private readonly tokens: Int32Array;
+  /** The running sequences' caches, in batch order (refilled each step, not reallocated). */
+  private readonly caches: KvCache[] = [];
   private readonly vocab: number;
   private steps = 0;
   private rows = 0;
@@ -166,12 +168,15 @@ export class Scheduler {
     const batch = this.active;
     const B = batch.length;
     if (B === 0) return started;
-    for (let b = 0; b < B; b++) this.tokens[b] = batch[b]!.next;
-    const logits = this.decoder.step(batch.map((s) => s.cache!), this.tokens, B);
+    this.caches.length = B;
+    for (let b = 0; b < B; b++) {
+      this.tokens[b] = batch[b]!.next;
+      this.caches[b] = batch[b]!.cache!;
+    }
+    this.decoder.step(this.caches, this.tokens, B);
     this.steps++;
     this.rows += B;
-    const V = this.engine.arch.vocab_size;
-    for (let b = 0; b < B; b++) this.advance(batch[b]!, logits.subarray(b * V, (b + 1) * V));
+    for (let b = 0; b < B; b++) this.advance(batch[b]!, this.decoder.logitRows[b]!);
     this.active = batch.filter((s) => {
       if (s.done) this.release(s);
       return !s.done;
