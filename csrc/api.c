@@ -51,6 +51,22 @@ int tv_matmul_forward_rows(float* out, const float* inp, const float* weight, co
   return TV_OK;
 }
 
+int tv_pack_panels(float* out, const float* weight, int N, int K) {
+  NEED(out); NEED(weight);
+  POS(N); POS(K); FITS((int64_t)(N + 15) * K);
+  tv_active->pack_panels(out, weight, N, K);
+  return TV_OK;
+}
+
+int tv_matmul_forward_panels(float* out, const float* inp, const float* panels, const float* bias,
+                             int M, int K, int N) {
+  int status = matmul_forward_args(out, inp, panels, M, K, N);
+  if (status != TV_OK) return status;
+  FITS((int64_t)(N + 15) * K);
+  tv_active->matmul_forward_panels(out, inp, panels, bias, M, K, N);
+  return TV_OK;
+}
+
 int tv_matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout,
                        const float* inp, const float* weight, int M, int K, int N) {
   int status = matmul_backward_args(dinp, dweight, dout, inp, weight, M, K, N);

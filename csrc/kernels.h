@@ -81,6 +81,9 @@
                             const float* const* v_caches, const int32_t* lengths, int B, int C,      \
                             int H, int q_stride))                                                    \
   X(axpby, (float* out, const float* x, const float* y, int64_t N, float a, float b))             \
+  X(pack_panels, (float* out, const float* weight, int N, int K))                                  \
+  X(matmul_forward_panels, (float* out, const float* inp, const float* panels, const float* bias,   \
+                            int M, int K, int N))                                                  \
   X(argmax, (int32_t* out, const float* x, int n))                                                 \
   X(top_k_candidates, (int32_t* ids, int32_t* count, float* kth, float* heap, const float* x,      \
                        int n, int k, double margin))

@@ -78,6 +78,14 @@ int tv_matmul_forward_rows(float* out, const float* inp, const float* weight, co
 int tv_matmul_backward(float* dinp, float* dweight, float* dbias,
                        const float* dout, const float* inp, const float* weight,
                        int M, int K, int N);
+/* Decoding's product on weights packed once into 16-wide panels (tv_pack_panels: panel j holds rows
+ * 16j..16j+15 of weight[N,K] depth-major, out[(j·K + k)·16 + i], rows past N zero; out holds
+ * ⌈N/16⌉·16·K floats). out[M,N] = inp[M,K] · weightᵀ + bias with one running sum per element over
+ * k = 0..K−1, then the bias: the same operations for an element whatever M, so each row of out has
+ * the bytes of a one-row call. */
+int tv_pack_panels(float* out, const float* weight, int N, int K);
+int tv_matmul_forward_panels(float* out, const float* inp, const float* panels, const float* bias,
+                             int M, int K, int N);
 /* The same two products with bf16 operands (fp32 inputs rounded to nearest even) and fp32
  * accumulation; bias, dbias and the parameter gradients' existing content stay fp32. Where BF16 dot products
  * are unavailable (tv_has_bf16() == 0: the CPU lacks them, or a lower ISA level is in use) these
@@ -239,7 +247,8 @@ int tv_newton_schulz(float* const* xs, const int32_t* rows, const int32_t* cols,
 int tv_argmax(int32_t* out, const float* x, int n);
 /* *kth = the k-th largest of x[0..n) (1 <= k <= n; heap: k floats of scratch), then
  * ids[0..*count) = every index i, ascending, with x[i] >= *kth − margin (compared in double;
- * ids holds n). The same answers as the plain loops, NaNs included. */
+ * ids holds n). The same answers as the plain loops, NaNs included. margin: 0 .. 1e30, else
+ * TV_E_SIZE. */
 int tv_top_k_candidates(int32_t* ids, int32_t* count, float* kth, float* heap, const float* x, int n,
                         int k, double margin);
 

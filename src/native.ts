@@ -22,6 +22,8 @@ const symbols = {
   tv_matmul_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_matmul_backward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_matmul_forward_rows: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
+  tv_pack_panels: { args: [ptr, ptr, i32, i32], returns: i32 },
+  tv_matmul_forward_panels: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_matmul_forward_bf16: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_matmul_backward_bf16: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_layernorm_forward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32], returns: i32 },
@@ -226,6 +228,31 @@ export function matmulForwardRows(
   const k = "matmul_forward_rows";
   matmulForwardSizes(k, out, inp, weight, bias, M, K, N);
   check(k, S.tv_matmul_forward_rows(out, inp, weight, bias, M, K, N));
+}
+
+/** Floats the 16-wide panels of an [N, K] weight take (rows past N padded with zeros). */
+export function panelsLength(N: number, K: number): number {
+  return Math.ceil(N / 16) * 16 * K;
+}
+
+/** weight [N, K] repacked into decoding's 16-wide panels (out: panelsLength(N, K) floats). */
+export function packPanels(out: Float32Array, weight: Float32Array, N: number, K: number): void {
+  const k = "pack_panels";
+  positive(k, { N, K });
+  need(k, "out", out, panelsLength(N, K)); need(k, "weight", weight, N * K);
+  check(k, S.tv_pack_panels(out, weight, N, K));
+}
+
+/** out [M, N] = inp [M, K] · weightᵀ + bias from the weight's panels (packPanels): one running sum per
+ * element, so each row of out has the bytes of a one-row call whatever M is. */
+export function matmulForwardPanels(
+  out: Float32Array, inp: Float32Array, panels: Float32Array, bias: Float32Array | null,
+  M: number, K: number, N: number,
+): void {
+  const k = "matmul_forward_panels";
+  positive(k, { M, K, N });
+  need(k, "out", out, M * N); need(k, "inp", inp, M * K); need(k, "panels", panels, panelsLength(N, K)); need(k, "bias", bias, N);
+  check(k, S.tv_matmul_forward_panels(out, inp, panels, bias, M, K, N));
 }
 
 export function matmulBackward(
@@ -604,8 +631,8 @@ void candidateOut.buffer; void kthOut.buffer;
 
 /**
  * The k-th largest of x[0..n) (heap: k floats of scratch), and in ids (n of them) every index i,
- * ascending, with x[i] >= kth − margin (compared in double); returns the k-th largest and the
- * count of ids.
+ * ascending, with x[i] >= kth − margin (compared in double; margin within 0..1e30); returns the
+ * k-th largest and the count of ids.
  */
 export function topKCandidates(
   ids: Int32Array, heap: Float32Array, x: Float32Array, n: number, k: number, margin: number,

@@ -94,7 +94,9 @@ void TV_FN(top_k_candidates)(int32_t* ids, int32_t* count, float* kth, float* he
   for (; j + 16 <= n; j += 16, idx = _mm512_add_epi32(idx, _mm512_set1_epi32(16))) {
     const __mmask16 hit = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + j), fv, _CMP_GE_OQ);
     if (!hit) continue;
-    _mm512_mask_compressstoreu_epi32(ids + m, hit, idx);
+    /* Compressed in a register, then a full store: it stays inside ids (m <= j, j + 16 <= n), and
+     * a compressing store straight to memory is microcoded and slow on some cores. */
+    _mm512_storeu_si512(ids + m, _mm512_maskz_compress_epi32(hit, idx));
     m += __builtin_popcount(hit);
   }
 #endif

@@ -134,7 +134,7 @@ export class BatchDecoder {
     }
     this.m.layers.forEach((l, layer) => {
       this.norm(l.ln1w, l.ln1b, B);
-      ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
+      ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
       if (rope) ok("rope_forward_rows", S.tv_rope_forward_rows(this.pqkv, rope.pcos, rope.psin, this.ppositions, P, B, 3 * C, C, H));
       for (let b = 0; b < B; b++) {
         const cache = caches[b]!, pos = cache.length;
@@ -143,18 +143,18 @@ export class BatchDecoder {
         this.kTable[b] = cache.kAddress[layer]!; this.vTable[b] = cache.vAddress[layer]!;
       }
       ok("attention_decode_rows", S.tv_attention_decode_rows(this.patt, this.pqkv, this.pkTable, this.pvTable, this.plengths, B, C, H, 3 * C));
-      ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.ptmp, this.patt, l.attnProjW, l.attnProjB, B, C, C));
+      ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.ptmp, this.patt, l.attnProjW, l.attnProjB, B, C, C));
       ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
       this.norm(l.ln2w, l.ln2b, B);
-      ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.pfc, this.pxn, l.fcW, l.fcB, B, C, this.fcWidth));
+      ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.pfc, this.pxn, l.fcW, l.fcB, B, C, this.fcWidth));
       if (this.m.eps === null) ok("gelu_forward", S.tv_gelu_forward(this.pfcg, this.pfc, B * F));
       else ok("swiglu_forward", S.tv_swiglu_forward(this.pfcg, this.pfc, B, F));
-      ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.ptmp, this.pfcg, l.mlpProjW, l.mlpProjB, B, F, C));
+      ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.ptmp, this.pfcg, l.mlpProjW, l.mlpProjB, B, F, C));
       ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
     });
     for (let b = 0; b < B; b++) caches[b]!.length++;
     this.norm(this.m.lnfw, this.m.lnfb, B);
-    ok("matmul_forward_rows", S.tv_matmul_forward_rows(this.plogits, this.pxn, this.m.lmHead, null, B, C, V));
+    ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.plogits, this.pxn, this.m.lmHead, null, B, C, V));
     return this.logits;
   }
 

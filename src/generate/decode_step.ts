@@ -15,12 +15,13 @@
 import { ptr } from "bun:ffi";
 import { type Architecture, blockOf, fcRows, LLAMA_NORM_EPS, LLAMA_ROPE_THETA } from "../model/layout.ts";
 import type { ModelTensors } from "../model/weights.ts";
-import { NativeError, nativeSymbols as S } from "../native.ts";
+import { NativeError, nativeSymbols as S, packPanels, panelsLength } from "../native.ts";
 
 export type Pointer = ReturnType<typeof ptr>;
 export const F32 = 4;
 
-/** One block's weights as addresses (null: a bias or norm shift the block does not have). */
+/** One block's weights as addresses (null: a bias or norm shift the block does not have); the four
+ * matrices are their 16-wide panels (tv_pack_panels), the layout decoding's product reads. */
 export interface LayerPointers {
   ln1w: Pointer; ln1b: Pointer | null; qkvW: Pointer; qkvB: Pointer | null;
   attnProjW: Pointer; attnProjB: Pointer | null; ln2w: Pointer; ln2b: Pointer | null;
@@ -57,6 +58,7 @@ export interface ModelPointers {
   wpeRows: number;
   lnfw: Pointer;
   lnfb: Pointer | null;
+  /** The LM head's panels. */
   lmHead: Pointer;
   /** Llama: RMSNorm's eps; null for GPT-2. */
   eps: number | null;
@@ -65,6 +67,36 @@ export interface ModelPointers {
   rope: { cos: Float32Array; sin: Float32Array; pcos: Pointer; psin: Pointer } | null;
   /** The zeros behind a Llama model's wpe, held so that their address stays valid. */
   zeroRow: Float32Array;
+  /** The panels the matrix addresses point into, held likewise. */
+  panels: Float32Array[];
+}
+
+/**
+ * Every matrix decoding multiplies by, repacked once into 16-wide panels (a copy beside the weights,
+ * which prefill and evaluation read as they are): one per model, shared by its batch-1 and batched
+ * decoders, so that both read the same panels and the model's memory is not doubled twice.
+ */
+const panelCache = new WeakMap<ModelTensors, Map<Float32Array, Float32Array>>();
+
+function panelsOf(arch: Architecture, weights: ModelTensors): Map<Float32Array, Float32Array> {
+  let cached = panelCache.get(weights);
+  if (cached) return cached;
+  const { d_model: C, d_ff: F, vocab_size: V } = arch;
+  cached = new Map();
+  const add = (w: Float32Array, N: number, K: number) => {
+    const p = new Float32Array(panelsLength(N, K));
+    packPanels(p, w, N, K);
+    cached!.set(w, p);
+  };
+  for (const b of weights.blocks) {
+    add(b.qkvW, 3 * C, C);
+    add(b.attnProjW, C, C);
+    add(b.fcW, fcRows(arch), C);
+    add(b.mlpProjW, C, F);
+  }
+  add(weights.lmHead, V, C);
+  panelCache.set(weights, cached);
+  return cached;
 }
 
 function ropeTable(arch: Architecture): ModelPointers["rope"] {
@@ -79,21 +111,24 @@ export function modelPointers(arch: Architecture, weights: ModelTensors): ModelP
   const opt = (a: Float32Array | null) => (a ? addressOf(a) : null);
   const zeroRow = new Float32Array(arch.d_model);
   const llama = blockOf(arch) === "llama";
+  const panels = panelsOf(arch, weights);
+  const packed = (w: Float32Array) => addressOf(panels.get(w)!);
   return {
     layers: weights.blocks.map((w) => ({
-      ln1w: addressOf(w.ln1w), ln1b: opt(w.ln1b), qkvW: addressOf(w.qkvW), qkvB: opt(w.qkvB),
-      attnProjW: addressOf(w.attnProjW), attnProjB: opt(w.attnProjB), ln2w: addressOf(w.ln2w), ln2b: opt(w.ln2b),
-      fcW: addressOf(w.fcW), fcB: opt(w.fcB), mlpProjW: addressOf(w.mlpProjW), mlpProjB: opt(w.mlpProjB),
+      ln1w: addressOf(w.ln1w), ln1b: opt(w.ln1b), qkvW: packed(w.qkvW), qkvB: opt(w.qkvB),
+      attnProjW: packed(w.attnProjW), attnProjB: opt(w.attnProjB), ln2w: addressOf(w.ln2w), ln2b: opt(w.ln2b),
+      fcW: packed(w.fcW), fcB: opt(w.fcB), mlpProjW: packed(w.mlpProjW), mlpProjB: opt(w.mlpProjB),
     })),
     wte: addressOf(weights.wte),
     wpe: addressOf(weights.wpe ?? zeroRow),
     wpeRows: weights.wpe ? arch.max_seq_len : 1,
     lnfw: addressOf(weights.lnfw),
     lnfb: opt(weights.lnfb),
-    lmHead: addressOf(weights.lmHead),
+    lmHead: packed(weights.lmHead),
     eps: llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null,
     rope: llama ? ropeTable(arch) : null,
     zeroRow,
+    panels: [...panels.values()],
   };
 }
 
@@ -145,22 +180,22 @@ export class DecodeStep {
     const rope = this.m.rope, P = this.arch.max_seq_len;
     for (const l of this.blocks) {
       this.norm(l.ln1w, l.ln1b);
-      ok("matmul_forward", S.tv_matmul_forward(p.qkv, p.xn, l.qkvW, l.qkvB, 1, C, 3 * C));
+      ok("matmul_forward_panels", S.tv_matmul_forward_panels(p.qkv, p.xn, l.qkvW, l.qkvB, 1, C, 3 * C));
       if (rope) ok("rope_forward_rows", S.tv_rope_forward_rows(p.qkv, rope.pcos, rope.psin, this.pposition, P, 1, 3 * C, C, H));
       l.k.set(this.qkvK, pos * C);
       l.v.set(this.qkvV, pos * C);
       ok("attention_decode", S.tv_attention_decode(p.att, p.qkv, l.kp, l.vp, pos + 1, C, H));
-      ok("matmul_forward", S.tv_matmul_forward(p.tmp, p.att, l.attnProjW, l.attnProjB, 1, C, C));
+      ok("matmul_forward_panels", S.tv_matmul_forward_panels(p.tmp, p.att, l.attnProjW, l.attnProjB, 1, C, C));
       ok("residual_forward", S.tv_residual_forward(p.x, p.x, p.tmp, C));
       this.norm(l.ln2w, l.ln2b);
-      ok("matmul_forward", S.tv_matmul_forward(p.fc, p.xn, l.fcW, l.fcB, 1, C, this.fcRows));
+      ok("matmul_forward_panels", S.tv_matmul_forward_panels(p.fc, p.xn, l.fcW, l.fcB, 1, C, this.fcRows));
       if (this.m.eps === null) ok("gelu_forward", S.tv_gelu_forward(p.fcg, p.fc, F));
       else ok("swiglu_forward", S.tv_swiglu_forward(p.fcg, p.fc, 1, F));
-      ok("matmul_forward", S.tv_matmul_forward(p.tmp, p.fcg, l.mlpProjW, l.mlpProjB, 1, F, C));
+      ok("matmul_forward_panels", S.tv_matmul_forward_panels(p.tmp, p.fcg, l.mlpProjW, l.mlpProjB, 1, F, C));
       ok("residual_forward", S.tv_residual_forward(p.x, p.x, p.tmp, C));
     }
     this.norm(this.m.lnfw, this.m.lnfb);
-    ok("matmul_forward", S.tv_matmul_forward(this.logitsP, p.xn, this.m.lmHead, null, 1, C, V));
+    ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.logitsP, p.xn, this.m.lmHead, null, 1, C, V));
     return this.logits;
   }
 

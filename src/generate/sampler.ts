@@ -95,6 +95,7 @@ export class Sampler {
    */
   private nearTopK(logits: Float32Array, n: number, k: number, max: number): number {
     const T = this.options.temperature;
+    if (!(1e-5 * T <= 1e30)) return -1; // beyond the native pass's margin: the full pass decides
     if (this.w.heap.length < k) this.w.heap = new Float32Array(k);
     const { kth, count } = topKCandidates(this.w.order, this.w.heap, logits, n, k, 1e-5 * T);
     if (Math.fround(Math.exp((kth - max) / T)) < MIN_NORMAL_F32) return -1;

@@ -89,12 +89,19 @@ describe("sampling passes", () => {
   });
 
   test("a margin that lands between two floats: the comparison is made in double, not in float", () => {
-    // kth = 1 and margin = 2^-30: floor = 1 − 2^-30 lies strictly between the floats 1 − 2^-24 and 1.
-    const x = Float32Array.of(1, 1 - 2 ** -24, 1, 0.5, 1 - 2 ** -24, 2);
+    // kth = 1 (k = 1) and floor = 1 − margin just above the float f = -0x1.93e594p+99, which rounding
+    // floor to float would give: 16 values of f (a whole vector, so the vector path decides) must
+    // stay out, and only x[0] = 1 is in.
+    const f = -0x193e594 * 2 ** (99 - 24), margin = 0x193e5939a08cea * 2 ** (99 - 52); // -0x1.93e594p+99, 0x1.93e5939a08ceap+99
+    const x = new Float32Array(33).fill(f);
+    x[0] = 1;
+    expect(Math.fround(f)).toBe(f);
+    expect(1 - margin).toBeGreaterThan(f);
+    expect(Math.fround(1 - margin)).toBe(f);
     ref.forEachIsa((isa) => {
-      const ids = new Int32Array(x.length), heap = new Float32Array(2);
-      const got = native.topKCandidates(ids, heap, x, x.length, 2, 2 ** -30);
-      expect([isa, got.kth, Array.from(ids.subarray(0, got.count))]).toEqual([isa, 1, [0, 2, 5]]);
+      const ids = new Int32Array(x.length), heap = new Float32Array(1);
+      const got = native.topKCandidates(ids, heap, x, x.length, 1, margin);
+      expect([isa, got.kth, Array.from(ids.subarray(0, got.count))]).toEqual([isa, 1, [0]]);
     });
   });
 
