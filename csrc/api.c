@@ -43,14 +43,6 @@ int tv_matmul_forward(float* out, const float* inp, const float* weight, const f
   return TV_OK;
 }
 
-int tv_matmul_forward_rows(float* out, const float* inp, const float* weight, const float* bias,
-                           int M, int K, int N) {
-  int status = matmul_forward_args(out, inp, weight, M, K, N);
-  if (status != TV_OK) return status;
-  tv_active->matmul_forward_rows(out, inp, weight, bias, M, K, N);
-  return TV_OK;
-}
-
 int tv_pack_panels(float* out, const float* weight, int N, int K) {
   NEED(out); NEED(weight);
   POS(N); POS(K); FITS((int64_t)(N + 15) * K);

@@ -25,8 +25,6 @@
                      int K, int N))                                                                \
   X(matmul_backward, (float* dinp, float* dweight, float* dbias, const float* dout,                \
                       const float* inp, const float* weight, int M, int K, int N))                 \
-  X(matmul_forward_rows, (float* out, const float* inp, const float* weight, const float* bias,   \
-                          int M, int K, int N))                                                    \
   X(matmul_forward_bf16, (float* out, const float* inp, const float* weight, const float* bias,   \
                           int M, int K, int N))                                                    \
   X(matmul_backward_bf16, (float* dinp, float* dweight, float* dbias, const float* dout,           \

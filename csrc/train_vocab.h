@@ -61,16 +61,9 @@ int tv_threads_get(void);
 
 /* ---- matmul: y = x·Wᵀ + b (the nn.Linear layout) ------------------------------------------ */
 
-/* out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]; bias may be NULL. Up to 32 rows (AVX-512; 4
- * below it) this is tv_matmul_forward_rows, its bytes included; above, the blocked GEMM. */
+/* out[M,N] = inp[M,K] · weight[N,K]ᵀ + bias[N]; bias may be NULL. */
 int tv_matmul_forward(float* out, const float* inp, const float* weight, const float* bias,
                       int M, int K, int N);
-/* The same product for a few rows (batched decode): W is read in place once for all M rows, and
- * every output element is computed exactly as tv_matmul_forward computes it for M = 1, so each row
- * of out has the bytes of a one-row call whatever M is. Meant for M up to a few dozen; slower than
- * tv_matmul_forward for large M. */
-int tv_matmul_forward_rows(float* out, const float* inp, const float* weight, const float* bias,
-                           int M, int K, int N);
 /* dinp[M,K] = dout[M,N] · weight[N,K] (OVERWRITTEN: dinp is a scratch activation gradient);
  * dweight[N,K] += dout[M,N]ᵀ · inp[M,K];  dbias[N] += Σ_m dout[m,:] (ACCUMULATED: parameter
  * gradients, which a tied weight collects from two places).

@@ -21,7 +21,6 @@ const symbols = {
   tv_threads_get: { args: [], returns: i32 },
   tv_matmul_forward: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_matmul_backward: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
-  tv_matmul_forward_rows: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_pack_panels: { args: [ptr, ptr, i32, i32], returns: i32 },
   tv_matmul_forward_panels: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
   tv_matmul_forward_bf16: { args: [ptr, ptr, ptr, ptr, i32, i32, i32], returns: i32 },
@@ -217,17 +216,6 @@ export function matmulForward(
   const k = "matmul_forward";
   matmulForwardSizes(k, out, inp, weight, bias, M, K, N);
   check(k, S.tv_matmul_forward(out, inp, weight, bias, M, K, N));
-}
-
-/** matmulForward for a few rows (batched decode): W is read once for all M rows, and each row of out
- * has the bytes matmulForward gives that row alone (M = 1), whatever M is. */
-export function matmulForwardRows(
-  out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null,
-  M: number, K: number, N: number,
-): void {
-  const k = "matmul_forward_rows";
-  matmulForwardSizes(k, out, inp, weight, bias, M, K, N);
-  check(k, S.tv_matmul_forward_rows(out, inp, weight, bias, M, K, N));
 }
 
 /** Floats the 16-wide panels of an [N, K] weight take (rows past N padded with zeros). */

@@ -346,8 +346,7 @@ static void gemm_region(const gemm_args* g, int i_begin, int i_end, int j_begin,
   }
 }
 
-/* ---- small M (generation, short prompts): each W row meets every input row while it is in cache,
- * so W is read once; below ROWS_MAX_M rows this beats packing W for the blocked GEMM ----------- */
+/* ---- small M (generation): out = W·x is a matrix-vector product, bound by reading W once ------ */
 
 typedef struct {
   float* out;
@@ -359,9 +358,64 @@ typedef struct {
 
 #define GEMV_MAX_M 4
 #define GEMV_LANES 32
-#define ROWS_MAX_M 32
 
-#if !defined(__AVX512F__)
+#if defined(__AVX512F__)
+/* One output row block at a time (4 rows of W, then single rows), all M inputs against it while those
+ * rows are in cache, so W is read from memory once. Each dot product keeps two accumulators (k and
+ * k+16) whatever block it is in, so an element's arithmetic does not depend on the split. */
+static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
+  const gemv_args* g = (const gemv_args*)arg;
+  const int K = g->K, k32 = K & ~31, rem = K - k32;
+  const __mmask16 m0 = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
+  const __mmask16 m1 = rem > 16 ? (__mmask16)((1u << (rem - 16)) - 1) : 0;
+  int64_t n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const float* w = g->weight + n * K;
+    for (int m = 0; m < g->M; m++) {
+      const float* x = g->inp + (int64_t)m * K;
+      __m512 acc[4][2];
+      for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+      for (int k = 0; k < k32; k += 32) {
+        __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+          acc[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * K + k), x0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * K + k + 16), x1, acc[r][1]);
+        }
+      }
+      if (rem) {
+        __m512 x0 = _mm512_maskz_loadu_ps(m0, x + k32), x1 = _mm512_maskz_loadu_ps(m1, x + k32 + 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+          acc[r][0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, w + r * K + k32), x0, acc[r][0]);
+          acc[r][1] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, w + r * K + k32 + 16), x1, acc[r][1]);
+        }
+      }
+      for (int r = 0; r < 4; r++) {
+        float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+        g->out[(int64_t)m * g->N + n + r] = g->bias ? v + g->bias[n + r] : v;
+      }
+    }
+  }
+  for (; n < n1; n++) {
+    const float* w = g->weight + n * K;
+    for (int m = 0; m < g->M; m++) {
+      const float* x = g->inp + (int64_t)m * K;
+      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+      for (int k = 0; k < k32; k += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
+      }
+      if (rem) {
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, w + k32), _mm512_maskz_loadu_ps(m0, x + k32), a0);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, w + k32 + 16), _mm512_maskz_loadu_ps(m1, x + k32 + 16), a1);
+      }
+      float v = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+      g->out[(int64_t)m * g->N + n] = g->bias ? v + g->bias[n] : v;
+    }
+  }
+}
+#else
 /* Dot products with GEMV_LANES independent partial sums (vectorizable without reassociation),
  * folded in a fixed order. */
 static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
@@ -384,149 +438,16 @@ static void gemv_rows(void* arg, int64_t n0, int64_t n1) {
 }
 #endif
 
-/* ---- a few rows (decode, batched decode, short prompts): one arithmetic per element, for any M --- */
-
-#if defined(__AVX512F__)
-/* An R×C tile: R rows of W against C input rows, each dot product with two accumulators (k and
- * k+16), a masked tail and one final reduction whatever R and C are, so every element has the bytes
- * of a one-row call.
- * The tile is what makes it fast: one W load feeds C FMAs and one x load feeds R. */
-static inline __attribute__((always_inline)) void rows_tile(const gemv_args* g, int64_t n, int m,
-                                                            const int R, const int C, const float* ahead) {
-  const int K = g->K, k32 = K & ~31, rem = K - k32;
-  const __mmask16 m0 = rem >= 16 ? 0xFFFF : (__mmask16)((1u << rem) - 1);
-  const __mmask16 m1 = rem > 16 ? (__mmask16)((1u << (rem - 16)) - 1) : 0;
-  const float* w = g->weight + n * K;
-  const float* x = g->inp + (int64_t)m * K;
-  __m512 acc[4][3][2];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; r++)
-#pragma GCC unroll 3
-    for (int c = 0; c < C; c++) acc[r][c][0] = acc[r][c][1] = _mm512_setzero_ps();
-  /* One half (k or k+16) at a time: 24 accumulators, C input vectors and one W vector fit the 32
-   * registers, so each load is made once. */
-  for (int k = 0; k < k32; k += 32) {
-    if (ahead) {
-      _mm_prefetch((const char*)(ahead + k), _MM_HINT_T0);
-      _mm_prefetch((const char*)(ahead + k + 16), _MM_HINT_T0);
-    }
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) {
-      __m512 xv[3];
-#pragma GCC unroll 3
-      for (int c = 0; c < C; c++) xv[c] = _mm512_loadu_ps(x + c * K + k + 16 * h);
-#pragma GCC unroll 4
-      for (int r = 0; r < R; r++) {
-        __m512 wv = _mm512_loadu_ps(w + r * K + k + 16 * h);
-        __asm__("" : "+v"(wv)); /* one load in a register, not C loads folded into the FMAs */
-#pragma GCC unroll 3
-        for (int c = 0; c < C; c++) acc[r][c][h] = _mm512_fmadd_ps(wv, xv[c], acc[r][c][h]);
-      }
-    }
-  }
-  if (rem) {
-    __m512 x0[3], x1[3];
-#pragma GCC unroll 3
-    for (int c = 0; c < C; c++) {
-      x0[c] = _mm512_maskz_loadu_ps(m0, x + c * K + k32);
-      x1[c] = _mm512_maskz_loadu_ps(m1, x + c * K + k32 + 16);
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-      __m512 w0 = _mm512_maskz_loadu_ps(m0, w + r * K + k32), w1 = _mm512_maskz_loadu_ps(m1, w + r * K + k32 + 16);
-#pragma GCC unroll 3
-      for (int c = 0; c < C; c++) {
-        acc[r][c][0] = _mm512_fmadd_ps(w0, x0[c], acc[r][c][0]);
-        acc[r][c][1] = _mm512_fmadd_ps(w1, x1[c], acc[r][c][1]);
-      }
-    }
-  }
-  if (R == 4) {
-#pragma GCC unroll 3
-    for (int c = 0; c < C; c++) {
-      __m128 v = tv_reduce_add4(_mm512_add_ps(acc[0][c][0], acc[0][c][1]), _mm512_add_ps(acc[1][c][0], acc[1][c][1]),
-                                _mm512_add_ps(acc[2][c][0], acc[2][c][1]), _mm512_add_ps(acc[3][c][0], acc[3][c][1]));
-      if (g->bias) v = _mm_add_ps(v, _mm_loadu_ps(g->bias + n));
-      _mm_storeu_ps(g->out + (int64_t)(m + c) * g->N + n, v);
-    }
-    return;
-  }
-#pragma GCC unroll 3
-  for (int c = 0; c < C; c++)
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-      float v = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][c][0], acc[r][c][1]));
-      g->out[(int64_t)(m + c) * g->N + n + r] = g->bias ? v + g->bias[n + r] : v;
-    }
-}
-
-/* Tile t of a block also fetches row t of the block ROWS_PREFETCH_BLOCKS ahead, so blocks do not
- * start on a miss: weights stream from beyond L2, and one block ahead is too late for them. */
-#define ROWS_PREFETCH_BLOCKS 4
-#define ROWS_TILE_C(R)                                                                              \
-  static void rows_tiles_##R(const gemv_args* g, int64_t n) {                                       \
-    const int64_t K = g->K;                                                                         \
-    const int64_t pf = n + 4 * ROWS_PREFETCH_BLOCKS;                                                \
-    const int next = pf + 4 <= g->N;                                                                \
-    int m = 0, t = 0;                                                                               \
-    for (; m + 3 <= g->M; m += 3, t++)                                                              \
-      rows_tile(g, n, m, R, 3, next && t < 4 ? g->weight + (pf + t) * K : NULL);                    \
-    const float* ahead = next && t < 4 ? g->weight + (pf + t) * K : NULL;                           \
-    if (g->M - m == 2) rows_tile(g, n, m, R, 2, ahead);                                             \
-    else if (g->M - m == 1) rows_tile(g, n, m, R, 1, ahead);                                        \
-  }
-ROWS_TILE_C(1)
-ROWS_TILE_C(2)
-ROWS_TILE_C(3)
-ROWS_TILE_C(4)
-
-/* Blocks of 4 W rows [b0, b1): each block meets every input row while it is in L1, so W is read
- * from memory once. */
-static void rows_blocks(void* arg, int64_t b0, int64_t b1) {
-  const gemv_args* g = (const gemv_args*)arg;
-  for (int64_t b = b0; b < b1; b++) {
-    int64_t n = 4 * b;
-    switch (g->N - n < 4 ? (int)(g->N - n) : 4) {
-      case 4: rows_tiles_4(g, n); break;
-      case 3: rows_tiles_3(g, n); break;
-      case 2: rows_tiles_2(g, n); break;
-      default: rows_tiles_1(g, n); break;
-    }
-  }
-}
-#endif
-
 /* ---- entry points ------------------------------------------------------------------------------ */
-
-void TV_FN(matmul_forward_rows)(float* out, const float* inp, const float* weight, const float* bias,
-                                int M, int K, int N) {
-  gemv_args g = {out, inp, weight, bias, M, K, N};
-#if defined(__AVX512F__)
-  int64_t blocks = (N + 3) / 4;
-  if ((int64_t)M * N * K < 65536) rows_blocks(&g, 0, blocks);
-  else tv_parallel_for(blocks, rows_blocks, &g);
-#else
-  /* gemv_rows already takes every input row against each W row while it is in cache. */
-  if ((int64_t)M * N * K < 65536) gemv_rows(&g, 0, N);
-  else tv_parallel_for(N, gemv_rows, &g);
-#endif
-}
 
 void TV_FN(matmul_forward)(float* out, const float* inp, const float* weight, const float* bias,
                            int M, int K, int N) {
-#if defined(__AVX512F__)
-  if (M <= ROWS_MAX_M) {
-    TV_FN(matmul_forward_rows)(out, inp, weight, bias, M, K, N);
-    return;
-  }
-#else
   if (M <= GEMV_MAX_M) {
     gemv_args g = {out, inp, weight, bias, M, K, N};
     if ((int64_t)N * K < 65536) gemv_rows(&g, 0, N);
     else tv_parallel_for(N, gemv_rows, &g);
     return;
   }
-#endif
   /* C = out[M,N], A = inp (row i, depth p: inp[i*K + p]), B(p,j) = weight[j*K + p]. */
   gemm_args g = {.a = inp, .a_rs = K, .a_cs = 1, .b = weight, .b_rs = 1, .b_cs = K,
                  .c = out, .ldc = N, .bias = bias, .accumulate = 0, .m = M, .n = N, .k = K};
@@ -583,19 +504,14 @@ void TV_FN(matmul_backward)(float* dinp, float* dweight, float* dbias, const flo
   }
 }
 
-/* Newton–Schulz's x·Wᵀ products take tv_matmul_forward's path for a few rows. */
-static int ns_forward_small(float* out, const float* a, const float* b, int M, int K, int N) {
-  gemv_args g = {out, a, b, NULL, M, K, N};
-#if defined(__AVX512F__)
-  if (M > ROWS_MAX_M) return 0;
-  rows_blocks(&g, 0, (N + 3) / 4);
-#else
+/* Newton–Schulz's x·Wᵀ products take tv_matmul_forward's path, gemv for a few rows. */
+static int ns_forward_gemv(float* out, const float* a, const float* b, int M, int K, int N) {
   if (M > GEMV_MAX_M) return 0;
+  gemv_args g = {out, a, b, NULL, M, K, N};
   gemv_rows(&g, 0, N);
-#endif
   return 1;
 }
-#define NS_FORWARD_SMALL ns_forward_small
+#define NS_FORWARD_SMALL ns_forward_gemv
 #include "newton_schulz.h"
 
 void TV_FN(newton_schulz)(float* const* xs, const int32_t* rows, const int32_t* cols, int count,

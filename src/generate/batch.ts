@@ -6,9 +6,9 @@
  * one tv_rope_forward_rows call per layer (angles from a table made once, not per row and layer).
  * Sequences come and go between steps (continuous batching): a step takes whichever caches it is given.
  *
- * Same tokens as the batch-1 path, for any B: the products go through tv_matmul_forward_rows, which
- * reads the weights once for all B rows and computes every output element exactly as the one-row
- * product does, each attention row has the bytes tv_attention_decode gives that sequence alone, each
+ * Same tokens as the batch-1 path, for any B: the products go through tv_matmul_forward_panels, which
+ * reads the weights' panels once for all B rows and gives every output element the one running sum
+ * it gets in a one-row call, each attention row has the bytes tv_attention_decode gives that sequence alone, each
  * rotary row the bytes of tv_rope_forward, and every other kernel works row by row or element by
  * element; so each row's logits are the bytes DecodeStep gives.
  *

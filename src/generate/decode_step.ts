@@ -72,13 +72,14 @@ export interface ModelPointers {
 }
 
 /**
- * Every matrix decoding multiplies by, repacked once into 16-wide panels (a copy beside the weights,
- * which prefill and evaluation read as they are): one per model, shared by its batch-1 and batched
- * decoders, so that both read the same panels and the model's memory is not doubled twice.
+ * Every matrix inference multiplies by (the blocks' four and the LM head), repacked once into 16-wide
+ * panels, the layout tv_matmul_forward_panels reads: a copy beside the weights (the embedding reads
+ * rows of wte, which may be the LM head too). One per model, shared by its prefill and its batch-1
+ * and batched decoders, keyed by the original matrix.
  */
 const panelCache = new WeakMap<ModelTensors, Map<Float32Array, Float32Array>>();
 
-function panelsOf(arch: Architecture, weights: ModelTensors): Map<Float32Array, Float32Array> {
+export function panelsOf(arch: Architecture, weights: ModelTensors): Map<Float32Array, Float32Array> {
   let cached = panelCache.get(weights);
   if (cached) return cached;
   const { d_model: C, d_ff: F, vocab_size: V } = arch;

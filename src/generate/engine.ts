@@ -5,7 +5,8 @@
  * new token costs one token's forward however long the prefix is.
  *
  * Every operation is a native kernel call on preallocated buffers: the per-token path allocates nothing
- * and calls the kernel table directly (decode_step.ts). A Llama model's keys are cached after their
+ * and calls the kernel table directly (decode_step.ts). Every product, prefill's and decoding's, reads
+ * the weights' 16-wide panels (tv_matmul_forward_panels), made once per model. A Llama model's keys are cached after their
  * rotary turn, at their own positions, so a step turns only the new row.
  */
 import { type Architecture, blockOf, fcRows, LLAMA_NORM_EPS, LLAMA_ROPE_THETA } from "../model/layout.ts";
@@ -16,13 +17,13 @@ import {
   encoderForward,
   geluForward,
   layernormForward,
-  matmulForward,
+  matmulForwardPanels,
   residualForward,
   rmsnormForward,
   ropeForward,
   swigluForward,
 } from "../native.ts";
-import { DecodeStep } from "./decode_step.ts";
+import { DecodeStep, panelsOf } from "./decode_step.ts";
 
 /** Activations for up to `rows` positions at once. */
 class Scratch {
@@ -68,10 +69,13 @@ export class InferenceEngine {
   private readonly theta: number | null;
   /** wpe, or zeros for a Llama model (the encoder kernel adds a position row). */
   private readonly positions: Float32Array;
+  /** The matrices' 16-wide panels (decode_step.ts), which every product here reads. */
+  private readonly panels: Map<Float32Array, Float32Array>;
 
   constructor(arch: Architecture, params: Float32Array) {
     this.arch = arch;
     this.weights = modelTensors(arch, params);
+    this.panels = panelsOf(arch, this.weights);
     const { d_model: C, max_seq_len: P, vocab_size: V } = arch;
     const llama = blockOf(arch) === "llama";
     this.eps = llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null;
@@ -113,7 +117,7 @@ export class InferenceEngine {
     encoderForward(s.x, ids, w.wte, this.positions, 1, T, C, V, P);
     w.blocks.forEach((lw, l) => {
       this.norm(s, s.x, lw.ln1w, lw.ln1b, T);
-      matmulForward(s.qkv, s.xn, lw.qkvW, lw.qkvB, T, C, 3 * C);
+      this.linear(s.qkv, s.xn, lw.qkvW, lw.qkvB, T, C, 3 * C);
       if (this.theta !== null) ropeForward(s.qkv, 1, T, C, H, 0, this.theta);
       attentionForward(s.att, s.lse, s.qkv, 1, T, C, H);
       const k = this.kCache[l]!, v = this.vCache[l]!;
@@ -128,7 +132,7 @@ export class InferenceEngine {
     if (allLogits) {
       if (allLogits.length < T * V) throw new RangeError(`prefill: allLogits holds ${allLogits.length}, needs ${T * V}`);
       this.norm(s, s.x, w.lnfw, w.lnfb, T);
-      matmulForward(allLogits, s.xn, w.lmHead, null, T, C, V);
+      this.linear(allLogits, s.xn, w.lmHead, null, T, C, V);
       this.logits.set(allLogits.subarray((T - 1) * V, T * V));
       return this.logits;
     }
@@ -159,13 +163,13 @@ export class InferenceEngine {
 
   /** Attention output projection + residual, then the MLP block + residual, for `rows` rows. */
   private mlpAndProjection(s: Scratch, lw: BlockTensors, rows: number, C: number, F: number): void {
-    matmulForward(s.tmp, s.att, lw.attnProjW, lw.attnProjB, rows, C, C);
+    this.linear(s.tmp, s.att, lw.attnProjW, lw.attnProjB, rows, C, C);
     residualForward(s.x, s.x, s.tmp, rows * C);
     this.norm(s, s.x, lw.ln2w, lw.ln2b, rows);
-    matmulForward(s.fc, s.xn, lw.fcW, lw.fcB, rows, C, fcRows(this.arch));
+    this.linear(s.fc, s.xn, lw.fcW, lw.fcB, rows, C, fcRows(this.arch));
     if (this.eps === null) geluForward(s.fcg, s.fc, rows * F);
     else swigluForward(s.fcg, s.fc, rows, F);
-    matmulForward(s.tmp, s.fcg, lw.mlpProjW, lw.mlpProjB, rows, F, C);
+    this.linear(s.tmp, s.fcg, lw.mlpProjW, lw.mlpProjB, rows, F, C);
     residualForward(s.x, s.x, s.tmp, rows * C);
   }
 
@@ -175,8 +179,13 @@ export class InferenceEngine {
     const s = this.one;
     const w = this.weights;
     this.norm(s, row, w.lnfw, w.lnfb, 1);
-    matmulForward(this.logits, s.xn, w.lmHead, null, 1, C, V);
+    this.linear(this.logits, s.xn, w.lmHead, null, 1, C, V);
     return this.logits;
+  }
+
+  /** out [rows, N] = inp [rows, K] · weightᵀ + bias, from the weight's panels. */
+  private linear(out: Float32Array, inp: Float32Array, weight: Float32Array, bias: Float32Array | null, rows: number, K: number, N: number): void {
+    matmulForwardPanels(out, inp, this.panels.get(weight)!, bias, rows, K, N);
   }
 
   /** s.xn = norm(inp) for `rows` rows: LayerNorm (GPT-2) or RMSNorm (Llama, no bias). */

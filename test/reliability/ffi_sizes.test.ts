@@ -53,7 +53,6 @@ const attentionBackwardArgs = (forward: typeof N.attentionForward) => () => {
 };
 const KERNELS: Case[] = [
   { symbol: "tv_matmul_forward", call: call(N.matmulForward), args: () => [f(M * Nn), f(M * K), f(Nn * K), f(Nn), M, K, Nn], buffers: [0, 1, 2, 3] },
-  { symbol: "tv_matmul_forward_rows", call: call(N.matmulForwardRows), args: () => [f(M * Nn), f(M * K), f(Nn * K), f(Nn), M, K, Nn], buffers: [0, 1, 2, 3] },
   { symbol: "tv_pack_panels", call: call(N.packPanels), args: () => [f(16 * K), f(Nn * K), Nn, K], buffers: [0, 1] },
   { symbol: "tv_matmul_forward_panels", call: call(N.matmulForwardPanels), args: () => [f(M * Nn), f(M * K), f(16 * K), f(Nn), M, K, Nn], buffers: [0, 1, 2, 3] },
   { symbol: "tv_matmul_backward", call: call(N.matmulBackward), args: () => [f(M * K), f(Nn * K), f(Nn), f(M * Nn), f(M * K), f(Nn * K), M, K, Nn], buffers: [0, 1, 2, 3, 4, 5] },
