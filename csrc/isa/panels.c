@@ -22,17 +22,31 @@
  * panels at memory speed, which the hardware prefetcher follows better alone. */
 #define PANEL_AHEAD 48
 
+/* Panels [j0, j1): the output is written in order, the 16 rows read side by side. */
+typedef struct {
+  float* out;
+  const float* weight;
+  int N, K;
+} pack_args;
+
+static void pack_range(void* arg, int64_t j0, int64_t j1) {
+  const pack_args* a = (const pack_args*)arg;
+  const int K = a->K;
+  for (int64_t j = j0; j < j1; j++) {
+    const int live = a->N - (int)j * PANEL < PANEL ? a->N - (int)j * PANEL : PANEL;
+    const float* rows[PANEL];
+    for (int i = 0; i < PANEL; i++) rows[i] = a->weight + (j * PANEL + (i < live ? i : 0)) * (int64_t)K;
+    float* dst = a->out + j * K * PANEL;
+    for (int k = 0; k < K; k++, dst += PANEL)
+      for (int i = 0; i < PANEL; i++) dst[i] = i < live ? rows[i][k] : 0.0f;
+  }
+}
+
 void TV_FN(pack_panels)(float* out, const float* weight, int N, int K) {
-  const int panels = (N + PANEL - 1) / PANEL;
-  for (int j = 0; j < panels; j++)
-    for (int i = 0; i < PANEL; i++) {
-      const int n = j * PANEL + i;
-      float* dst = out + (int64_t)j * K * PANEL + i;
-      if (n < N)
-        for (int k = 0; k < K; k++) dst[(int64_t)k * PANEL] = weight[(int64_t)n * K + k];
-      else
-        for (int k = 0; k < K; k++) dst[(int64_t)k * PANEL] = 0.0f;
-    }
+  pack_args a = {out, weight, N, K};
+  const int64_t panels = (N + PANEL - 1) / PANEL;
+  if ((int64_t)N * K < 65536) pack_range(&a, 0, panels);
+  else tv_parallel_for(panels, pack_range, &a);
 }
 
 typedef struct {
