@@ -10,9 +10,10 @@
  * reads the weights' panels once for all B rows and gives every output element the one running sum
  * it gets in a one-row call, each attention row has the bytes tv_attention_decode gives that sequence alone, each
  * rotary row the bytes of tv_rope_forward, and every other kernel works row by row or element by
- * element; so each row's logits are the bytes DecodeStep gives.
+ * element; so each row's logits are the bytes the step gives that sequence alone, which is what the
+ * batch-1 engine (engine.ts) runs.
  *
- * As in decode_step.ts, buffers' addresses are taken once (storage pinned first) and the kernels are
+ * Buffers' addresses are taken once (storage pinned first; model_pointers.ts) and the kernels are
  * called straight through the table; the step allocates nothing (per-row views and cache addresses
  * are made up front), since at small sizes the step's own overhead is a share of its time.
  */
@@ -20,7 +21,7 @@ import { ptr } from "bun:ffi";
 import { type Architecture, fcRows } from "../model/layout.ts";
 import type { ModelTensors } from "../model/weights.ts";
 import { nativeSymbols as S } from "../native.ts";
-import { addressOf, F32, modelPointers, type ModelPointers, ok, type Pointer } from "./decode_step.ts";
+import { addressOf, F32, modelPointers, type ModelPointers, ok, type Pointer } from "./model_pointers.ts";
 
 /** One sequence's keys and values: per layer [max_seq_len, C] each, and how many positions are filled. */
 export class KvCache {

@@ -5,7 +5,8 @@
  * new token costs one token's forward however long the prefix is.
  *
  * Every operation is a native kernel call on preallocated buffers: the per-token path allocates nothing
- * and calls the kernel table directly (decode_step.ts). Every product, prefill's and decoding's, reads
+ * and calls the kernel table directly: it is the batched decoder (batch.ts) at one row, so a server's
+ * batched row has the bytes `generate` computes. Every product, prefill's and decoding's, reads
  * the weights' 16-wide panels (tv_matmul_forward_panels), made once per model. A Llama model's keys are cached after their
  * rotary turn, at their own positions, so a step turns only the new row.
  */
@@ -23,7 +24,8 @@ import {
   ropeForward,
   swigluForward,
 } from "../native.ts";
-import { DecodeStep, panelsOf } from "./decode_step.ts";
+import { BatchDecoder, KvCache } from "./batch.ts";
+import { panelsOf } from "./model_pointers.ts";
 
 /** Activations for up to `rows` positions at once. */
 class Scratch {
@@ -56,20 +58,21 @@ class Scratch {
 export class InferenceEngine {
   readonly arch: Architecture;
   readonly weights: ModelTensors;
-  /** Per layer: keys and values of positions 0..length−1, [max_seq_len, C] each. */
-  private readonly kCache: Float32Array[];
-  private readonly vCache: Float32Array[];
+  /** Per layer: keys and values of positions 0..length−1; its length is the position `step` writes. */
+  private readonly cache: KvCache;
   private readonly one: Scratch;
   private many: Scratch | null = null;
   private readonly logits: Float32Array;
-  private pos = 0;
-  private readonly decoder: DecodeStep;
+  /** The decode step, at one row: the server's batched step, so a batched row has these bytes. */
+  private readonly decoder: BatchDecoder;
+  private readonly caches: KvCache[];
+  private readonly token = new Int32Array(1);
   /** Llama: RMSNorm's eps and the rotary base; null for GPT-2 (LayerNorm, learned positions). */
   private readonly eps: number | null;
   private readonly theta: number | null;
   /** wpe, or zeros for a Llama model (the encoder kernel adds a position row). */
   private readonly positions: Float32Array;
-  /** The matrices' 16-wide panels (decode_step.ts), which every product here reads. */
+  /** The matrices' 16-wide panels (model_pointers.ts), which every product here reads. */
   private readonly panels: Map<Float32Array, Float32Array>;
 
   constructor(arch: Architecture, params: Float32Array) {
@@ -81,16 +84,16 @@ export class InferenceEngine {
     this.eps = llama ? (arch.norm_eps ?? LLAMA_NORM_EPS) : null;
     this.theta = llama ? (arch.rope_theta ?? LLAMA_ROPE_THETA) : null;
     this.positions = this.weights.wpe ?? new Float32Array(P * C);
-    this.kCache = this.weights.blocks.map(() => new Float32Array(P * C));
-    this.vCache = this.weights.blocks.map(() => new Float32Array(P * C));
+    this.cache = new KvCache(arch);
+    this.caches = [this.cache];
     this.one = new Scratch(1, arch);
     this.logits = new Float32Array(V);
-    this.decoder = new DecodeStep(arch, this.weights, this.kCache, this.vCache, this.one, this.logits);
+    this.decoder = new BatchDecoder(arch, this.weights, 1);
   }
 
   /** Tokens in the cache: the position the next `step` writes. */
   get length(): number {
-    return this.pos;
+    return this.cache.length;
   }
 
   get contextSize(): number {
@@ -99,7 +102,7 @@ export class InferenceEngine {
 
   /** Forget the cache. */
   reset(): void {
-    this.pos = 0;
+    this.cache.length = 0;
   }
 
   /**
@@ -120,7 +123,7 @@ export class InferenceEngine {
       this.linear(s.qkv, s.xn, lw.qkvW, lw.qkvB, T, C, 3 * C);
       if (this.theta !== null) ropeForward(s.qkv, 1, T, C, H, 0, this.theta);
       attentionForward(s.att, s.lse, s.qkv, 1, T, C, H);
-      const k = this.kCache[l]!, v = this.vCache[l]!;
+      const k = this.cache.k[l]!, v = this.cache.v[l]!;
       for (let t = 0; t < T; t++) {
         const row = t * 3 * C;
         k.set(s.qkv.subarray(row + C, row + 2 * C), t * C);
@@ -128,7 +131,7 @@ export class InferenceEngine {
       }
       this.mlpAndProjection(s, lw, T, C, F);
     });
-    this.pos = T;
+    this.cache.length = T;
     if (allLogits) {
       if (allLogits.length < T * V) throw new RangeError(`prefill: allLogits holds ${allLogits.length}, needs ${T * V}`);
       this.norm(s, s.x, w.lnfw, w.lnfb, T);
@@ -146,19 +149,19 @@ export class InferenceEngine {
    * each): the server prefills a request here, then decodes it in its own cache among others.
    */
   copyCacheTo(k: Float32Array[], v: Float32Array[]): void {
-    const n = this.pos * this.arch.d_model;
-    this.kCache.forEach((src, l) => k[l]!.set(src.subarray(0, n)));
-    this.vCache.forEach((src, l) => v[l]!.set(src.subarray(0, n)));
+    const n = this.cache.length * this.arch.d_model;
+    this.cache.k.forEach((src, l) => k[l]!.set(src.subarray(0, n)));
+    this.cache.v.forEach((src, l) => v[l]!.set(src.subarray(0, n)));
   }
 
   /** Feed one token at position `length`; returns its logits ([V], reused by the next call). */
   step(token: number): Float32Array {
     const { vocab_size: V, max_seq_len: P } = this.arch;
-    if (this.pos >= P) throw new RangeError(`step: the cache is full (${P} positions); prefill again from a shorter prefix`);
+    if (this.cache.length >= P) throw new RangeError(`step: the cache is full (${P} positions); prefill again from a shorter prefix`);
     if (!Number.isInteger(token) || token < 0 || token >= V) throw new RangeError(`step: token ${token} is outside 0..${V - 1}`);
-    const logits = this.decoder.run(token, this.pos);
-    this.pos++;
-    return logits;
+    this.token[0] = token;
+    this.decoder.step(this.caches, this.token, 1);
+    return this.decoder.logitRows[0]!;
   }
 
   /** Attention output projection + residual, then the MLP block + residual, for `rows` rows. */

@@ -1,12 +1,11 @@
 /**
- * The per-token forward, as direct calls into the kernel table. At batch 1 a step is ~25 kernel
- * calls that each take microseconds, so the checked wrappers of src/native.ts (argument objects,
- * length checks, subarray views for every call) would cost a large share of the step. Here every
- * buffer's address is taken once: the sizes were fixed and checked when the engine was built (the
- * weights by modelTensors, the caches and scratch by the engine), so only the position and the
- * token vary, and both are checked by the engine before each step.
+ * A model's weights as addresses for the decode step (batch.ts), which calls the kernel table
+ * directly: at small sizes a step is ~25 kernel calls of microseconds each, and the checked wrappers
+ * of src/native.ts (argument objects, length checks, views for every call) would cost a large share
+ * of it. The sizes were fixed and checked when the weights were laid out (modelTensors), so each
+ * address is taken once.
  *
- * Addresses stay valid because this object holds every array it points into for its whole life, and
+ * Addresses stay valid because their holder keeps every array it points into for its whole life, and
  * each array's storage is pinned before its address is taken: JavaScriptCore keeps small typed arrays
  * inline in the garbage-collected heap and moves their data out the first time a view or the
  * ArrayBuffer is asked for, which would leave an earlier address dangling. Asking for `.buffer`
@@ -26,16 +25,6 @@ export interface LayerPointers {
   ln1w: Pointer; ln1b: Pointer | null; qkvW: Pointer; qkvB: Pointer | null;
   attnProjW: Pointer; attnProjB: Pointer | null; ln2w: Pointer; ln2b: Pointer | null;
   fcW: Pointer; fcB: Pointer | null; mlpProjW: Pointer; mlpProjB: Pointer | null;
-}
-
-interface BlockPointers extends LayerPointers {
-  k: Float32Array; v: Float32Array; kp: Pointer; vp: Pointer;
-}
-
-/** One row of activations. */
-export interface RowScratch {
-  x: Float32Array; xn: Float32Array; qkv: Float32Array; att: Float32Array; tmp: Float32Array;
-  fc: Float32Array; fcg: Float32Array; mean: Float32Array; rstd: Float32Array;
 }
 
 /** The address of `a`'s data, after pinning its storage (see above). */
@@ -131,79 +120,4 @@ export function modelPointers(arch: Architecture, weights: ModelTensors): ModelP
     zeroRow,
     panels: [...panels.values()],
   };
-}
-
-export class DecodeStep {
-  private readonly m: ModelPointers;
-  private readonly blocks: BlockPointers[];
-  private readonly p: Record<keyof RowScratch, Pointer>;
-  private readonly fcRows: number;
-  private readonly logitsP: Pointer;
-  private readonly qkvK: Float32Array;
-  private readonly qkvV: Float32Array;
-  /** The position a step turns q and k to (rotary models). */
-  private readonly position = new Int32Array(1);
-  private readonly pposition: Pointer;
-
-  constructor(
-    private readonly arch: Architecture,
-    private readonly weights: ModelTensors,
-    kCache: Float32Array[],
-    vCache: Float32Array[],
-    private readonly s: RowScratch,
-    private readonly logits: Float32Array,
-  ) {
-    const C = arch.d_model;
-    this.m = modelPointers(arch, weights);
-    this.blocks = this.m.layers.map((w, l) => ({
-      ...w, k: kCache[l]!, v: vCache[l]!, kp: addressOf(kCache[l]!), vp: addressOf(vCache[l]!),
-    }));
-    this.p = {
-      x: addressOf(s.x), xn: addressOf(s.xn), qkv: addressOf(s.qkv), att: addressOf(s.att), tmp: addressOf(s.tmp),
-      fc: addressOf(s.fc), fcg: addressOf(s.fcg), mean: addressOf(s.mean), rstd: addressOf(s.rstd),
-    };
-    this.fcRows = fcRows(arch);
-    this.logitsP = addressOf(logits);
-    this.qkvK = s.qkv.subarray(C, 2 * C);
-    this.qkvV = s.qkv.subarray(2 * C, 3 * C);
-    void this.position.buffer;
-    this.pposition = ptr(this.position);
-  }
-
-  /** Token `token` at position `pos` (both already checked); the caches hold positions 0..pos−1. */
-  run(token: number, pos: number): Float32Array {
-    const { d_model: C, num_heads: H, d_ff: F, vocab_size: V } = this.arch;
-    const p = this.p;
-    // x = wte[token] + wpe[pos] (zeros for Llama), read in place through offset addresses.
-    const wpeRow = this.m.wpeRows > 1 ? pos : 0;
-    ok("residual_forward", S.tv_residual_forward(p.x, (this.m.wte + token * C * F32) as Pointer, (this.m.wpe + wpeRow * C * F32) as Pointer, C));
-    this.position[0] = pos;
-    const rope = this.m.rope, P = this.arch.max_seq_len;
-    for (const l of this.blocks) {
-      this.norm(l.ln1w, l.ln1b);
-      ok("matmul_forward_panels", S.tv_matmul_forward_panels(p.qkv, p.xn, l.qkvW, l.qkvB, 1, C, 3 * C));
-      if (rope) ok("rope_forward_rows", S.tv_rope_forward_rows(p.qkv, rope.pcos, rope.psin, this.pposition, P, 1, 3 * C, C, H));
-      l.k.set(this.qkvK, pos * C);
-      l.v.set(this.qkvV, pos * C);
-      ok("attention_decode", S.tv_attention_decode(p.att, p.qkv, l.kp, l.vp, pos + 1, C, H));
-      ok("matmul_forward_panels", S.tv_matmul_forward_panels(p.tmp, p.att, l.attnProjW, l.attnProjB, 1, C, C));
-      ok("residual_forward", S.tv_residual_forward(p.x, p.x, p.tmp, C));
-      this.norm(l.ln2w, l.ln2b);
-      ok("matmul_forward_panels", S.tv_matmul_forward_panels(p.fc, p.xn, l.fcW, l.fcB, 1, C, this.fcRows));
-      if (this.m.eps === null) ok("gelu_forward", S.tv_gelu_forward(p.fcg, p.fc, F));
-      else ok("swiglu_forward", S.tv_swiglu_forward(p.fcg, p.fc, 1, F));
-      ok("matmul_forward_panels", S.tv_matmul_forward_panels(p.tmp, p.fcg, l.mlpProjW, l.mlpProjB, 1, F, C));
-      ok("residual_forward", S.tv_residual_forward(p.x, p.x, p.tmp, C));
-    }
-    this.norm(this.m.lnfw, this.m.lnfb);
-    ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.logitsP, p.xn, this.m.lmHead, null, 1, C, V));
-    return this.logits;
-  }
-
-  /** xn = norm(x): LayerNorm (GPT-2) or RMSNorm (Llama). */
-  private norm(weight: Pointer, bias: Pointer | null): void {
-    const p = this.p, C = this.arch.d_model;
-    if (this.m.eps === null) ok("layernorm_forward", S.tv_layernorm_forward(p.xn, p.mean, p.rstd, p.x, weight, bias, 1, C));
-    else ok("rmsnorm_forward", S.tv_rmsnorm_forward(p.xn, p.rstd, p.x, weight, 1, C, this.m.eps));
-  }
 }
