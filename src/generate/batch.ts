@@ -63,7 +63,7 @@ export class BatchDecoder {
   /** Row b of logits as a view of its own (made once: a step's callers sample each row). */
   readonly logitRows: Float32Array[];
   private readonly m: ModelPointers;
-  private readonly x: Float32Array; private readonly qkv: Float32Array;
+  private readonly x: Float32Array; private readonly xn: Float32Array; private readonly qkv: Float32Array;
   private readonly buffers: Float32Array[];
   private readonly px: Pointer; private readonly pxn: Pointer; private readonly pqkv: Pointer;
   private readonly patt: Pointer; private readonly ptmp: Pointer; private readonly pfc: Pointer;
@@ -84,7 +84,7 @@ export class BatchDecoder {
     const R = maxRows;
     this.fcWidth = fcRows(arch);
     this.x = new Float32Array(R * C);
-    const xn = new Float32Array(R * C);
+    const xn = (this.xn = new Float32Array(R * C));
     this.qkv = new Float32Array(R * 3 * C);
     const att = new Float32Array(R * C), tmp = new Float32Array(R * C);
     const fc = new Float32Array(R * this.fcWidth), fcg = new Float32Array(R * F);
@@ -113,32 +113,70 @@ export class BatchDecoder {
    * Returns the logits, row b for sequence b ([B, V] at the front of `logits`, reused by the next step).
    */
   step(caches: readonly KvCache[], tokens: ArrayLike<number>, B = caches.length): Float32Array {
+    this.checkRows("step", B, caches, tokens);
+    for (let b = 0; b < B; b++) this.positions[b] = caches[b]!.length;
+    this.forward(B, caches, tokens, null, B);
+    for (let b = 0; b < B; b++) caches[b]!.length++;
+    return this.logits;
+  }
+
+  /**
+   * Feed B rows: row b puts tokens[b] at position positions[b] of caches[b] and attends over positions
+   * 0..positions[b] of that cache, which earlier steps or earlier rows of this call must have filled
+   * (a prompt is its positions in order, as rows of one cache: a prefill, in one call or in pieces,
+   * with the same bytes either way). The caches' lengths are the caller's to set. Returns the logits
+   * of the W rows listed in `want` (ascending), row g for row want[g] ([W, V] at the front of
+   * `logits`; W = 0 skips the head).
+   */
+  rows(
+    B: number, caches: readonly KvCache[], tokens: ArrayLike<number>, positions: ArrayLike<number>,
+    want: ArrayLike<number>, W: number,
+  ): Float32Array {
+    this.checkRows("rows", B, caches, tokens);
+    const P = this.arch.max_seq_len;
+    for (let b = 0; b < B; b++) {
+      const pos = positions[b]!;
+      if (!Number.isInteger(pos) || pos < 0 || pos >= P) throw new RangeError(`BatchDecoder.rows: position ${pos} (row ${b}) is outside 0..${P - 1}`);
+      this.positions[b] = pos;
+    }
+    if (!Number.isInteger(W) || W < 0 || W > B || want.length < W) throw new RangeError(`BatchDecoder.rows: ${W} rows of logits wanted of ${B}`);
+    for (let g = 0; g < W; g++) {
+      const r = want[g]!;
+      if (!Number.isInteger(r) || r < (g === 0 ? 0 : want[g - 1]! + 1) || r >= B) throw new RangeError(`BatchDecoder.rows: want[${g}] = ${r} is not an ascending row below ${B}`);
+    }
+    this.forward(B, caches, tokens, want, W);
+    return this.logits;
+  }
+
+  private checkRows(name: string, B: number, caches: readonly KvCache[], tokens: ArrayLike<number>): void {
+    const { vocab_size: V, max_seq_len: P } = this.arch;
+    if (!Number.isInteger(B) || B < 1 || B > this.maxRows || caches.length < B || tokens.length < B) {
+      throw new RangeError(`BatchDecoder.${name}: ${B} rows (caches ${caches.length}, tokens ${tokens.length}), at most ${this.maxRows}`);
+    }
+    for (let b = 0; b < B; b++) {
+      const t = tokens[b]!;
+      if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`BatchDecoder.${name}: token ${t} (row ${b}) is outside 0..${V - 1}`);
+      if (name === "step" && caches[b]!.length >= P) throw new RangeError(`BatchDecoder.step: row ${b}'s cache is full (${P} positions)`);
+    }
+  }
+
+  /** The forward of B checked rows at this.positions; the head for the W rows in want (all when null). */
+  private forward(B: number, caches: readonly KvCache[], tokens: ArrayLike<number>, want: ArrayLike<number> | null, W: number): void {
     const { d_model: C, num_heads: H, d_ff: F, vocab_size: V, max_seq_len: P } = this.arch;
     const rope = this.m.rope;
-    if (B < 1 || B > this.maxRows || caches.length < B || tokens.length < B) {
-      throw new RangeError(`BatchDecoder.step: ${B} rows (caches ${caches.length}, tokens ${tokens.length}), at most ${this.maxRows}`);
-    }
-    for (let b = 0; b < B; b++) {
-      const t = tokens[b]!, pos = caches[b]!.length;
-      if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`BatchDecoder.step: token ${t} (row ${b}) is outside 0..${V - 1}`);
-      if (pos >= P) throw new RangeError(`BatchDecoder.step: row ${b}'s cache is full (${P} positions)`);
-    }
     const row = (base: Pointer, b: number, width: number) => (base + b * width * F32) as Pointer;
     for (let b = 0; b < B; b++) {
-      const pos = caches[b]!.length;
-      const wpeRow = this.m.wpeRows > 1 ? pos : 0;
+      const wpeRow = this.m.wpeRows > 1 ? this.positions[b]! : 0;
       ok("residual_forward", S.tv_residual_forward(row(this.px, b, C), row(this.m.wte, tokens[b]!, C), row(this.m.wpe, wpeRow, C), C));
-    }
-    for (let b = 0; b < B; b++) {
-      this.positions[b] = caches[b]!.length;
-      this.lengths[b] = caches[b]!.length + 1;
+      this.lengths[b] = this.positions[b]! + 1;
     }
     this.m.layers.forEach((l, layer) => {
       this.norm(l.ln1w, l.ln1b, B);
       ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.pqkv, this.pxn, l.qkvW, l.qkvB, B, C, 3 * C));
       if (rope) ok("rope_forward_rows", S.tv_rope_forward_rows(this.pqkv, rope.pcos, rope.psin, this.ppositions, P, B, 3 * C, C, H));
+      // Every row's key and value go into its cache before any row attends, so a prompt's rows see each other.
       for (let b = 0; b < B; b++) {
-        const cache = caches[b]!, pos = cache.length;
+        const cache = caches[b]!, pos = this.positions[b]!;
         cache.k[layer]!.set(this.newK[b]!, pos * C);
         cache.v[layer]!.set(this.newV[b]!, pos * C);
         this.kTable[b] = cache.kAddress[layer]!; this.vTable[b] = cache.vAddress[layer]!;
@@ -153,10 +191,11 @@ export class BatchDecoder {
       ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.ptmp, this.pfcg, l.mlpProjW, l.mlpProjB, B, F, C));
       ok("residual_forward", S.tv_residual_forward(this.px, this.px, this.ptmp, B * C));
     });
-    for (let b = 0; b < B; b++) caches[b]!.length++;
+    if (W === 0) return;
     this.norm(this.m.lnfw, this.m.lnfb, B);
-    ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.plogits, this.pxn, this.m.lmHead, null, B, C, V));
-    return this.logits;
+    // The wanted rows moved to the front (in place: want is ascending, so a row is read before it is overwritten).
+    if (want) for (let g = 0; g < W; g++) if (want[g] !== g) this.xn.copyWithin(g * C, want[g]! * C, want[g]! * C + C);
+    ok("matmul_forward_panels", S.tv_matmul_forward_panels(this.plogits, this.pxn, this.m.lmHead, null, W, C, V));
   }
 
   /** xn = norm(x) for B rows: LayerNorm (GPT-2) or RMSNorm (Llama). */

@@ -1,5 +1,6 @@
 /** Batched decode (BatchDecoder) against the batch-1 engine: the same logits row by row, for
- * sequences at different positions, GPT-2 and Llama blocks. */
+ * sequences at different positions, GPT-2 and Llama blocks; a prompt fed as rows in one call, in
+ * pieces, or beside other sequences' rows: the engine's cache and logits. */
 import { describe, expect, test } from "bun:test";
 import { BatchDecoder, KvCache } from "../../src/generate/batch.ts";
 import { InferenceEngine } from "../../src/generate/engine.ts";
@@ -61,6 +62,54 @@ describe("BatchDecoder", () => {
       });
     }
   }
+
+  for (const [name, arch] of Object.entries(variants)) {
+    test(`${name}: a prompt's rows in one call, in pieces, or beside another sequence's decode rows give the engine's cache and logits`, () => {
+      const params = randomParams(arch, 5);
+      const engine = new InferenceEngine(arch, params);
+      const rng = Xoshiro128.fromSeed(7);
+      const prompt = Array.from({ length: 23 }, () => Math.floor(rng.nextFloat32() * V) % V);
+      const want = engine.prefill(prompt).slice();
+      const C = arch.d_model, n = prompt.length * C;
+      const decoder = new BatchDecoder(arch, engine.weights, 32);
+      for (const piece of [23, 1, 5, 16]) {
+        // Another sequence decodes in the same calls; its rows go first, the prompt's after.
+        const other = new KvCache(arch);
+        other.length = 0;
+        const cache = new KvCache(arch);
+        let last: Float32Array | null = null;
+        for (let t0 = 0; t0 < prompt.length; t0 += piece) {
+          const m = Math.min(piece, prompt.length - t0);
+          const caches = [other, ...Array.from({ length: m }, () => cache)];
+          const tokens = [3, ...prompt.slice(t0, t0 + m)];
+          const positions = [other.length, ...Array.from({ length: m }, (_, i) => t0 + i)];
+          const logits = decoder.rows(m + 1, caches, tokens, positions, [0, m], 2);
+          other.length++;
+          last = logits.slice(V, 2 * V);
+        }
+        const label = `${name} pieces of ${piece}`;
+        expect([label, Array.from(last!).every((x, i) => Object.is(x, want[i]))]).toEqual([label, true]);
+        const ks = Array.from({ length: arch.num_layers }, () => new Float32Array(arch.max_seq_len * C));
+        const vs = Array.from({ length: arch.num_layers }, () => new Float32Array(arch.max_seq_len * C));
+        engine.copyCacheTo(ks, vs);
+        for (let l = 0; l < arch.num_layers; l++) {
+          const same = (a: Float32Array, b: Float32Array) => a.subarray(0, n).every((x, i) => Object.is(x, b[i]));
+          expect([label, l, same(cache.k[l]!, ks[l]!), same(cache.v[l]!, vs[l]!)]).toEqual([label, l, true, true]);
+        }
+      }
+    });
+  }
+
+  test("rows: refuses positions outside the context and wanted rows out of order", () => {
+    const arch = variants.gpt2!;
+    const engine = new InferenceEngine(arch, randomParams(arch, 1));
+    const decoder = new BatchDecoder(arch, engine.weights, 4);
+    const c = new KvCache(arch);
+    expect(() => decoder.rows(2, [c, c], [1, 2], [0, arch.max_seq_len], [0, 1], 2)).toThrow(new RegExp(`position ${arch.max_seq_len} \\(row 1\\)`));
+    expect(() => decoder.rows(2, [c, c], [1, 2], [0, 1], [1, 0], 2)).toThrow(/ascending/);
+    expect(() => decoder.rows(2, [c, c], [1, 2], [0, 1], [0], 2)).toThrow(/2 rows of logits/);
+    expect(() => decoder.rows(2, [c, c], [1, 2], [0, 1], [0, 2], 2)).toThrow(/ascending row below 2/);
+  });
 
   test("refuses a full cache, a token outside the vocabulary and more rows than it was built for", () => {
     const arch = variants.gpt2!;
