@@ -88,7 +88,7 @@ export class InferenceEngine {
 
   /**
    * Copy the cached keys and values of positions 0..length−1 into per-layer buffers ([max_seq_len, C]
-   * each): the server prefills a request here, then decodes it in its own cache among others.
+   * each), to decode from elsewhere (a BatchDecoder's own cache) or to compare.
    */
   copyCacheTo(k: Float32Array[], v: Float32Array[]): void {
     const n = this.cache.length * this.arch.d_model;

@@ -1,19 +1,20 @@
 /**
  * Continuous batching: every accepted request is a sequence with its own KV cache, sampler and text
- * stream. Each turn of the loop (1) starts the sequences that arrived: the prompt is prefilled on
- * the batch-1 engine, its cache copied into the sequence's own, and its first token sampled; then
- * (2) runs one decode step for every running sequence together (BatchDecoder: one pass over the
- * weights) and samples each one's next token; then, after a turn that started a sequence or when
- * a couple of milliseconds have passed since the last time, yields to the event loop, so that
- * requests are read and streamed while generation goes on (yielding after every step would cost a
- * small model a large share of its step). A sequence leaves the batch when it ends, or at the
- * next turn when its client has gone; its cache is kept for the next request.
+ * stream. Each turn of the loop runs one pass of the decoder (BatchDecoder.rows: one pass over the
+ * weights) over a row for every decoding sequence's next token and, beside them, up to PROMPT_ROWS
+ * positions of the prompts of sequences that arrived (a long prompt takes a few turns); it samples
+ * the next token of every sequence whose row or whose prompt's last position was in it. Then, after a
+ * turn that gave a sequence its first token or when a couple of milliseconds have passed since the
+ * last time, it yields to the event loop, so that requests are read and streamed while generation
+ * goes on (yielding after every step would cost a small model a large share of its step). A sequence
+ * leaves the batch when it ends, or at the next turn when its client has gone; its cache is kept for
+ * the next request.
  *
  * Per sequence the rules are generate.ts's: the same sampler and seed, stop at end-of-text or
- * max_tokens, the context rebuilt from its most recent half when full. So a request gives the tokens
- * `train_vocab generate` gives for the same prompt, seed and settings (exactly while at most four
- * sequences decode together; see batch.ts for more).
- */
+ * max_tokens, the context rebuilt from its most recent half when full. Every row of a pass has the
+ * bytes the engine computes for it alone, and a prompt the same in pieces as whole (batch.ts), so a
+ * request gives exactly the tokens `train_vocab generate` gives for the same prompt, seed and
+ * settings, however many requests share the passes. */
 import { BatchDecoder, KvCache } from "../generate/batch.ts";
 import type { InferenceEngine } from "../generate/engine.ts";
 import { slideKeep } from "../generate/generate.ts";
@@ -50,6 +51,12 @@ class Sequence {
   generated = 0;
   /** The token the next decode step feeds. */
   next = -1;
+  /** While prefilling: the ids that go into the cache from position 0 (the prompt, or after a slide
+   * the most recent half of the context), and how many of them are in already; null once decoding. */
+  feed: number[] | null;
+  fed = 0;
+  /** Prompt positions in the current turn's rows. */
+  taking = 0;
   cancelled = false;
   done = false;
   readonly sampler: Sampler;
@@ -58,6 +65,7 @@ class Sequence {
 
   constructor(readonly job: Job, tok: Tokenizer, scratch: SamplerScratch) {
     this.recent = job.promptIds.slice();
+    this.feed = job.promptIds;
     this.sampler = new Sampler(job.sampling, scratch);
     this.stream = new TextStream(tok, job.promptIds[job.promptIds.length - 1]!);
     this.stopper = new StopMatcher(job.stop);
@@ -75,6 +83,9 @@ export interface SchedulerStats {
 }
 
 const YIELD_EVERY_MS = 2;
+/** Prompt positions a turn takes at most, beside the decoding sequences' rows: a burst of new
+ * requests goes in over a few turns rather than stalling the others for one long pass. */
+const PROMPT_ROWS = 64;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class Scheduler {
@@ -85,9 +96,12 @@ export class Scheduler {
   private readonly samplerScratch = new SamplerScratch();
   private running = false;
   private readonly decoder: BatchDecoder;
-  private readonly tokens: Int32Array;
-  /** The running sequences' caches, in batch order (refilled each step, not reallocated). */
+  /** A turn's rows: cache, token and position of each, and which rows' logits are sampled (refilled
+   * each turn, not reallocated). */
   private readonly caches: KvCache[] = [];
+  private readonly tokens: Int32Array;
+  private readonly positions: Int32Array;
+  private readonly want: Int32Array;
   private readonly vocab: number;
   private steps = 0;
   private rows = 0;
@@ -95,8 +109,10 @@ export class Scheduler {
   private lastYield = 0;
 
   constructor(private readonly engine: InferenceEngine, private readonly tok: Tokenizer, readonly slots: number) {
-    this.decoder = new BatchDecoder(engine.arch, engine.weights, slots);
-    this.tokens = new Int32Array(slots);
+    this.decoder = new BatchDecoder(engine.arch, engine.weights, slots + PROMPT_ROWS);
+    this.tokens = new Int32Array(slots + PROMPT_ROWS);
+    this.positions = new Int32Array(slots + PROMPT_ROWS);
+    this.want = new Int32Array(slots + PROMPT_ROWS);
     this.vocab = Math.min(tok.vocabSize, engine.arch.vocab_size);
   }
 
@@ -152,31 +168,54 @@ export class Scheduler {
     }
   }
 
-  /** One turn; true when it started a sequence. */
+  /**
+   * One turn: one pass of the decoder over a row for every decoding sequence and up to PROMPT_ROWS
+   * rows of prompts (a sequence's prompt may take several turns); true when a sequence got its first
+   * token.
+   */
   private turn(): boolean {
     this.active = this.active.filter((s) => !this.retireIfGone(s));
-    let started = false;
     while (this.waiting.length > 0 && this.active.length < this.slots) {
       const s = this.waiting.shift()!;
       if (s.cancelled) continue;
-      started = true;
       s.cache = this.spare.pop() ?? new KvCache(this.engine.arch);
-      this.advance(s, this.prefill(s, s.job.promptIds));
-      if (s.done) this.release(s);
-      else this.active.push(s);
+      s.cache.length = 0;
+      this.active.push(s);
     }
     const batch = this.active;
-    const B = batch.length;
-    if (B === 0) return started;
-    this.caches.length = B;
-    for (let b = 0; b < B; b++) {
-      this.tokens[b] = batch[b]!.next;
-      this.caches[b] = batch[b]!.cache!;
+    if (batch.length === 0) return false;
+    // Rows: each decoding sequence's next token, then prompt positions while the budget lasts.
+    let B = 0, W = 0, budget = PROMPT_ROWS;
+    for (const s of batch) {
+      if (s.feed) {
+        const m = Math.min(s.feed.length - s.fed, budget);
+        budget -= m;
+        for (let i = 0; i < m; i++) this.setRow(B++, s, s.feed[s.fed + i]!, s.fed + i);
+        s.taking = m;
+        if (m > 0 && s.fed + m === s.feed.length) this.want[W++] = B - 1;
+      } else {
+        this.setRow(B++, s, s.next, s.cache!.length);
+        this.want[W++] = B - 1;
+      }
     }
-    this.decoder.step(this.caches, this.tokens, B);
+    if (B === 0) return false;
+    this.decoder.rows(B, this.caches, this.tokens, this.positions, this.want, W);
     this.steps++;
     this.rows += B;
-    for (let b = 0; b < B; b++) this.advance(batch[b]!, this.decoder.logitRows[b]!);
+    let g = 0, started = false;
+    for (const s of batch) {
+      if (s.feed) {
+        if (s.taking === 0) continue;
+        s.fed += s.taking;
+        s.cache!.length = s.fed;
+        if (s.fed < s.feed.length) continue;
+        s.feed = null;
+        started = true;
+      } else {
+        s.cache!.length++;
+      }
+      this.advance(s, this.decoder.logitRows[g++]!);
+    }
     this.active = batch.filter((s) => {
       if (s.done) this.release(s);
       return !s.done;
@@ -184,33 +223,29 @@ export class Scheduler {
     return started;
   }
 
-  /** Fill the sequence's cache from `ids`, positions 0..; returns the last position's logits. */
-  private prefill(s: Sequence, ids: number[]): Float32Array {
-    const logits = this.engine.prefill(ids);
-    this.engine.copyCacheTo(s.cache!.k, s.cache!.v);
-    s.cache!.length = ids.length;
-    return logits;
+  private setRow(b: number, s: Sequence, token: number, position: number): void {
+    this.caches[b] = s.cache!;
+    this.tokens[b] = token;
+    this.positions[b] = position;
   }
 
-  /** Sample from `logits` and go on until the sequence needs a decode step or ends. */
+  /** Sample from `logits`: the sequence then needs a decode step, or its context again, or it ends. */
   private advance(s: Sequence, logits: Float32Array): void {
-    const context = this.engine.contextSize;
-    for (;;) {
-      const id = s.sampler.sample(logits, this.vocab);
-      if (id === this.tok.endOfTextId && !s.job.ignoreEnd) return this.finish(s, "stop", true);
-      s.generated++;
-      this.generatedTokens++;
-      s.recent.push(id);
-      const piece = s.stream.push(id);
-      if (piece && this.emit(s, piece)) return this.finish(s, "stop", false);
-      if (s.generated >= s.job.maxTokens) return this.finish(s, "length", true);
-      if (s.cache!.length < context) {
-        s.next = id;
-        return;
-      }
-      s.recent.splice(0, s.recent.length - slideKeep(context));
-      logits = this.prefill(s, s.recent);
-    }
+    const id = s.sampler.sample(logits, this.vocab);
+    if (id === this.tok.endOfTextId && !s.job.ignoreEnd) return this.finish(s, "stop", true);
+    s.generated++;
+    this.generatedTokens++;
+    s.recent.push(id);
+    const piece = s.stream.push(id);
+    if (piece && this.emit(s, piece)) return this.finish(s, "stop", false);
+    if (s.generated >= s.job.maxTokens) return this.finish(s, "length", true);
+    s.next = id;
+    if (s.cache!.length < this.engine.contextSize) return;
+    // The context is full: its most recent half goes in again from position 0, as generate does.
+    s.recent.splice(0, s.recent.length - slideKeep(this.engine.contextSize));
+    s.feed = s.recent.slice();
+    s.fed = 0;
+    s.cache!.length = 0;
   }
 
   /** Pass text through the stop sequences; true when one was reached. */
