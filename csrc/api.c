@@ -45,7 +45,7 @@ int tv_matmul_forward(float* out, const float* inp, const float* weight, const f
 
 int tv_pack_panels(float* out, const float* weight, int N, int K) {
   NEED(out); NEED(weight);
-  POS(N); POS(K); FITS((int64_t)(N + 15) * K);
+  POS(N); POS(K); FITS(((int64_t)N + 15) * K);
   tv_active->pack_panels(out, weight, N, K);
   return TV_OK;
 }
@@ -54,7 +54,7 @@ int tv_matmul_forward_panels(float* out, const float* inp, const float* panels, 
                              int M, int K, int N) {
   int status = matmul_forward_args(out, inp, panels, M, K, N);
   if (status != TV_OK) return status;
-  FITS((int64_t)(N + 15) * K);
+  FITS(((int64_t)N + 15) * K);
   tv_active->matmul_forward_panels(out, inp, panels, bias, M, K, N);
   return TV_OK;
 }

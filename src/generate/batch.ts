@@ -58,9 +58,9 @@ function pinned(a: Int32Array | BigUint64Array): Pointer {
 }
 
 export class BatchDecoder {
-  /** [maxRows, V]: row b holds the logits of the step's b-th sequence. */
+  /** [maxWant, V]: row g holds the logits of the g-th wanted row (`step`: of sequence g). */
   readonly logits: Float32Array;
-  /** Row b of logits as a view of its own (made once: a step's callers sample each row). */
+  /** Row g of logits as a view of its own (made once: a step's callers sample each row). */
   readonly logitRows: Float32Array[];
   private readonly m: ModelPointers;
   private readonly x: Float32Array; private readonly xn: Float32Array; private readonly qkv: Float32Array;
@@ -78,8 +78,10 @@ export class BatchDecoder {
   /** Rotary models: per row its new token's position. */
   private readonly positions: Int32Array; private readonly ppositions: Pointer;
 
-  constructor(private readonly arch: Architecture, weights: ModelTensors, readonly maxRows: number) {
+  /** `maxWant`: the most rows whose logits one call asks for (the logits buffer's rows). */
+  constructor(private readonly arch: Architecture, weights: ModelTensors, readonly maxRows: number, readonly maxWant = maxRows) {
     if (!Number.isInteger(maxRows) || maxRows < 1) throw new RangeError(`BatchDecoder: maxRows ${maxRows} must be a whole number >= 1`);
+    if (!Number.isInteger(maxWant) || maxWant < 1 || maxWant > maxRows) throw new RangeError(`BatchDecoder: maxWant ${maxWant} must be within 1..${maxRows}`);
     const { d_model: C, d_ff: F, vocab_size: V } = arch;
     const R = maxRows;
     this.fcWidth = fcRows(arch);
@@ -89,8 +91,8 @@ export class BatchDecoder {
     const att = new Float32Array(R * C), tmp = new Float32Array(R * C);
     const fc = new Float32Array(R * this.fcWidth), fcg = new Float32Array(R * F);
     const mean = new Float32Array(R), rstd = new Float32Array(R);
-    this.logits = new Float32Array(R * V);
-    this.logitRows = Array.from({ length: R }, (_, b) => this.logits.subarray(b * V, (b + 1) * V));
+    this.logits = new Float32Array(maxWant * V);
+    this.logitRows = Array.from({ length: maxWant }, (_, b) => this.logits.subarray(b * V, (b + 1) * V));
     this.buffers = [this.x, xn, this.qkv, att, tmp, fc, fcg, mean, rstd, this.logits];
     this.px = addressOf(this.x); this.pxn = addressOf(xn); this.pqkv = addressOf(this.qkv);
     this.patt = addressOf(att); this.ptmp = addressOf(tmp); this.pfc = addressOf(fc); this.pfcg = addressOf(fcg);
@@ -114,6 +116,7 @@ export class BatchDecoder {
    */
   step(caches: readonly KvCache[], tokens: ArrayLike<number>, B = caches.length): Float32Array {
     this.checkRows("step", B, caches, tokens);
+    if (B > this.maxWant) throw new RangeError(`BatchDecoder.step: ${B} rows, logits for at most ${this.maxWant}`);
     for (let b = 0; b < B; b++) this.positions[b] = caches[b]!.length;
     this.forward(B, caches, tokens, null, B);
     for (let b = 0; b < B; b++) caches[b]!.length++;
@@ -139,7 +142,9 @@ export class BatchDecoder {
       if (!Number.isInteger(pos) || pos < 0 || pos >= P) throw new RangeError(`BatchDecoder.rows: position ${pos} (row ${b}) is outside 0..${P - 1}`);
       this.positions[b] = pos;
     }
-    if (!Number.isInteger(W) || W < 0 || W > B || want.length < W) throw new RangeError(`BatchDecoder.rows: ${W} rows of logits wanted of ${B}`);
+    if (!Number.isInteger(W) || W < 0 || W > B || W > this.maxWant || want.length < W) {
+      throw new RangeError(`BatchDecoder.rows: ${W} rows of logits wanted of ${B} (at most ${this.maxWant})`);
+    }
     for (let g = 0; g < W; g++) {
       const r = want[g]!;
       if (!Number.isInteger(r) || r < (g === 0 ? 0 : want[g - 1]! + 1) || r >= B) throw new RangeError(`BatchDecoder.rows: want[${g}] = ${r} is not an ascending row below ${B}`);

@@ -18,11 +18,10 @@ const PREFILL_ROWS = 128;
 export class InferenceEngine {
   readonly arch: Architecture;
   readonly weights: ModelTensors;
-  /** Per layer: keys and values of positions 0..length−1; its length is the position `step` writes. */
-  private readonly cache: KvCache;
-  private readonly decoder: BatchDecoder;
-  /** A pass's rows: the one cache, the tokens, their positions, and which rows' logits are wanted. */
-  private readonly rowCaches: KvCache[];
+  /** Made on first use (a server decodes through its own decoder and caches, and never needs these):
+   * the cache, per layer keys and values of positions 0..length−1, its length the position `step`
+   * writes; the decoder; and a pass's rows, all of the one cache. */
+  private parts: { cache: KvCache; decoder: BatchDecoder; rowCaches: KvCache[] } | null = null;
   private readonly rowTokens = new Int32Array(PREFILL_ROWS);
   private readonly rowPositions = new Int32Array(PREFILL_ROWS);
   private readonly allRows = Int32Array.from({ length: PREFILL_ROWS }, (_, i) => i);
@@ -32,15 +31,30 @@ export class InferenceEngine {
   constructor(arch: Architecture, params: Float32Array) {
     this.arch = arch;
     this.weights = modelTensors(arch, params);
-    this.cache = new KvCache(arch);
-    this.rowCaches = Array.from({ length: PREFILL_ROWS }, () => this.cache);
-    this.decoder = new BatchDecoder(arch, this.weights, PREFILL_ROWS);
     this.logits = new Float32Array(arch.vocab_size);
+  }
+
+  private get cache(): KvCache {
+    return this.made().cache;
+  }
+
+  private get decoder(): BatchDecoder {
+    return this.made().decoder;
+  }
+
+  private made(): { cache: KvCache; decoder: BatchDecoder; rowCaches: KvCache[] } {
+    if (!this.parts) {
+      const cache = new KvCache(this.arch);
+      // The decoder packs the weights into panels now: later changes to `params` are not seen.
+      const decoder = new BatchDecoder(this.arch, this.weights, PREFILL_ROWS);
+      this.parts = { cache, decoder, rowCaches: Array.from({ length: PREFILL_ROWS }, () => cache) };
+    }
+    return this.parts;
   }
 
   /** Tokens in the cache: the position the next `step` writes. */
   get length(): number {
-    return this.cache.length;
+    return this.parts?.cache.length ?? 0;
   }
 
   get contextSize(): number {
@@ -49,7 +63,7 @@ export class InferenceEngine {
 
   /** Forget the cache. */
   reset(): void {
-    this.cache.length = 0;
+    if (this.parts) this.parts.cache.length = 0;
   }
 
   /**
@@ -77,7 +91,7 @@ export class InferenceEngine {
       const last = t0 + n === T;
       this.lastRow[0] = n - 1;
       const W = allLogits ? n : last ? 1 : 0;
-      const logits = this.decoder.rows(n, this.rowCaches, this.rowTokens, this.rowPositions, allLogits ? this.allRows : this.lastRow, W);
+      const logits = this.decoder.rows(n, this.made().rowCaches, this.rowTokens, this.rowPositions, allLogits ? this.allRows : this.lastRow, W);
       if (allLogits) allLogits.set(logits.subarray(0, n * V), t0 * V);
       else if (last) this.logits.set(logits.subarray(0, V));
       this.cache.length = t0 + n;
@@ -102,7 +116,7 @@ export class InferenceEngine {
     if (this.cache.length >= P) throw new RangeError(`step: the cache is full (${P} positions); prefill again from a shorter prefix`);
     if (!Number.isInteger(token) || token < 0 || token >= V) throw new RangeError(`step: token ${token} is outside 0..${V - 1}`);
     this.rowTokens[0] = token;
-    this.decoder.step(this.rowCaches, this.rowTokens, 1);
+    this.decoder.step(this.made().rowCaches, this.rowTokens, 1);
     return this.decoder.logitRows[0]!;
   }
 }

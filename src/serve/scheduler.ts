@@ -76,9 +76,11 @@ export interface SchedulerStats {
   active: number;
   waiting: number;
   slots: number;
-  /** Decode steps run, and the rows they held in total (rows ÷ steps = the mean batch). */
+  /** Passes of the decoder run, the decoding rows they held in total (rows ÷ steps = the mean
+   * batch), and the prompt positions that rode along. */
   steps: number;
   rows: number;
+  promptRows: number;
   generatedTokens: number;
 }
 
@@ -105,11 +107,12 @@ export class Scheduler {
   private readonly vocab: number;
   private steps = 0;
   private rows = 0;
+  private promptRows = 0;
   private generatedTokens = 0;
   private lastYield = 0;
 
   constructor(private readonly engine: InferenceEngine, private readonly tok: Tokenizer, readonly slots: number) {
-    this.decoder = new BatchDecoder(engine.arch, engine.weights, slots + PROMPT_ROWS);
+    this.decoder = new BatchDecoder(engine.arch, engine.weights, slots + PROMPT_ROWS, slots);
     this.tokens = new Int32Array(slots + PROMPT_ROWS);
     this.positions = new Int32Array(slots + PROMPT_ROWS);
     this.want = new Int32Array(slots + PROMPT_ROWS);
@@ -124,11 +127,17 @@ export class Scheduler {
   stats(): SchedulerStats {
     return {
       active: this.active.length, waiting: this.waiting.length, slots: this.slots,
-      steps: this.steps, rows: this.rows, generatedTokens: this.generatedTokens,
+      steps: this.steps, rows: this.rows, promptRows: this.promptRows, generatedTokens: this.generatedTokens,
     };
   }
 
+  /** Accept a job; a prompt outside 1..context ids of the model's vocabulary is a caller's bug (the
+   * server cuts and encodes prompts first): refused here, before it could hold a slot or fail a pass. */
   submit(job: Job): JobHandle {
+    const { max_seq_len: P, vocab_size: V } = this.engine.arch;
+    const ids = job.promptIds;
+    if (ids.length < 1 || ids.length > P) throw new RangeError(`Scheduler.submit: a prompt of ${ids.length} ids, the context holds 1..${P}`);
+    for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`Scheduler.submit: prompt id ${id} is outside 0..${V - 1}`);
     const s = new Sequence(job, this.tok, this.samplerScratch);
     if (job.maxTokens === 0) {
       s.done = true;
@@ -201,7 +210,8 @@ export class Scheduler {
     if (B === 0) return false;
     this.decoder.rows(B, this.caches, this.tokens, this.positions, this.want, W);
     this.steps++;
-    this.rows += B;
+    this.promptRows += PROMPT_ROWS - budget;
+    this.rows += B - (PROMPT_ROWS - budget);
     let g = 0, started = false;
     for (const s of batch) {
       if (s.feed) {
@@ -210,7 +220,7 @@ export class Scheduler {
         s.cache!.length = s.fed;
         if (s.fed < s.feed.length) continue;
         s.feed = null;
-        started = true;
+        if (s.generated === 0) started = true; // its first token goes out (not a slide's re-feed)
       } else {
         s.cache!.length++;
       }

@@ -89,3 +89,70 @@ describe("Scheduler", () => {
     expect(s.stats().rows).toBeGreaterThan(8 * 19);
   });
 });
+
+describe("Scheduler, prompts longer than a turn's prompt rows", () => {
+  // A context of 150: prompts of 100+ positions go in over two or more turns (64 prompt positions a
+  // turn), beside other sequences' decoding rows, and some run out of the turn's budget.
+  const wide = tempDir("tv-sched-long-");
+  afterAll(wide.cleanup);
+  const longFiles = tinyModelFiles(wide.dir, { max_seq_len: 150 }, 3);
+  const long = loadModel(longFiles.checkpoint, longFiles.vocab);
+  const engineFor = () => new InferenceEngine(long.checkpoint.arch, long.checkpoint.params);
+  const text = (n: number) => Array.from({ length: n }, (_, i) => ["the cat", "sat on", "a mat", "and a bird", "sang"][i % 5]).join(" ");
+
+  function run(s: Scheduler, a: Ask) {
+    return new Promise<{ text: string; reason: FinishReason; n: number }>((resolve, reject) => {
+      let out = "";
+      s.submit({
+        promptIds: promptTokens(long.tokenizer, a.prompt, long.checkpoint.arch.max_seq_len)!.ids,
+        maxTokens: a.maxTokens, ignoreEnd: a.ignoreEnd, stop: [],
+        sampling: { temperature: a.temperature, topK: a.topK, topP: a.topP, seed: a.seed },
+        onText: (t) => void (out += t),
+        onFinish: (reason, n) => resolve({ text: out, reason, n }),
+        onError: reject,
+      });
+    });
+  }
+
+  function expected(a: Ask) {
+    let out = "";
+    const r = generate(engineFor(), long.tokenizer, a.prompt, { ...a, onText: (t) => void (out += t) });
+    return { text: out, reason: (r.stop === "end-of-text" ? "stop" : "length") as FinishReason, n: r.generated.length };
+  }
+
+  test("each gives exactly what `generate` gives: max_tokens 1 and 2, a slide past the context, greedy and sampled", async () => {
+    const s = new Scheduler(engineFor(), long.tokenizer, 6);
+    const many: Ask[] = [1, 2, 60, 200, 130, 45].map((maxTokens, i) => ({
+      prompt: text(20 + 7 * i), maxTokens, temperature: i % 2 ? 0.8 : 0, topK: i % 3 ? 0 : 20, topP: 0.9, seed: 50 + i, ignoreEnd: true,
+    }));
+    const lengths = many.map((a) => promptTokens(long.tokenizer, a.prompt, 150)!.ids.length);
+    expect(Math.max(...lengths)).toBeGreaterThan(64);
+    // One more, cancelled at once: its prompt never finishes going in; its slot must come back.
+    const h = s.submit({
+      promptIds: promptTokens(long.tokenizer, text(40), 150)!.ids, maxTokens: 10, ignoreEnd: true, stop: [],
+      sampling: { temperature: 0, topK: 0, topP: 1, seed: 1 },
+      onText: () => {}, onFinish: () => { throw new Error("a cancelled sequence must not finish"); }, onError: () => {},
+    });
+    const got = Promise.all(many.map((a) => run(s, a)));
+    await Bun.sleep(0);
+    h.cancel();
+    const results = await got;
+    many.forEach((a, i) => expect([i, results[i]]).toEqual([i, expected(a)]));
+    const st = s.stats();
+    expect(st.promptRows).toBeGreaterThan(64 * 2);
+    await Bun.sleep(5);
+    expect(s.stats().active + s.stats().waiting).toBe(0);
+  });
+
+  test("a prompt the engine would refuse is refused at submit, not by failing everyone's pass", () => {
+    const s = new Scheduler(engineFor(), long.tokenizer, 2);
+    const job = (promptIds: number[]) => ({
+      promptIds, maxTokens: 5, ignoreEnd: true, stop: [], sampling: { temperature: 0, topK: 0, topP: 1, seed: 1 },
+      onText: () => {}, onFinish: () => {}, onError: () => {},
+    });
+    expect(() => s.submit(job([]))).toThrow(/1\.\.150/);
+    expect(() => s.submit(job(Array.from({ length: 151 }, () => 1)))).toThrow(/151 ids/);
+    expect(() => s.submit(job([1, long.checkpoint.arch.vocab_size]))).toThrow(/outside/);
+    expect(s.stats().waiting).toBe(0);
+  });
+});
