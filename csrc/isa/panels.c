@@ -124,11 +124,15 @@ static void panel_groups(void* arg, int64_t g0, int64_t g1) {
     }
     for (int j = j0; j < j1; j += 3) {
       const int np = j1 - j < 3 ? j1 - j : 3;
-      for (int m = 0; m < a->M; m += 8) {
-        const int rows = a->M - m < 8 ? a->M - m : 8;
+      /* Row tiles as even as they go (17 rows: 6, 6, 5, not 8, 8, 1): a tile of one or two rows
+       * has too few independent sums to keep the FMA units busy. */
+      const int tiles = (a->M + 7) / 8, base = a->M / tiles, extra = a->M % tiles;
+      for (int t = 0, m = 0; t < tiles; t++) {
+        const int rows = base + (t < extra);
         if (np == 3) { ROWS_CASES(3) }
         else if (np == 2) { ROWS_CASES(2) }
         else { ROWS_CASES(1) }
+        m += rows;
       }
     }
   }
