@@ -100,6 +100,50 @@ describe("BatchDecoder", () => {
     });
   }
 
+  for (const [name, arch] of Object.entries(variants)) {
+    test(`${name}: random mixes of prompts in pieces and decoding rows, each sequence the engine's bytes (seeded fuzz)`, () => {
+      const params = randomParams(arch, 11);
+      const engine = new InferenceEngine(arch, params);
+      const decoder = new BatchDecoder(arch, engine.weights, 24);
+      const rng = Xoshiro128.fromSeed(Number(process.env.TRAIN_VOCAB_FUZZ_SEED ?? 20261205));
+      const int = (n: number) => Math.floor(rng.nextFloat32() * n) % n;
+      for (let round = 0; round < 12; round++) {
+        // Up to 5 sequences, each a prompt then a few decoded tokens, fed in random turns of up to 24 rows.
+        const seqs = Array.from({ length: 1 + int(5) }, () => {
+          const prompt = Array.from({ length: 1 + int(arch.max_seq_len - 6) }, () => int(V));
+          const extra = Array.from({ length: int(5) }, () => int(V));
+          return { prompt, extra, all: [...prompt, ...extra], cache: new KvCache(arch), done: 0, logits: [] as Float32Array[] };
+        });
+        for (;;) {
+          const caches: KvCache[] = [], tokens: number[] = [], positions: number[] = [], want: number[] = [], owners: number[] = [];
+          seqs.forEach((q, i) => {
+            if (q.done === q.all.length || caches.length >= 24) return;
+            // Within the prompt: a random piece; past it, one token per turn (as decoding goes).
+            const room = 24 - caches.length;
+            const m = q.done < q.prompt.length ? Math.min(1 + int(q.prompt.length - q.done), room) : 1;
+            for (let r = 0; r < m; r++) {
+              caches.push(q.cache); tokens.push(q.all[q.done + r]!); positions.push(q.done + r);
+            }
+            q.done += m;
+            if (q.done >= q.prompt.length) { want.push(caches.length - 1); owners.push(i); }
+          });
+          if (caches.length === 0) break;
+          const logits = decoder.rows(caches.length, caches, tokens, positions, want, want.length);
+          owners.forEach((i, g) => seqs[i]!.logits.push(logits.slice(g * V, (g + 1) * V)));
+          seqs.forEach((q) => (q.cache.length = q.done));
+        }
+        seqs.forEach((q, i) => {
+          // The engine: prefill the prompt, then a step per extra token; the same logits at each point.
+          const ref = [engine.prefill(q.prompt).slice(), ...q.extra.map((t) => engine.step(t).slice())];
+          const label = `round ${round} sequence ${i} (prompt ${q.prompt.length}, extra ${q.extra.length})`;
+          expect([label, q.logits.length]).toEqual([label, ref.length]);
+          const same = q.logits.every((l, j) => l.every((x, k) => Object.is(x, ref[j]![k])));
+          expect([label, same]).toEqual([label, true]);
+        });
+      }
+    });
+  }
+
   test("rows: refuses positions outside the context and wanted rows out of order", () => {
     const arch = variants.gpt2!;
     const engine = new InferenceEngine(arch, randomParams(arch, 1));
