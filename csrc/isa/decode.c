@@ -6,8 +6,9 @@
  * exponentials as one vector pass (simd.h), then the weighted sum of the chunk's values (a block of
  * the head's sums held in registers across the chunk). One pass over K and V, no buffer beyond a
  * chunk of scores on the stack. A batched call with enough sequences gives each task a whole
- * sequence and walks its chunks for all heads at once; the per-head arithmetic is the same, so every
- * row has the bytes of a one-sequence call. */
+ * sequence and walks its chunks for all heads at once, and rows that share a cache (a prompt) go in
+ * groups that read each chunk once; the per-head arithmetic is the same, so every row has the bytes
+ * of a one-sequence call. */
 #include <math.h>
 
 #include "../kernels.h"
@@ -191,6 +192,15 @@ void TV_FN(attention_decode)(float* out, const float* q, const float* k_cache, c
   else tv_parallel_for(H, decode_heads, &ctx);
 }
 
+/* Rows that share one cache (a prompt's positions, fed as rows) are walked together, up to
+ * GROUP_ROWS at a time: each chunk of the cache is read once for all of them and stays in L1 while
+ * each row takes its own decode_chunk steps, the steps it takes alone (its chunks start at the same
+ * positions), so the bytes do not change; read row by row, a long prompt would read its cache once
+ * per position. */
+#define GROUP_ROWS 8
+#define GROUP_MAX_C 1024
+#define GROUP_MAX_H 64
+
 typedef struct {
   float* out;
   const float* q;
@@ -199,29 +209,94 @@ typedef struct {
   const int32_t* lengths;
   int C, H, q_stride;
   int by_sequence;
+  /* Tasks as row ranges: task i is rows [first[i], first[i+1]) (one row, or a group of rows that
+   * share a cache), whole when by_sequence, else one head at a time (i % H of range i / H). */
+  const int32_t* first;
 } decode_rows_ctx;
 
-/* Task i is sequence i (by_sequence), or head i % H of sequence i / H. */
+/* Rows [b0, b1) sharing one cache, heads [h0, h1), a chunk at a time for all of them. */
+static void decode_group(const decode_rows_ctx* r, int b0, int b1, int h0, int h1) {
+  float acc[GROUP_ROWS][GROUP_MAX_C];
+  head_sums s[GROUP_ROWS][GROUP_MAX_H];
+  decode_ctx c[GROUP_ROWS];
+  int longest = 0;
+  const int hs = r->C / r->H;
+  for (int g = 0; g < b1 - b0; g++) {
+    const int b = b0 + g;
+    c[g] = (decode_ctx){r->out + (int64_t)b * r->C, r->q + (int64_t)b * r->q_stride, r->k_caches[b],
+                        r->v_caches[b], r->lengths[b], r->C, hs};
+    for (int h = h0; h < h1; h++) {
+      for (int i = 0; i < hs; i++) acc[g][h * hs + i] = 0.0f;
+      s[g][h] = (head_sums){acc[g] + h * hs, -INFINITY, 0.0f};
+    }
+    if (r->lengths[b] > longest) longest = r->lengths[b];
+  }
+  for (int t0 = 0; t0 < longest; t0 += DECODE_CHUNK)
+    for (int h = h0; h < h1; h++)
+      for (int g = 0; g < b1 - b0; g++) {
+        const int T = c[g].T;
+        if (t0 < T) decode_chunk(&c[g], h, t0, T - t0 < DECODE_CHUNK ? T - t0 : DECODE_CHUNK, &s[g][h]);
+      }
+  for (int g = 0; g < b1 - b0; g++)
+    for (int h = h0; h < h1; h++) decode_finish(&c[g], h, &s[g][h]);
+}
+
 static void decode_rows_tasks(void* arg, int64_t i0, int64_t i1) {
   const decode_rows_ctx* r = (const decode_rows_ctx*)arg;
   for (int64_t i = i0; i < i1; i++) {
-    const int64_t b = r->by_sequence ? i : i / r->H;
-    decode_ctx c = {r->out + b * r->C, r->q + b * r->q_stride, r->k_caches[b], r->v_caches[b],
-                    r->lengths[b], r->C, r->C / r->H};
+    const int64_t range = r->by_sequence ? i : i / r->H;
+    const int b0 = r->first[range], b1 = r->first[range + 1];
+    const int h0 = r->by_sequence ? 0 : (int)(i % r->H), h1 = r->by_sequence ? r->H : h0 + 1;
+    if (b1 - b0 > 1) {
+      decode_group(r, b0, b1, h0, h1);
+      continue;
+    }
+    decode_ctx c = {r->out + (int64_t)b0 * r->C, r->q + (int64_t)b0 * r->q_stride, r->k_caches[b0],
+                    r->v_caches[b0], r->lengths[b0], r->C, r->C / r->H};
     if (r->by_sequence) decode_sequence(&c);
-    else decode_head(&c, i % r->H);
+    else decode_head(&c, h0);
   }
 }
+
+/* Rows cut into tasks: consecutive rows with the same caches go together, up to GROUP_ROWS (for
+ * shapes whose sums fit decode_group's buffers); returns the number of ranges. */
+static int64_t row_ranges(int32_t* first, const float* const* k_caches, const float* const* v_caches,
+                          int B, int C, int H) {
+  const int group = C <= GROUP_MAX_C && H <= GROUP_MAX_H ? GROUP_ROWS : 1;
+  int64_t n = 0;
+  for (int b = 0; b < B;) {
+    int e = b + 1;
+    while (e < B && e - b < group && k_caches[e] == k_caches[b] && v_caches[e] == v_caches[b]) e++;
+    first[n++] = b;
+    b = e;
+  }
+  first[n] = B;
+  return n;
+}
+
+#define RANGES_ON_STACK 512
 
 void TV_FN(attention_decode_rows)(float* out, const float* q, const float* const* k_caches,
                                   const float* const* v_caches, const int32_t* lengths, int B,
                                   int C, int H, int q_stride) {
   int64_t positions = 0;
   for (int b = 0; b < B; b++) positions += lengths[b];
-  /* Whole sequences per task when there are enough of them to keep every thread busy; each head
-   * on its own otherwise. */
-  decode_rows_ctx ctx = {out, q, k_caches, v_caches, lengths, C, H, q_stride, B >= 4 * tv_pool_threads()};
-  const int64_t tasks = ctx.by_sequence ? B : (int64_t)B * H;
+  /* Larger batches go in slices, so the task table stays on the stack. */
+  if (B > RANGES_ON_STACK) {
+    for (int b = 0; b < B; b += RANGES_ON_STACK) {
+      const int n = B - b < RANGES_ON_STACK ? B - b : RANGES_ON_STACK;
+      TV_FN(attention_decode_rows)(out + (int64_t)b * C, q + (int64_t)b * q_stride, k_caches + b,
+                                   v_caches + b, lengths + b, n, C, H, q_stride);
+    }
+    return;
+  }
+  int32_t first[RANGES_ON_STACK + 1];
+  const int64_t ranges = row_ranges(first, k_caches, v_caches, B, C, H);
+  /* Whole ranges per task when there are enough of them to keep every thread busy; each head on
+   * its own otherwise. */
+  decode_rows_ctx ctx = {out, q, k_caches, v_caches, lengths, C, H, q_stride,
+                         ranges >= 4 * tv_pool_threads(), first};
+  const int64_t tasks = ctx.by_sequence ? ranges : ranges * H;
   /* One hand-off for the whole batch, and none when it is too little work to pay for it. */
   if (positions * C < 32768) decode_rows_tasks(&ctx, 0, tasks);
   else tv_parallel_for(tasks, decode_rows_tasks, &ctx);

@@ -1,7 +1,8 @@
 // tv_attention_decode_rows: B sequences' new queries against their own KV caches in one call must
 // equal a float64 softmax attention per sequence, give each row the bytes of a separate
 // tv_attention_decode call (lengths 1, around the 64-position chunk, unequal; whole sequences per
-// task or head by head), and not depend on the thread count.
+// task or head by head; rows sharing a cache, as a prompt's positions, in groups), and not depend
+// on the thread count.
 import { afterAll, describe, expect, test } from "bun:test";
 import * as native from "../../src/native.ts";
 import { seededUniform } from "./ref_matmul.ts";
@@ -52,6 +53,33 @@ describe("attention_decode_rows", () => {
         }
       });
     }
+  }
+
+  for (const isa of native.supportedIsas()) {
+    test(`${isa}: rows that share a cache (a prompt's positions, grouped to read it once) each have the bytes of their own call`, () => {
+      native.setIsa(isa);
+      for (const [C, H] of [[64, 4], [256, 2], [1088, 17], [1100, 4]] as const) {
+        const rand = seededUniform(C * 7 + H);
+        const P = 150, stride = 3 * C;
+        const shared = { k: Float32Array.from({ length: P * C }, () => rand() * 2), v: Float32Array.from({ length: P * C }, rand) };
+        const other = { k: Float32Array.from({ length: P * C }, () => rand() * 2), v: Float32Array.from({ length: P * C }, rand) };
+        // Another sequence's row, then a prompt's 70 positions (1..70, across the 64-position chunk),
+        // then the other again, then 11 more rows of the prompt cache out of order.
+        const rows = [{ c: other, len: 33 }, ...Array.from({ length: 70 }, (_, i) => ({ c: shared, len: i + 1 })), { c: other, len: 34 },
+          ...[140, 3, 65, 64, 150, 1, 2, 99, 100, 128, 129].map((len) => ({ c: shared, len }))];
+        const B = rows.length;
+        const q = Float32Array.from({ length: B * stride }, () => rand() * 2);
+        const out = new Float32Array(B * C).fill(Number.NaN);
+        native.attentionDecodeRows(out, q, rows.map((r) => r.c.k), rows.map((r) => r.c.v), Int32Array.from(rows.map((r) => r.len)), B, C, H, stride);
+        let same = true;
+        for (let b = 0; b < B; b++) {
+          const one = new Float32Array(C);
+          native.attentionDecode(one, q.subarray(b * stride, b * stride + C), rows[b]!.c.k, rows[b]!.c.v, rows[b]!.len, C, H);
+          if (!bytes(out.subarray(b * C, (b + 1) * C)).equals(bytes(one))) same = false;
+        }
+        expect([isa, C, H, same]).toEqual([isa, C, H, true]);
+      }
+    });
   }
 
   // 8 sequences go whole sequence per task on 1 and 2 threads; 4 go whole on 1 thread and head by
