@@ -11,6 +11,7 @@
 import type { Architecture } from "../model/layout.ts";
 import { modelTensors, type ModelTensors } from "../model/weights.ts";
 import { BatchDecoder, KvCache } from "./batch.ts";
+import { panelsOf } from "./model_pointers.ts";
 
 /** Prompt positions fed per pass: enough rows for the products to run at full speed, small buffers. */
 const PREFILL_ROWS = 128;
@@ -18,7 +19,8 @@ const PREFILL_ROWS = 128;
 export class InferenceEngine {
   readonly arch: Architecture;
   readonly weights: ModelTensors;
-  /** Made on first use (a server decodes through its own decoder and caches, and never needs these):
+  /** Made on first use (a server decodes through its own decoder and caches, and never needs these;
+   * the weights' panels are made at construction, so later changes to `params` are not seen):
    * the cache, per layer keys and values of positions 0..length−1, its length the position `step`
    * writes; the decoder; and a pass's rows, all of the one cache. */
   private parts: { cache: KvCache; decoder: BatchDecoder; rowCaches: KvCache[] } | null = null;
@@ -31,6 +33,8 @@ export class InferenceEngine {
   constructor(arch: Architecture, params: Float32Array) {
     this.arch = arch;
     this.weights = modelTensors(arch, params);
+    // The panels now (the server's decoder shares them), so a first prefill's time is its own.
+    panelsOf(arch, this.weights);
     this.logits = new Float32Array(arch.vocab_size);
   }
 
@@ -45,7 +49,6 @@ export class InferenceEngine {
   private made(): { cache: KvCache; decoder: BatchDecoder; rowCaches: KvCache[] } {
     if (!this.parts) {
       const cache = new KvCache(this.arch);
-      // The decoder packs the weights into panels now: later changes to `params` are not seen.
       const decoder = new BatchDecoder(this.arch, this.weights, PREFILL_ROWS);
       this.parts = { cache, decoder, rowCaches: Array.from({ length: PREFILL_ROWS }, () => cache) };
     }
