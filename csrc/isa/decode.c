@@ -159,26 +159,6 @@ static void decode_head(const decode_ctx* c, int64_t h) {
   decode_finish(c, h, &s);
 }
 
-/* Every head of one sequence, a chunk of positions at a time for all heads, so the cache is read
- * row after row (whole rows, which the prefetchers follow) rather than once per head in strides. */
-#define DECODE_SEQ_MAX_C 4096
-static void decode_sequence(const decode_ctx* c) {
-  const int H = c->C / c->hs;
-  if (c->C > DECODE_SEQ_MAX_C) {
-    for (int h = 0; h < H; h++) decode_head(c, h);
-    return;
-  }
-  float acc[DECODE_SEQ_MAX_C];
-  head_sums s[DECODE_SEQ_MAX_C];
-  for (int i = 0; i < c->C; i++) acc[i] = 0.0f;
-  for (int h = 0; h < H; h++) s[h] = (head_sums){acc + h * c->hs, -INFINITY, 0.0f};
-  for (int t0 = 0; t0 < c->T; t0 += DECODE_CHUNK) {
-    const int n = c->T - t0 < DECODE_CHUNK ? c->T - t0 : DECODE_CHUNK;
-    for (int h = 0; h < H; h++) decode_chunk(c, h, t0, n, &s[h]);
-  }
-  for (int h = 0; h < H; h++) decode_finish(c, h, &s[h]);
-}
-
 static void decode_heads(void* arg, int64_t h0, int64_t h1) {
   const decode_ctx* c = (const decode_ctx*)arg;
   for (int64_t h = h0; h < h1; h++) decode_head(c, h);
@@ -192,14 +172,16 @@ void TV_FN(attention_decode)(float* out, const float* q, const float* k_cache, c
   else tv_parallel_for(H, decode_heads, &ctx);
 }
 
-/* Rows that share one cache (a prompt's positions, fed as rows) are walked together, up to
- * GROUP_ROWS at a time: each chunk of the cache is read once for all of them and stays in L1 while
- * each row takes its own decode_chunk steps, the steps it takes alone (its chunks start at the same
+/* A task's rows walk the cache a chunk of positions at a time for all their heads, so it is read
+ * row after row (whole rows, which the prefetchers follow) rather than once per head in strides.
+ * Rows that share one cache (a prompt's positions, fed as rows) are walked together, up to
+ * GROUP_ROWS at a time: each chunk is read once for all of them and stays in L1 while each row
+ * takes its own decode_chunk steps, the steps it takes alone (its chunks start at the same
  * positions), so the bytes do not change; read row by row, a long prompt would read its cache once
- * per position. */
+ * per position. The rows' sums live on the stack: GROUP_FLOATS floats and GROUP_SUMS heads in all. */
 #define GROUP_ROWS 8
-#define GROUP_MAX_C 1024
-#define GROUP_MAX_H 64
+#define GROUP_FLOATS 8192
+#define GROUP_SUMS 4096
 
 typedef struct {
   float* out;
@@ -210,35 +192,43 @@ typedef struct {
   int C, H, q_stride;
   int by_sequence;
   /* Tasks as row ranges: task i is rows [first[i], first[i+1]) (one row, or a group of rows that
-   * share a cache), whole when by_sequence, else one head at a time (i % H of range i / H). */
+   * share a cache), all heads when by_sequence, else one head at a time (i % H of range i / H). */
   const int32_t* first;
 } decode_rows_ctx;
 
+/* How many rows' sums fit the stack buffers at once (0: not even one row's). */
+static int group_rows(int C, int H) {
+  int rows = GROUP_ROWS;
+  while (rows > 0 && ((int64_t)rows * C > GROUP_FLOATS || (int64_t)rows * H > GROUP_SUMS)) rows--;
+  return rows;
+}
+
 /* Rows [b0, b1) sharing one cache, heads [h0, h1), a chunk at a time for all of them. */
 static void decode_group(const decode_rows_ctx* r, int b0, int b1, int h0, int h1) {
-  float acc[GROUP_ROWS][GROUP_MAX_C];
-  head_sums s[GROUP_ROWS][GROUP_MAX_H];
+  float acc[GROUP_FLOATS];
+  head_sums s[GROUP_SUMS];
   decode_ctx c[GROUP_ROWS];
   int longest = 0;
-  const int hs = r->C / r->H;
-  for (int g = 0; g < b1 - b0; g++) {
+  const int hs = r->C / r->H, rows = b1 - b0;
+  for (int g = 0; g < rows; g++) {
     const int b = b0 + g;
     c[g] = (decode_ctx){r->out + (int64_t)b * r->C, r->q + (int64_t)b * r->q_stride, r->k_caches[b],
                         r->v_caches[b], r->lengths[b], r->C, hs};
     for (int h = h0; h < h1; h++) {
-      for (int i = 0; i < hs; i++) acc[g][h * hs + i] = 0.0f;
-      s[g][h] = (head_sums){acc[g] + h * hs, -INFINITY, 0.0f};
+      float* a = acc + (int64_t)g * r->C + h * hs;
+      for (int i = 0; i < hs; i++) a[i] = 0.0f;
+      s[g * r->H + h] = (head_sums){a, -INFINITY, 0.0f};
     }
     if (r->lengths[b] > longest) longest = r->lengths[b];
   }
   for (int t0 = 0; t0 < longest; t0 += DECODE_CHUNK)
     for (int h = h0; h < h1; h++)
-      for (int g = 0; g < b1 - b0; g++) {
+      for (int g = 0; g < rows; g++) {
         const int T = c[g].T;
-        if (t0 < T) decode_chunk(&c[g], h, t0, T - t0 < DECODE_CHUNK ? T - t0 : DECODE_CHUNK, &s[g][h]);
+        if (t0 < T) decode_chunk(&c[g], h, t0, T - t0 < DECODE_CHUNK ? T - t0 : DECODE_CHUNK, &s[g * r->H + h]);
       }
-  for (int g = 0; g < b1 - b0; g++)
-    for (int h = h0; h < h1; h++) decode_finish(&c[g], h, &s[g][h]);
+  for (int g = 0; g < rows; g++)
+    for (int h = h0; h < h1; h++) decode_finish(&c[g], h, &s[g * r->H + h]);
 }
 
 static void decode_rows_tasks(void* arg, int64_t i0, int64_t i1) {
@@ -247,22 +237,22 @@ static void decode_rows_tasks(void* arg, int64_t i0, int64_t i1) {
     const int64_t range = r->by_sequence ? i : i / r->H;
     const int b0 = r->first[range], b1 = r->first[range + 1];
     const int h0 = r->by_sequence ? 0 : (int)(i % r->H), h1 = r->by_sequence ? r->H : h0 + 1;
-    if (b1 - b0 > 1) {
+    if (group_rows(r->C, r->H) > 0) {
       decode_group(r, b0, b1, h0, h1);
       continue;
     }
+    /* A row too wide for the buffers: head by head, each with its own sums. */
     decode_ctx c = {r->out + (int64_t)b0 * r->C, r->q + (int64_t)b0 * r->q_stride, r->k_caches[b0],
                     r->v_caches[b0], r->lengths[b0], r->C, r->C / r->H};
-    if (r->by_sequence) decode_sequence(&c);
-    else decode_head(&c, h0);
+    for (int h = h0; h < h1; h++) decode_head(&c, h);
   }
 }
 
-/* Rows cut into tasks: consecutive rows with the same caches go together, up to GROUP_ROWS (for
- * shapes whose sums fit decode_group's buffers); returns the number of ranges. */
+/* Rows cut into tasks: consecutive rows with the same caches go together, as many as
+ * decode_group's buffers hold (up to GROUP_ROWS); returns the number of ranges. */
 static int64_t row_ranges(int32_t* first, const float* const* k_caches, const float* const* v_caches,
                           int B, int C, int H) {
-  const int group = C <= GROUP_MAX_C && H <= GROUP_MAX_H ? GROUP_ROWS : 1;
+  const int group = group_rows(C, H) > 1 ? group_rows(C, H) : 1;
   int64_t n = 0;
   for (int b = 0; b < B;) {
     int e = b + 1;
