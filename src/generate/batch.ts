@@ -117,7 +117,11 @@ export class BatchDecoder {
   step(caches: readonly KvCache[], tokens: ArrayLike<number>, B = caches.length): Float32Array {
     this.checkRows("step", B, caches, tokens);
     if (B > this.maxWant) throw new RangeError(`BatchDecoder.step: ${B} rows, logits for at most ${this.maxWant}`);
-    for (let b = 0; b < B; b++) this.positions[b] = caches[b]!.length;
+    const P = this.arch.max_seq_len;
+    for (let b = 0; b < B; b++) {
+      if (caches[b]!.length >= P) throw new RangeError(`BatchDecoder.step: row ${b}'s cache is full (${P} positions)`);
+      this.positions[b] = caches[b]!.length;
+    }
     this.forward(B, caches, tokens, null, B);
     for (let b = 0; b < B; b++) caches[b]!.length++;
     return this.logits;
@@ -154,14 +158,13 @@ export class BatchDecoder {
   }
 
   private checkRows(name: string, B: number, caches: readonly KvCache[], tokens: ArrayLike<number>): void {
-    const { vocab_size: V, max_seq_len: P } = this.arch;
+    const V = this.arch.vocab_size;
     if (!Number.isInteger(B) || B < 1 || B > this.maxRows || caches.length < B || tokens.length < B) {
       throw new RangeError(`BatchDecoder.${name}: ${B} rows (caches ${caches.length}, tokens ${tokens.length}), at most ${this.maxRows}`);
     }
     for (let b = 0; b < B; b++) {
       const t = tokens[b]!;
       if (!Number.isInteger(t) || t < 0 || t >= V) throw new RangeError(`BatchDecoder.${name}: token ${t} (row ${b}) is outside 0..${V - 1}`);
-      if (name === "step" && caches[b]!.length >= P) throw new RangeError(`BatchDecoder.step: row ${b}'s cache is full (${P} positions)`);
     }
   }
 

@@ -38,14 +38,6 @@ export class InferenceEngine {
     this.logits = new Float32Array(arch.vocab_size);
   }
 
-  private get cache(): KvCache {
-    return this.made().cache;
-  }
-
-  private get decoder(): BatchDecoder {
-    return this.made().decoder;
-  }
-
   private made(): { cache: KvCache; decoder: BatchDecoder; rowCaches: KvCache[] } {
     if (!this.parts) {
       const cache = new KvCache(this.arch);
@@ -83,7 +75,8 @@ export class InferenceEngine {
       if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`token ${id} at position ${i} is outside 0..${V - 1}`);
     }
     if (allLogits && allLogits.length < T * V) throw new RangeError(`prefill: allLogits holds ${allLogits.length}, needs ${T * V}`);
-    this.cache.length = 0;
+    const { cache, decoder, rowCaches } = this.made();
+    cache.length = 0;
     for (let t0 = 0; t0 < T; t0 += PREFILL_ROWS) {
       const n = Math.min(PREFILL_ROWS, T - t0);
       for (let i = 0; i < n; i++) {
@@ -94,10 +87,10 @@ export class InferenceEngine {
       const last = t0 + n === T;
       this.lastRow[0] = n - 1;
       const W = allLogits ? n : last ? 1 : 0;
-      const logits = this.decoder.rows(n, this.made().rowCaches, this.rowTokens, this.rowPositions, allLogits ? this.allRows : this.lastRow, W);
+      const logits = decoder.rows(n, rowCaches, this.rowTokens, this.rowPositions, allLogits ? this.allRows : this.lastRow, W);
       if (allLogits) allLogits.set(logits.subarray(0, n * V), t0 * V);
       else if (last) this.logits.set(logits.subarray(0, V));
-      this.cache.length = t0 + n;
+      cache.length = t0 + n;
     }
     if (allLogits) this.logits.set(allLogits.subarray((T - 1) * V, T * V));
     return this.logits;
@@ -108,18 +101,20 @@ export class InferenceEngine {
    * each), to decode from elsewhere (a BatchDecoder's own cache) or to compare.
    */
   copyCacheTo(k: Float32Array[], v: Float32Array[]): void {
-    const n = this.cache.length * this.arch.d_model;
-    this.cache.k.forEach((src, l) => k[l]!.set(src.subarray(0, n)));
-    this.cache.v.forEach((src, l) => v[l]!.set(src.subarray(0, n)));
+    const { cache } = this.made();
+    const n = cache.length * this.arch.d_model;
+    cache.k.forEach((src, l) => k[l]!.set(src.subarray(0, n)));
+    cache.v.forEach((src, l) => v[l]!.set(src.subarray(0, n)));
   }
 
   /** Feed one token at position `length`; returns its logits ([V], reused by the next call). */
   step(token: number): Float32Array {
     const { vocab_size: V, max_seq_len: P } = this.arch;
-    if (this.cache.length >= P) throw new RangeError(`step: the cache is full (${P} positions); prefill again from a shorter prefix`);
+    const { cache, decoder, rowCaches } = this.made();
+    if (cache.length >= P) throw new RangeError(`step: the cache is full (${P} positions); prefill again from a shorter prefix`);
     if (!Number.isInteger(token) || token < 0 || token >= V) throw new RangeError(`step: token ${token} is outside 0..${V - 1}`);
     this.rowTokens[0] = token;
-    this.decoder.step(this.made().rowCaches, this.rowTokens, 1);
-    return this.decoder.logitRows[0]!;
+    decoder.step(rowCaches, this.rowTokens, 1);
+    return decoder.logitRows[0]!;
   }
 }
