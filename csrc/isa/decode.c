@@ -56,32 +56,45 @@ static inline __m128 row_dot4(const float* q, const float* k, int64_t ld, int n)
 
 /* acc[i] += w[j] * v[j*ld + i] for each j in order: per element the sums of a plain loop over j
  * (FMAs, as the compiler contracts it), with a block of acc kept in registers across the positions
- * rather than loaded and stored for each one. */
-static inline void add_weighted_values(float* acc, const float* w, const float* v, int64_t ld, int n, int hs) {
+ * rather than loaded and stored for each one. The AVX-512 body takes NH heads (1 or 2) side by side:
+ * each FMA waits for the one before it on the same sums, so one head's four chains leave the FMA
+ * units idle half the time and two heads' eight fill them; each head's sums are the same. */
 #if defined(__AVX512F__)
+static inline __attribute__((always_inline)) void add_weighted_values_n(float* const* acc, const float* const* w,
+                                                                        const float* const* v, int64_t ld, int n,
+                                                                        int hs, const int NH) {
   int i = 0;
   for (; i + 64 <= hs; i += 64) {
-    __m512 a0 = _mm512_loadu_ps(acc + i), a1 = _mm512_loadu_ps(acc + i + 16);
-    __m512 a2 = _mm512_loadu_ps(acc + i + 32), a3 = _mm512_loadu_ps(acc + i + 48);
+    __m512 a[2][4];
+    for (int h = 0; h < NH; h++)
+      for (int l = 0; l < 4; l++) a[h][l] = _mm512_loadu_ps(acc[h] + i + 16 * l);
     for (int j = 0; j < n; j++) {
-      const __m512 wj = _mm512_set1_ps(w[j]);
-      const float* vj = v + j * ld + i;
-      if (j + PREFETCH_AHEAD < n)
-        for (int l = 0; l < 64; l += 16) _mm_prefetch((const char*)(vj + PREFETCH_AHEAD * ld + l), _MM_HINT_T0);
-      a0 = _mm512_fmadd_ps(wj, _mm512_loadu_ps(vj), a0);
-      a1 = _mm512_fmadd_ps(wj, _mm512_loadu_ps(vj + 16), a1);
-      a2 = _mm512_fmadd_ps(wj, _mm512_loadu_ps(vj + 32), a2);
-      a3 = _mm512_fmadd_ps(wj, _mm512_loadu_ps(vj + 48), a3);
+      for (int h = 0; h < NH; h++) {
+        const __m512 wj = _mm512_set1_ps(w[h][j]);
+        const float* vj = v[h] + j * ld + i;
+        if (j + PREFETCH_AHEAD < n)
+          for (int l = 0; l < 64; l += 16) _mm_prefetch((const char*)(vj + PREFETCH_AHEAD * ld + l), _MM_HINT_T0);
+        for (int l = 0; l < 4; l++) a[h][l] = _mm512_fmadd_ps(wj, _mm512_loadu_ps(vj + 16 * l), a[h][l]);
+      }
     }
-    _mm512_storeu_ps(acc + i, a0); _mm512_storeu_ps(acc + i + 16, a1);
-    _mm512_storeu_ps(acc + i + 32, a2); _mm512_storeu_ps(acc + i + 48, a3);
+    for (int h = 0; h < NH; h++)
+      for (int l = 0; l < 4; l++) _mm512_storeu_ps(acc[h] + i + 16 * l, a[h][l]);
   }
   for (; i < hs; i += 16) {
     const __mmask16 k = hs - i >= 16 ? (__mmask16)0xFFFF : tv_tail_mask(hs - i);
-    __m512 a = _mm512_maskz_loadu_ps(k, acc + i);
-    for (int j = 0; j < n; j++) a = _mm512_fmadd_ps(_mm512_set1_ps(w[j]), _mm512_maskz_loadu_ps(k, v + j * ld + i), a);
-    _mm512_mask_storeu_ps(acc + i, k, a);
+    __m512 a[2];
+    for (int h = 0; h < NH; h++) a[h] = _mm512_maskz_loadu_ps(k, acc[h] + i);
+    for (int j = 0; j < n; j++)
+      for (int h = 0; h < NH; h++)
+        a[h] = _mm512_fmadd_ps(_mm512_set1_ps(w[h][j]), _mm512_maskz_loadu_ps(k, v[h] + j * ld + i), a[h]);
+    for (int h = 0; h < NH; h++) _mm512_mask_storeu_ps(acc[h] + i, k, a[h]);
   }
+}
+#endif
+
+static inline void add_weighted_values(float* acc, const float* w, const float* v, int64_t ld, int n, int hs) {
+#if defined(__AVX512F__)
+  add_weighted_values_n(&acc, &w, &v, ld, n, hs, 1);
 #elif defined(__AVX2__)
   int i = 0;
   for (; i + 32 <= hs; i += 32) {
@@ -109,38 +122,67 @@ static inline void add_weighted_values(float* acc, const float* w, const float* 
 #endif
 }
 
+/* Two heads' weighted values: side by side where that fills the FMA units, else one after the other. */
+static inline void add_weighted_values2(float* acc0, const float* w0, const float* v0, float* acc1, const float* w1,
+                                        const float* v1, int64_t ld, int n, int hs) {
+#if defined(__AVX512F__)
+  float* acc[2] = {acc0, acc1};
+  const float* w[2] = {w0, w1};
+  const float* v[2] = {v0, v1};
+  add_weighted_values_n(acc, w, v, ld, n, hs, 2);
+#else
+  add_weighted_values(acc0, w0, v0, ld, n, hs);
+  add_weighted_values(acc1, w1, v1, ld, n, hs);
+#endif
+}
+
 /* What one head has summed so far: acc[hs] (weighted values), the running maximum and denominator. */
 typedef struct {
   float* acc;
   float running_max, denom;
 } head_sums;
 
-/* Positions [t0, t0+n) of head h into its sums: the step both entry points share, so a batched call
- * gives the bytes of separate ones whatever order heads and chunks are visited in. */
-static inline void decode_chunk(const decode_ctx* c, int64_t h, int t0, int n, head_sums* s) {
+/* Positions [t0, t0+n) of head h: their softmax weights into w (the chunk's scores, rescaling what
+ * was summed before if the maximum grew) and their sum into the denominator. With decode_chunk and
+ * decode_chunk2, the steps every entry point shares, so a batched call gives the bytes of separate
+ * ones whatever order heads and chunks are visited in. */
+static inline void decode_weights(const decode_ctx* c, int64_t h, int t0, int n, head_sums* s, float* w) {
   const int hs = c->hs;
   const float scale = 1.0f / sqrtf((float)hs);
-  float scores[DECODE_CHUNK];
   const float* q = c->q + h * hs;
-  float* acc = s->acc;
   float chunk_max = -INFINITY;
   const float* k = c->k_cache + (int64_t)t0 * c->C + h * hs;
   int j = 0;
 #if defined(__AVX512F__)
   for (; j + 4 <= n; j += 4)
-    _mm_storeu_ps(scores + j, _mm_mul_ps(row_dot4(q, k + (int64_t)j * c->C, c->C, hs), _mm_set1_ps(scale)));
+    _mm_storeu_ps(w + j, _mm_mul_ps(row_dot4(q, k + (int64_t)j * c->C, c->C, hs), _mm_set1_ps(scale)));
 #endif
-  for (; j < n; j++) scores[j] = tv_row_dot(q, k + (int64_t)j * c->C, hs) * scale;
-  for (j = 0; j < n; j++) chunk_max = scores[j] > chunk_max ? scores[j] : chunk_max;
+  for (; j < n; j++) w[j] = tv_row_dot(q, k + (int64_t)j * c->C, hs) * scale;
+  for (j = 0; j < n; j++) chunk_max = w[j] > chunk_max ? w[j] : chunk_max;
   if (chunk_max > s->running_max) {
     /* Rescale what has been summed so far to the new maximum (by 0 the first time). */
     float correction = expf(s->running_max - chunk_max);
     s->denom *= correction;
-    for (int i = 0; i < hs; i++) acc[i] *= correction;
+    for (int i = 0; i < hs; i++) s->acc[i] *= correction;
     s->running_max = chunk_max;
   }
-  s->denom += tv_exp_shift_sum(scores, scores, n, s->running_max);
-  add_weighted_values(acc, scores, c->v_cache + (int64_t)t0 * c->C + h * hs, c->C, n, hs);
+  s->denom += tv_exp_shift_sum(w, w, n, s->running_max);
+}
+
+/* Positions [t0, t0+n) of head h into its sums. */
+static inline void decode_chunk(const decode_ctx* c, int64_t h, int t0, int n, head_sums* s) {
+  float w[DECODE_CHUNK];
+  decode_weights(c, h, t0, n, s, w);
+  add_weighted_values(s->acc, w, c->v_cache + (int64_t)t0 * c->C + h * c->hs, c->C, n, c->hs);
+}
+
+/* The same for heads h and h + 1, their values summed side by side. */
+static inline void decode_chunk2(const decode_ctx* c, int64_t h, int t0, int n, head_sums* s0, head_sums* s1) {
+  float w0[DECODE_CHUNK], w1[DECODE_CHUNK];
+  decode_weights(c, h, t0, n, s0, w0);
+  decode_weights(c, h + 1, t0, n, s1, w1);
+  const float* v = c->v_cache + (int64_t)t0 * c->C + h * c->hs;
+  add_weighted_values2(s0->acc, w0, v, s1->acc, w1, v + c->hs, c->C, n, c->hs);
 }
 
 static inline void decode_finish(const decode_ctx* c, int64_t h, const head_sums* s) {
@@ -149,27 +191,36 @@ static inline void decode_finish(const decode_ctx* c, int64_t h, const head_sums
   for (int i = 0; i < c->hs; i++) out[i] = s->acc[i] * inv;
 }
 
-/* One head h of one sequence. */
-static void decode_head(const decode_ctx* c, int64_t h) {
-  float acc[TV_DECODE_MAX_HEAD_DIM];
-  head_sums s = {acc, -INFINITY, 0.0f};
-  for (int i = 0; i < c->hs; i++) acc[i] = 0.0f;
-  for (int t0 = 0; t0 < c->T; t0 += DECODE_CHUNK)
-    decode_chunk(c, h, t0, c->T - t0 < DECODE_CHUNK ? c->T - t0 : DECODE_CHUNK, &s);
-  decode_finish(c, h, &s);
+/* Heads [h0, h1) of one sequence, two at a time. */
+static void decode_heads_of(const decode_ctx* c, int64_t h0, int64_t h1) {
+  float acc[2][TV_DECODE_MAX_HEAD_DIM];
+  for (int64_t h = h0; h < h1; h += 2) {
+    const int pair = h + 1 < h1;
+    head_sums s[2] = {{acc[0], -INFINITY, 0.0f}, {acc[1], -INFINITY, 0.0f}};
+    for (int i = 0; i < c->hs; i++) acc[0][i] = acc[1][i] = 0.0f;
+    for (int t0 = 0; t0 < c->T; t0 += DECODE_CHUNK) {
+      const int n = c->T - t0 < DECODE_CHUNK ? c->T - t0 : DECODE_CHUNK;
+      if (pair) decode_chunk2(c, h, t0, n, &s[0], &s[1]);
+      else decode_chunk(c, h, t0, n, &s[0]);
+    }
+    decode_finish(c, h, &s[0]);
+    if (pair) decode_finish(c, h + 1, &s[1]);
+  }
 }
 
-static void decode_heads(void* arg, int64_t h0, int64_t h1) {
+/* Head pairs [p0, p1). */
+static void decode_head_pairs(void* arg, int64_t p0, int64_t p1) {
   const decode_ctx* c = (const decode_ctx*)arg;
-  for (int64_t h = h0; h < h1; h++) decode_head(c, h);
+  const int64_t H = c->C / c->hs;
+  decode_heads_of(c, 2 * p0, 2 * p1 < H ? 2 * p1 : H);
 }
 
 void TV_FN(attention_decode)(float* out, const float* q, const float* k_cache, const float* v_cache,
                              int T, int C, int H) {
   decode_ctx ctx = {out, q, k_cache, v_cache, T, C, C / H};
   /* Small work per head: only spread over threads when the cache is long enough to pay for it. */
-  if ((int64_t)T * C < 32768) decode_heads(&ctx, 0, H);
-  else tv_parallel_for(H, decode_heads, &ctx);
+  if ((int64_t)T * C < 32768) decode_head_pairs(&ctx, 0, (H + 1) / 2);
+  else tv_parallel_for((H + 1) / 2, decode_head_pairs, &ctx);
 }
 
 /* A task's rows walk the cache a chunk of positions at a time for all their heads, so it is read
@@ -192,7 +243,8 @@ typedef struct {
   int C, H, q_stride;
   int by_sequence;
   /* Tasks as row ranges: task i is rows [first[i], first[i+1]) (one row, or a group of rows that
-   * share a cache), all heads when by_sequence, else one head at a time (i % H of range i / H). */
+   * share a cache), all heads when by_sequence, else a pair of heads at a time (pair i % P of range
+   * i / P, P = (H + 1) / 2). */
   const int32_t* first;
 } decode_rows_ctx;
 
@@ -222,10 +274,12 @@ static void decode_group(const decode_rows_ctx* r, int b0, int b1, int h0, int h
     if (r->lengths[b] > longest) longest = r->lengths[b];
   }
   for (int t0 = 0; t0 < longest; t0 += DECODE_CHUNK)
-    for (int h = h0; h < h1; h++)
+    for (int h = h0; h < h1; h += 2)
       for (int g = 0; g < rows; g++) {
-        const int T = c[g].T;
-        if (t0 < T) decode_chunk(&c[g], h, t0, T - t0 < DECODE_CHUNK ? T - t0 : DECODE_CHUNK, &s[g * r->H + h]);
+        const int T = c[g].T, n = T - t0 < DECODE_CHUNK ? T - t0 : DECODE_CHUNK;
+        if (t0 >= T) continue;
+        if (h + 1 < h1) decode_chunk2(&c[g], h, t0, n, &s[g * r->H + h], &s[g * r->H + h + 1]);
+        else decode_chunk(&c[g], h, t0, n, &s[g * r->H + h]);
       }
   for (int g = 0; g < rows; g++)
     for (int h = h0; h < h1; h++) decode_finish(&c[g], h, &s[g * r->H + h]);
@@ -234,9 +288,10 @@ static void decode_group(const decode_rows_ctx* r, int b0, int b1, int h0, int h
 static void decode_rows_tasks(void* arg, int64_t i0, int64_t i1) {
   const decode_rows_ctx* r = (const decode_rows_ctx*)arg;
   for (int64_t i = i0; i < i1; i++) {
-    const int64_t range = r->by_sequence ? i : i / r->H;
+    const int P = (r->H + 1) / 2;
+    const int64_t range = r->by_sequence ? i : i / P;
     const int b0 = r->first[range], b1 = r->first[range + 1];
-    const int h0 = r->by_sequence ? 0 : (int)(i % r->H), h1 = r->by_sequence ? r->H : h0 + 1;
+    const int h0 = r->by_sequence ? 0 : 2 * (int)(i % P), h1 = r->by_sequence ? r->H : h0 + 2 < r->H ? h0 + 2 : r->H;
     if (group_rows(r->C, r->H) > 0) {
       decode_group(r, b0, b1, h0, h1);
       continue;
@@ -244,7 +299,7 @@ static void decode_rows_tasks(void* arg, int64_t i0, int64_t i1) {
     /* A row too wide for the buffers: head by head, each with its own sums. */
     decode_ctx c = {r->out + (int64_t)b0 * r->C, r->q + (int64_t)b0 * r->q_stride, r->k_caches[b0],
                     r->v_caches[b0], r->lengths[b0], r->C, r->C / r->H};
-    for (int h = h0; h < h1; h++) decode_head(&c, h);
+    decode_heads_of(&c, h0, h1);
   }
 }
 
@@ -286,7 +341,7 @@ void TV_FN(attention_decode_rows)(float* out, const float* q, const float* const
    * its own otherwise. */
   decode_rows_ctx ctx = {out, q, k_caches, v_caches, lengths, C, H, q_stride,
                          ranges >= 4 * tv_pool_threads(), first};
-  const int64_t tasks = ctx.by_sequence ? ranges : ranges * H;
+  const int64_t tasks = ctx.by_sequence ? ranges : ranges * ((H + 1) / 2);
   /* One hand-off for the whole batch, and none when it is too little work to pay for it. */
   if (positions * C < 32768) decode_rows_tasks(&ctx, 0, tasks);
   else tv_parallel_for(tasks, decode_rows_tasks, &ctx);
