@@ -6,7 +6,7 @@
  * target, fsync the folder. Readers see either the old file or the new one, never a half-written one,
  * and a failed write (full disk, file-size limit, permissions) leaves the old file untouched.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "./errors.ts";
 
@@ -180,4 +180,42 @@ export function readText(path: string, what: string): string {
     if (errCode(err) === undefined) throw err;
     throw new UserError(`Cannot read ${what} ${path}: ${describeFsError(err)}. Check that it exists and is readable.`);
   }
+}
+
+/** The vocabulary files (`*.vocab`) in a checkpoint's folder and the folder above it, where training
+ * puts them (`--output run --vocab run/tokenizer.vocab`, or the defaults outputs/autoregressive/ and
+ * outputs/tokenizer.vocab): what to suggest when the vocabulary given is missing. */
+export function vocabFilesNear(checkpointPath: string): string[] {
+  const found: string[] = [];
+  const here = dirname(checkpointPath);
+  for (const dir of [here, dirname(here)]) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names.sort()) {
+      const path = join(dir, name);
+      if (name.endsWith(".vocab") && !found.includes(path) && isFile(path)) found.push(path);
+    }
+    if (dir === dirname(dir)) break;
+  }
+  return found;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** " Found beside the checkpoint: … — pass --vocab …." when there is one to suggest, else "". */
+export function vocabHint(checkpointPath: string): string {
+  const near = vocabFilesNear(checkpointPath);
+  if (near.length === 0) return "";
+  if (near.length === 1) return ` Beside the checkpoint there is ${near[0]}: pass --vocab ${near[0]} if it is the one.`;
+  return ` Beside the checkpoint there are ${near.slice(0, 3).join(", ")}${near.length > 3 ? ", …" : ""}: pass the right one with --vocab.`;
 }

@@ -1,9 +1,9 @@
 /** `train_vocab eval`: loss, perplexity and bits per byte of a checkpoint on a text file or folder. */
 import type { CAC } from "cac";
-import { requireFile, text, wholeNumber } from "./use_flags.ts";
+import { checkpointOf, DEFAULT_CHECKPOINT, requireFile, text, wholeNumber } from "./use_flags.ts";
 
 interface Options {
-  checkpoint: unknown;
+  checkpoint?: unknown;
   vocab: unknown;
   data?: unknown;
   maxLength?: unknown;
@@ -13,8 +13,8 @@ interface Options {
 
 export function registerEval(cli: CAC): void {
   cli
-    .command("eval", "Measure a model on text: mean loss, perplexity, bits per byte")
-    .option("--checkpoint <file>", "Model checkpoint (ours or LoopOS's LOPOS) (path)", { default: "outputs/autoregressive/model_checkpoint.bin" })
+    .command("eval [checkpoint]", "Measure a model on text: mean loss, perplexity, bits per byte")
+    .option("--checkpoint <file>", `Model checkpoint (ours or LoopOS's LOPOS), or give it as the first argument (path; default: ${DEFAULT_CHECKPOINT})`)
     .option("--vocab <file>", "Vocabulary the model was trained with (path)", { default: "outputs/tokenizer.vocab" })
     .option("--data <path>", "Text file, or folder read recursively in sorted order as training does (path, required)")
     .option("--max-length <n>", "Window length in tokens (integer; default: the checkpoint's training seq_len, else max_seq_len)")
@@ -22,17 +22,17 @@ export function registerEval(cli: CAC): void {
     .option("--json", "Print one JSON object (boolean)")
     .example("train_vocab eval --data data/heldout.txt")
     .example("train_vocab eval --checkpoint run/model_checkpoint.bin --vocab run/tokenizer.vocab --data valid/ --json")
-    .action(async (o: Options) => run(o));
+    .action(async (checkpoint: unknown, o: Options) => run(checkpoint, o));
 }
 
-async function run(o: Options): Promise<void> {
-  const checkpoint = text("--checkpoint", o.checkpoint)!;
+async function run(argument: unknown, o: Options): Promise<void> {
+  const { path: checkpoint, from } = checkpointOf(argument, o.checkpoint);
   const vocab = text("--vocab", o.vocab)!;
   const data = text("--data", o.data, false);
   const { UserError } = await import("../base/errors.ts");
   if (!data) throw new UserError("eval: --data is required (a text file or a folder of text files to measure the model on).");
-  requireFile(checkpoint, "checkpoint", "--checkpoint");
-  requireFile(vocab, "vocab", "--vocab");
+  requireFile(checkpoint, "checkpoint", from);
+  requireFile(vocab, "vocab", "--vocab", checkpoint);
   requireFile(data, "data", "--data");
   const { loadModel } = await import("../generate/load.ts");
   const { InferenceEngine } = await import("../generate/engine.ts");

@@ -1,13 +1,12 @@
 /** `train_vocab generate`: stream text from a checkpoint, with a KV cache. */
 import type { CAC } from "cac";
+import { existsSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
 import { count } from "../base/format.ts";
-import { realNumber, requireFile, text, wholeNumber } from "./use_flags.ts";
-
-const DEFAULT_CHECKPOINT = "outputs/autoregressive/model_checkpoint.bin";
+import { checkpointOf, DEFAULT_CHECKPOINT, realNumber, requireFile, text, wholeNumber } from "./use_flags.ts";
 
 interface Options {
-  checkpoint: unknown;
+  checkpoint?: unknown;
   vocab: unknown;
   prompt?: unknown;
   maxTokens: unknown;
@@ -23,9 +22,9 @@ interface Options {
 
 export function registerGenerate(cli: CAC): void {
   const command = cli
-    .command("generate", "Write text with a trained model (alias: gen)")
+    .command("generate [checkpoint]", "Write text with a trained model (alias: gen)")
     .alias("gen")
-    .option("--checkpoint <file>", "Model checkpoint (ours, or a LoopOS LOPOS v1 file) (path)", { default: DEFAULT_CHECKPOINT })
+    .option("--checkpoint <file>", `Model checkpoint (ours, or a LoopOS LOPOS v1 file), or give it as the first argument (path; default: ${DEFAULT_CHECKPOINT})`)
     .option("--vocab <file>", "Vocabulary the model was trained with (path)", { default: "outputs/tokenizer.vocab" })
     .option("--prompt <text>", "Text to continue (string; `-`, or no --prompt with piped input: read stdin; empty: start of a document)")
     .option("--max-tokens <n>", "Stop after this many new tokens (integer >= 0)", { default: 200 })
@@ -38,7 +37,7 @@ export function registerGenerate(cli: CAC): void {
     .option("--dump-logits <file>", "Also write the tokens and the logits each new token was drawn from (safetensors; for reference checks; replaces only an earlier dump)")
     .example(`train_vocab generate --prompt "Once upon a time" --max-tokens 100`)
     .example(`echo "The meaning of" | train_vocab gen --checkpoint run/model_checkpoint.bin --vocab run/tokenizer.vocab --temperature 0`)
-    .action(async (options: Options) => run(options));
+    .action(async (checkpoint: unknown, options: Options) => run(checkpoint, options));
   // cac gives a --no-X flag a default of true and prints "(default: true)" after it, which reads as
   // the opposite of what the flag does; without the default, echo is simply absent unless --no-echo.
   for (const option of command.options) if (option.negated && option.name === "echo") option.config.default = undefined;
@@ -50,8 +49,8 @@ async function readPrompt(value: unknown): Promise<string> {
   return given ?? "";
 }
 
-async function run(o: Options): Promise<void> {
-  const checkpoint = text("--checkpoint", o.checkpoint)!;
+async function run(argument: unknown, o: Options): Promise<void> {
+  const { path: checkpoint, from } = checkpointOf(argument, o.checkpoint);
   const vocab = text("--vocab", o.vocab)!;
   const maxTokens = wholeNumber("--max-tokens", o.maxTokens, 0);
   const temperature = realNumber("--temperature", o.temperature, 0, 1e6, "0 means greedy");
@@ -59,8 +58,11 @@ async function run(o: Options): Promise<void> {
   const topP = realNumber("--top-p", o.topP, Number.MIN_VALUE, 1, "1 means off");
   const seed = o.seed === undefined ? Date.now() % 0x100000000 : wholeNumber("--seed", o.seed, 0, 0xffffffff);
   const dumpPath = text("--dump-logits", o.dumpLogits, false);
-  requireFile(checkpoint, "checkpoint", "--checkpoint");
-  requireFile(vocab, "vocab", "--vocab");
+  if (argument !== undefined && !existsSync(checkpoint)) {
+    throw new UserError(`Checkpoint file not found: ${checkpoint} (the first argument, which names the checkpoint). The text to continue goes in --prompt "…".`);
+  }
+  requireFile(checkpoint, "checkpoint", from);
+  requireFile(vocab, "vocab", "--vocab", checkpoint);
   if (dumpPath !== undefined) {
     const { checkDumpPath } = await import("../generate/dump.ts");
     checkDumpPath(dumpPath, "--dump-logits");

@@ -1,5 +1,5 @@
 /** The cac program: global options, command registration, and the one place errors are printed. */
-import { cac, type CAC } from "cac";
+import { cac, type CAC, type Command } from "cac";
 import pc from "picocolors";
 import { UserError } from "../base/errors.ts";
 import { flagName, givenTwice, kebab } from "../base/flags.ts";
@@ -31,6 +31,7 @@ export async function runCli(argv: string[]): Promise<void> {
   cli.help();
   cli.option("-v, --version", "Show the version, CPU features, chosen ISA level and threads");
   try {
+    refuseSwitchValues(argv);
     const parsed = cli.parse(negativeValues(argv), { run: false });
     if (parsed.options.version && !parsed.options.help) {
       console.log(await versionLine());
@@ -48,6 +49,7 @@ export async function runCli(argv: string[]): Promise<void> {
       if (command) {
         command.checkUnknownOptions();
         refuseRepeatedFlags(parsed.options);
+        if (!command.isDefaultCommand) refuseExtraArguments(command, parsed.args);
       }
     }
     await cli.runMatchedCommand();
@@ -89,6 +91,28 @@ function unknownCommand(name: string, cli: CAC): UserError {
 function refuseRepeatedFlags(options: Record<string, unknown>): void {
   for (const [key, value] of Object.entries(options)) {
     if (key !== "--" && key !== "help" && key !== "version" && Array.isArray(value)) throw givenTwice(flagName(key), value);
+  }
+}
+
+/** Words after a command beyond the arguments it takes: cac would drop them without a word, and
+ * `generate run/model.bin` or `inspect a.bin b.bin` would quietly use another model or skip one. */
+function refuseExtraArguments(command: Command, args: readonly string[]): void {
+  if (command.args.some((a) => a.variadic) || args.length <= command.args.length) return;
+  const extra = args[command.args.length]!;
+  const takes = command.args.length === 0
+    ? "takes no arguments, only options"
+    : `takes ${command.args.map((a) => (a.required ? `<${a.value}>` : `[${a.value}]`)).join(" ")} and options`;
+  throw new UserError(
+    `Unexpected argument "${extra}": \`train_vocab ${command.name}\` ${takes}. A value with spaces needs quotes; run \`train_vocab ${command.name} --help\` for the options.`,
+  );
+}
+
+/** `--no-echo=false`: cac reads it as an unknown `--echo`; a switch takes no value. */
+function refuseSwitchValues(argv: string[]): void {
+  for (const a of argv.slice(2)) {
+    if (a === "--") return;
+    const m = /^(--no-[a-z][a-z0-9-]*)=/.exec(a);
+    if (m) throw new UserError(`${m[1]} is a switch and takes no value (got "${a}"): give ${m[1]} alone, or leave it out.`);
   }
 }
 

@@ -2,10 +2,10 @@
 import type { CAC } from "cac";
 import { basename, dirname, resolve } from "node:path";
 import { UserError } from "../base/errors.ts";
-import { requireFile, text, wholeNumber } from "./use_flags.ts";
+import { checkpointOf, DEFAULT_CHECKPOINT, requireFile, text, wholeNumber } from "./use_flags.ts";
 
 interface Options {
-  checkpoint: unknown;
+  checkpoint?: unknown;
   vocab: unknown;
   host: unknown;
   port: unknown;
@@ -19,8 +19,8 @@ interface Options {
 
 export function registerServe(cli: CAC): void {
   cli
-    .command("serve", "Serve a model over HTTP: OpenAI-style /v1/completions and a playground page")
-    .option("--checkpoint <file>", "Model checkpoint (ours, or a LoopOS LOPOS v1 file) (path)", { default: "outputs/autoregressive/model_checkpoint.bin" })
+    .command("serve [checkpoint]", "Serve a model over HTTP: OpenAI-style /v1/completions and a playground page")
+    .option("--checkpoint <file>", `Model checkpoint (ours, or a LoopOS LOPOS v1 file), or give it as the first argument (path; default: ${DEFAULT_CHECKPOINT})`)
     .option("--vocab <file>", "Vocabulary the model was trained with (path)", { default: "outputs/tokenizer.vocab" })
     .option("--host <address>", "Address to listen on; anything but a loopback address lets other machines in, with no authentication (string)", { default: "127.0.0.1" })
     .option("--port <n>", "Port (integer 0..65535; 0 = any free port, printed at start)", { default: 8080 })
@@ -32,11 +32,11 @@ export function registerServe(cli: CAC): void {
     .option("--threads <n>", "Kernel threads (integer, default: all CPUs)")
     .example("train_vocab serve --checkpoint outputs/autoregressive/model_checkpoint.bin --vocab outputs/tokenizer.vocab")
     .example(`curl -s localhost:8080/v1/completions -H 'content-type: application/json' -d '{"prompt": "The jury", "max_tokens": 20}'`)
-    .action(async (o: Options) => run(o));
+    .action(async (checkpoint: unknown, o: Options) => run(checkpoint, o));
 }
 
-async function run(o: Options): Promise<void> {
-  const checkpoint = text("--checkpoint", o.checkpoint)!;
+async function run(argument: unknown, o: Options): Promise<void> {
+  const { path: checkpoint, from } = checkpointOf(argument, o.checkpoint);
   const vocab = text("--vocab", o.vocab)!;
   const host = text("--host", o.host)!;
   const port = wholeNumber("--port", o.port, 0, 65535);
@@ -45,8 +45,8 @@ async function run(o: Options): Promise<void> {
   const maxBodyBytes = wholeNumber("--max-body-bytes", o.maxBodyBytes, 1024, 1 << 30);
   const idleTimeout = wholeNumber("--idle-timeout", o.idleTimeout, 1, 255, "Bun's limit");
   const threads = o.threads === undefined ? undefined : wholeNumber("--threads", o.threads, 1, 256);
-  requireFile(checkpoint, "checkpoint", "--checkpoint");
-  requireFile(vocab, "vocab", "--vocab");
+  requireFile(checkpoint, "checkpoint", from);
+  requireFile(vocab, "vocab", "--vocab", checkpoint);
   const modelId = text("--model-name", o.modelName, false) ?? (basename(dirname(resolve(checkpoint))) || "model");
 
   const { setThreads } = await import("../native.ts");

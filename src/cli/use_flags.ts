@@ -3,6 +3,7 @@
  * each value is checked here and a bad one becomes a UserError that names the flag. */
 import { existsSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
+import { vocabHint } from "../base/files.ts";
 import { once } from "../base/flags.ts";
 
 /** A number as the user typed it; "" and blanks are not 0 (Number("") is). */
@@ -62,9 +63,25 @@ const HINTS: Record<string, string> = {
   data: "Give a text file or a folder of text files",
 };
 
-/** Fail early, with LoopOS's wording for a missing checkpoint and a hint on where to look. */
-export function requireFile(path: string, kind: "checkpoint" | "vocab" | "data", flag?: string): void {
+/** Fail early, with LoopOS's wording for a missing checkpoint and a hint on where to look (for a
+ * vocabulary, the ones beside `checkpoint`). */
+export function requireFile(path: string, kind: "checkpoint" | "vocab" | "data", flag?: string, checkpoint?: string): void {
   if (existsSync(path)) return;
   const what = kind === "checkpoint" ? "Checkpoint file" : kind === "vocab" ? "Vocabulary file" : "Data file";
-  throw new UserError(`${what} not found: ${path}${flag ? ` (${flag})` : ""}. ${HINTS[kind]}.`);
+  const near = kind === "vocab" && checkpoint ? vocabHint(checkpoint) : "";
+  throw new UserError(`${what} not found: ${path}${flag ? ` (${flag})` : ""}. ${HINTS[kind]}.${near}`);
+}
+
+export const DEFAULT_CHECKPOINT = "outputs/autoregressive/model_checkpoint.bin";
+
+/** The checkpoint of generate, eval and serve: a first argument (as LoopOS's `generate [checkpoint]`)
+ * or --checkpoint, not two different ones; else the default. */
+export function checkpointOf(argument: unknown, flag: unknown): { path: string; from: string } {
+  const fromFlag = text("--checkpoint", flag, false);
+  if (argument === undefined || argument === null) return { path: fromFlag ?? DEFAULT_CHECKPOINT, from: "--checkpoint" };
+  const given = String(argument);
+  if (fromFlag !== undefined && fromFlag !== given) {
+    throw new UserError(`Two checkpoints given: ${given} (the first argument) and ${fromFlag} (--checkpoint). Give one of them.`);
+  }
+  return { path: given, from: "the first argument" };
 }

@@ -131,7 +131,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
 
   // (2) the vocabulary
   const tokenizer = loaded
-    ? vocabularyForResume(loaded, o.vocab)
+    ? vocabularyForResume(loaded, o.vocab, o.resume!)
     : vocabularyForFreshRun({
         vocabPath: o.vocab, data: o.data!, vocabSize: o.vocabSize, vocabSizeGiven: given.has("vocabSize"),
         minFrequency: o.minFrequency, log: io.log, files,

@@ -7,14 +7,17 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { CheckpointHeader, TokenizerIdentity } from "../checkpoint/index.ts";
 import { UserError } from "../base/errors.ts";
+import { vocabHint } from "../base/files.ts";
 import { loadTokenizer, saveTokenizer, trainTokenizer, type Tokenizer } from "../tokenizer/index.ts";
 
 export function identityOf(tok: Tokenizer): TokenizerIdentity {
   return { type: tok.type, vocab_size: tok.vocabSize, fingerprint: tok.fingerprint };
 }
 
-export function vocabularyForResume(ckpt: Pick<CheckpointHeader, "arch" | "tokenizer">, vocabPath: string): Tokenizer {
-  if (!existsSync(vocabPath)) throw new UserError(`Cannot resume: vocabulary file not found: ${vocabPath}`);
+export function vocabularyForResume(ckpt: Pick<CheckpointHeader, "arch" | "tokenizer">, vocabPath: string, checkpointPath: string): Tokenizer {
+  if (!existsSync(vocabPath)) {
+    throw new UserError(`Cannot resume: vocabulary file not found: ${vocabPath} (--vocab). Give the vocabulary the model was trained with.${vocabHint(checkpointPath)}`);
+  }
   const tok = loadTokenizer(vocabPath);
   if (tok.vocabSize !== ckpt.arch.vocab_size) {
     throw new UserError(

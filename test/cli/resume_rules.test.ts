@@ -29,10 +29,11 @@ test("a missing checkpoint: `Checkpoint file not found: <path>`, exit 2", async 
   }
 });
 
-test("a missing vocabulary on resume: `Cannot resume: vocabulary file not found: <path>`, after the architecture block", async () => {
+test("a missing vocabulary on resume: `Cannot resume: vocabulary file not found: <path>`, after the architecture block, naming the one beside the checkpoint", async () => {
   const r = await runCli(["resume", ckpt(), "--vocab", "missing.vocab"], dir);
   expect(r.code).toBe(2);
   expect(r.stderr).toContain("Cannot resume: vocabulary file not found: missing.vocab");
+  expect(r.stderr).toContain(`pass --vocab ${vocab()} if it is the one`);
   expect(r.stdout).toContain("Loaded architecture from checkpoint:\n  d_model:    32\n  num_heads:  2\n  num_layers: 2\n  d_ff:       64\n  vocab_size: 300\n");
 });
 
