@@ -1,5 +1,6 @@
 /** `train_vocab dashboard [OUTPUT_DIR...]`: a live page of one or more training runs, and samples from their checkpoints. */
 import type { CAC } from "cac";
+import { existsSync, statSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
 import { text, wholeNumber } from "./use_flags.ts";
 
@@ -30,6 +31,11 @@ async function runDashboard(folders: string[], flags: Flags): Promise<void> {
   const { resolveRuns } = await import("../dashboard/runs.ts");
   const { startDashboard } = await import("../dashboard/server.ts");
   const paths = folders.length > 0 ? folders : ["outputs/autoregressive"];
+  for (const p of paths) {
+    if (!p.endsWith(".jsonl") && existsSync(p) && statSync(p).isFile()) {
+      throw new UserError(`${p} is a file but not a metrics file (.jsonl): give a run folder (what training's --output named) or its metrics.jsonl.`);
+    }
+  }
   const runs = resolveRuns(paths);
   let dashboard;
   try {
@@ -45,7 +51,11 @@ async function runDashboard(folders: string[], flags: Flags): Promise<void> {
     console.warn(`warning: listening on ${host}: anyone who reaches this machine there can read these runs' metrics and sample their models.`);
   }
   console.log(`Dashboard for ${runs.length === 1 ? "1 run" : `${runs.length} runs`}: ${dashboard.url}  (Ctrl-C to stop)`);
-  for (const r of runs) console.log(`  ${r.metrics}`);
+  for (const r of runs) {
+    // A folder that does not exist yet is a run about to start; a typo looks the same, so say it.
+    const note = existsSync(r.metrics) ? "" : existsSync(r.folder) ? "  (no metrics yet: shown when training writes them)" : "  (the folder does not exist yet: shown when a run writes there)";
+    console.log(`  ${r.metrics}${note}`);
+  }
   // Serve until interrupted; the server holds the event loop open.
   await new Promise<void>((done) => {
     const stop = () => {

@@ -81,4 +81,10 @@ describe("words no command takes", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--no-echo is a switch and takes no value");
   });
+
+  test("dashboard: a file that is not a metrics file is refused, not shown as an empty run", () => {
+    const r = runCli(["dashboard", data, "--port", "0"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("is a file but not a metrics file");
+  });
 });
