@@ -172,6 +172,19 @@ function hintFor(err: unknown): string {
   }
 }
 
+/** Why an input cannot be read, in words: describeFsError speaks of writing (its ENOENT is "the folder
+ * does not exist"); a file being read is missing itself, or is a folder. */
+export function whyUnreadable(err: unknown): string {
+  switch (errCode(err)) {
+    case "ENOENT":
+      return "no such file";
+    case "EISDIR":
+      return "that is a folder, not a file";
+    default:
+      return describeFsError(err);
+  }
+}
+
 /** A system error while reading an input, as a UserError naming what was read. */
 export function readText(path: string, what: string): string {
   try {
@@ -204,7 +217,8 @@ export function vocabFilesNear(checkpointPath: string): string[] {
   return found;
 }
 
-function isFile(path: string): boolean {
+/** Is there a regular file at `path` (false for a folder, or nothing)? */
+export function isFile(path: string): boolean {
   try {
     return statSync(path).isFile();
   } catch {

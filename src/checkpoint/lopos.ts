@@ -153,7 +153,7 @@ export function writeLopos(path: string, arch: Architecture, weights: Float32Arr
   if (arch.attention_bias) {
     throw new UserError(
       `Cannot write ${path} as a LOPOS v1 checkpoint: LoopOS's model has no attention biases and this model has them. ` +
-        `Only models without attention biases (such as models imported from LoopOS) export to LOPOS v1; use --format hf instead.`,
+        `Only models without attention biases (trained with --arch gpt2 --attention-bias false, or imported from LoopOS) export to LOPOS v1; use --format hf instead.`,
     );
   }
   const specs = tensorSpecs(arch);

@@ -1,6 +1,7 @@
 /** `train_vocab export CKPT --format hf --out DIR`: a folder HuggingFace transformers loads as
  * GPT2LMHeadModel or LlamaForCausalLM (or, with --format lopos, a LOPOS v1 file for LoopOS). */
 import type { CAC } from "cac";
+import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UserError } from "../base/errors.ts";
 import { checkFolderWay, Outputs, refuseToReplace } from "../base/overwrite.ts";
@@ -35,7 +36,9 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   const out = text("--out", o.out, false);
   if (!out) throw new UserError(`export: --out is required (${format === "hf" ? "the folder to write" : "the file to write"}).`);
   const overwrite = o.overwrite === true;
+  // The checkpoint first: a folder given for it is the mistake to name, not the --vocab that follows.
   requireFile(checkpoint, "checkpoint");
+  refuseFolder(checkpoint);
   const outputs = new Outputs();
 
   if (format === "lopos") {
@@ -58,10 +61,14 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   }
 
   const vocab = text("--vocab", o.vocab)!;
-  requireFile(vocab, "vocab", "--vocab");
   const { checkHfOut, exportHf, HF_FILES } = await import("../hf/export.ts");
   checkHfOut(out, overwrite);
   checkFolderWay(out, "--out", out);
+  // Another kind of file given as the checkpoint (a .vocab) is said before a missing --vocab; its
+  // header only, after the refusals that need no checkpoint.
+  const { readCheckpointHeader } = await import("../checkpoint/index.ts");
+  readCheckpointHeader(checkpoint);
+  requireFile(vocab, "vocab", "--vocab");
   const { loadModel } = await import("../generate/load.ts");
   const { checkpoint: ckpt, tokenizer } = loadModel(checkpoint, vocab);
   let result;
@@ -79,11 +86,20 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   console.error(`load it with: ${model}.from_pretrained(${JSON.stringify(out)})`);
 }
 
+/** A folder given as the checkpoint (a run's --output, most likely): said, with the checkpoint in it when
+ * there is one. */
+function refuseFolder(checkpoint: string): void {
+  if (!statSync(checkpoint).isDirectory()) return;
+  const inside = join(checkpoint, "model_checkpoint.bin");
+  const hint = existsSync(inside) ? `Did you mean ${inside}?` : "Give the checkpoint file itself (training writes <output dir>/model_checkpoint.bin).";
+  throw new UserError(`${checkpoint} is a folder; expected a checkpoint file. ${hint}`);
+}
+
 /** LOPOS v1 holds LoopOS's model, which has no attention biases; every model train_vocab trains has them. */
 function loposRefusal(checkpoint: string): UserError {
   return new UserError(
     `--format lopos: ${checkpoint} has attention biases, which a LOPOS v1 file cannot hold. Only models of LoopOS's shape ` +
-      `(no attention biases, such as models imported from LoopOS) export to LOPOS v1; every model train_vocab trains has them. ` +
+      `(no attention biases: trained with --arch gpt2 --attention-bias false, or imported from LoopOS) export to LOPOS v1. ` +
       `Use --format hf instead (a folder for HuggingFace transformers).`,
   );
 }

@@ -1,7 +1,8 @@
 /** `train_vocab import DIR --out CKPT`: a HuggingFace GPT-2 or Llama folder (trained anywhere) as our
  * checkpoint and vocabulary, ready to fine-tune (`train --resume`), generate or evaluate. */
 import type { CAC } from "cac";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "../base/errors.ts";
 import { count } from "../base/format.ts";
 import { checkFolderWay, Outputs, refuseToReplace } from "../base/overwrite.ts";
@@ -31,7 +32,8 @@ async function run(folder: string, o: Options): Promise<void> {
   const vocabFlag = vocabGiven ? "--vocab-out" : "--vocab-out (default: beside --out)";
   if (resolve(vocabOut) === resolve(out)) throw new UserError(`--out and --vocab-out both name ${out}: give the vocabulary another path.`);
   const overwrite = o.overwrite === true;
-  // Everything that can refuse is checked before the weights are read.
+  // Everything that can refuse is checked before the weights are read; the folder to read first.
+  checkModelFolder(folder);
   refuseToReplace(out, overwrite, { what: "a checkpoint", flag: "--out", waysOut: ["give another --out"] });
   const { hasTokenizerFiles } = await import("../hf/tokenizer_files.ts");
   const writesVocab = hasTokenizerFiles(folder);
@@ -70,4 +72,21 @@ async function run(folder: string, o: Options): Promise<void> {
     `wrote ${out} (${a.block === "llama" ? "llama, " : ""}d_model ${a.d_model}, num_heads ${a.num_heads}, num_layers ${a.num_layers}, d_ff ${a.d_ff}, vocab_size ${a.vocab_size}, ` +
       `max_seq_len ${a.max_seq_len})${tok ? ` and ${vocabOut} (${count(tok.vocabSize, "token")})` : ""}`,
   );
+}
+
+/** The folder to import: missing, or a file given for it (one of the folder's own files, most likely),
+ * is said before the outputs are looked at. */
+function checkModelFolder(folder: string): void {
+  const expected = "Give the folder saved by save_pretrained or by train_vocab export (config.json, model.safetensors, tokenizer files).";
+  if (!existsSync(folder)) throw new UserError(`Model folder not found: ${folder}. ${expected}`);
+  if (statSync(folder).isDirectory()) return;
+  const parent = dirname(folder);
+  const inModelFolder = existsSync(join(parent, "config.json"));
+  const hint =
+    basename(folder) === "tokenizer.json"
+      ? ` To import only the tokenizer, use \`train_vocab tokenizer import-hf ${folder}\`${inModelFolder ? `; to import the model, give its folder ${parent}` : ""}.`
+      : inModelFolder
+        ? ` Did you mean its folder ${parent}?`
+        : "";
+  throw new UserError(`import ${folder}: that is a file, not a folder. ${expected}${hint}`);
 }

@@ -1,9 +1,9 @@
 /** `train_vocab tokenizer train|encode|decode|inspect|export-hf|import-hf`: the vocabulary on its own. */
 import type { CAC } from "cac";
-import { readFileSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { UserError } from "../base/errors.ts";
-import { describeFsError } from "../base/files.ts";
+import { describeFsError, errCode, isFile, whyUnreadable } from "../base/files.ts";
 import { checkWritable, Outputs, refuseToReplace } from "../base/overwrite.ts";
 import type { Tokenizer } from "../tokenizer/types.ts";
 import { wholeNumber } from "./use_flags.ts";
@@ -59,13 +59,67 @@ function parseFormat(value: string): Format {
   throw new UserError(`--format ${value}: expected text, u16 or u32.`);
 }
 
-function readInput(file: string | undefined, what: string): Uint8Array {
+/** What to give instead, said after each refusal of an input. */
+const EXPECTED = {
+  encode: "Give the text file to encode, or - to read standard input.",
+  decode: "Give the file of ids that tokenizer encode wrote, or - to read standard input.",
+  inspect: "Give a text file to measure the vocabulary on, or leave it out.",
+  "import-hf": "Give the tokenizer.json file to import (the HuggingFace tokenizers format).",
+  vocab: "Give the .vocab file that tokenizer train wrote (default outputs/tokenizer.vocab).",
+} as const;
+
+/**
+ * An input the user named, checked before any work: missing, a folder, or unreadable is a one-line
+ * error naming it as given (`label`: "--vocab", "tokenizer encode") and saying what to give instead.
+ * A folder holding `usual` (the file a user most likely meant) gets "Did you mean <folder>/<usual>?";
+ * one without it gets `expected` and `folderHint`. Pipes and devices (`<(...)`, /dev/stdin) pass:
+ * they are read as they come.
+ */
+function checkInputFile(path: string, label: string, expected: string, usual?: string, folderHint = ""): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    if (errCode(err) === undefined) throw err;
+    throw new UserError(`${label} ${path}: ${whyUnreadable(err)}. ${expected}`);
+  }
+  if (st.isDirectory()) {
+    const guess = usual ? join(path, usual) : undefined;
+    const hint = guess && isFile(guess) ? `Did you mean ${guess}?` : `${expected}${folderHint}`;
+    throw new UserError(`${label} ${path}: that is a folder, not a file. ${hint}`);
+  }
+  if (!st.isFile()) return;
+  try {
+    closeSync(openSync(path, "r"));
+  } catch (err) {
+    if (errCode(err) === undefined) throw err;
+    throw new UserError(`${label} ${path}: cannot read it (${whyUnreadable(err)}). Check its permissions, or give another file.`);
+  }
+}
+
+/** The --vocab to read, checked as checkInputFile does. */
+function checkVocab(path: string): void {
+  checkInputFile(path, "--vocab", EXPECTED.vocab, "tokenizer.vocab");
+}
+
+/** The positional input, or standard input for none or "-"; a file is checked as checkInputFile does. */
+function checkInput(file: string | undefined, action: "encode" | "decode" | "inspect"): void {
+  if (file && file !== "-") checkInputFile(file, `tokenizer ${action}`, EXPECTED[action]);
+}
+
+function readInput(file: string | undefined, action: "encode" | "decode" | "inspect"): Uint8Array {
   if (!file || file === "-") return new Uint8Array(readFileSync(0));
   try {
     return new Uint8Array(readFileSync(file));
   } catch (err) {
-    throw new UserError(`${what} ${file}: cannot read it (${describeFsError(err)}).`);
+    if (errCode(err) === undefined) throw err;
+    throw new UserError(`tokenizer ${action} ${file}: cannot read it (${whyUnreadable(err)}). ${EXPECTED[action]}`);
   }
+}
+
+/** encode/decode's --out, when it is a file: a folder in its way is found before the work. */
+function checkOut(out: string | undefined): void {
+  if (out && out !== "-") checkWritable(out, "--out");
 }
 
 function writeOutput(out: string | undefined, data: Uint8Array | string): void {
@@ -77,7 +131,9 @@ function writeOutput(out: string | undefined, data: Uint8Array | string): void {
   try {
     writeFileSync(out, data);
   } catch (err) {
-    throw new UserError(`--out ${out}: cannot write it (${(err as Error).message}).`);
+    if (errCode(err) === undefined) throw err;
+    const hint = errCode(err) === "ENOENT" ? "Create the folder first or check the path." : "Give another --out.";
+    throw new UserError(`--out ${out}: cannot write it (${describeFsError(err)}). ${hint}`);
   }
 }
 
@@ -97,15 +153,21 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
     }
     case "encode": {
       const format = parseFormat(o.format);
+      checkInput(file, "encode");
+      checkVocab(o.vocab);
+      checkOut(o.out);
       const tok = t.loadTokenizer(o.vocab);
-      const ids = file && file !== "-" ? t.encodeFile(tok, file) : tok.encode(readInput(file, "input"));
+      const ids = file && file !== "-" ? t.encodeFile(tok, file) : tok.encode(readInput(file, "encode"));
       writeOutput(o.out, idsToOutput(ids, format, tok.vocabSize));
       return;
     }
     case "decode": {
       const format = parseFormat(o.format);
+      checkInput(file, "decode");
+      checkVocab(o.vocab);
+      checkOut(o.out);
       const tok = t.loadTokenizer(o.vocab);
-      const ids = parseIds(readInput(file, "ids file"), format, file ?? "stdin");
+      const ids = parseIds(readInput(file, "decode"), format, file ?? "stdin");
       for (let i = 0; i < ids.length; i++) {
         if (ids[i]! >= tok.vocabSize) {
           throw new UserError(`${file ?? "stdin"}: id ${ids[i]} (number ${i + 1}) is outside the vocabulary 0..${tok.vocabSize - 1} of ${o.vocab}.`);
@@ -115,10 +177,13 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
       return;
     }
     case "inspect": {
+      // The sample is checked before the report is printed, so a bad one is the only output.
+      checkInput(file, "inspect");
+      checkVocab(o.vocab);
       const tok = t.loadTokenizer(o.vocab);
       console.log(inspectReport(tok, o.vocab));
       if (file) {
-        const bytes = readInput(file, "sample");
+        const bytes = readInput(file, "inspect");
         const started = performance.now();
         const n = file === "-" ? tok.encode(bytes).length : t.encodeFile(tok, file).length;
         const ms = performance.now() - started;
@@ -128,6 +193,7 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
     }
     case "export-hf": {
       const out = o.out ?? "tokenizer.json";
+      checkVocab(o.vocab);
       checkVocabTarget(out, "--out", o.overwrite);
       const tok = t.loadTokenizer(o.vocab);
       t.saveHuggingFace(tok, out);
@@ -136,6 +202,7 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
     }
     case "import-hf": {
       if (!file) throw new UserError("tokenizer import-hf: give the tokenizer.json to import.");
+      checkInputFile(file, "tokenizer import-hf", EXPECTED["import-hf"], "tokenizer.json", " To import a whole model folder, use `train_vocab import`.");
       checkVocabTarget(o.vocab, "--vocab", o.overwrite);
       const tok = t.loadTokenizer(file);
       saveVocab(tok, o.vocab, t.saveTokenizer);

@@ -1,10 +1,11 @@
 /** Bulk encoding of files: read in large pieces cut where the pre-tokenizer always cuts, encode in C. */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
 import { BpeTokenizer } from "./bpe.ts";
 import { readFileLimited } from "./files.ts";
 import { safeCut } from "./native_bpe.ts";
 import { Progress } from "./progress.ts";
+import { whyUnreadable } from "../base/files.ts";
 import type { Tokenizer } from "./types.ts";
 
 /** Bytes read per piece (the content hash's piece, src/data/fingerprint.ts). Each piece is encoded by
@@ -44,7 +45,12 @@ export function streamEncodeFile(tok: Tokenizer, path: string, sink: EncodeSink,
   try {
     fd = openSync(path, "r");
   } catch (err) {
-    throw new UserError(`${what} ${path}: cannot read it (${(err as Error).message}).`);
+    throw new UserError(`${what} ${path}: cannot read it (${whyUnreadable(err)}).`);
+  }
+  // A folder opens for reading on Linux; only the first read would fail (EISDIR).
+  if (fstatSync(fd).isDirectory()) {
+    closeSync(fd);
+    throw new UserError(`${what} ${path}: that is a folder, not a file. Give a text file.`);
   }
   const { text: buf, ids } = buffers;
   let filled = 0;

@@ -1,7 +1,7 @@
 /** Files in and out: data discovery, size-checked reads, atomic writes. */
 import { closeSync, openSync, readFileSync, readdirSync, readlinkSync, readSync, realpathSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { atomicWrite as writeAtomically } from "../base/files.ts";
+import { atomicWrite as writeAtomically, errCode, whyUnreadable } from "../base/files.ts";
 import { UserError } from "../base/errors.ts";
 import { safeCut } from "./native_bpe.ts";
 
@@ -172,19 +172,24 @@ function readLink(p: string): string | null {
 
 /** Read a whole file, refusing anything larger than `maxBytes` before reading a byte. */
 export function readFileLimited(path: string, maxBytes: number, what: string): Uint8Array {
-  let size: number;
+  let st;
   try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new UserError(`${what} ${path}: not a regular file.`);
-    size = st.size;
+    st = statSync(path);
   } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw new UserError(`${what} ${path}: file not found.`);
+    if (errCode(err) === undefined) throw err;
+    throw new UserError(`${what} ${path}: ${errCode(err) === "ENOENT" ? "file not found" : `cannot read it (${whyUnreadable(err)})`}.`);
   }
-  if (size > maxBytes) {
-    throw new UserError(`${what} ${path}: ${size} bytes is larger than the ${maxBytes} this reader accepts; is it the right file?`);
+  if (st.isDirectory()) throw new UserError(`${what} ${path}: that is a folder, not a file.`);
+  if (!st.isFile()) throw new UserError(`${what} ${path}: not a regular file.`);
+  if (st.size > maxBytes) {
+    throw new UserError(`${what} ${path}: ${st.size} bytes is larger than the ${maxBytes} this reader accepts; is it the right file?`);
   }
-  return new Uint8Array(readFileSync(path));
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (err) {
+    if (errCode(err) === undefined) throw err;
+    throw new UserError(`${what} ${path}: cannot read it (${whyUnreadable(err)}).`);
+  }
 }
 
 /** Write `data` to `path` atomically (temp file in the same folder, fsync, rename); a failure is a

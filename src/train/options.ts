@@ -11,6 +11,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { z } from "zod";
 import { camel, flagName, kebab, once } from "../base/flags.ts";
 import { UserError } from "../base/errors.ts";
+import { describeFsError, errCode } from "../base/files.ts";
 
 // Strict types here: a config file's "32" (a string) or [1, 5] (a list) is refused, not read as a
 // number. Flags arrive as text from the command line and are converted before the check.
@@ -41,6 +42,10 @@ const shape = {
   ropeTheta: real((n) => n.positive("must be greater than 0")),
   // A flag's value is text; a config file may say true or "true".
   tieEmbeddings: z.preprocess(
+    (v) => (typeof v === "string" && /^(true|false)$/i.test(v) ? v.toLowerCase() === "true" : v),
+    z.boolean({ errorMap: () => ({ message: "expected true or false" }) }),
+  ),
+  attentionBias: z.preprocess(
     (v) => (typeof v === "string" && /^(true|false)$/i.test(v) ? v.toLowerCase() === "true" : v),
     z.boolean({ errorMap: () => ({ message: "expected true or false" }) }),
   ),
@@ -117,6 +122,7 @@ export const DEFAULTS = {
   arch: "llama",
   ropeTheta: 10000,
   tieEmbeddings: true,
+  attentionBias: true,
   epochs: 3,
   maxLength: 256,
   batchSize: 16,
@@ -138,8 +144,8 @@ export const DEFAULTS = {
 export const SWIGLU_DEFAULT_FF = Math.ceil((2 * DEFAULTS.dFf) / 3 / 16) * 16;
 
 export type TrainOptions = GivenOptions & {
-  -readonly [K in Exclude<keyof typeof DEFAULTS, "precision" | "schedule" | "arch" | "tieEmbeddings">]: (typeof DEFAULTS)[K] extends string ? string : number;
-} & { precision: "auto" | "fp32" | "bf16"; schedule: "cosine" | "wsd" } & { arch: "gpt2" | "llama"; tieEmbeddings: boolean };
+  -readonly [K in Exclude<keyof typeof DEFAULTS, "precision" | "schedule" | "arch" | "tieEmbeddings" | "attentionBias">]: (typeof DEFAULTS)[K] extends string ? string : number;
+} & { precision: "auto" | "fp32" | "bf16"; schedule: "cosine" | "wsd" } & { arch: "gpt2" | "llama"; tieEmbeddings: boolean; attentionBias: boolean };
 
 export interface ResolvedOptions {
   values: TrainOptions;
@@ -148,7 +154,7 @@ export interface ResolvedOptions {
 }
 
 export const OPTION_NAMES = Object.keys(trainOptionsSchema.shape) as OptionName[];
-export const ARCHITECTURE_OPTIONS: OptionName[] = ["dModel", "numHeads", "numLayers", "dFf", "vocabSize", "arch", "ropeTheta", "tieEmbeddings"];
+export const ARCHITECTURE_OPTIONS: OptionName[] = ["dModel", "numHeads", "numLayers", "dFf", "vocabSize", "arch", "ropeTheta", "tieEmbeddings", "attentionBias"];
 
 /** Is this text a number as typed (1e400 too, which is not finite)? "Infinity" and "NaN" are words. */
 function numeric(text: string): boolean {
@@ -204,10 +210,15 @@ export function optionsFromFlags(flags: Record<string, unknown>): GivenOptions {
 
 export function optionsFromConfigFile(file: string): GivenOptions {
   let text: string;
+  const takes = `--config takes a JSON file of options whose keys are the flags' names, like configs/tiny.json`;
   try {
     text = readFileSync(file, "utf8");
-  } catch {
-    throw new UserError(`--config ${file}: file not found or not readable.`);
+  } catch (err) {
+    const code = errCode(err);
+    if (code === undefined) throw err;
+    if (code === "ENOENT") throw new UserError(`--config ${file}: file not found. Check the path; ${takes}.`);
+    if (code === "EISDIR") throw new UserError(`--config ${file}: that is a folder, not a file; ${takes}.`);
+    throw new UserError(`--config ${file}: cannot read it (${describeFsError(err)}). Check its permissions, or give another file.`);
   }
   text = text.replace(/^\uFEFF/, ""); // a byte order mark, as some editors save
   let raw: unknown;

@@ -340,7 +340,7 @@ function noteOldCaches(dir: string, io: RunIo): void {
 }
 
 /** A fresh run's architecture from the flags. GPT-2's has exactly the fields it always had (no
- * block key), so its checkpoints keep their bytes. */
+ * block key), so its checkpoints keep their bytes; without attention biases it is LoopOS's block. */
 function freshArchitecture(o: TrainOptions, given: Set<OptionName>, vocabSize: number, seqLen: number): Architecture {
   const common = {
     d_model: o.dModel, num_heads: o.numHeads, num_layers: o.numLayers, d_ff: o.dFf,
@@ -348,7 +348,10 @@ function freshArchitecture(o: TrainOptions, given: Set<OptionName>, vocabSize: n
   };
   if (o.arch === "gpt2") {
     if (given.has("ropeTheta")) throw new UserError(`--rope-theta ${o.ropeTheta}: only --arch llama has rotary positions (GPT-2 learns its positions).`);
-    return { ...common, attention_bias: true };
+    return { ...common, attention_bias: o.attentionBias };
+  }
+  if (given.has("attentionBias") && o.attentionBias) {
+    throw new UserError("--attention-bias true: a Llama block has no biases; attention biases go with --arch gpt2.");
   }
   const head = o.dModel / o.numHeads;
   if (head % 2 !== 0) {

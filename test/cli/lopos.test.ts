@@ -122,3 +122,34 @@ test("--resume on a LOPOS v1 file trains the whole untied model and lowers its l
   // and the LoopOS file itself was never touched
   expect(readCheckpoint(looposCkpt()).params).toEqual(params);
 });
+
+test("--arch gpt2 --attention-bias false trains LoopOS's block: it exports to LOPOS v1 and comes back with the same weights; with biases it is refused", async () => {
+  const { TINY } = await import("./helpers.ts");
+  const vocab = join(dir, "own.vocab");
+  const run = join(dir, "own-block");
+  const r = await runCli(["--data", data, "--vocab", vocab, ...TINY, "--arch", "gpt2", "--attention-bias", "false", "--optimizer", "adamw", "--epochs", "1", "--output", run], dir);
+  expect(r.code).toBe(0);
+  const trained = readCheckpoint(join(run, "model_checkpoint.bin"));
+  expect(trained.arch.attention_bias).toBe(false);
+  expect([...viewsOf(trained.params, trained.arch).keys()].some((n) => n.includes("attn.qkv.bias"))).toBe(false);
+  const out = join(dir, "own-block.lopos");
+  const e = await runCli(["export", join(run, "model_checkpoint.bin"), "--vocab", vocab, "--format", "lopos", "--out", out], dir);
+  expect(e.code).toBe(0);
+  // LOPOS v1 has no tied head: the token embedding goes out as the output projection too.
+  const back = readCheckpoint(out);
+  expect(back.arch).toEqual({ ...trained.arch, tied_embeddings: false });
+  const was = viewsOf(trained.params, trained.arch), now = viewsOf(back.params, back.arch);
+  for (const [name, w] of was) expect({ name, same: now.get(name)!.every((x, i) => x === w[i]) }).toEqual({ name, same: true });
+  expect([...now.keys()].filter((n) => !was.has(n))).toEqual(["lm_head.weight"]);
+  expect(now.get("lm_head.weight")).toEqual(was.get("wte")!);
+
+  const biased = join(dir, "biased");
+  expect((await runCli(["--data", data, "--vocab", vocab, ...TINY, "--arch", "gpt2", "--epochs", "1", "--max-steps", "2", "--output", biased], dir)).code).toBe(0);
+  const refused = await runCli(["export", join(biased, "model_checkpoint.bin"), "--vocab", vocab, "--format", "lopos", "--out", join(dir, "biased.lopos")], dir);
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain("--attention-bias false");
+
+  const llama = await runCli(["--data", data, "--vocab", vocab, ...TINY, "--attention-bias", "true", "--output", join(dir, "llama-bias")], dir);
+  expect(llama.code).toBe(2);
+  expect(llama.stderr).toContain("a Llama block has no biases");
+});

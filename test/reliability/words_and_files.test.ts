@@ -157,7 +157,7 @@ describe("export and import never replace a file of value without --overwrite", 
 
 test("export --format lopos of a model with attention biases says which models can, and offers --format hf", async () => {
   const r = await cli("export", m.checkpoint, "--format", "lopos", "--out", "x.bin");
-  expectUserError(r, "has attention biases", "LoopOS", "every model train_vocab trains has them", "Use --format hf instead");
+  expectUserError(r, "has attention biases", "LoopOS", "--attention-bias false", "Use --format hf instead");
   expect(r.stderr).not.toContain("seed");
   expect(existsSync(p("x.bin"))).toBe(false);
 });
