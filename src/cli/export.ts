@@ -95,7 +95,7 @@ function refuseFolder(checkpoint: string): void {
   throw new UserError(`${checkpoint} is a folder; expected a checkpoint file. ${hint}`);
 }
 
-/** LOPOS v1 holds LoopOS's model, which has no attention biases; every model train_vocab trains has them. */
+/** LOPOS v1 holds LoopOS's model, which has no attention biases (--arch gpt2 --attention-bias false trains it). */
 function loposRefusal(checkpoint: string): UserError {
   return new UserError(
     `--format lopos: ${checkpoint} has attention biases, which a LOPOS v1 file cannot hold. Only models of LoopOS's shape ` +
