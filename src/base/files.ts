@@ -226,6 +226,15 @@ export function isFile(path: string): boolean {
   }
 }
 
+/** Is there a folder at `path`? */
+export function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** " Found beside the checkpoint: … — pass --vocab …." when there is one to suggest, else "". */
 export function vocabHint(checkpointPath: string): string {
   const near = vocabFilesNear(checkpointPath);

@@ -16,6 +16,7 @@ export {
   toCheckpointData,
   writeCheckpoint,
 } from "./checkpoint.ts";
+export { folderGivenAsCheckpoint } from "./io.ts";
 export { LOPOS_MAGIC, LOPOS_VERSION, loposMatrices, writeLopos } from "./lopos.ts";
 export { DTYPE_SIZES, encodeHeader, readHeader, type SafetensorsHeader, type TensorDecl, type TensorEntry } from "./safetensors.ts";
 export {

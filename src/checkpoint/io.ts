@@ -1,6 +1,7 @@
 /** Small read helpers shared by the container readers: opening with user-facing errors, and reads
  * that never silently come back short. */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
+import { join } from "node:path";
 import { UserError } from "../base/errors.ts";
 import { describeFsError } from "../base/files.ts";
 
@@ -22,9 +23,18 @@ export function openForRead(path: string, notFound: string): OpenFile {
   const stat = fstatSync(fd);
   if (!stat.isFile()) {
     closeSync(fd);
-    throw new UserError(`${path} is ${stat.isDirectory() ? "a folder" : "not a regular file"}; expected a checkpoint file.`);
+    if (stat.isDirectory()) throw folderGivenAsCheckpoint(path);
+    throw new UserError(`${path} is not a regular file; expected a checkpoint file.`);
   }
   return { fd, size: stat.size };
+}
+
+/** A folder where a checkpoint was expected (a run's --output, most likely), with the checkpoint in
+ * it when there is one. */
+export function folderGivenAsCheckpoint(path: string): UserError {
+  const inside = join(path, "model_checkpoint.bin");
+  const hint = existsSync(inside) ? `Did you mean ${inside}?` : "Give the checkpoint file itself (training writes <output dir>/model_checkpoint.bin).";
+  return new UserError(`${path} is a folder; expected a checkpoint file. ${hint}`);
 }
 
 /** Largest single read: read(2) on Linux moves at most ~2 GiB per call. */

@@ -4,6 +4,7 @@ import type { CAC } from "cac";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UserError } from "../base/errors.ts";
+import { folderGivenAsCheckpoint } from "../checkpoint/io.ts";
 import { checkFolderWay, Outputs, refuseToReplace } from "../base/overwrite.ts";
 import { requireFile, text } from "./use_flags.ts";
 
@@ -89,10 +90,7 @@ async function run(checkpoint: string, o: Options): Promise<void> {
 /** A folder given as the checkpoint (a run's --output, most likely): said, with the checkpoint in it when
  * there is one. */
 function refuseFolder(checkpoint: string): void {
-  if (!statSync(checkpoint).isDirectory()) return;
-  const inside = join(checkpoint, "model_checkpoint.bin");
-  const hint = existsSync(inside) ? `Did you mean ${inside}?` : "Give the checkpoint file itself (training writes <output dir>/model_checkpoint.bin).";
-  throw new UserError(`${checkpoint} is a folder; expected a checkpoint file. ${hint}`);
+  if (statSync(checkpoint).isDirectory()) throw folderGivenAsCheckpoint(checkpoint);
 }
 
 /** LOPOS v1 holds LoopOS's model, which has no attention biases (--arch gpt2 --attention-bias false trains it). */

@@ -1,10 +1,11 @@
 /** Flag parsing shared by the commands that use a trained model (generate, eval, inspect, export,
  * import): cac hands over whatever mri guessed (a number, a string, an array when repeated), so
  * each value is checked here and a bad one becomes a UserError that names the flag. */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
 import { vocabHint } from "../base/files.ts";
 import { once } from "../base/flags.ts";
+import { folderGivenAsCheckpoint } from "../checkpoint/io.ts";
 
 /** A number as the user typed it; "" and blanks are not 0 (Number("") is). */
 function numberOf(value: unknown): number {
@@ -66,7 +67,10 @@ const HINTS: Record<string, string> = {
 /** Fail early, with LoopOS's wording for a missing checkpoint and a hint on where to look (for a
  * vocabulary, the ones beside `checkpoint`). */
 export function requireFile(path: string, kind: "checkpoint" | "vocab" | "data", flag?: string, checkpoint?: string): void {
-  if (existsSync(path)) return;
+  if (existsSync(path)) {
+    if (kind === "checkpoint" && statSync(path).isDirectory()) throw folderGivenAsCheckpoint(path);
+    return;
+  }
   const what = kind === "checkpoint" ? "Checkpoint file" : kind === "vocab" ? "Vocabulary file" : "Data file";
   const near = kind === "vocab" && checkpoint ? vocabHint(checkpoint) : "";
   throw new UserError(`${what} not found: ${path}${flag ? ` (${flag})` : ""}. ${HINTS[kind]}.${near}`);

@@ -5,7 +5,8 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { type LoadedCheckpoint, readCheckpoint, type TrainingState, writeCheckpoint } from "../checkpoint/index.ts";
+import { isFolder } from "../base/files.ts";
+import { folderGivenAsCheckpoint, type LoadedCheckpoint, readCheckpoint, type TrainingState, writeCheckpoint } from "../checkpoint/index.ts";
 import { scanData } from "../data/fingerprint.ts";
 import { type StoredTokens, storedTokens } from "../data/store.ts";
 import { TokenWindows } from "../data/windows.ts";
@@ -51,6 +52,8 @@ export interface RunChoices {
 
 export async function runTraining(options: ResolvedOptions, io: RunIo = consoleIo, choices: RunChoices = { overwrite: false }): Promise<number> {
   const { values, given } = options;
+  // A run folder given as --resume: said first, before its folder would be taken for the output.
+  if (values.resume !== undefined && isFolder(values.resume)) throw folderGivenAsCheckpoint(values.resume);
   // A resume writes next to the checkpoint it read unless --output says otherwise, so that a resumed
   // model never lands on (and replaces) whatever sits in the default folder.
   const o: TrainOptions = values.resume !== undefined && !given.has("output") ? { ...values, output: dirname(values.resume) } : values;

@@ -87,4 +87,12 @@ describe("words no command takes", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("is a file but not a metrics file");
   });
+
+  test("a run folder given as the checkpoint: the checkpoint inside it is named, for generate, eval, serve, inspect and resume", () => {
+    for (const args of [["generate", otherDir, "--vocab", m.vocab], ["eval", otherDir, "--data", data], ["serve", otherDir, "--port", "0"], ["inspect", otherDir], ["resume", otherDir, "--data", data]]) {
+      const r = runCli(args, { cwd: dir });
+      expect({ args: args[0], code: r.code }).toEqual({ args: args[0], code: 2 });
+      expect(r.stderr).toContain(`${otherDir} is a folder; expected a checkpoint file. Did you mean ${other}?`);
+    }
+  });
 });
