@@ -109,7 +109,8 @@ export class Sampler {
   /** Sort the candidates (higher probability, then lower id), apply top-p within them, draw. */
   private drawSorted(cand: Int32Array, topP: number): number {
     const probs = this.w.probs;
-    cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
+    if (cand.length <= SMALL_SORT) sortSmall(cand, probs);
+    else cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
     let keep = cand.length;
     let kept = 0;
     for (let i = 0; i < keep; i++) kept += probs[cand[i]!]!;
@@ -186,3 +187,22 @@ export class Sampler {
 }
 
 const MIN_NORMAL_F32 = 2 ** -126;
+
+/** Up to this many candidates (top-k's usual 40) are sorted by insertion, without a comparator call
+ * per comparison: the same order, as it is a total one. */
+const SMALL_SORT = 64;
+
+/** Higher probability first, then lower id. */
+function sortSmall(cand: Int32Array, probs: Float32Array): void {
+  for (let i = 1; i < cand.length; i++) {
+    const id = cand[i]!, p = probs[id]!;
+    let j = i - 1;
+    while (j >= 0) {
+      const o = cand[j]!;
+      if ((probs[o]! - p || id - o) > 0) break; // the comparator of the larger sort: o stays first
+      cand[j + 1] = o;
+      j--;
+    }
+    cand[j + 1] = id;
+  }
+}
