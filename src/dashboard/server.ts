@@ -95,6 +95,9 @@ export function startDashboard(o: DashboardOptions): Dashboard {
     hostname: o.host,
     port: o.port,
     development: false,
+    // Bun turns SO_REUSEPORT on when development is off: a second server on the same port would start
+    // and take half the connections instead of failing with "in use".
+    reusePort: false,
     routes: {
       "/": page,
       "/api/runs": {

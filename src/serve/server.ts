@@ -213,6 +213,9 @@ export function startServer(engine: InferenceEngine, tokenizer: Tokenizer, confi
       // Our own check answers in OpenAI's format; Bun's cap is only the backstop above it.
       maxRequestBodySize: config.maxBodyBytes + 65536,
       development: false,
+      // Bun turns SO_REUSEPORT on when development is off: a second server on the same port would start
+      // and take half the connections instead of failing with "in use".
+      reusePort: false,
       fetch,
       error: (err) => serverError(err),
     });

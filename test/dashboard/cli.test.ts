@@ -41,7 +41,7 @@ test("dashboard prints its address and each run's metrics file, serves, and stop
 });
 
 test("a busy port and bad flags are one error line each, exit 2", async () => {
-  const busy = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("taken") });
+  const busy = Bun.serve({ hostname: "127.0.0.1", port: 0, reusePort: true, fetch: () => new Response("taken") });
   try {
     const r = await runCli(["dashboard", "runs", "--port", String(busy.port)], tmp.dir);
     expect(r.code).toBe(2);

@@ -57,7 +57,9 @@ describe("train_vocab serve", () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("Checkpoint file not found");
 
-    const other = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
+    // A holder that allows sharing the port (SO_REUSEPORT, as another Bun server in production mode
+    // has): a server of ours must still refuse it, not start beside it.
+    const other = Bun.serve({ hostname: "127.0.0.1", port: 0, reusePort: true, fetch: () => new Response("") });
     try {
       const busy = await runCli(["serve", "--checkpoint", files.checkpoint, "--vocab", files.vocab, "--port", String(other.port)], dir);
       expect(busy.code).toBe(2);
