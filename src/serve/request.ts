@@ -4,7 +4,9 @@
  * server (0 = off) and ignore_eos from llama.cpp's and vLLM's (keep going past end-of-text, as
  * `generate --ignore-end`). Fields other clients send that change nothing here (model, user, ...) are
  * accepted and ignored; fields that would change the answer and are not supported (n > 1, echo,
- * logprobs, best_of, suffix, penalties other than 0) are refused by name rather than ignored.
+ * logprobs, best_of, suffix, penalties other than 0, and other servers' knobs: logit_bias,
+ * repetition_penalty, min_p, min_tokens, typical_p, mirostat, stop_token_ids, grammar,
+ * response_format, max_completion_tokens) are refused by name rather than ignored.
  */
 import { z } from "zod";
 import { badRequest } from "./errors.ts";
@@ -36,6 +38,10 @@ export const SEED_MAX = 0xffffffff;
 const finite = (name: string, what: string) =>
   z.number({ invalid_type_error: `${name} must be ${what}`, required_error: `${name} is required` }).finite(`${name} must be a finite number`);
 
+/** A field accepted only at the value that changes nothing. */
+const neutral = (name: string, value: number) =>
+  z.literal(value, { errorMap: () => ({ message: `${name} is not supported (only ${value})` }) }).nullish();
+
 function schema(limits: RequestLimits) {
   const stopText = z
     .string({ invalid_type_error: "stop must be a string or an array of strings" })
@@ -44,7 +50,7 @@ function schema(limits: RequestLimits) {
   return z
     .object({
       prompt: z
-        .union([z.string(), z.array(z.string()).length(1)], {
+        .union([z.string(), z.array(z.string()).length(1, "prompt as an array takes exactly one string: one completion per request")], {
           errorMap: () => ({ message: "prompt must be a string (or an array of exactly one string; token arrays are not supported)" }),
         })
         .optional(),
@@ -79,6 +85,17 @@ function schema(limits: RequestLimits) {
       suffix: z.null({ errorMap: () => ({ message: "suffix is not supported" }) }).optional(),
       presence_penalty: z.literal(0, { errorMap: () => ({ message: "presence_penalty is not supported (only 0)" }) }).nullish(),
       frequency_penalty: z.literal(0, { errorMap: () => ({ message: "frequency_penalty is not supported (only 0)" }) }).nullish(),
+      // Other servers' sampling fields: refused unless they ask for what is done anyway.
+      logit_bias: z.object({}, { errorMap: () => ({ message: "logit_bias is not supported (only {})" }) }).strict("logit_bias is not supported (only {})").nullish(),
+      max_completion_tokens: z.undefined({ errorMap: () => ({ message: "max_completion_tokens is not supported here: use max_tokens" }) }).or(z.null()),
+      repetition_penalty: neutral("repetition_penalty", 1),
+      min_p: neutral("min_p", 0),
+      min_tokens: neutral("min_tokens", 0),
+      typical_p: neutral("typical_p", 1),
+      mirostat: neutral("mirostat", 0),
+      stop_token_ids: z.array(z.never(), { errorMap: () => ({ message: "stop_token_ids is not supported (use stop)" }) }).max(0, "stop_token_ids is not supported (use stop)").nullish(),
+      grammar: z.undefined({ errorMap: () => ({ message: "grammar is not supported" }) }).or(z.null()),
+      response_format: z.undefined({ errorMap: () => ({ message: "response_format is not supported" }) }).or(z.null()),
     })
     .passthrough();
 }

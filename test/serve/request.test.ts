@@ -26,7 +26,9 @@ describe("parseCompletionRequest", () => {
   test("every field read, a one-string prompt array and a stop string taken as a list; unknown fields ignored", () => {
     const r = parseCompletionRequest(
       { model: "x", user: "u", prompt: ["Hi"], max_tokens: 7, temperature: 0, top_p: 0.5, top_k: 3, seed: 4294967295, stop: "\n", stream: true, ignore_eos: true,
-        stream_options: { include_usage: true }, n: 1, echo: false, logprobs: null },
+        stream_options: { include_usage: true }, n: 1, echo: false, logprobs: null,
+        // other servers' knobs at the values that change nothing
+        logit_bias: {}, repetition_penalty: 1, min_p: 0, min_tokens: 0, stop_token_ids: [], max_completion_tokens: null },
       limits,
     );
     expect(r).toEqual({ prompt: "Hi", maxTokens: 7, temperature: 0, topP: 0.5, topK: 3, seed: 4294967295, stop: ["\n"], stream: true, ignoreEnd: true, includeUsage: true });
@@ -57,6 +59,18 @@ describe("parseCompletionRequest", () => {
     ["echo", { echo: true }, "echo", /not supported/],
     ["logprobs", { logprobs: 5 }, "logprobs", /not supported/],
     ["stream_options a string", { stream_options: "x" }, "stream_options", /must be an object/],
+    ["prompt two strings", { prompt: ["a", "b"] }, "prompt", /exactly one string/],
+    // Other servers' sampling knobs: refused rather than silently not applied.
+    ["logit_bias", { logit_bias: { "101": 100 } }, "logit_bias", /logit_bias is not supported/],
+    ["repetition_penalty", { repetition_penalty: 1.5 }, "repetition_penalty", /not supported \(only 1\)/],
+    ["min_p", { min_p: 0.5 }, "min_p", /not supported \(only 0\)/],
+    ["min_tokens", { min_tokens: 5 }, "min_tokens", /not supported/],
+    ["typical_p", { typical_p: 0.9 }, "typical_p", /not supported/],
+    ["mirostat", { mirostat: 2 }, "mirostat", /not supported/],
+    ["stop_token_ids", { stop_token_ids: [7] }, "stop_token_ids", /use stop/],
+    ["grammar", { grammar: "root ::= x" }, "grammar", /not supported/],
+    ["response_format", { response_format: { type: "json_object" } }, "response_format", /not supported/],
+    ["max_completion_tokens", { max_completion_tokens: 2 }, "max_completion_tokens", /use max_tokens/],
   ];
   for (const [label, body, param, message] of bad) {
     test(`400 naming the field: ${label}`, () => {

@@ -95,6 +95,13 @@ describe("POST /v1/completions", () => {
 });
 
 describe("other routes", () => {
+  test("requests addressed to localhost, 127.0.0.1 or [::1] are answered", async () => {
+    const port = new URL(s.url).port;
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, "LOCALHOST", "127.0.0.2"]) {
+      expect({ host, status: (await fetch(`${s.url}/v1/models`, { headers: { host } })).status }).toEqual({ host, status: 200 });
+    }
+  });
+
   test("GET /v1/models, /v1/models/{id}, /health and the playground", async () => {
     const list = await (await fetch(`${s.url}/v1/models`)).json();
     expect(list).toMatchObject({ object: "list", data: [{ id: "tiny", object: "model", owned_by: "train-vocab" }] });
@@ -131,6 +138,9 @@ describe("errors: OpenAI's error JSON with the right status", () => {
     ["bad UTF-8", () => fetch(`${s.url}/v1/completions`, { method: "POST", body: new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]) }), 400, null, /not valid UTF-8/],
     ["a wrong field", () => completion({ prompt: "x", temperature: "hot" }), 400, "invalid_value", /temperature must be/],
     ["max_tokens over the server's limit", () => completion({ prompt: "x", max_tokens: 201 }), 400, "invalid_value", /at most 200 on this server/],
+    // DNS rebinding: a page of another site that points its name at 127.0.0.1 still sends that name.
+    ["a request addressed to another name", () => fetch(`${s.url}/v1/models`, { headers: { host: "evil.example" } }), 403, "forbidden_host", /not to "evil\.example"/],
+    ["a request addressed to another name with a port", () => fetch(`${s.url}/health`, { headers: { host: "attacker.test:8080" } }), 403, "forbidden_host", /--host/],
   ];
   for (const [label, send, status, code, message] of cases) {
     test(`${status}: ${label}`, async () => {
