@@ -22,7 +22,7 @@ const rng = Xoshiro128.fromSeed(SEED);
 const below = (n: number) => Math.floor(rng.nextFloat32() * n) % n;
 const pick = <T>(xs: readonly T[]): T => xs[below(xs.length)]!;
 
-const FIELDS = ["prompt", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "stream", "n", "echo", "logprobs", "ignore_eos", "stream_options", "model"];
+const FIELDS = ["prompt", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "stream", "n", "echo", "logprobs", "ignore_eos", "stream_options", "model", "logit_bias", "repetition_penalty", "min_p", "stop_token_ids", "max_completion_tokens"];
 const ODD_VALUES: unknown[] = [
   null, true, false, 0, -0, 1, -1, 0.5, 1.5, 2, 2.0000001, 255, 65536, 2 ** 31, 2 ** 32, 2 ** 53 + 2, -(2 ** 53), 1e308, -1e308, 5e-324,
   "", "0", "1", "NaN", "Infinity", "\u0000", "\ud800", "a".repeat(300), [], [""], ["a", "b", "c", "d", "e"], [1], ["\n"], {}, { include_usage: "yes" },
