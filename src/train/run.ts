@@ -204,10 +204,14 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
       warmupSteps: given.has("warmupSteps") ? o.warmupSteps : undefined, decayFraction: o.decayFraction,
     };
     pace = { deadline: budget, reserve: budgetReserve(inputs), maxSteps: state.plan.total_steps, decayFraction: o.decayFraction };
+    const cap = state.plan.total_steps;
     state.plan = fitPlanToBudget(state.plan, inputs);
     state.history!.at(-1)!.epochs = state.plan.epochs;
+    // Fitting never lengthens the stage: when --epochs is the shorter limit, the run ends before the budget.
+    const capped = state.plan.total_steps === cap && cap > 1;
     io.log(
-      `Time budget ${duration(budget)}: ${count(state.plan.total_steps, "step")} fit ` +
+      `Time budget ${duration(budget)}: ${count(state.plan.total_steps, "step")} ` +
+        (capped ? `(all of --epochs ${state.plan.epochs}: the budget has room for them, and the run ends when they do) ` : "fit ") +
         `(${num(costs.stepSeconds, 3)} s a step, measured; startup so far ${num(process.uptime(), 2)} s)`,
     );
   }

@@ -47,7 +47,7 @@ test("--schedule wsd: the stage line says so, the plan records it, and k + m ste
 test("--time-budget fixes the stage's steps before the first, records the plan, and a resumed budget stage continues it exactly", async () => {
   const r = await train("budget", "--time-budget", "4s", "--max-steps", "5", "--schedule", "wsd");
   expect(r.code).toBe(0);
-  expect(r.stdout).toMatch(/Time budget 4s: [\d,]+ steps? fit \([\d.e-]+ s a step, measured/);
+  expect(r.stdout).toMatch(/Time budget 4s: [\d,]+ steps? (fit |\(all of --epochs \d+: [^)]*\) )\([\d.e-]+ s a step, measured/);
   const fixed = plan("budget");
   expect(fixed.time_budget_s).toBe(4);
   // Epochs were only an upper bound: the fitted length decides them.
@@ -65,6 +65,13 @@ test("--time-budget fixes the stage's steps before the first, records the plan, 
   expect(once.stdout).not.toContain("Time budget"); // the plan is the checkpoint's, not measured again
   expect(plan("budget-b").total_steps).toBe(fixed.total_steps);
   expect(bytes(p("budget-a", "model_checkpoint.bin")).equals(bytes(p("budget-b", "model_checkpoint.bin")))).toBe(true);
+});
+
+test("--time-budget longer than --epochs needs: the line says the epochs are the limit, and the run ends with them", async () => {
+  const r = await train("budget-roomy", "--time-budget", "10m", "--epochs", "1");
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/Time budget 10m00s: [\d,]+ steps? \(all of --epochs 1: the budget has room for them, and the run ends when they do\)/);
+  expect(plan("budget-roomy").epochs).toBe(1);
 });
 
 test("--eval-every and --val-data: validation records with the training clock, on the given text", async () => {
