@@ -102,6 +102,10 @@ function resumeCommand(checkpoint: string, o: TrainOptions, given: Set<OptionNam
   if (o.data !== undefined) parts.push("--data", o.data);
   parts.push("--vocab", o.vocab);
   if (given.has("valFraction")) parts.push("--val-fraction", String(o.valFraction));
+  // The same validation text (another split would start a new stage) and the same token store (another
+  // would tokenize everything again).
+  if (o.valData !== undefined) parts.push("--val-data", o.valData);
+  if (o.tokenCache !== undefined) parts.push("--token-cache", o.tokenCache);
   return parts.map(shellWord).join(" ");
 }
 

@@ -69,6 +69,17 @@ test("the hint after an interrupted run continues that run's model, and the defa
   expect(readFileSync(p("outputs", "autoregressive", "model_checkpoint.bin"), "utf8")).toBe("a model of value");
 });
 
+test("the hint keeps --val-data and --token-cache: followed, it continues the stage on the same validation text and store", async () => {
+  const stopped = await train("vd", "--max-steps", "2", "--val-data", "more.txt", "--token-cache", "store");
+  expect(stopped.code).toBe(0);
+  const hint = /Continue with: (.+)$/m.exec(stopped.stdout)?.[1];
+  expect(hint).toBe("train_vocab resume vd/model_checkpoint.bin --data data.txt --vocab tok.vocab --val-data more.txt --token-cache store");
+  const resumed = await runCli([...hint!.split(" ").slice(1), "--threads", "1", "--log-every", "1000"], dir);
+  expect(resumed.code).toBe(0);
+  expect(resumed.stdout).toContain("Continuing stage 0");
+  expect(resumed.stdout).not.toContain("tokenized");
+});
+
 test("a resume whose --output holds another checkpoint is refused; --overwrite replaces it", async () => {
   expect((await train("b")).code).toBe(0);
   expect((await train("c", "--seed", "9")).code).toBe(0);
