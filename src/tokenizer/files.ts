@@ -104,8 +104,12 @@ export function listDataFiles(path: string, notice?: (message: string) => void, 
       try {
         s = statSync(p);
       } catch (err) {
-        // a link to itself (or a chain of links in a circle) leads nowhere; a dangling one is ignored
+        // a link to itself (or a chain of links in a circle) leads nowhere
         if ((err as { code?: string }).code === "ELOOP") loops.push(`${show(p)} -> ${readLink(p) ?? "?"}`);
+        // a name that is not UTF-8 comes back with U+FFFD in it, a name no file has
+        else if (name.includes("\uFFFD")) skipped.push(`${show(p)} (its name is not valid UTF-8: rename it)`);
+        else if (readLink(p) !== null) skipped.push(`${show(p)} (a symbolic link to ${readLink(p)}, which does not exist)`);
+        else skipped.push(`${show(p)} (${(err as { code?: string }).code ?? (err as Error).message})`);
         continue;
       }
       if (!s.isDirectory() && !s.isFile()) continue;
@@ -140,7 +144,7 @@ export function listDataFiles(path: string, notice?: (message: string) => void, 
   if (leftOut.length > 0) note(`Note: --data ${path}: left out ${list(leftOut)}: written by this run (output folder, vocabulary), not training data.`);
   if (out.length === 0) {
     if (skipped.length > 0) {
-      throw new UserError(`--data ${path}: the folder holds no text files, only ${skipped.length} that are not text: ${list(skipped)}. Put UTF-8 text files in it.`);
+      throw new UserError(`--data ${path}: the folder holds no text files, only ${skipped.length} that are not text or cannot be read: ${list(skipped)}. Put UTF-8 text files in it.`);
     }
     const only = [
       hidden > 0 ? `${hidden} hidden one(s), which are skipped` : "",
@@ -149,7 +153,7 @@ export function listDataFiles(path: string, notice?: (message: string) => void, 
     throw new UserError(`--data ${path}: the folder holds no files${only ? ` (only ${only})` : ""}. Put text files in it (subfolders are read too).`);
   }
   if (again.length > 0) note(`Note: --data ${path}: ${again.length} file(s) or folder(s) reached again through symbolic links are read once: ${list(again)}.`);
-  if (skipped.length > 0) note(`Note: --data ${path}: skipped ${skipped.length} file(s) that are not text: ${list(skipped)}.`);
+  if (skipped.length > 0) note(`Note: --data ${path}: skipped ${skipped.length} file(s) that are not text or cannot be read: ${list(skipped)}.`);
   return out;
 }
 

@@ -66,11 +66,11 @@ const CASES: Case[] = [
   { name: "a folder with only hidden files", args: fresh("hidden-only"), code: 2, says: ["holds no files (only 1 hidden one(s), which are skipped)"] },
   {
     name: "a folder with no text (an image, an empty file)", args: fresh("no-text-dir"), code: 2,
-    says: ["no-text-dir: the folder holds no text files, only 2 that are not text: notes.txt (empty), photo.jpg (binary, a NUL byte at offset 4)"],
+    says: ["no-text-dir: the folder holds no text files, only 2 that are not text or cannot be read: notes.txt (empty), photo.jpg (binary, a NUL byte at offset 4)"],
   },
   { name: "binary data", args: fresh("random.bin"), code: 2, says: ["random.bin: not a text file (binary, a NUL byte at offset"] },
   { name: "UTF-16 text", args: fresh("utf16.txt"), code: 2, says: ["utf16.txt: not a text file (UTF-16 text, convert it to UTF-8)"] },
-  { name: "a folder of text and binary files: the binary ones are skipped, with a note", args: fresh("mixed-dir", "--max-steps", "1"), code: 0, says: ["skipped 1 file(s) that are not text: b.bin (binary", "Stopped after --max-steps 1"] },
+  { name: "a folder of text and binary files: the binary ones are skipped, with a note", args: fresh("mixed-dir", "--max-steps", "1"), code: 0, says: ["skipped 1 file(s) that are not text or cannot be read: b.bin (binary", "Stopped after --max-steps 1"] },
   { name: "invalid UTF-8 (Latin-1 text): trained as raw bytes", args: fresh("latin1.txt", "--max-steps", "1", "--vocab-size", "300"), code: 0, says: ["Stopped after --max-steps 1"] },
   { name: "one 4.4 MB line without a newline", args: fresh("one-line.txt", "--max-steps", "1", "--vocab-size", "300"), code: 0, says: ["Data: 800,000 tokens from 1 file", "Stopped after --max-steps 1"] },
   {

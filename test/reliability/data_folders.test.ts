@@ -5,7 +5,7 @@
  * training, `tokenizer train` and `eval`; every run is bounded in time (a hang fails, not blocks).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { listDataFiles } from "../../src/tokenizer/index.ts";
 import { BIN, learnableText, type RunResult, tempFolder, TINY, writeText } from "../cli/helpers.ts";
@@ -156,4 +156,22 @@ describe("an output folder inside the data folder", () => {
     expect(same.code).toBe(2);
     expect(same.stderr).toContain("is the output folder");
   });
+});
+
+test("a link to nothing and a name that is not UTF-8 are skipped with a note naming each, never dropped without a word", () => {
+  const data = dataFolder({ "gone.txt": "nowhere.txt" });
+  // caf\xe9.txt: a Latin-1 name, as files copied from old systems have
+  const latin1 = Buffer.concat([Buffer.from(join(data, "caf")), Buffer.from([0xe9]), Buffer.from(".txt")]);
+  writeFileSync(latin1, learnableText(20));
+  const notices: string[] = [];
+  expect(listDataFiles(data, (m) => notices.push(m))).toEqual([join(data, "story.txt")]);
+  const said = notices.join("\n");
+  expect(said).toContain("skipped 2 file(s) that are not text or cannot be read");
+  expect(said).toContain("gone.txt (a symbolic link to nowhere.txt, which does not exist)");
+  expect(said).toMatch(/caf\uFFFD\.txt \(its name is not valid UTF-8: rename it\)/);
+  // a folder of only such files is refused, naming them
+  const only = join(fresh(), "only");
+  mkdirSync(only);
+  symlinkSync("nowhere.txt", join(only, "gone.txt"));
+  expect(() => listDataFiles(only, () => {})).toThrow(/no text files, only 1 that are not text or cannot be read: gone\.txt \(a symbolic link/);
 });
