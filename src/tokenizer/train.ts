@@ -91,7 +91,7 @@ export function trainTokenizer(opts: TrainOptions): BpeTokenizer {
     } else if (tok.vocabSize < vocabSize) {
       log(`vocabulary has ${tok.vocabSize} tokens, fewer than --vocab-size ${vocabSize}: no remaining pair occurs --min-frequency ${minFrequency} times (more data or a lower --min-frequency gives more)`);
     } else {
-      log(`vocabulary has ${tok.vocabSize} tokens (256 bytes, ${SPECIALS.length} special, ${done} merges)`);
+      log(`vocabulary has ${tok.vocabSize} tokens (256 bytes, ${SPECIALS.length} special, ${done} merge${done === 1 ? "" : "s"})`);
     }
     return tok;
   } finally {

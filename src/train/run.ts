@@ -109,6 +109,10 @@ function resumeCommand(checkpoint: string, o: TrainOptions, given: Set<OptionNam
   return parts.map(shellWord).join(" ");
 }
 
+function tooLong(seqLen: number, maxSeqLen: number): UserError {
+  return new UserError(`--max-length ${seqLen} is longer than the checkpoint's max_seq_len ${maxSeqLen}, the longest context the model has. Use --max-length ${maxSeqLen} or less.`);
+}
+
 /** A word as a POSIX shell reads it back: bare when safe, else single-quoted. */
 function shellWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
@@ -124,6 +128,8 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
     loaded = readCheckpoint(o.resume);
     io.log(architectureBlock(loaded.arch));
     io.log(architectureDetails(loaded.arch));
+    // Said before the data is read and tokenized, which can take minutes.
+    if (given.has("maxLength") && o.maxLength > loaded.arch.max_seq_len) throw tooLong(o.maxLength, loaded.arch.max_seq_len);
     const ignored = ARCHITECTURE_OPTIONS.filter((n) => given.has(n));
     if (ignored.length > 0) {
       io.warn(`Warning: ${ignored.map(flagName).join(", ")} ignored with --resume: the architecture comes from the checkpoint.`);
@@ -171,7 +177,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const shape = stageShape(o, given, previous);
   const arch: Architecture = loaded?.arch ?? freshArchitecture(o, given, tokenizer.vocabSize, shape.seqLen);
   if (shape.seqLen > arch.max_seq_len) {
-    throw new UserError(`--max-length ${shape.seqLen} is longer than the checkpoint's max_seq_len ${arch.max_seq_len} (its position embeddings end there). Use --max-length ${arch.max_seq_len} or less.`);
+    throw tooLong(shape.seqLen, arch.max_seq_len);
   }
   // With --val-data the held-out text is that file, so all of --data trains unless --val-fraction says otherwise.
   const windows = new TokenWindows(tokens, shape.seqLen, o.valData !== undefined && !given.has("valFraction") ? 0 : o.valFraction);
