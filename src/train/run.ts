@@ -256,6 +256,9 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const checkpointPath = join(o.output, CHECKPOINT_NAME);
   const metrics = new MetricsLog(join(o.output, METRICS_NAME));
   prepareMetrics(metrics, loaded, o.resume, state.global_step);
+  // A curve already in the folder shows this history from now on, not a replaced run's.
+  const curve = join(o.output, LOSS_CURVE_NAME);
+  if (existsSync(curve)) writeLossCurve(curve, readMetrics(metrics.path));
   const progress = new TrainingProgress(o.logEvery);
   let lastSave: { step: number; path: string } | null = null;
   const identity = identityOf(tokenizer);
@@ -314,8 +317,8 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
 }
 
 /**
- * metrics.jsonl: a fresh run starts it empty; a resume keeps what came before its checkpoint's step
- * (from the output folder, or copied from the checkpoint's folder when training into a new one).
+ * metrics.jsonl: a fresh run starts it empty; a resume keeps what came before its checkpoint's step,
+ * from the checkpoint's folder (copied there when training into another one).
  */
 function prepareMetrics(metrics: MetricsLog, loaded: LoadedCheckpoint | null, resumePath: string | undefined, step: number): void {
   if (!loaded || !resumePath) {
@@ -323,7 +326,12 @@ function prepareMetrics(metrics: MetricsLog, loaded: LoadedCheckpoint | null, re
     return;
   }
   const source = join(dirname(resumePath), METRICS_NAME);
-  if (!existsSync(metrics.path) && existsSync(source) && resolve(source) !== resolve(metrics.path)) copyFileSync(source, metrics.path);
+  if (resolve(source) !== resolve(metrics.path)) {
+    // Into another folder: the history is the checkpoint's, never what the folder held before (the
+    // log of a model --overwrite replaced).
+    if (!existsSync(source)) return metrics.open(0, true);
+    copyFileSync(source, metrics.path);
+  }
   metrics.open(step, false);
 }
 

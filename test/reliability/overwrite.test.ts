@@ -91,9 +91,16 @@ test("a resume whose --output holds another checkpoint is refused; --overwrite r
   expect(refused.stderr).toContain("leave out --output to write next to b/model_checkpoint.bin");
   expect(bytes(p("c", "model_checkpoint.bin")).equals(other)).toBe(true);
 
+  const bHistory = readFileSync(p("b", "metrics.jsonl"), "utf8");
   const forced = await runCli(["resume", "b/model_checkpoint.bin", "--data", "more.txt", "--vocab", "tok.vocab", "--output", "c", "--threads", "1", "--overwrite"], dir);
   expect(forced.code).toBe(0);
   expect(bytes(p("c", "model_checkpoint.bin")).equals(other)).toBe(false);
+  // c's history is now b's and the new stage's, nothing of the run it replaced (whose seed made other
+  // losses), and its curve was redrawn from it.
+  const cHistory = readFileSync(p("c", "metrics.jsonl"), "utf8");
+  expect(cHistory.startsWith(bHistory)).toBe(true);
+  const steps = cHistory.trim().split("\n").map((l) => (JSON.parse(l) as { step: number }).step);
+  expect(steps).toEqual([...steps].sort((x, y) => x - y));
 
   // Without --output the resumed stage lands next to the checkpoint it read.
   const before = bytes(p("b", "model_checkpoint.bin"));
