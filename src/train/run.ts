@@ -109,6 +109,21 @@ function resumeCommand(checkpoint: string, o: TrainOptions, given: Set<OptionNam
   return parts.map(shellWord).join(" ");
 }
 
+/** Step and training loss of the last save before a divergence, and whether the loss had already run
+ * away there: only a loss that is not finite stops a run, so that checkpoint may be far worse than the
+ * best this run had. */
+function savedLoss(metrics: MetricsLog, step: number): string {
+  metrics.flush();
+  const losses = readMetrics(metrics.path).flatMap((r) => ("loss" in r && r.step <= step ? [{ step: r.step, loss: r.loss }] : []));
+  const at = losses.filter((r) => r.step === step).pop();
+  if (!at) return `step ${step}`;
+  const best = losses.reduce((a, b) => (b.loss < a.loss ? b : a));
+  const worse = at.loss > 2 * best.loss
+    ? `; the loss had been ${num(best.loss)} at step ${best.step}, so it was already running away: an earlier checkpoint or a lower --learning-rate may do better`
+    : "";
+  return `step ${step}, loss ${num(at.loss)}${worse}`;
+}
+
 function tooLong(seqLen: number, maxSeqLen: number): UserError {
   return new UserError(`--max-length ${seqLen} is longer than the checkpoint's max_seq_len ${maxSeqLen}, the longest context the model has. Use --max-length ${maxSeqLen} or less.`);
 }
@@ -289,7 +304,7 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
     progress.clear();
     const saved = lastSave as { step: number; path: string } | null;
     const kept = saved
-      ? `The last good checkpoint is ${saved.path} (step ${saved.step}).`
+      ? `The last checkpoint saved is ${saved.path} (${savedLoss(metrics, saved.step)}).`
       : o.resume
         ? `Nothing was saved in this run; ${o.resume} is unchanged.`
         : "No checkpoint had been saved yet.";

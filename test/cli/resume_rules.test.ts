@@ -124,3 +124,10 @@ test("a run that diverges stops at once, keeps the last good checkpoint, suggest
   expect(r.stderr).toContain("Try a lower --learning-rate (now 1e30; e.g. 1e29)");
   expect(Buffer.compare(readFileSync(good), before)).toBe(0);
 });
+
+test("a run that runs away before it diverges: the last checkpoint's loss is given against the best, with the advice", async () => {
+  const out = join(dir, "runaway");
+  const r = await runCli(["--data", data, "--vocab", vocab(), ...TINY.map((a) => (a === "0.003" ? "100" : a)), "--save-every", "1", "--epochs", "20", "--output", out], dir);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/The last checkpoint saved is .*model_checkpoint\.bin \(step \d+, loss [\d.e+]+; the loss had been [\d.]+ at step \d+, so it was already running away/);
+});
