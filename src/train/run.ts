@@ -363,7 +363,7 @@ function validationWindows(path: string, tokenizer: Tokenizer, o: TrainOptions, 
 function storeLine({ tokenized, index, tokenizedBytes, rate }: StoredTokens, files: number): string {
   if (tokenized === 0) return `cached ids ${index}`;
   const speed = tokenizedBytes >= 1e7 ? `, ${num(rate / 1e6, 3)} MB/s` : "";
-  return tokenized === files ? `tokenized; ids cached in ${index}${speed}` : `tokenized ${tokenized} of ${count(files, "file")}, the others cached; ids in ${index}${speed}`;
+  return tokenized === files ? `tokenized; ids cached in ${index}${speed}` : `tokenized ${tokenized} of ${count(files, "file")}, the others' ids already stored (by an earlier run, or for a file with the same text); ids in ${index}${speed}`;
 }
 
 /** Token caches of earlier versions (one file of 4-byte ids per data set) are no longer read: say so once. */

@@ -274,7 +274,7 @@ test("a full disk while the store is written: a clear error, exit 2, the checkpo
   // What was committed before the limit is whole: the next run (no limit) finishes the store.
   const r = await runCli(["resume", ckpt, "--data", big, "--vocab", vocab, "--output", out, "--token-cache", store, "--epochs", "1", "--max-steps", "1"], dir);
   expect(r.code).toBe(0);
-  expect(r.out).toMatch(/Data: [\d,]+ tokens from 4 files \(tokenized \d of 4 files, the others cached|Data: [\d,]+ tokens from 4 files \(tokenized; ids cached/);
+  expect(r.out).toMatch(/Data: [\d,]+ tokens from 4 files \(tokenized \d of 4 files, the others' ids already stored|Data: [\d,]+ tokens from 4 files \(tokenized; ids cached/);
 });
 
 test("--token-cache: a resume into a new --output tokenizes nothing; an earlier version's cache is noted, not read", async () => {

@@ -159,7 +159,7 @@ test("SIGKILL while the token store is being built: the next run resumes or rebu
     const end = await runCli([...args(out, cache), "--overwrite"], dir);
     expect({ out: end.out.slice(-2000), code: end.code }).toEqual({ out: end.out.slice(-2000), code: 0 });
     expect(end.out).not.toMatch(/damaged|incomplete|missing|not a token store/);
-    if (/tokenized \d+ of 24 files, the others cached/.test(end.out)) resumed++;
+    if (/tokenized \d+ of 24 files, the others' ids already stored/.test(end.out)) resumed++;
     expect(Buffer.compare(readFileSync(join(out, CHECKPOINT)), reference)).toBe(0);
     expect(readdirSync(cache).filter((n) => n.endsWith(".tmp"))).toEqual([]);
   }
