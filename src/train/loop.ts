@@ -154,7 +154,10 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
       const epochGoesOn = state.step_in_epoch < plan.steps_per_epoch && stageStep(state) < plan.total_steps;
       if (p.evalEvery > 0 && step % p.evalEvery === 0 && epochGoesOn) {
         const valLoss = validate();
-        if (valLoss !== null) p.metrics.add({ step, stage: state.stage, epoch: state.epoch + 1, epochs: plan.epochs, val_loss: valLoss, elapsed_s: elapsed() });
+        if (valLoss !== null) {
+          p.metrics.add({ step, stage: state.stage, epoch: state.epoch + 1, epochs: plan.epochs, val_loss: valLoss, elapsed_s: elapsed() });
+          p.progress.log(`step ${step}: val loss ${valLoss.toFixed(4)}`);
+        }
       }
       if (p.saveEvery > 0 && step % p.saveEvery === 0 && epochGoesOn) saveIfDirty("periodic");
       await yieldToEventLoop(); // lets SIGINT/SIGTERM handlers run between steps

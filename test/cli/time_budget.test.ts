@@ -83,6 +83,8 @@ test("--eval-every and --val-data: validation records with the training clock, o
   const steps = lines.filter((l) => "loss" in l);
   expect(vals.length).toBe(Math.floor((steps.length - 1) / 5) + 1);
   expect(vals.every((v, i) => i === vals.length - 1 || v.step === 5 * (i + 1))).toBe(true);
+  // each validation between epochs ends is on the console too, with the loss it recorded
+  expect(r.stdout).toContain(`step 5: val loss ${vals[0]!.val_loss!.toFixed(4)}`);
   for (const l of lines) expect(l.elapsed_s).toBeGreaterThan(0);
   for (let i = 1; i < lines.length; i++) expect(lines[i]!.elapsed_s).toBeGreaterThanOrEqual(lines[i - 1]!.elapsed_s!);
 });
