@@ -13,6 +13,7 @@
 import type { Server } from "bun";
 import { resolve } from "node:path";
 import { UserError } from "../base/errors.ts";
+import { foreignHost } from "../base/loopback.ts";
 import { type Columns, MetricsFollower, type RunSnapshot } from "./follow.ts";
 import page from "./page.html";
 import { type RunSource, shortNames } from "./runs.ts";
@@ -91,6 +92,11 @@ export function startDashboard(o: DashboardOptions): Dashboard {
     return run;
   };
 
+  // The page itself holds no data; what it reads comes through /api, answered to loopback names only.
+  const local = (req: Request) => {
+    const foreign = foreignHost(req, o.host);
+    if (foreign) throw new HttpError(403, foreign);
+  };
   const server = Bun.serve({
     hostname: o.host,
     port: o.port,
@@ -101,13 +107,13 @@ export function startDashboard(o: DashboardOptions): Dashboard {
     routes: {
       "/": page,
       "/api/runs": {
-        GET: () => Response.json({ runs: listRuns() }),
+        GET: (req) => handle(() => (local(req), Response.json({ runs: listRuns() }))),
       },
       "/api/runs/:id/metrics": {
-        GET: (req) => handle(() => metricsResponse(runOf(req), new URL(req.url).searchParams, poll)),
+        GET: (req) => handle(() => (local(req), metricsResponse(runOf(req), new URL(req.url).searchParams, poll))),
       },
       "/api/runs/:id/sample": {
-        POST: (req) => handle(async () => Response.json(sampler.sample(runOf(req).source.folder, parseSample(await readBody(req))))),
+        POST: (req) => handle(async () => (local(req), Response.json(sampler.sample(runOf(req).source.folder, parseSample(await readBody(req)))))),
       },
     },
     fetch: (req) => {

@@ -17,6 +17,7 @@ import type { Server } from "bun";
 import type { InferenceEngine } from "../generate/engine.ts";
 import { promptTokens } from "../generate/generate.ts";
 import type { Tokenizer } from "../tokenizer/index.ts";
+import { foreignHost } from "../base/loopback.ts";
 import { ApiError, badRequest, errorBody, errorResponse } from "./errors.ts";
 import { playgroundPage } from "./playground.ts";
 import { type CompletionRequest, parseCompletionRequest, SEED_MAX } from "./request.ts";
@@ -176,7 +177,8 @@ export function startServer(engine: InferenceEngine, tokenizer: Tokenizer, confi
 
   async function fetch(req: Request, server: Server<undefined>): Promise<Response> {
     try {
-      refuseForeignHost(req, config.host);
+      const foreign = foreignHost(req, config.host);
+      if (foreign) throw new ApiError(403, foreign, "invalid_request_error", null, "forbidden_host");
       const url = new URL(req.url);
       const method = req.method === "HEAD" ? "GET" : req.method;
       const route = routes[url.pathname];
@@ -321,25 +323,4 @@ async function readJson(req: Request, limit: number): Promise<unknown> {
   } catch (err) {
     throw badRequest(`The request body is not valid JSON (${err instanceof Error ? err.message : String(err)}).`);
   }
-}
-
-const LOOPBACK_NAMES = new Set(["localhost", "127.0.0.1", "::1"]);
-const isLoopback = (name: string) => LOOPBACK_NAMES.has(name) || /^127\.\d+\.\d+\.\d+$/.test(name);
-
-/**
- * A server on a loopback address answers requests addressed to a loopback name only. A web page of
- * another site can point its own name at 127.0.0.1 (DNS rebinding) and then read the answers as
- * same-origin; its requests still carry that name in Host.
- */
-function refuseForeignHost(req: Request, listening: string): void {
-  if (!isLoopback(listening.replace(/^\[|\]$/g, ""))) return;
-  const host = req.headers.get("host");
-  if (host === null) return; // HTTP/1.0 without Host: not a browser
-  const name = host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d*$/, "");
-  if (isLoopback(name.toLowerCase())) return;
-  throw new ApiError(
-    403,
-    `This server listens on ${listening} and answers requests addressed to 127.0.0.1, localhost or [::1], not to "${host}" (a web page of another site reaching it that way is refused). To serve under other names, start it with --host.`,
-    "invalid_request_error", null, "forbidden_host",
-  );
 }

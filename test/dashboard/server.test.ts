@@ -49,6 +49,18 @@ test("GET /api/runs lists the runs with short names", async () => {
   expect(body.runs.map((r: { name: string }) => r.name)).toEqual(["live", "missing", "trained"]);
 });
 
+test("its data goes to requests addressed to a loopback name only (DNS rebinding): others get 403", async () => {
+  const port = new URL(base).port;
+  for (const path of ["/api/runs", "/api/runs/0/metrics"]) {
+    const refused = await fetch(base + path, { headers: { host: `evil.example:${port}` } });
+    expect({ path, status: refused.status }).toEqual({ path, status: 403 });
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('not to "evil.example:');
+    expect((await fetch(base + path, { headers: { host: `localhost:${port}` } })).status).toBe(200);
+  }
+  const sample = await post("/api/runs/2/sample", "{}", { "content-type": "application/json", host: "evil.example" });
+  expect(sample.status).toBe(403);
+});
+
 test("metrics come whole, then only what is new, and again whole after a rewrite", async () => {
   const first = await get("/api/runs/0/metrics");
   expect(first.body.status).toBe("ok");
