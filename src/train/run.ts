@@ -191,6 +191,9 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const previous: TrainingState | null = loaded?.training ?? null;
   const shape = stageShape(o, given, previous);
   const arch: Architecture = loaded?.arch ?? freshArchitecture(o, given, tokenizer.vocabSize, shape.seqLen);
+  if (shape.seqLen < 8) {
+    io.warn(`Note: --max-length ${shape.seqLen}: each token is predicted from at most ${count(shape.seqLen - 1, "token")} before it, and ${loaded ? "the model keeps its context of" : "the model's context is"} ${arch.max_seq_len}; text models learn little from windows this short (the default is 256).`);
+  }
   if (shape.seqLen > arch.max_seq_len) {
     throw tooLong(shape.seqLen, arch.max_seq_len);
   }

@@ -70,6 +70,7 @@ const CASES: Case[] = [
   },
   { name: "binary data", args: fresh("random.bin"), code: 2, says: ["random.bin: not a text file (binary, a NUL byte at offset"] },
   { name: "UTF-16 text", args: fresh("utf16.txt"), code: 2, says: ["utf16.txt: not a text file (UTF-16 text, convert it to UTF-8)"] },
+  { name: "--max-length 2: trained, with a note that windows this short teach little", args: fresh("mixed-dir", "--max-length", "2", "--max-steps", "1"), code: 0, says: ["Note: --max-length 2: each token is predicted from at most 1 token before it"] },
   { name: "a folder of text and binary files: the binary ones are skipped, with a note", args: fresh("mixed-dir", "--max-steps", "1"), code: 0, says: ["skipped 1 file(s) that are not text or cannot be read: b.bin (binary", "Stopped after --max-steps 1"] },
   { name: "invalid UTF-8 (Latin-1 text): trained as raw bytes", args: fresh("latin1.txt", "--max-steps", "1", "--vocab-size", "300"), code: 0, says: ["Stopped after --max-steps 1"] },
   { name: "one 4.4 MB line without a newline", args: fresh("one-line.txt", "--max-steps", "1", "--vocab-size", "300"), code: 0, says: ["Data: 800,000 tokens from 1 file", "Stopped after --max-steps 1"] },
