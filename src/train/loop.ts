@@ -33,7 +33,8 @@ export interface LoopParts {
   metrics: MetricsLog;
   save(reason: SaveReason): void;
   /** `epoch`: the epoch that ended, counted from 0 as the state counts them. */
-  onEpochEnd(epoch: number, valLoss: number | null): void;
+  /** `steps`: the epoch's steps taken (fewer than steps_per_epoch when the stage ends inside it). */
+  onEpochEnd(epoch: number, valLoss: number | null, steps: number): void;
   /** The signal that asked us to stop, if any (checked between steps). */
   stopRequested(): NodeJS.Signals | null;
   /** Mean validation loss now (null: nothing to validate on). */
@@ -166,12 +167,13 @@ export async function trainStage(p: LoopParts): Promise<StopReason> {
     const valLoss = validate();
     if (valLoss !== null) p.metrics.add({ step: state.global_step, stage: state.stage, epoch: state.epoch + 1, epochs: plan.epochs, val_loss: valLoss, elapsed_s: elapsed() });
     const finished = state.epoch;
+    const steps = state.step_in_epoch;
     state.epoch++;
     state.step_in_epoch = 0;
     if (state.epoch >= plan.epochs) state.stage_complete = true;
     dirty = true;
     saveIfDirty(state.stage_complete ? "end" : "epoch");
-    p.onEpochEnd(finished, valLoss);
+    p.onEpochEnd(finished, valLoss, steps);
   }
   return "complete";
 }

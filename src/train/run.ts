@@ -292,10 +292,12 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
     stop = await trainStage({
       model, optimizer, windows, state, maxSteps: o.maxSteps ?? null, saveEvery: o.saveEvery, progress, metrics, save,
       stopRequested: () => signals.signal, validate, evalEvery: o.evalEvery, pace,
-      onEpochEnd: (epoch, valLoss) => {
+      onEpochEnd: (epoch, valLoss, steps) => {
         const last = readMetrics(metrics.path).filter((r) => r.step === state.global_step && "loss" in r).pop();
+        // The stage's length (fitted to a budget, say) may end inside its last epoch.
+        const part = steps < plan.steps_per_epoch ? ` (${int(steps)} of its ${int(plan.steps_per_epoch)} steps: the stage ends there)` : "";
         progress.log(
-          `Epoch ${epoch + 1}/${plan.epochs} done: step ${state.global_step}` +
+          `Epoch ${epoch + 1}/${plan.epochs} done${part}: step ${state.global_step}` +
             (last && "loss" in last ? `, loss ${last.loss.toFixed(4)}` : "") +
             (valLoss !== null ? `, val loss ${valLoss.toFixed(4)}` : ""),
         );

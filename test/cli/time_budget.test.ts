@@ -67,6 +67,19 @@ test("--time-budget fixes the stage's steps before the first, records the plan, 
   expect(bytes(p("budget-a", "model_checkpoint.bin")).equals(bytes(p("budget-b", "model_checkpoint.bin")))).toBe(true);
 });
 
+test("a stage whose fitted length ends inside its last epoch says that epoch was partial", async () => {
+  const r = await train("budget-partial", "--time-budget", "3s", "--epochs", "500");
+  expect(r.code).toBe(0);
+  const fixed = plan("budget-partial");
+  const lastSteps = fixed.total_steps - (fixed.epochs - 1) * fixed.steps_per_epoch;
+  // (the fitted length can land on an epoch's end: then there is no partial epoch to name)
+  if (lastSteps < fixed.steps_per_epoch) {
+    expect(r.stdout).toContain(`Epoch ${fixed.epochs}/${fixed.epochs} done (${lastSteps.toLocaleString("en-US")} of its ${fixed.steps_per_epoch.toLocaleString("en-US")} steps: the stage ends there)`);
+  } else expect(r.stdout).not.toContain("the stage ends there");
+  // full epochs before it are not marked (their count of epochs may be an earlier fit's)
+  if (fixed.epochs > 1) expect(r.stdout).toMatch(/Epoch 1\/\d+ done: step/);
+});
+
 test("--time-budget longer than --epochs needs: the line says the epochs are the limit, and the run ends with them", async () => {
   const r = await train("budget-roomy", "--time-budget", "10m", "--epochs", "1");
   expect(r.code).toBe(0);
