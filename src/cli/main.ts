@@ -49,6 +49,7 @@ export async function runCli(argv: string[]): Promise<void> {
       if (command) {
         command.checkUnknownOptions();
         refuseRepeatedFlags(parsed.options);
+        refuseSwitchValuesOf([command, cli.globalCommand], argv);
         if (!command.isDefaultCommand) refuseExtraArguments(command, parsed.args);
       }
     }
@@ -105,6 +106,18 @@ function refuseExtraArguments(command: Command, args: readonly string[]): void {
   throw new UserError(
     `Unexpected argument "${extra}": \`train_vocab ${command.name}\` ${takes}. A value with spaces needs quotes; run \`train_vocab ${command.name} --help\` for the options.`,
   );
+}
+
+/** `--json=false`, `--overwrite=yes`: a switch given a value, which cac would take as on (or as a
+ * word of its own); said, since `=false` reads as off. */
+function refuseSwitchValuesOf(commands: Command[], argv: string[]): void {
+  const switches = new Set<string>();
+  for (const c of commands) for (const o of c.options) if (!/[<[]/.test(o.rawName)) for (const n of o.names) switches.add(kebab(n));
+  for (const a of argv.slice(2)) {
+    if (a === "--") return;
+    const m = /^--([a-z][a-z0-9-]*)=/.exec(a);
+    if (m && switches.has(m[1]!)) throw new UserError(`--${m[1]} is a switch and takes no value (got "${a}"): give --${m[1]} alone, or leave it out.`);
+  }
 }
 
 /** `--no-echo=false`: cac reads it as an unknown `--echo`; a switch takes no value. */

@@ -76,10 +76,12 @@ describe("words no command takes", () => {
     });
   }
 
-  test("a switch with a value is refused by its own name", () => {
-    const r = runCli(["generate", "--no-echo=false"], { cwd: dir });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain("--no-echo is a switch and takes no value");
+  test("a switch with a value is refused by its own name (=false would read as off, and ran as on)", () => {
+    for (const [args, name] of [[["generate", "--no-echo=false"], "--no-echo"], [["inspect", "a.bin", "--json=false"], "--json"], [["export", "a.bin", "--out", "x", "--overwrite=yes"], "--overwrite"], [["--data", "d.txt", "--overwrite=false"], "--overwrite"]] as const) {
+      const r = runCli([...args], { cwd: dir });
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(r.stderr).toContain(`${name} is a switch and takes no value`);
+    }
   });
 
   test("dashboard: a file that is not a metrics file is refused, not shown as an empty run", () => {
