@@ -33,7 +33,11 @@ export function openForRead(path: string, notFound: string): OpenFile {
  * it when there is one. */
 export function folderGivenAsCheckpoint(path: string): UserError {
   const inside = join(path, "model_checkpoint.bin");
-  const hint = existsSync(inside) ? `Did you mean ${inside}?` : "Give the checkpoint file itself (training writes <output dir>/model_checkpoint.bin).";
+  const hint = existsSync(inside)
+    ? `Did you mean ${inside}?`
+    : existsSync(join(path, "config.json"))
+      ? `It looks like a HuggingFace folder: bring it in first with \`train_vocab import ${path} --out <file>\`.`
+      : "Give the checkpoint file itself (training writes <output dir>/model_checkpoint.bin).";
   return new UserError(`${path} is a folder; expected a checkpoint file. ${hint}`);
 }
 

@@ -97,4 +97,13 @@ describe("words no command takes", () => {
       expect(r.stderr).toContain(`${otherDir} is a folder; expected a checkpoint file. Did you mean ${other}?`);
     }
   });
+
+  test("a HuggingFace folder given where a checkpoint goes points at import", () => {
+    const hf = join(dir, "hf-folder");
+    mkdirSync(hf, { recursive: true });
+    writeFileSync(join(hf, "config.json"), "{}");
+    const r = runCli(["inspect", hf]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`It looks like a HuggingFace folder: bring it in first with \`train_vocab import ${hf} --out <file>\``);
+  });
 });
