@@ -98,7 +98,7 @@ function asText(h: CheckpointHeader, v: Verdict, verify: boolean): string {
     ],
     ["", blockLine(a)],
     ["parameters", `${int(n)} (${bytes(4 * n, false)} as float32)`],
-    ["optimizer", h.hasAdam ? "AdamW moments stored (resume continues exactly)" : "no optimizer state"],
+    ["optimizer", optimizerLine(h.training?.plan.optimizer, h.hasAdam)],
   ];
   const t = h.training;
   if (!t) {
@@ -116,9 +116,12 @@ function asText(h: CheckpointHeader, v: Verdict, verify: boolean): string {
         `${p.schedule}: peak ${num(p.peak_lr)} → min ${num(p.min_lr)}, warmup ${int(p.warmup_steps)} of ${count(p.total_steps, "step")}, ${count(p.epochs, "epoch")}`,
       ],
       ["", `batch ${int(p.batch_size)} × seq_len ${int(p.seq_len)} · weight decay ${num(p.weight_decay)} · betas ${num(p.beta1)}/${num(p.beta2)} · eps ${num(p.eps)} · grad clip ${num(p.grad_clip)} · seed ${p.seed}`],
+      ["", `${p.precision ?? "fp32"} products · ${p.optimizer === "muon" ? "Muon for the hidden matrices, AdamW for the rest" : "AdamW"}`],
       ["data", p.data_fingerprint || "(none)"],
     );
-    for (const s of t.history ?? []) rows.push(["earlier stage", `stage ${s.stage}: ${count(s.epochs, "epoch")} at peak lr ${num(s.peak_lr)} (data ${s.data_fingerprint})`]);
+    (t.history ?? []).forEach((s, i) =>
+      rows.push([i === 0 ? "stages" : "", `stage ${s.stage}: ${count(s.epochs, "epoch")} at peak lr ${num(s.peak_lr)} (data ${s.data_fingerprint})${s.stage === t.stage ? " · this one" : ""}`]),
+    );
   }
   const tok = h.tokenizer;
   rows.push(["tokenizer", tok ? `${tok.type}, ${count(tok.vocab_size, "token")}, fingerprint ${tok.fingerprint}` : "not recorded (any vocab of the right size is accepted)"]);
@@ -142,4 +145,9 @@ function checksumLine(h: CheckpointHeader, v: Verdict, verify: boolean): string 
   if (v.verified === false) return `${stored} — FAILED: ${v.problem}`;
   if (!c.value) return `${stored} — every tensor read; sizes and shapes consistent`;
   return `${stored} — verified: every tensor matches`;
+}
+
+function optimizerLine(optimizer: "muon" | undefined, stored: boolean): string {
+  const which = optimizer === "muon" ? "Muon and AdamW" : "AdamW";
+  return stored ? `${which} state stored (resume continues exactly)` : "no optimizer state";
 }

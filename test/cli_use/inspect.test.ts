@@ -30,7 +30,7 @@ describe("inspect", () => {
   test("our checkpoint: format, architecture, parameters, training state, plan, tokenizer (text)", () => {
     const r = runCli(["inspect", ours]);
     expect(r.code).toBe(0);
-    for (const s of ["train-vocab-checkpoint v1", "d_model 32", "num_layers 2", `${n.toLocaleString("en-US")}`, "AdamW moments stored", "step 120",
+    for (const s of ["train-vocab-checkpoint v1", "d_model 32", "num_layers 2", `${n.toLocaleString("en-US")}`, "AdamW state stored", "step 120", "fp32 products · AdamW",
       "epoch 3/3 (step 20 of 50)", "tokens seen 2,880", "peak 0.0003", "warmup 10 of 150", "fingerprint feedbeef", "not checked"]) {
       expect(r.stdout).toContain(s);
     }
