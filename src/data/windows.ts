@@ -113,7 +113,7 @@ export class TokenWindows {
     this.count = this.trainCount + this.valCount;
     if (this.trainCount === 0) {
       throw new UserError(
-        `--data holds ${tokens} tokens, too few for one training sequence of --max-length ${T} (${T + 1} tokens needed). ` +
+        `--data holds ${tokens} tokens, too few for one window of --max-length ${T} (${T + 1} tokens needed). ` +
           "Give more text or a smaller --max-length.",
       );
     }

@@ -63,7 +63,7 @@ export function listDataFiles(path: string, notice?: (message: string) => void, 
   }
   if (st.isFile()) {
     const why = notText(path, st.size);
-    if (why === "empty") throw new UserError(`--data ${path}: the file is empty. Give a text file with the training text.`);
+    if (why === "empty") throw new UserError(`--data ${path}: the file is empty. Give a text file (UTF-8) with some text in it.`);
     if (why) throw new UserError(`--data ${path}: not a text file (${why}). Give text files (UTF-8).`);
     return [path];
   }

@@ -52,8 +52,8 @@ describe("the held-out split", () => {
   });
 
   test("too little data for one window is the clear error it always was", () => {
-    expect(() => new TokenWindows(ids(10, 1), 10, 0)).toThrow(/--data holds 10 tokens, too few for one training sequence of --max-length 10/);
-    expect(() => new TokenWindows({ documents: [[ids(3, 1)], [ids(4, 2)]], endOfText: 999 }, 10, 0.1)).toThrow(/too few for one training sequence/);
+    expect(() => new TokenWindows(ids(10, 1), 10, 0)).toThrow(/--data holds 10 tokens, too few for one window of --max-length 10/);
+    expect(() => new TokenWindows({ documents: [[ids(3, 1)], [ids(4, 2)]], endOfText: 999 }, 10, 0.1)).toThrow(/too few for one window/);
   });
 
   test("documents joined by end-of-text with no held-out share: the old single stream, window for window", () => {

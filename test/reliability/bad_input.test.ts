@@ -79,7 +79,7 @@ const CASES: Case[] = [
     args: fresh("one-letter.txt", "--vocab-size", "300", "--max-length", "2", "--batch-size", "1", "--val-fraction", "0", "--max-steps", "1"), code: 0,
     says: ["stopped after 20 merges: the next would make a token of 2097152 bytes, longer than the 1048576 a token may have", "Stopped after --max-steps 1"],
   },
-  { name: "data shorter than one window", args: train("short.txt"), code: 2, says: ["too few for one training sequence of --max-length 16 (17 tokens needed)"] },
+  { name: "data shorter than one window", args: train("short.txt"), code: 2, says: ["too few for one window of --max-length 16 (17 tokens needed)"] },
   { name: "--vocab-size below 256 + specials", args: fresh("data.txt", "--vocab-size", "100"), code: 2, says: ["--vocab-size 100: must be at least 258 (256 byte tokens, 1 special, 1 merge)"] },
   { name: "--vocab-size above what the data supports: a smaller vocabulary, said so", args: fresh("data.txt", "--vocab-size", "50000", "--max-steps", "1"), code: 0, says: ["fewer than --vocab-size 50000: no remaining pair occurs --min-frequency 2 times"] },
   { name: "--num-heads not dividing --d-model", args: train("data.txt", "--d-model", "32", "--num-heads", "3"), code: 2, says: ["--d-model 32 must be a multiple of --num-heads 3"] },

@@ -43,7 +43,7 @@ test("windows: T+1 ids each, every id a target once, the last windows held out",
   w.fill([3, 9], tokens, targets);
   expect([...tokens.subarray(0, 10)]).toEqual([30, 31, 32, 33, 34, 35, 36, 37, 38, 39]);
   expect([...targets.subarray(10, 20)]).toEqual([91, 92, 93, 94, 95, 96, 97, 98, 99, 100]);
-  expect(() => new TokenWindows(ids.subarray(0, 10), 10, 0)).toThrow(/too few for one training sequence/);
+  expect(() => new TokenWindows(ids.subarray(0, 10), 10, 0)).toThrow(/too few for one window/);
 });
 
 test("the arithmetic line says what the products run in, and when bf16 is available or falls back", () => {
