@@ -187,7 +187,8 @@ async function run(action: Action, file: string | undefined, o: Options): Promis
         const started = performance.now();
         const n = file === "-" ? tok.encode(bytes).length : t.encodeFile(tok, file).length;
         const ms = performance.now() - started;
-        console.log(`  on ${file}: ${bytes.length} bytes → ${n} tokens, ${(bytes.length / Math.max(n, 1)).toFixed(3)} bytes per token (${(bytes.length / 1e3 / Math.max(ms, 1e-3)).toFixed(1)} MB/s)`);
+        if (bytes.length === 0) console.log(`  on ${file}: empty, nothing to measure`);
+        else console.log(`  on ${file}: ${bytes.length} bytes → ${n} tokens, ${(bytes.length / Math.max(n, 1)).toFixed(3)} bytes per token (${(bytes.length / 1e3 / Math.max(ms, 1e-3)).toFixed(1)} MB/s)`);
       }
       return;
     }

@@ -78,6 +78,8 @@ describe("tokenizer: the input file", () => {
     const dec = runCli(["tokenizer", "decode", "-", ...VOCAB], { cwd: dir, stdin: enc.stdout });
     expect({ code: dec.code, out: dec.stdout }).toEqual({ code: 0, out: "the cat sat on the mat\n" });
     expect(cli("tokenizer", "inspect", "sample.txt", ...VOCAB).stdout).toContain("bytes per token");
+    writeFileSync(join(dir, "nothing.txt"), "");
+    expect(cli("tokenizer", "inspect", "nothing.txt", ...VOCAB).stdout).toContain("on nothing.txt: empty, nothing to measure");
   });
 });
 
