@@ -23,7 +23,7 @@ const BATCH = 4;
 export function registerDemo(cli: CAC): void {
   cli
     .command("demo", "Train the default model on the Brown corpus (~1 minute), resume it at a lower learning rate, show what it learned")
-    .option("--seconds <n>", "Time for the first stage's two epochs (number, default: 60)", { default: 60 })
+    .option("--seconds <n>", "Time for the first stage's two epochs (number)", { default: 60 })
     .option("--output <dir>", "Folder for the corpus text, vocabulary and checkpoints (path)", { default: "outputs/demo" })
     .option("--threads <n>", "Kernel threads (integer, default: all CPUs)")
     .example("train_vocab demo")

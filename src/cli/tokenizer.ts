@@ -28,7 +28,7 @@ export function registerTokenizer(cli: CAC): void {
     .option("--data <path>", "train: text file or folder (walked recursively, sorted)")
     .option("--vocab <file>", "The .vocab file to write (train, import-hf) or read", { default: "outputs/tokenizer.vocab" })
     .option("--vocab-size <n>", "train: tokens wanted, counting 256 bytes and the specials (integer, at least 258)", { default: 10000 })
-    .option("--min-frequency <n>", "train: stop when the best pair occurs fewer times (number)", { default: 2 })
+    .option("--min-frequency <n>", "train: stop when the best pair occurs fewer times (integer >= 1)", { default: 2 })
     .option("--out <file>", "encode/decode/export-hf: output file (default: stdout; export-hf: tokenizer.json)")
     .option("--format <fmt>", "encode/decode: ids as text, or binary little-endian u16/u32", { default: "text" })
     .option("--overwrite", "train, import-hf, export-hf: replace an existing --vocab or --out (a model trained with a vocabulary needs that exact file)")

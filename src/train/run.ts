@@ -274,16 +274,23 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   const checkpointPath = join(o.output, CHECKPOINT_NAME);
   const metrics = new MetricsLog(join(o.output, METRICS_NAME));
   prepareMetrics(metrics, loaded, o.resume, state.global_step);
-  // A curve already in the folder shows this history from now on, not a replaced run's.
+  // The curve shows this run's history from the start (a replaced run's curve never lingers), and is
+  // redrawn at every save but --save-every's (whose redraw would read the whole log every few steps).
   const curve = join(o.output, LOSS_CURVE_NAME);
-  if (existsSync(curve)) writeLossCurve(curve, readMetrics(metrics.path));
+  const drawCurve = () => {
+    metrics.flush();
+    writeLossCurve(curve, readMetrics(metrics.path));
+  };
+  drawCurve();
   const progress = new TrainingProgress(o.logEvery);
   let lastSave: { step: number; path: string } | null = null;
   const identity = identityOf(tokenizer);
   const save = (reason: SaveReason) => {
     writeCheckpoint(checkpointPath, { arch, tokenizer: identity, training: state, params: model.params, adam: { m: optimizer.m, v: optimizer.v } });
     lastSave = { step: state.global_step, path: checkpointPath };
-    if (reason !== "periodic") progress.log(`Saved ${checkpointPath} (step ${state.global_step}, ${reason})`);
+    if (reason === "periodic") return;
+    drawCurve();
+    progress.log(`Saved ${checkpointPath} (step ${state.global_step}, ${reason})`);
   };
   const signals = new StopSignals((sig) => progress.log(`${sig}: finishing this step, then saving (send it again to quit at once)`));
   signals.install();
@@ -301,7 +308,6 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
             (last && "loss" in last ? `, loss ${last.loss.toFixed(4)}` : "") +
             (valLoss !== null ? `, val loss ${valLoss.toFixed(4)}` : ""),
         );
-        writeLossCurve(join(o.output, LOSS_CURVE_NAME), readMetrics(metrics.path));
       },
     });
   } catch (err) {

@@ -57,6 +57,8 @@ test("the hint after an interrupted run continues that run's model, and the defa
 
   const stopped = await train("my run", "--max-steps", "2", "--val-fraction", "0.1");
   expect(stopped.code).toBe(0);
+  // a run stopped before an epoch's end still leaves its curve, with its steps on it
+  expect(readFileSync(p("my run", "loss_curve.svg"), "utf8")).not.toContain("no steps yet");
   const hint = /Continue with: (.+)$/m.exec(stopped.stdout)?.[1];
   expect(hint).toBe("train_vocab resume 'my run/model_checkpoint.bin' --data data.txt --vocab tok.vocab --val-fraction 0.1");
 
