@@ -1,10 +1,8 @@
 /** `train_vocab export CKPT --format hf --out DIR`: a folder HuggingFace transformers loads as
  * GPT2LMHeadModel or LlamaForCausalLM (or, with --format lopos, a LOPOS v1 file for LoopOS). */
 import type { CAC } from "cac";
-import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { UserError } from "../base/errors.ts";
-import { folderGivenAsCheckpoint } from "../checkpoint/io.ts";
 import { checkFolderWay, Outputs, refuseToReplace } from "../base/overwrite.ts";
 import { requireFile, text } from "./use_flags.ts";
 
@@ -37,9 +35,8 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   const out = text("--out", o.out, false);
   if (!out) throw new UserError(`export: --out is required (${format === "hf" ? "the folder to write" : "the file to write"}).`);
   const overwrite = o.overwrite === true;
-  // The checkpoint first: a folder given for it is the mistake to name, not the --vocab that follows.
+  // The checkpoint first (a folder given for it is named there), not the --vocab that follows.
   requireFile(checkpoint, "checkpoint");
-  refuseFolder(checkpoint);
   const outputs = new Outputs();
 
   if (format === "lopos") {
@@ -85,12 +82,6 @@ async function run(checkpoint: string, o: Options): Promise<void> {
   console.error(`wrote ${out}: ${result.files.join(", ")}`);
   const model = ckpt.arch.block === "llama" ? "LlamaForCausalLM" : "GPT2LMHeadModel";
   console.error(`load it with: ${model}.from_pretrained(${JSON.stringify(out)})`);
-}
-
-/** A folder given as the checkpoint (a run's --output, most likely): said, with the checkpoint in it when
- * there is one. */
-function refuseFolder(checkpoint: string): void {
-  if (statSync(checkpoint).isDirectory()) throw folderGivenAsCheckpoint(checkpoint);
 }
 
 /** LOPOS v1 holds LoopOS's model, which has no attention biases (--arch gpt2 --attention-bias false trains it). */

@@ -31,7 +31,6 @@ export async function runCli(argv: string[]): Promise<void> {
   cli.help();
   cli.option("-v, --version", "Show the version, CPU features, chosen ISA level and threads");
   try {
-    refuseSwitchValues(argv);
     const parsed = cli.parse(negativeValues(argv), { run: false });
     if (parsed.options.version && !parsed.options.help) {
       console.log(await versionLine());
@@ -47,9 +46,10 @@ export async function runCli(argv: string[]): Promise<void> {
         return;
       }
       if (command) {
+        // Before cac's own check, which takes `--no-echo=false` for an unknown `--echo`.
+        refuseSwitchValues([command, cli.globalCommand], argv);
         command.checkUnknownOptions();
         refuseRepeatedFlags(parsed.options);
-        refuseSwitchValuesOf([command, cli.globalCommand], argv);
         if (!command.isDefaultCommand) refuseExtraArguments(command, parsed.args);
       }
     }
@@ -108,24 +108,23 @@ function refuseExtraArguments(command: Command, args: readonly string[]): void {
   );
 }
 
-/** `--json=false`, `--overwrite=yes`: a switch given a value, which cac would take as on (or as a
- * word of its own); said, since `=false` reads as off. */
-function refuseSwitchValuesOf(commands: Command[], argv: string[]): void {
+/** `--json=false`, `--no-echo=false`, `--overwrite=yes`: a switch given a value, which cac would take
+ * as on (or as an unknown option, or a word of its own); said, since `=false` reads as off. */
+function refuseSwitchValues(commands: Command[], argv: string[]): void {
   const switches = new Set<string>();
-  for (const c of commands) for (const o of c.options) if (!/[<[]/.test(o.rawName)) for (const n of o.names) switches.add(kebab(n));
+  for (const c of commands) {
+    for (const o of c.options) {
+      if (/[<[]/.test(o.rawName)) continue;
+      for (const n of o.names) {
+        switches.add(kebab(n));
+        if (o.negated) switches.add(`no-${kebab(n)}`);
+      }
+    }
+  }
   for (const a of argv.slice(2)) {
     if (a === "--") return;
     const m = /^--([a-z][a-z0-9-]*)=/.exec(a);
     if (m && switches.has(m[1]!)) throw new UserError(`--${m[1]} is a switch and takes no value (got "${a}"): give --${m[1]} alone, or leave it out.`);
-  }
-}
-
-/** `--no-echo=false`: cac reads it as an unknown `--echo`; a switch takes no value. */
-function refuseSwitchValues(argv: string[]): void {
-  for (const a of argv.slice(2)) {
-    if (a === "--") return;
-    const m = /^(--no-[a-z][a-z0-9-]*)=/.exec(a);
-    if (m) throw new UserError(`${m[1]} is a switch and takes no value (got "${a}"): give ${m[1]} alone, or leave it out.`);
   }
 }
 

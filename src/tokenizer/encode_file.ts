@@ -1,11 +1,11 @@
 /** Bulk encoding of files: read in large pieces cut where the pre-tokenizer always cuts, encode in C. */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { UserError } from "../base/errors.ts";
+import { whyUnreadable } from "../base/files.ts";
 import { BpeTokenizer } from "./bpe.ts";
 import { readFileLimited } from "./files.ts";
 import { safeCut } from "./native_bpe.ts";
 import { Progress } from "./progress.ts";
-import { whyUnreadable } from "../base/files.ts";
 import type { Tokenizer } from "./types.ts";
 
 /** Bytes read per piece (the content hash's piece, src/data/fingerprint.ts). Each piece is encoded by

@@ -108,8 +108,10 @@ export function listDataFiles(path: string, notice?: (message: string) => void, 
         if ((err as { code?: string }).code === "ELOOP") loops.push(`${show(p)} -> ${readLink(p) ?? "?"}`);
         // a name that is not UTF-8 comes back with U+FFFD in it, a name no file has
         else if (name.includes("\uFFFD")) skipped.push(`${show(p)} (its name is not valid UTF-8: rename it)`);
-        else if (readLink(p) !== null) skipped.push(`${show(p)} (a symbolic link to ${readLink(p)}, which does not exist)`);
-        else skipped.push(`${show(p)} (${(err as { code?: string }).code ?? (err as Error).message})`);
+        else {
+          const target = readLink(p);
+          skipped.push(`${show(p)} (${target !== null ? `a symbolic link to ${target}, which does not exist` : ((err as { code?: string }).code ?? (err as Error).message)})`);
+        }
         continue;
       }
       if (!s.isDirectory() && !s.isFile()) continue;

@@ -277,11 +277,13 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
   // The curve shows this run's history from the start (a replaced run's curve never lingers), and is
   // redrawn at every save but --save-every's (whose redraw would read the whole log every few steps).
   const curve = join(o.output, LOSS_CURVE_NAME);
+  let logged = readMetrics(metrics.path); // the log as of the last drawing
   const drawCurve = () => {
     metrics.flush();
-    writeLossCurve(curve, readMetrics(metrics.path));
+    logged = readMetrics(metrics.path);
+    writeLossCurve(curve, logged);
   };
-  drawCurve();
+  writeLossCurve(curve, logged);
   const progress = new TrainingProgress(o.logEvery);
   let lastSave: { step: number; path: string } | null = null;
   const identity = identityOf(tokenizer);
@@ -300,7 +302,8 @@ async function runLocked({ values: o, given }: ResolvedOptions, io: RunIo, choic
       model, optimizer, windows, state, maxSteps: o.maxSteps ?? null, saveEvery: o.saveEvery, progress, metrics, save,
       stopRequested: () => signals.signal, validate, evalEvery: o.evalEvery, pace,
       onEpochEnd: (epoch, valLoss, steps) => {
-        const last = readMetrics(metrics.path).filter((r) => r.step === state.global_step && "loss" in r).pop();
+        // An epoch's end was just saved, and the curve drawn from the log: its last loss is read there.
+        const last = logged.filter((r) => r.step === state.global_step && "loss" in r).pop();
         // The stage's length (fitted to a budget, say) may end inside its last epoch.
         const part = steps < plan.steps_per_epoch ? ` (${int(steps)} of its ${int(plan.steps_per_epoch)} steps: the stage ends there)` : "";
         progress.log(
